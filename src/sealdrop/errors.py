@@ -1,0 +1,106 @@
+"""The one exception tree of Sealdrop.
+
+Errors carry data, never HTTP status codes: the web edge maps them to responses in a single table
+(``sealdrop.web.errors``), the CLI maps them to exit messages.
+
+    SealdropError
+    ├── ConfigError                 instance missing, bad TOML, unknown key, bad value
+    ├── CryptoError
+    │   ├── InvalidKeyError         an age recipient/identity string that does not parse
+    │   └── DecryptionError         wrong key, or ciphertext altered or truncated
+    ├── StorageError
+    │   ├── BlobNotFound
+    │   ├── StorageFull             the disk (or quota) ran out while writing
+    │   └── DatabaseUnavailable     the DB cannot be reached or stays locked
+    ├── InputError                  the client sent something we refuse; nothing was stored
+    │   ├── InvalidCodename
+    │   ├── EmptySubmission
+    │   ├── MessageTooLong(limit)
+    │   ├── UploadTooLarge(limit)
+    │   └── MalformedUpload
+    ├── NotAcceptingSubmissions     no recipients configured (or intake switched off)
+    ├── SessionRequired             no session, or it expired, or it does not open
+    └── ClientDisconnected          the client went away mid-request
+"""
+
+from __future__ import annotations
+
+
+class SealdropError(Exception):
+    """Root of every error Sealdrop raises on purpose."""
+
+
+class ConfigError(SealdropError):
+    """The instance or its configuration is missing or invalid."""
+
+
+class CryptoError(SealdropError):
+    """A cryptographic operation failed."""
+
+
+class InvalidKeyError(CryptoError):
+    """A key string (age recipient or identity) does not parse."""
+
+
+class DecryptionError(CryptoError):
+    """A ciphertext could not be decrypted: wrong key, or altered or truncated data."""
+
+
+class StorageError(SealdropError):
+    """Persistent storage failed."""
+
+
+class BlobNotFound(StorageError):
+    """No blob is stored under the given key."""
+
+
+class StorageFull(StorageError):
+    """The disk or quota ran out while writing."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached, or stayed locked for too long."""
+
+
+class InputError(SealdropError):
+    """The client sent input that is refused. Nothing was stored."""
+
+
+class InvalidCodename(InputError):
+    """The text given as a codename is not a well-formed codename."""
+
+
+class EmptySubmission(InputError):
+    """A submission with neither a message nor a file."""
+
+
+class MessageTooLong(InputError):
+    """A message longer than the configured limit (in characters)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"message longer than {limit} characters")
+        self.limit = limit
+
+
+class UploadTooLarge(InputError):
+    """A request body larger than the configured limit (in bytes)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"upload larger than {limit} bytes")
+        self.limit = limit
+
+
+class MalformedUpload(InputError):
+    """A request body that is not the multipart form we expect."""
+
+
+class NotAcceptingSubmissions(SealdropError):
+    """Submissions cannot be accepted now (no recipient to encrypt to)."""
+
+
+class SessionRequired(SealdropError):
+    """The request needs a live source session and has none (absent, expired or forged)."""
+
+
+class ClientDisconnected(SealdropError):
+    """The client closed the connection before the request was complete."""

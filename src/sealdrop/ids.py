@@ -1,0 +1,19 @@
+"""Typed identifiers shared by every layer.
+
+Ids are random, not sequential: an id seen in one place says nothing about how many others exist.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import NewType
+
+SourceId = NewType("SourceId", str)
+SubmissionId = NewType("SubmissionId", str)
+RecipientId = NewType("RecipientId", str)
+BlobKey = NewType("BlobKey", str)
+
+
+def new_id() -> str:
+    """A fresh random id: 128 bits as 32 lowercase hex characters."""
+    return secrets.token_hex(16)

@@ -1,0 +1,1 @@
+"""Persistence: the database (SQLAlchemy 2, SQLite or PostgreSQL) and the blob store."""
