@@ -17,7 +17,8 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     │   ├── EmptySubmission
     │   ├── MessageTooLong(limit)
     │   ├── UploadTooLarge(limit)
-    │   └── MalformedUpload
+    │   ├── MalformedUpload
+    │   └── CsrfTokenInvalid        a form without the token of the session that served it
     ├── NotAcceptingSubmissions     no recipients configured (or intake switched off)
     ├── SessionRequired             no session, or it expired, or it does not open
     └── ClientDisconnected          the client went away mid-request
@@ -94,12 +95,20 @@ class MalformedUpload(InputError):
     """A request body that is not the multipart form we expect."""
 
 
+class CsrfTokenInvalid(InputError):
+    """A form was posted without the anti-forgery token of the session that served it."""
+
+
 class NotAcceptingSubmissions(SealdropError):
     """Submissions cannot be accepted now (no recipient to encrypt to)."""
 
 
 class SessionRequired(SealdropError):
     """The request needs a live source session and has none (absent, expired or forged)."""
+
+    def __init__(self, *, expired: bool = False) -> None:
+        super().__init__("session expired" if expired else "no session")
+        self.expired = expired
 
 
 class ClientDisconnected(SealdropError):

@@ -1,0 +1,1 @@
+"""The ``sealdrop`` command line."""

@@ -1,0 +1,188 @@
+"""``sealdrop``: create, configure and run an instance.
+
+Command names and options here are stable: documentation, later work and checks rely on them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sealdrop.cli.serve import serve_instance
+from sealdrop.config import load_settings
+from sealdrop.errors import SealdropError
+from sealdrop.services.container import Services, build_services
+from sealdrop.services.instance import init_instance
+
+app = typer.Typer(
+    name="sealdrop",
+    help="Sealdrop: an end-to-end encrypted, Tor-native anonymous submission system.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+recipients_app = typer.Typer(
+    help="Organisation recipients: age public keys submissions are encrypted to.",
+    no_args_is_help=True,
+)
+submissions_app = typer.Typer(help="Stored submissions (ciphertext only).", no_args_is_help=True)
+app.add_typer(recipients_app, name="recipients")
+app.add_typer(submissions_app, name="submissions")
+
+err = Console(stderr=True)
+InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
+
+
+def _fail(exc: SealdropError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=1)
+
+
+def _services(directory: Path) -> Services:
+    try:
+        return build_services(load_settings(directory))
+    except SealdropError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def init(
+    directory: InstanceDir,
+    host: Annotated[
+        str, typer.Option(help="Address the source interface will listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the source interface.")] = 8080,
+) -> None:
+    """Create a new instance: settings, secrets (0600), database and blob store."""
+    try:
+        path = init_instance(directory, host, port)
+    except SealdropError as exc:
+        raise _fail(exc) from None
+    err.print(f"Created a Sealdrop instance in {path}")
+    err.print("Next: add the public key of each journalist or offline organisation key:")
+    err.print(f"  sealdrop recipients add {directory} age1… --name NAME")
+
+
+@recipients_app.command("add")
+def recipients_add(
+    directory: InstanceDir,
+    age_recipient: Annotated[str, typer.Argument(help="An age X25519 public key (age1…).")],
+    name: Annotated[str, typer.Option(help="Who holds the matching private key.")] = "",
+) -> None:
+    """Register a public key that every new submission is encrypted to."""
+    services = _services(directory)
+    try:
+        record = services.recipients.add(age_recipient, name)
+    except SealdropError as exc:
+        raise _fail(exc) from None
+    finally:
+        services.close()
+    err.print(f"Added recipient {record.public_key} ({record.name or 'no name'}), id {record.id}")
+
+
+@recipients_app.command("list")
+def recipients_list(
+    directory: InstanceDir,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List the registered recipients."""
+    services = _services(directory)
+    try:
+        records = services.recipients.list()
+    finally:
+        services.close()
+    if as_json:
+        for r in records:
+            print(json.dumps({"id": r.id, "public_key": r.public_key, "name": r.name}))
+        return
+    table = Table("id", "name", "public key")
+    for r in records:
+        table.add_row(r.id, r.name, r.public_key)
+    Console().print(table)
+    if not records:
+        err.print("No recipients: the instance refuses submissions until one is added.")
+
+
+@submissions_app.command("list")
+def submissions_list(
+    directory: InstanceDir,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List stored items: ids, source, kind, arrival day, ciphertext size and blob path."""
+    services = _services(directory)
+    try:
+        items = services.submissions.listing()
+    except SealdropError as exc:
+        raise _fail(exc) from None
+    finally:
+        services.close()
+    if as_json:
+        for item in items:
+            print(
+                json.dumps(
+                    {
+                        "id": item.id,
+                        "source": item.source,
+                        "seq": item.seq,
+                        "kind": item.kind,
+                        "arrival_day": item.arrival_day,
+                        "size": item.size,
+                        "path": item.path,
+                    }
+                )
+            )
+        return
+    table = Table("id", "source", "seq", "kind", "arrival", "bytes", "path")
+    for item in items:
+        table.add_row(
+            item.id,
+            item.source,
+            str(item.seq),
+            item.kind,
+            item.arrival_day or "-",
+            f"{item.size:,}",
+            item.path or "-",
+        )
+    Console().print(table)
+
+
+@app.command()
+def serve(
+    directory: InstanceDir,
+    host: Annotated[str | None, typer.Option(help="Override [source] host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Override [source] port.")] = None,
+) -> None:
+    """Serve the source interface."""
+    try:
+        serve_instance(directory, host, port)
+    except SealdropError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Folder for the demo.")] = Path("demo"),
+    port: Annotated[int, typer.Option(help="Port of the source interface.")] = 8080,
+) -> None:
+    """Make (once) and serve a demo instance, with a demo journalist key beside it.
+
+    DEMO ONLY: the journalist's private key sits on the same machine as the server, which a real
+    deployment must never do (the key belongs on the journalist's own computer).
+    """
+    from sealdrop.cli.demo import prepare_demo
+
+    try:
+        instance = prepare_demo(directory, port, err)
+        serve_instance(instance, None, None)
+    except SealdropError as exc:
+        raise _fail(exc) from None
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

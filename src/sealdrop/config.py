@@ -1,0 +1,229 @@
+"""Instance configuration: loaded once, at the edge, from the instance folder.
+
+An instance is a folder made by ``sealdrop init``:
+
+    sealdrop.toml     settings (this module documents every key; unknown keys are refused)
+    secrets.toml      the per-instance KDF salt, mode 0600, never logged
+    sealdrop.db       the SQLite database (unless ``[database] url`` points elsewhere)
+    store/            the filesystem blob store (ciphertext only)
+
+Every setting can be overridden from the environment as ``SEALDROP_<SECTION>_<KEY>`` (upper case),
+which is how tests and container deployments adjust an instance without editing it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sealdrop.errors import ConfigError
+
+CONFIG_FILE = "sealdrop.toml"
+SECRETS_FILE = "secrets.toml"
+SALT_BYTES = 32
+
+
+class Secret:
+    """A secret whose repr and str never show it, so it cannot leak into logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def reveal(self) -> bytes:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+# Each section: key -> (default, description). The descriptions are the reference documentation
+# (docs/configuration.md is checked against these names by a test).
+SETTINGS: dict[str, dict[str, tuple[Any, str]]] = {
+    "database": {
+        "url": (
+            "",
+            "SQLAlchemy URL. Empty: SQLite file sealdrop.db in the instance. "
+            "PostgreSQL: postgresql+psycopg://user:password@host/db",
+        ),
+    },
+    "storage": {
+        "blob_dir": (
+            "store",
+            "Folder of the filesystem blob store (ciphertext only), relative to the instance.",
+        ),
+    },
+    "source": {
+        "host": ("127.0.0.1", "Address the source interface listens on."),
+        "port": (8080, "TCP port of the source interface."),
+    },
+    "limits": {
+        "max_upload_bytes": (
+            2 * 1024**3,
+            "Largest request body a source may send (all files of one submission), in bytes.",
+        ),
+        "max_message_chars": (100_000, "Longest message a source may send, in characters."),
+    },
+    "privacy": {
+        "arrival_granularity": (
+            "day",
+            "How precisely arrival is recorded: 'day' (the UTC date) or 'none' (not at all).",
+        ),
+    },
+    "kdf": {
+        "max_concurrent": (
+            2,
+            "Codename derivations (Argon2id, 64 MiB each) running at once; memory = this x 64 MiB.",
+        ),
+    },
+    "sessions": {
+        "idle_timeout_minutes": (60, "A source session ends after this long without a request."),
+        "absolute_timeout_minutes": (240, "A source session ends this long after it began."),
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    instance_dir: Path
+    database_url: str
+    blob_dir: Path
+    source_host: str
+    source_port: int
+    max_upload_bytes: int
+    max_message_chars: int
+    arrival_granularity: Literal["day", "none"]
+    kdf_max_concurrent: int
+    session_idle_seconds: int
+    session_absolute_seconds: int
+    kdf_salt: Secret = field(repr=False)
+
+
+def _validate(section: str, key: str, value: Any) -> Any:
+    default = SETTINGS[section][key][0]
+    name = f"[{section}] {key}"
+    if isinstance(default, int):
+        if isinstance(value, str):
+            try:
+                value = int(value)
+            except ValueError:
+                raise ConfigError(f"{name} must be an integer") from None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string")
+    if section == "privacy" and value not in ("day", "none"):
+        raise ConfigError(f"{name} must be 'day' or 'none'")
+    return value
+
+
+def _merge(raw: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    values = {s: {k: d for k, (d, _) in keys.items()} for s, keys in SETTINGS.items()}
+    for section, table in raw.items():
+        if section not in SETTINGS:
+            raise ConfigError(f"unknown section [{section}] in {CONFIG_FILE}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{section}] must be a table")
+        for key, value in table.items():
+            if key not in SETTINGS[section]:
+                raise ConfigError(f"unknown setting [{section}] {key} in {CONFIG_FILE}")
+            values[section][key] = _validate(section, key, value)
+    for section, keys in SETTINGS.items():
+        for key in keys:
+            env_name = f"SEALDROP_{section}_{key}".upper()
+            if env_name in env:
+                values[section][key] = _validate(section, key, env[env_name])
+    return values
+
+
+def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Load an instance's settings and secrets. Raises ConfigError with a readable reason."""
+    instance_dir = instance_dir.resolve()
+    config_path = instance_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise ConfigError(
+            f"{instance_dir} is not a Sealdrop instance (no {CONFIG_FILE}); "
+            "create one with `sealdrop init DIR`"
+        )
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: {exc}") from None
+    values = _merge(raw, os.environ if env is None else env)
+    url = values["database"]["url"] or f"sqlite:///{instance_dir / 'sealdrop.db'}"
+    return Settings(
+        instance_dir=instance_dir,
+        database_url=url,
+        blob_dir=instance_dir / values["storage"]["blob_dir"],
+        source_host=values["source"]["host"],
+        source_port=values["source"]["port"],
+        max_upload_bytes=values["limits"]["max_upload_bytes"],
+        max_message_chars=values["limits"]["max_message_chars"],
+        arrival_granularity=values["privacy"]["arrival_granularity"],
+        kdf_max_concurrent=values["kdf"]["max_concurrent"],
+        session_idle_seconds=values["sessions"]["idle_timeout_minutes"] * 60,
+        session_absolute_seconds=values["sessions"]["absolute_timeout_minutes"] * 60,
+        kdf_salt=_load_salt(instance_dir),
+    )
+
+
+def _load_salt(instance_dir: Path) -> Secret:
+    path = instance_dir / SECRETS_FILE
+    try:
+        mode = path.stat().st_mode & 0o777
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing; the instance cannot derive source keys") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    # A salt readable by other local users would let them run the codename KDF offline.
+    if mode & 0o077:
+        raise ConfigError(f"{path} must be readable by its owner only (chmod 600 {path})")
+    try:
+        salt = bytes.fromhex(raw["kdf_salt"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{path} has no valid kdf_salt") from None
+    if len(salt) < 16:
+        raise ConfigError(f"{path}: kdf_salt is too short")
+    return Secret(salt)
+
+
+def default_config_text(host: str = "127.0.0.1", port: int = 8080) -> str:
+    """The commented sealdrop.toml written by ``sealdrop init``."""
+    lines = ["# Sealdrop instance settings. Every key is optional; defaults shown.", ""]
+    overrides: dict[tuple[str, str], Any] = {("source", "host"): host, ("source", "port"): port}
+    for section, keys in SETTINGS.items():
+        lines.append(f"[{section}]")
+        for key, (default, description) in keys.items():
+            value = overrides.get((section, key), default)
+            lines.append(f"# {description}")
+            shown = f'"{value}"' if isinstance(value, str) else str(value)
+            prefix = "" if (section, key) in overrides else "# "
+            lines.append(f"{prefix}{key} = {shown}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_new_secrets(instance_dir: Path) -> None:
+    """Create secrets.toml with a fresh random KDF salt, owner-only from the first byte."""
+    path = instance_dir / SECRETS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("# Keep this file secret and back it up: without it no source can log in.\n")
+        out.write(f'kdf_salt = "{secrets.token_hex(SALT_BYTES)}"\n')
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def setting_names() -> list[str]:
+    """Every setting as 'section.key' (used by the documentation check)."""
+    return [f"{s}.{k}" for s, keys in SETTINGS.items() for k in keys]

@@ -1,0 +1,68 @@
+"""Creating an instance folder, and holding it while a server runs."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sealdrop.config import CONFIG_FILE, default_config_text, load_settings, write_new_secrets
+from sealdrop.errors import ConfigError
+from sealdrop.storage.blobs_fs import FilesystemBlobStore
+from sealdrop.storage.database import SqlDatabase
+
+LOCK_FILE = ".lock"
+
+
+def init_instance(directory: Path, host: str = "127.0.0.1", port: int = 8080) -> Path:
+    """Create a new instance: settings, secrets (0600), database schema, blob store.
+
+    Refuses to touch a folder that already holds an instance, so a mistyped command can never
+    replace the KDF salt (which would lock every source out).
+    """
+    directory = directory.resolve()
+    if (directory / CONFIG_FILE).exists():
+        raise ConfigError(f"{directory} already holds a Sealdrop instance")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    config = directory / CONFIG_FILE
+    write_new_secrets(directory)
+    config.write_text(default_config_text(host, port), encoding="utf-8")
+    os.chmod(config, 0o600)
+    settings = load_settings(directory)
+    database = SqlDatabase(settings.database_url)
+    try:
+        database.upgrade()
+    finally:
+        database.close()
+    FilesystemBlobStore(settings.blob_dir)
+    return directory
+
+
+def upgrade_database(directory: Path) -> None:
+    settings = load_settings(directory)
+    database = SqlDatabase(settings.database_url)
+    try:
+        database.upgrade()
+    finally:
+        database.close()
+
+
+@contextmanager
+def instance_lock(directory: Path) -> Iterator[None]:
+    """Hold the instance exclusively: one server per instance folder, so start-up recovery never
+    removes another live process's staged upload."""
+    path = directory / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"another Sealdrop server is already running on {directory}"
+            ) from None
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,122 @@
+"""Split-knowledge source sessions (invariant 4).
+
+The cookie holds a random session id and a random session key. The server stores only
+SHA-256(session id) and the source's reply identity sealed under the session key. So the database
+alone (a seized server) opens no session and reveals no reply identity, and the cookie alone (a
+stolen browser profile after logout or expiry) finds no row. The codename itself never leaves the
+request that carried it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sealdrop.crypto import sealing
+from sealdrop.crypto.keys import Identity, parse_identity
+from sealdrop.errors import CryptoError, SessionRequired
+from sealdrop.ids import SourceId
+from sealdrop.services.clock import Clock
+from sealdrop.storage.interfaces import Database, SessionRecord
+
+_ID_BYTES = 32
+_KEY_BYTES = 32
+_CSRF_LABEL = b"sealdrop/v1/csrf"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSession:
+    source_id: SourceId
+    reply_identity: Identity
+    csrf_token: str
+    id_hash: bytes
+
+
+def _hash_id(session_id: bytes) -> bytes:
+    return hashlib.sha256(session_id).digest()
+
+
+def _split(cookie_value: str) -> tuple[bytes, bytes]:
+    try:
+        raw = base64.urlsafe_b64decode(cookie_value.encode("ascii") + b"==")
+    except (UnicodeEncodeError, binascii.Error, ValueError):
+        raise SessionRequired() from None
+    if len(raw) != _ID_BYTES + _KEY_BYTES:
+        raise SessionRequired()
+    return raw[:_ID_BYTES], raw[_ID_BYTES:]
+
+
+def _csrf_token(session_key: bytes) -> str:
+    # Derived from the half only the cookie holds, so no token is stored and none can be forged
+    # without the cookie; SameSite=Strict already keeps other sites from sending the cookie.
+    return hmac.new(session_key, _CSRF_LABEL, hashlib.sha256).hexdigest()
+
+
+class SessionService:
+    def __init__(
+        self, database: Database, clock: Clock, idle_seconds: int, absolute_seconds: int
+    ) -> None:
+        self._db = database
+        self._clock = clock
+        self._idle = idle_seconds
+        self._absolute = absolute_seconds
+
+    def open(self, source_id: SourceId, reply_identity: Identity) -> str:
+        """Start a session; return the cookie value (the only copy of the id and key)."""
+        session_id = secrets.token_bytes(_ID_BYTES)
+        session_key = sealing.new_session_key()
+        id_hash = _hash_id(session_id)
+        sealed = sealing.seal(session_key, str(reply_identity).encode("ascii"), id_hash)
+        now = int(self._clock.now())
+        with self._db.transaction() as repos:
+            repos.sessions.add(SessionRecord(id_hash, source_id, sealed, now, now))
+        return base64.urlsafe_b64encode(session_id + session_key).rstrip(b"=").decode("ascii")
+
+    def resolve(self, cookie_value: str | None) -> SourceSession:
+        """The live session a cookie opens; SessionRequired (expired=True if timed out) if none."""
+        if not cookie_value:
+            raise SessionRequired()
+        session_id, session_key = _split(cookie_value)
+        id_hash = _hash_id(session_id)
+        now = int(self._clock.now())
+        with self._db.transaction() as repos:
+            record = repos.sessions.get(id_hash)
+            if record is None:
+                raise SessionRequired()
+            if now - record.last_seen_at > self._idle or now - record.created_at > self._absolute:
+                repos.sessions.delete(id_hash)
+                raise SessionRequired(expired=True)
+            try:
+                secret = sealing.unseal(session_key, record.sealed_identity, id_hash)
+                identity = parse_identity(secret.decode("ascii"))
+            except (CryptoError, UnicodeDecodeError):
+                # A cookie whose id matches but whose key does not: forged or corrupted.
+                raise SessionRequired() from None
+            repos.sessions.touch(id_hash, now)
+        return SourceSession(record.source_id, identity, _csrf_token(session_key), id_hash)
+
+    def close(self, cookie_value: str | None) -> None:
+        """Log out: delete the server half, so the cookie opens nothing any more."""
+        if not cookie_value:
+            return
+        try:
+            session_id, _ = _split(cookie_value)
+        except SessionRequired:
+            return
+        with self._db.transaction() as repos:
+            repos.sessions.delete(_hash_id(session_id))
+
+    def purge_expired(self) -> int:
+        now = int(self._clock.now())
+        with self._db.transaction() as repos:
+            return repos.sessions.purge(now - self._idle, now - self._absolute)
+
+    @staticmethod
+    def csrf_valid(session: SourceSession, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(
+            session.csrf_token.encode("ascii"), token.encode("utf-8", "replace")
+        )

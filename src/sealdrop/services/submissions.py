@@ -1,0 +1,278 @@
+"""Receiving a submission: each part is encrypted while it streams in, then made durable.
+
+The order is what makes a submission survive kill -9 and never appear half-stored (invariant 9):
+
+1. every part is encrypted chunk by chunk into a staged blob (plaintext exists only as the chunk in
+   hand; invariant 1);
+2. on ``commit`` each staged blob is fsynced and atomically renamed into place;
+3. only then are the rows inserted, in one transaction.
+
+A crash before 3 leaves staged files (removed at the next start) or committed blobs no row points
+to (orphans, swept at the next start); neither is ever shown as a submission.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sealdrop.crypto import envelope
+from sealdrop.crypto.keys import Recipient, parse_recipient
+from sealdrop.errors import (
+    EmptySubmission,
+    MalformedUpload,
+    MessageTooLong,
+    NotAcceptingSubmissions,
+    SessionRequired,
+)
+from sealdrop.ids import BlobKey, SourceId
+from sealdrop.services.clock import Clock, Granularity, arrival_day
+from sealdrop.storage.interfaces import (
+    BlobStore,
+    Database,
+    NewSubmission,
+    StagedBlob,
+    SubmissionKind,
+)
+
+# How many files one submission may carry; each is a blob and a row.
+MAX_FILES_PER_SUBMISSION = 100
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    messages: int
+    files: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: SubmissionKind
+    staged: StagedBlob
+    metadata_ciphertext: bytes | None
+
+
+class _MessageReader:
+    """Passes a message through while checking it: valid UTF-8, at most ``limit`` characters.
+
+    It never holds more than the chunk in hand, so a long message is not buffered as plaintext.
+    """
+
+    def __init__(self, stream: Readable, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.chars = 0
+        self.has_text = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self._stream.read(size)
+        try:
+            text = self._decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError:
+            raise MalformedUpload("message is not valid UTF-8") from None
+        self.chars += len(text)
+        if self.chars > self._limit:
+            raise MessageTooLong(self._limit)
+        self.has_text = self.has_text or text.strip() != ""
+        return chunk
+
+
+class _CountingReader:
+    def __init__(self, stream: Readable) -> None:
+        self._stream = stream
+        self.size = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self._stream.read(size)
+        self.size += len(chunk)
+        return chunk
+
+
+class SubmissionIntake:
+    """One submission being received. Use as a context manager: leaving it without ``commit``
+    discards everything staged."""
+
+    def __init__(
+        self,
+        database: Database,
+        blobs: BlobStore,
+        clock: Clock,
+        granularity: Granularity,
+        source_id: SourceId,
+        recipients: Sequence[Recipient],
+        max_message_chars: int,
+    ) -> None:
+        self._db = database
+        self._blobs = blobs
+        self._clock = clock
+        self._granularity = granularity
+        self._source_id = source_id
+        self._recipients = list(recipients)
+        self._max_message_chars = max_message_chars
+        self._pending: list[_Pending] = []
+        self._done = False
+
+    def __enter__(self) -> SubmissionIntake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._done:
+            self.abort()
+
+    def add_message(self, stream: Readable) -> None:
+        """Encrypt a message as it streams in. Empty or blank messages are dropped."""
+        reader = _MessageReader(stream, self._max_message_chars)
+        staged = self._encrypt_into_stage(reader)
+        if not reader.has_text:
+            staged.discard()
+            return
+        self._pending.append(_Pending("message", staged, None))
+
+    def add_file(self, filename: str, content_type: str, stream: Readable) -> None:
+        """Encrypt a file as it streams in; its name and type go only into encrypted metadata.
+
+        The file name is data, never a path: it is not used on this server for anything but being
+        sealed into the metadata ciphertext.
+        """
+        if sum(p.kind == "file" for p in self._pending) >= MAX_FILES_PER_SUBMISSION:
+            raise MalformedUpload(f"more than {MAX_FILES_PER_SUBMISSION} files")
+        reader = _CountingReader(stream)
+        staged = self._encrypt_into_stage(reader)
+        metadata = json.dumps(
+            {"filename": filename, "content_type": content_type, "size": reader.size},
+            ensure_ascii=False,
+        ).encode("utf-8")
+        sealed = envelope.encrypt_bytes(metadata, self._recipients)
+        self._pending.append(_Pending("file", staged, sealed))
+
+    def _encrypt_into_stage(self, reader: Readable) -> StagedBlob:
+        staged = self._blobs.stage()
+        try:
+            envelope.encrypt(reader, staged, self._recipients)
+        except BaseException:
+            staged.discard()
+            raise
+        return staged
+
+    def commit(self) -> Receipt:
+        """Make every staged part durable, then record them all in one transaction."""
+        if not self._pending:
+            raise EmptySubmission("nothing to submit")
+        durable: list[tuple[_Pending, BlobKey, int]] = []
+        try:
+            for pending in self._pending:
+                key, size = pending.staged.commit()
+                durable.append((pending, key, size))
+            day = arrival_day(self._clock, self._granularity)
+            with self._db.transaction() as repos:
+                first = repos.sources.reserve_sequence(self._source_id, len(durable))
+                for offset, (pending, key, size) in enumerate(durable):
+                    new = NewSubmission(pending.kind, key, size, pending.metadata_ciphertext)
+                    repos.submissions.add(self._source_id, first + offset, day, new)
+        except BaseException:
+            # The rows were not written: the durable blobs are orphans; remove them now rather
+            # than wait for the sweep at the next start.
+            for _, key, _ in durable:
+                self._blobs.delete(key)
+            raise
+        self._done = True
+        files = sum(p.kind == "file" for p in self._pending)
+        return Receipt(messages=len(self._pending) - files, files=files)
+
+    def abort(self) -> None:
+        for pending in self._pending:
+            pending.staged.discard()
+        self._pending.clear()
+        self._done = True
+
+
+class SubmissionService:
+    def __init__(
+        self,
+        database: Database,
+        blobs: BlobStore,
+        clock: Clock,
+        granularity: Granularity,
+        max_message_chars: int,
+    ) -> None:
+        self._db = database
+        self._blobs = blobs
+        self._clock = clock
+        self._granularity = granularity
+        self._max_message_chars = max_message_chars
+
+    def accepting(self) -> bool:
+        """Whether there is anyone to encrypt a submission to."""
+        with self._db.transaction() as repos:
+            return bool(repos.recipients.list())
+
+    def intake(self, source_id: SourceId) -> SubmissionIntake:
+        """Begin receiving a submission. Raises NotAcceptingSubmissions when there is nobody to
+        encrypt to: we refuse rather than store anything we could not seal."""
+        with self._db.transaction() as repos:
+            recipients = [parse_recipient(r.public_key) for r in repos.recipients.list()]
+            if repos.sources.get(source_id) is None:
+                # The source was deleted while its session lived on.
+                raise SessionRequired()
+        if not recipients:
+            raise NotAcceptingSubmissions("no recipients configured")
+        return SubmissionIntake(
+            self._db,
+            self._blobs,
+            self._clock,
+            self._granularity,
+            source_id,
+            recipients,
+            self._max_message_chars,
+        )
+
+    def listing(self) -> list[StoredItem]:
+        """Every stored item, for operators: ids, sizes and places, never content."""
+        with self._db.transaction() as repos:
+            records = list(repos.submissions.all())
+        return [
+            StoredItem(
+                id=r.id,
+                source=r.source_id,
+                kind=r.kind,
+                arrival_day=r.arrival_day.isoformat() if r.arrival_day else None,
+                size=r.size,
+                seq=r.seq,
+                path=str(path) if (path := self._blobs.local_path(r.blob_key)) else None,
+            )
+            for r in records
+        ]
+
+    def recover(self) -> tuple[int, int]:
+        """After a start: drop staged uploads and blobs no row refers to.
+
+        Safe only while no intake runs, i.e. before this process serves (``serve`` holds the
+        instance lock, so no other process is receiving into the same store).
+        Returns (staged files removed, orphan blobs removed).
+        """
+        staged = self._blobs.clean_staging()
+        with self._db.transaction() as repos:
+            referenced = repos.submissions.blob_keys()
+        orphans = set(self._blobs.keys()) - referenced
+        for key in orphans:
+            self._blobs.delete(key)
+        return staged, len(orphans)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    id: str
+    source: str
+    kind: str
+    arrival_day: str | None
+    size: int
+    seq: int
+    path: str | None

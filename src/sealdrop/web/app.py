@@ -1,0 +1,77 @@
+"""The ASGI application of the source interface, built from already-constructed services."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sealdrop.errors import SealdropError
+from sealdrop.services.container import Services
+from sealdrop.web.errors import HTTP_PAGES, SERVER_ERROR, ErrorPage, page_for
+from sealdrop.web.headers import SOURCE_HEADERS, SecurityHeaders
+from sealdrop.web.source.routes import SourceInterface
+from sealdrop.web.templating import Templates
+
+log = logging.getLogger("sealdrop.web")
+
+
+class ContainErrors:
+    """Outermost layer: Starlette re-raises an unhandled exception after it has sent the 500 page;
+    stop it here so that the server never logs a traceback (its text could hold request data)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._app(scope, receive, send)
+        except Exception as exc:
+            log.error("unhandled %s", type(exc).__name__)
+
+
+def create_source_app(services: Services) -> ASGIApp:
+    templates = Templates("sealdrop.web.source")
+    interface = SourceInterface(services, templates)
+    static_dir = str(resources.files("sealdrop.web.source") / "static")
+
+    def error_response(request: Request, page: ErrorPage) -> Response:
+        return templates.render(
+            request,
+            "error.html",
+            status=page.status,
+            title=page.title,
+            message=page.message,
+            link=page.link,
+        )
+
+    async def on_sealdrop_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SealdropError)
+        # Only the class name is logged: an error's text could one day carry user input.
+        log.info("request refused: %s", type(exc).__name__)
+        return error_response(request, page_for(exc))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        page = HTTP_PAGES.get(exc.status_code, HTTP_PAGES[400])
+        return error_response(request, page)
+
+    async def on_server_error(request: Request, exc: Exception) -> Response:
+        # Logged once, by ContainErrors, when Starlette re-raises it.
+        return error_response(request, SERVER_ERROR)
+
+    app = Starlette(
+        routes=interface.routes(static_dir),
+        exception_handlers={
+            SealdropError: on_sealdrop_error,
+            HTTPException: on_http_error,
+            Exception: on_server_error,
+        },
+    )
+    # Headers outside Starlette's own error layer, so that 500 pages carry them too.
+    return ContainErrors(SecurityHeaders(app, SOURCE_HEADERS))

@@ -1,0 +1,1 @@
+"""The source interface: server-rendered pages that need no JavaScript."""
