@@ -65,7 +65,9 @@ class SessionRecord:
 
 
 class SourceRepository(Protocol):
-    def add(self, lookup_id: bytes, reply_recipient: str, created_day: dt.date | None) -> SourceRecord:
+    def add(
+        self, lookup_id: bytes, reply_recipient: str, created_day: dt.date | None
+    ) -> SourceRecord:
         """Insert a source. Raises ``sealdrop.errors.StorageError`` on a duplicate lookup id."""
         ...
 
@@ -120,7 +122,7 @@ class SessionRepository(Protocol):
     def delete_for_source(self, source_id: SourceId) -> None: ...
 
     def purge(self, idle_before: int, created_before: int) -> int:
-        """Delete sessions idle since before ``idle_before`` or created before ``created_before``."""
+        """Delete sessions idle since before ``idle_before`` or begun before ``created_before``."""
         ...
 
 

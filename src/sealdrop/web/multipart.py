@@ -8,6 +8,7 @@ while it streams in, and at most one body chunk of plaintext is in memory at any
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -50,9 +51,9 @@ class Part:
         if disposition != b"form-data" or b"name" not in options:
             raise MalformedUpload("part without a form-data name")
         self.name = options[b"name"].decode("utf-8", "replace")
-        raw_filename = options.get(b"filename")
-        # Browsers send file names as raw UTF-8; anything else is kept, made printable-safe by
-        # replacement. The name is never used as a path: it is only sealed into metadata.
+        raw_filename = _raw_filename(headers.get(b"content-disposition", b""))
+        # Browsers send file names as raw UTF-8; invalid bytes become U+FFFD. The name is never
+        # used as a path: it is only sealed into the metadata ciphertext, exactly as sent.
         self.filename = None if raw_filename is None else raw_filename.decode("utf-8", "replace")
         content_type = headers.get(b"content-type", b"application/octet-stream")
         self.content_type = content_type.decode("latin-1")[:255]
@@ -170,6 +171,21 @@ class MultipartReader:
     def _on_end(self) -> None:
         self._ended = True
         self._events.append(("done", None))
+
+
+# The filename parameter exactly as sent. Browsers follow the WHATWG form encoding: they replace
+# '"', CR and LF by %22, %0D and %0A and escape nothing else (a backslash is sent as itself), so
+# the quoted value is taken literally. python-multipart's own parser would unescape backslashes
+# and cut "C:\\dir\\name" down to "name"; we keep what was sent and leave naming to the reader.
+_FILENAME = re.compile(rb';\s*filename\s*=\s*(?:"([^"]*)"|([^;]*))', re.IGNORECASE)
+
+
+def _raw_filename(disposition: bytes) -> bytes | None:
+    match = _FILENAME.search(disposition)
+    if match is None:
+        return None
+    quoted, bare = match.groups()
+    return quoted if quoted is not None else bare.strip()
 
 
 def boundary_of(content_type: str) -> bytes:

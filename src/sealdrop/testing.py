@@ -1,0 +1,97 @@
+"""Helpers for Sealdrop's own tests only: a movable clock, a free port, a server process.
+
+Nothing in the running product imports this module.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.value = start
+
+    def now(self) -> float:
+        return self.value
+
+    def advance(self, seconds: float) -> None:
+        self.value += seconds
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sealdrop_command(*args: str | os.PathLike[str]) -> list[str]:
+    return [sys.executable, "-m", "sealdrop", *map(str, args)]
+
+
+class ServerProcess:
+    """``sealdrop serve`` in a child process on an ephemeral loopback port."""
+
+    def __init__(
+        self, instance: Path, env: Mapping[str, str] | None = None, log: Path | None = None
+    ) -> None:
+        self.instance = instance
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = {**os.environ, **(env or {})}
+        self._log_path = log or instance.parent / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        log = self._log_path.open("ab")
+        self.process = subprocess.Popen(
+            sealdrop_command("serve", self.instance, "--port", str(self.port)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self._env,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                httpx.get(self.url + "/", timeout=1.0)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not start in {timeout} s:\n{self.log()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log(self) -> str:
+        return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: the crash that durability must survive."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
