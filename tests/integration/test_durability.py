@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from conftest import JournalistKey, Source, browser_multipart, staging_files, start_server, stored
-
 from sealdrop.testing import ServerProcess, sealdrop_command
 
 MiB = 1024 * 1024

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import uvicorn
 from rich.console import Console
 
+from sealdrop.cli.logs import configure_logging
 from sealdrop.config import load_settings
 from sealdrop.services.container import build_services
 from sealdrop.services.instance import instance_lock, upgrade_database
@@ -15,13 +15,6 @@ from sealdrop.web.app import create_source_app
 
 # Tor Browser on a slow circuit can take long between chunks; a connection idle this long is cut.
 KEEP_ALIVE_SECONDS = 30
-
-
-def configure_logging() -> None:
-    """Plain logs on stderr, without client addresses: no access log at all (invariant 6)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 def serve_instance(directory: Path, host: str | None, port: int | None) -> None:
