@@ -43,7 +43,21 @@ def run_cli(*args: Any) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def instance_dir(tmp_path: Path) -> Path:
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The database the instance uses: SQLite by default; a test parametrised with
+    ``indirect=["backend"]`` and "postgres" runs against the session's real PostgreSQL server
+    (the CLI and the server see it through SEALDROP_DATABASE_URL)."""
+    name = str(getattr(request, "param", "sqlite"))
+    if name == "postgres":
+        monkeypatch.setenv("SEALDROP_DATABASE_URL", request.getfixturevalue("fresh_postgres_url"))
+    return name
+
+
+BOTH_BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def instance_dir(tmp_path: Path, backend: str) -> Path:
     directory = tmp_path / "instance"
     run_cli("init", directory)
     return directory

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from conftest import (
+    BOTH_BACKENDS,
     JournalistKey,
     Source,
     browser_multipart,
@@ -58,6 +59,7 @@ def test_upload_over_limit_with_declared_length_is_refused_before_reading(
     assert_nothing_stored(instance_dir)
 
 
+@BOTH_BACKENDS
 def test_upload_over_limit_while_streaming_is_cut_off(
     small_limits_server: ServerProcess, instance_dir: Path
 ) -> None:
@@ -87,6 +89,7 @@ def test_upload_over_limit_while_streaming_is_cut_off(
     assert httpx.get(small_limits_server.url + "/").status_code == 200
 
 
+@BOTH_BACKENDS
 def test_client_disconnect_mid_upload_leaves_nothing(
     server: ServerProcess, source: Source, instance_dir: Path
 ) -> None:

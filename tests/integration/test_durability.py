@@ -10,12 +10,21 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import JournalistKey, Source, browser_multipart, staging_files, start_server, stored
+from conftest import (
+    BOTH_BACKENDS,
+    JournalistKey,
+    Source,
+    browser_multipart,
+    staging_files,
+    start_server,
+    stored,
+)
 from sealdrop.testing import ServerProcess, sealdrop_command
 
 MiB = 1024 * 1024
 
 
+@BOTH_BACKENDS
 def test_kill_9_mid_upload_then_restart(
     server: ServerProcess,
     source: Source,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from conftest import JournalistKey, Source, browser_multipart, stored
+from conftest import BOTH_BACKENDS, JournalistKey, Source, browser_multipart, stored
 from sealdrop.config import load_settings
 from sealdrop.storage.database import SqlDatabase
 from sealdrop.testing import ServerProcess
@@ -72,6 +72,7 @@ def metadata_of(instance: Path, identity: Path) -> dict[str, dict[str, object]]:
     }
 
 
+@BOTH_BACKENDS
 def test_file_and_message_decrypt_with_stock_age_and_leave_no_plaintext(
     server: ServerProcess,
     source: Source,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sealdrop.crypto import codenames
 from sealdrop.crypto.codenames import Codename
-from sealdrop.errors import InvalidCodename, StorageError
+from sealdrop.errors import DatabaseUnavailable, InvalidCodename, StorageError
 from sealdrop.ids import SourceId
 from sealdrop.services.clock import Clock, Granularity, arrival_day
 from sealdrop.services.kdf import KdfPool
@@ -52,6 +52,8 @@ class SourceService:
                         str(keys.reply_recipient),
                         arrival_day(self._clock, self._granularity),
                     )
+            except DatabaseUnavailable:
+                raise
             except StorageError:
                 # A lookup-id collision means a repeated 90-bit codename: practically impossible,
                 # but if it happens the other source must never be reachable with this codename.

@@ -1,0 +1,220 @@
+"""``BlobStore`` on the local filesystem.
+
+Layout under ``root``: ``blobs/ab/ab12…`` (committed, sharded by the key's first two hex digits)
+and ``staging/<key>`` (being written). Both live on one filesystem, so the final rename is atomic:
+a blob is either wholly visible or absent (invariant 9).
+
+File and directory times are set to the epoch after each change (invariant 6: an mtime must not
+tell when a submission arrived). ctime cannot be set from user space; that is for the operator's
+threat model (docs/operator.md).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from sealdrop.errors import BlobNotFound, StorageError, StorageFull
+from sealdrop.ids import BlobKey, new_id
+
+# Keys come from ids.new_id(), never from a request, but a path is built from them: accepting only
+# exactly 32 lowercase hex characters makes "../", "/", NUL and the like impossible.
+_KEY = re.compile(r"[0-9a-f]{32}")
+_SHARD = re.compile(r"[0-9a-f]{2}")
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_EPOCH = (0, 0)
+# O_NOFOLLOW: a symlink planted in our directories is never followed.
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+# O_NOATIME: reading a blob (a journalist's download) does not record when it was read.
+_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+def _check_key(key: str) -> str:
+    if not isinstance(key, str) or _KEY.fullmatch(key) is None:
+        raise StorageError("not a blob key")
+    return key
+
+
+def _private_dir(path: Path) -> None:
+    # 0700: other local users must not even list blob names or see their sizes.
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _settle(directory: Path) -> None:
+    """Make a change to a directory durable, and hide when it happened."""
+    os.utime(directory, _EPOCH)
+    _fsync_dir(directory)
+
+
+def _storage_error(exc: OSError) -> StorageError:
+    if exc.errno in _FULL:
+        return StorageFull("no space left for the blob store")
+    return StorageError(f"blob store I/O error: {exc.strerror}")
+
+
+class FilesystemBlobStore:
+    def __init__(self, root: Path) -> None:
+        self._blobs = root / "blobs"
+        self._staging = root / "staging"
+        _private_dir(root)
+        _private_dir(self._blobs)
+        _private_dir(self._staging)
+
+    def _path(self, key: str) -> Path:
+        key = _check_key(key)
+        return self._blobs / key[:2] / key
+
+    def stage(self) -> FilesystemStagedBlob:
+        key = BlobKey(new_id())
+        return FilesystemStagedBlob(key, self._staging / key, self._path(key))
+
+    def open(self, key: BlobKey) -> BinaryIO:
+        path = self._path(key)
+        try:
+            try:
+                fd = os.open(path, _READ_FLAGS | _NOATIME)
+            except PermissionError:
+                # O_NOATIME needs file ownership (or CAP_FOWNER); fall back rather than fail.
+                fd = os.open(path, _READ_FLAGS)
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+        return os.fdopen(fd, "rb")
+
+    def size(self, key: BlobKey) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
+    def local_path(self, key: BlobKey) -> Path | None:
+        path = self._path(key)
+        return path if path.is_file() else None
+
+    def delete(self, key: BlobKey) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+            _settle(path.parent)
+        except FileNotFoundError:
+            return  # already gone: deleting is idempotent
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+
+    def keys(self) -> Iterator[BlobKey]:
+        for shard in sorted(self._blobs.iterdir()):
+            if not (_SHARD.fullmatch(shard.name) and shard.is_dir()):
+                continue
+            for entry in sorted(shard.iterdir()):
+                name = entry.name
+                if _KEY.fullmatch(name) and name[:2] == shard.name and entry.is_file():
+                    yield BlobKey(name)
+
+    def clean_staging(self) -> int:
+        removed = 0
+        for entry in self._staging.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
+            removed += 1
+        _settle(self._staging)
+        return removed
+
+
+class FilesystemStagedBlob:
+    """A blob being written into ``staging/``; see ``interfaces.StagedBlob``."""
+
+    def __init__(self, key: BlobKey, path: Path, final: Path) -> None:
+        self._key = key
+        self._path = path
+        self._final = final
+        self._size = 0
+        self._done = False
+        try:
+            # O_EXCL: never reuse or follow anything already at this name; 0600: owner only.
+            self._fd: int | None = os.open(
+                self._path,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
+                0o600,
+            )
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+
+    def __enter__(self) -> FilesystemStagedBlob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._done:
+            self.discard()
+
+    def _open_fd(self) -> int:
+        if self._fd is None:
+            raise StorageError("staged blob already committed or discarded")
+        return self._fd
+
+    def write(self, data: bytes) -> int:
+        fd = self._open_fd()
+        # Unbuffered: the ciphertext goes straight to the kernel, and a full disk shows up here,
+        # on the write that hit it, not later in a flush.
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+        self._size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._open_fd()  # writes are unbuffered: nothing to flush, but refuse a finished blob
+
+    def commit(self) -> tuple[BlobKey, int]:
+        fd = self._open_fd()
+        final = self._final
+        try:
+            os.utime(fd, _EPOCH)  # before it becomes visible, so no real time is ever seen
+            os.fsync(fd)  # data and metadata on disk before the name points at them
+            self._fd = None  # closed below even if close() reports an error: never close twice
+            os.close(fd)
+            new_shard = not final.parent.exists()
+            _private_dir(final.parent)
+            os.replace(self._path, final)
+            self._done = True
+            _settle(final.parent)
+            if new_shard:
+                _settle(final.parent.parent)
+            _settle(self._path.parent)
+        except OSError as exc:
+            if not self._done:
+                self.discard()
+            raise _storage_error(exc) from exc
+        return self._key, self._size
+
+    def discard(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        fd, self._fd = self._fd, None
+        try:
+            if fd is not None:
+                os.close(fd)
+            self._path.unlink(missing_ok=True)
+            _settle(self._path.parent)
+        except OSError as exc:
+            raise _storage_error(exc) from exc

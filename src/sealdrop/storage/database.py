@@ -1,0 +1,136 @@
+"""The SQL database: engine setup for SQLite (default) or PostgreSQL, migrations, transactions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import sessionmaker
+
+from sealdrop.errors import ConfigError, DatabaseUnavailable, StorageError
+from sealdrop.storage import migrations
+from sealdrop.storage.repositories import SqlRepositories
+from sealdrop.storage.sqlerrors import translated_errors
+
+
+def sqlite_url_for(path: Path) -> str:
+    """The URL of an SQLite database file (characters such as ``?`` or ``%`` escaped)."""
+    url = URL.create("sqlite+pysqlite", database=str(path.absolute()))
+    return url.render_as_string(hide_password=False)
+
+
+class SqlDatabase:
+    """``Database`` on SQLAlchemy. Construct once per process; ``close()`` at shutdown."""
+
+    def __init__(self, url: str, *, lock_timeout: float = 5.0, connect_timeout: int = 5) -> None:
+        """``lock_timeout``: seconds to wait for a lock before ``DatabaseUnavailable``;
+        ``connect_timeout``: seconds to wait for a PostgreSQL server."""
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            # The URL may hold a password: never echo it.
+            raise ConfigError("the database URL does not parse") from None
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            self._engine = _sqlite_engine(parsed.set(drivername="sqlite+pysqlite"), lock_timeout)
+        elif backend == "postgresql":
+            self._engine = _postgres_engine(
+                parsed.set(drivername="postgresql+psycopg"), lock_timeout, connect_timeout
+            )
+        else:
+            raise ConfigError(f"unsupported database backend {backend!r}: use sqlite or postgresql")
+        # expire_on_commit=False: records are copied out of ORM objects inside the transaction.
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+
+    @property
+    def engine(self) -> Engine:
+        """For operator tools and tests; services use ``transaction()``."""
+        return self._engine
+
+    def upgrade(self) -> None:
+        """Run every migration up to head, in one transaction."""
+        with translated_errors(), self._engine.begin() as connection:
+            migrations.upgrade(connection)
+
+    def schema_is_current(self) -> bool:
+        """Whether the schema is at head (a server should refuse to start otherwise)."""
+        with translated_errors(), self._engine.connect() as connection:
+            return migrations.current_revision(connection) == migrations.head_revision()
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlRepositories]:
+        """One unit of work, committed at the end of the block, rolled back on any exception."""
+        with translated_errors(), self._sessions.begin() as session:
+            yield SqlRepositories(session)
+            if not session.is_active:
+                # The block caught a StorageError from a failed write and carried on. SQLAlchemy
+                # already rolled everything back and would end the block silently; the caller
+                # must not believe its earlier writes were committed.
+                raise StorageError("the transaction was rolled back after an earlier error")
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _sqlite_engine(url: URL, lock_timeout: float) -> Engine:
+    if url.database and url.database != ":memory:" and "uri" not in url.query:
+        # SQLite would create the file (and then its -wal and -shm, which copy its mode) with the
+        # umask's permissions, often world-readable; lookup ids link a source's visits.
+        try:
+            os.close(os.open(url.database, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError as exc:
+            raise DatabaseUnavailable(f"cannot open the database file: {exc.strerror}") from exc
+    # hide_parameters: lookup ids and sealed identities must never reach a log line or an
+    # exception message.
+    engine = create_engine(url, hide_parameters=True)
+    busy_ms = int(lock_timeout * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # We issue BEGIN ourselves (below); pysqlite's own handling would leave SELECTs outside
+        # any transaction and commit before DDL.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # Off by default in SQLite: without it ON DELETE CASCADE silently does nothing and a
+            # deleted source would leave its submissions and sessions behind.
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            # WAL: readers do not block the writer. synchronous=FULL: a commit survives power
+            # loss, not only kill -9 (invariant 9: an accepted submission is never lost).
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+            # Overwrite deleted rows (sessions, sources) instead of leaving them in free pages.
+            cursor.execute("PRAGMA secure_delete = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # IMMEDIATE takes the write lock up front (waiting up to busy_timeout). A deferred
+        # transaction that reads and then writes fails at once with SQLITE_BUSY, without waiting,
+        # when another writer committed meanwhile. Serialising writers is slower (SQLite is for
+        # small instances), but a transaction never fails half-way because of a concurrent one.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _postgres_engine(url: URL, lock_timeout: float, connect_timeout: int) -> Engine:
+    lock_ms = int(lock_timeout * 1000)
+    return create_engine(
+        url,
+        hide_parameters=True,
+        pool_pre_ping=True,  # survive a server restart without failing the next request
+        connect_args={
+            "connect_timeout": connect_timeout,
+            # A stuck transaction holding a row lock must not hang every request behind it.
+            "options": f"-c lock_timeout={lock_ms}",
+        },
+    )

@@ -1,0 +1,115 @@
+"""Fixtures shared by every test directory: a real PostgreSQL server, and a fresh database on
+each backend for the shared storage suite."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from sealdrop.storage.database import SqlDatabase, sqlite_url_for
+
+PG_USER = "sealdrop"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    return free_port()
+
+
+def _postgres_bin() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not candidates:
+        pytest.fail(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin. "
+            "Run the README's test command, scripts/test, which installs Debian's postgresql.",
+            pytrace=False,
+        )
+    return Path(candidates[-1]).parent
+
+
+def _as_postgres_user(argv: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root.
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for the whole session, on 127.0.0.1 only; yields a database URL."""
+    bindir = _postgres_bin()
+    tmp = Path(tempfile.mkdtemp(prefix="sealdrop-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(tmp, "postgres", "postgres")
+    data, log = tmp / "data", tmp / "server.log"
+    port = free_port()
+
+    def run(*argv: str) -> None:
+        proc = subprocess.run(
+            _as_postgres_user([str(bindir / argv[0]), *argv[1:]]),
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "LC_ALL": "C"},
+        )
+        if proc.returncode != 0:
+            server_log = log.read_text() if log.exists() else ""
+            pytest.fail(f"{argv[0]} failed:\n{proc.stdout}{proc.stderr}{server_log}", pytrace=False)
+
+    run("initdb", "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
+    # Speed over durability: a throwaway server; fsync off saves seconds per test session.
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {tmp} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+    run("pg_ctl", "start", "-w", "-t", "30", "-D", str(data), "-l", str(log), "-o", options)
+    try:
+        with psycopg.connect(
+            host="127.0.0.1", port=port, user=PG_USER, dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute("CREATE DATABASE sealdrop_test")
+        yield f"postgresql+psycopg://{PG_USER}@127.0.0.1:{port}/sealdrop_test"
+    finally:
+        run("pg_ctl", "stop", "-m", "immediate", "-D", str(data))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> str:
+    """The session database, emptied: every table of the previous test dropped.
+
+    Dropping and recreating the schema takes ~20 ms where CREATE DATABASE takes ~400 ms.
+    """
+    with psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '5s'")  # a leaked connection fails loudly, not hangs
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    return postgres_url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlDatabase]:
+    """A fresh, migrated SqlDatabase on each backend."""
+    if request.param == "sqlite":
+        url = sqlite_url_for(tmp_path / "sealdrop.sqlite3")
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    db = SqlDatabase(url)
+    db.upgrade()
+    yield db
+    db.close()

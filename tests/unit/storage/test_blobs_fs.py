@@ -1,0 +1,255 @@
+"""FilesystemBlobStore: atomic commit, no staging leftovers, owner-only modes, epoch times."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from sealdrop.errors import BlobNotFound, StorageError, StorageFull
+from sealdrop.ids import BlobKey, new_id
+from sealdrop.storage.blobs_fs import FilesystemBlobStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FilesystemBlobStore:
+    return FilesystemBlobStore(tmp_path / "store")
+
+
+def staging_files(tmp_path: Path) -> list[Path]:
+    return list((tmp_path / "store" / "staging").iterdir())
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_commit_makes_the_exact_bytes_visible(store: FilesystemBlobStore, tmp_path: Path) -> None:
+    """After commit the blob reads back byte for byte, under a fresh 32-hex key, with its size."""
+    payload = [b"age-encryption.org/v1\n", os.urandom(70_000), b""]
+    with store.stage() as staged:
+        for chunk in payload:
+            assert staged.write(chunk) == len(chunk)
+        staged.flush()
+        key, size = staged.commit()
+    assert size == sum(map(len, payload))
+    assert len(key) == 32
+    assert int(key, 16) >= 0
+    with store.open(key) as f:
+        assert f.read() == b"".join(payload)
+    assert store.size(key) == size
+    assert list(store.keys()) == [key]
+    assert store.local_path(key) == tmp_path / "store" / "blobs" / key[:2] / key
+    assert staging_files(tmp_path) == []
+
+
+def test_committed_blob_is_0600_with_epoch_times(store: FilesystemBlobStore) -> None:
+    """The blob file is owner-only, and its and its shard directory's mtime say nothing (0)."""
+    with store.stage() as staged:
+        staged.write(b"ciphertext")
+        key, _ = staged.commit()
+    path = store.local_path(key)
+    assert path is not None
+    st = path.stat()
+    assert mode(path) == 0o600
+    assert (st.st_mtime, st.st_atime) == (0, 0)
+    assert path.parent.stat().st_mtime == 0
+    assert path.parent.parent.stat().st_mtime == 0  # blobs/ changed when the shard appeared
+
+
+def test_reading_a_blob_keeps_its_atime_at_zero(store: FilesystemBlobStore) -> None:
+    """open() uses O_NOATIME, so a download does not record when it happened."""
+    with store.stage() as staged:
+        staged.write(b"x" * 10)
+        key, _ = staged.commit()
+    with store.open(key) as f:
+        f.read()
+    path = store.local_path(key)
+    assert path is not None
+    assert path.stat().st_atime == 0
+
+
+def test_directories_are_created_0700(tmp_path: Path) -> None:
+    """root, blobs/, staging/ and every shard are owner-only, whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        store = FilesystemBlobStore(tmp_path / "a" / "store")
+        with store.stage() as staged:
+            key, _ = staged.commit()
+    finally:
+        os.umask(old)
+    root = tmp_path / "a" / "store"
+    for d in (root, root / "blobs", root / "staging", root / "blobs" / key[:2]):
+        assert mode(d) == 0o700, d
+
+
+def test_staging_file_is_0600_and_invisible_until_commit(
+    store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    """While being written the blob is an owner-only staging file and not among the keys."""
+    with store.stage() as staged:
+        staged.write(b"partial")
+        [path] = staging_files(tmp_path)
+        assert mode(path) == 0o600
+        assert list(store.keys()) == []
+        staged.commit()
+
+
+def test_leaving_the_block_without_commit_discards(
+    store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    """Exiting the with block without commit() removes the staging file; nothing is visible."""
+    with store.stage() as staged:
+        staged.write(b"abandoned")
+    assert staging_files(tmp_path) == []
+    assert list(store.keys()) == []
+
+
+def test_exception_inside_the_block_discards(store: FilesystemBlobStore, tmp_path: Path) -> None:
+    """An exception mid-upload leaves no staging file and no blob, and propagates."""
+
+    def abandoned_upload() -> None:
+        with store.stage() as staged:
+            staged.write(b"half an upload")
+            raise RuntimeError("client went away")
+
+    with pytest.raises(RuntimeError, match="client went away"):
+        abandoned_upload()
+    assert staging_files(tmp_path) == []
+    assert list(store.keys()) == []
+
+
+def test_discard_then_write_or_commit_is_refused(store: FilesystemBlobStore) -> None:
+    """A discarded (or committed) staged blob refuses further writes and commits."""
+    staged = store.stage()
+    staged.discard()
+    staged.discard()  # idempotent
+    with pytest.raises(StorageError):
+        staged.write(b"late")
+    with pytest.raises(StorageError):
+        staged.commit()
+    with store.stage() as done:
+        done.commit()
+        with pytest.raises(StorageError):
+            done.write(b"after commit")
+
+
+def test_clean_staging_removes_leftovers(store: FilesystemBlobStore, tmp_path: Path) -> None:
+    """clean_staging() removes what a crash left in staging/, counts it, keeps committed blobs."""
+    with store.stage() as staged:
+        staged.write(b"keep")
+        key, _ = staged.commit()
+    staging = tmp_path / "store" / "staging"
+    (staging / new_id()).write_bytes(b"crashed upload")
+    (staging / "stray-dir").mkdir()
+    (staging / "stray-dir" / "f").write_bytes(b"x")
+    assert store.clean_staging() == 2
+    assert staging_files(tmp_path) == []
+    assert staging.stat().st_mtime == 0
+    assert list(store.keys()) == [key]
+
+
+def test_open_or_size_of_a_missing_blob_raises_blob_not_found(store: FilesystemBlobStore) -> None:
+    """A well-formed key with no blob behind it is BlobNotFound; local_path() is None."""
+    key = BlobKey(new_id())
+    with pytest.raises(BlobNotFound):
+        store.open(key)
+    with pytest.raises(BlobNotFound):
+        store.size(key)
+    assert store.local_path(key) is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "../" + "a" * 29,
+        "a" * 31,
+        "a" * 33,
+        "A" * 32,
+        "g" * 32,
+        "a" * 32 + "\n",
+        "/etc/passwd",
+        "..",
+        "aa/" + "a" * 29,
+        "a" * 31 + "\x00",
+    ],
+)
+def test_malformed_keys_are_rejected(store: FilesystemBlobStore, bad: str) -> None:
+    """Anything but exactly 32 lowercase hex characters is refused before touching a path."""
+    key = BlobKey(bad)
+    for call in (store.open, store.size, store.local_path, store.delete):
+        with pytest.raises(StorageError, match="not a blob key"):
+            call(key)
+
+
+def test_delete_removes_and_missing_is_not_an_error(store: FilesystemBlobStore) -> None:
+    """delete() removes a blob; deleting again (or a never-stored key) is fine."""
+    with store.stage() as staged:
+        staged.write(b"bye")
+        key, _ = staged.commit()
+    store.delete(key)
+    store.delete(key)
+    store.delete(BlobKey(new_id()))
+    assert list(store.keys()) == []
+    with pytest.raises(BlobNotFound):
+        store.open(key)
+
+
+def test_keys_ignores_foreign_files(store: FilesystemBlobStore, tmp_path: Path) -> None:
+    """keys() lists only well-formed blobs in their right shard, not strays an operator left."""
+    with store.stage() as staged:
+        key, _ = staged.commit()
+    blobs = tmp_path / "store" / "blobs"
+    (blobs / "README").write_text("x")
+    (blobs / key[:2] / "notes.txt").write_text("x")
+    misplaced = "ff" + new_id()[2:] if key[:2] != "ff" else "00" + new_id()[2:]
+    (blobs / key[:2] / misplaced).write_bytes(b"x")
+    assert list(store.keys()) == [key]
+
+
+def test_disk_full_during_write_raises_storage_full(
+    store: FilesystemBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC (and EDQUOT) from the write path become StorageFull, and nothing is left behind.
+
+    The full disk is simulated by monkeypatching os.write: no tiny filesystem is available here.
+    """
+
+    def upload_until_full(code: int) -> None:
+        def full(fd: int, data: object) -> int:
+            raise OSError(code, os.strerror(code))
+
+        with store.stage() as staged:
+            staged.write(b"fits")  # a real write
+            with monkeypatch.context() as patch:
+                patch.setattr(os, "write", full)
+                staged.write(b"does not fit")
+
+    for code in (errno.ENOSPC, errno.EDQUOT):
+        with pytest.raises(StorageFull):
+            upload_until_full(code)
+        assert staging_files(tmp_path) == []
+        assert list(store.keys()) == []
+
+
+def test_short_writes_are_completed(
+    store: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write() the kernel accepts only partly is continued until every byte is written."""
+    real_write = os.write
+
+    def one_byte_at_a_time(fd: int, data: bytes) -> int:
+        return real_write(fd, bytes(data[:1]))
+
+    with store.stage() as staged:
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "write", one_byte_at_a_time)
+            staged.write(b"hello")
+        key, size = staged.commit()
+    with store.open(key) as f:
+        assert f.read() == b"hello"
+    assert size == 5

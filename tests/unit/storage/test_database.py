@@ -1,0 +1,147 @@
+"""SqlDatabase: engine settings, migrations from code, and error mapping."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import time
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from sealdrop.errors import ConfigError, DatabaseUnavailable
+from sealdrop.ids import SourceId
+from sealdrop.storage import migrations
+from sealdrop.storage.database import SqlDatabase, sqlite_url_for
+from sealdrop.storage.models import Base
+
+
+def test_sqlite_url_for_escapes_awkward_paths(tmp_path: Path) -> None:
+    """A path containing '?', '#' or '%' still names that very file."""
+    path = tmp_path / "we?ird#na%me.sqlite3"
+    db = SqlDatabase(sqlite_url_for(path))
+    db.upgrade()
+    db.close()
+    assert path.is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".sqlite3"] == [path.name]
+
+
+def test_sqlite_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
+    """Foreign keys on, WAL, FULL sync, secure_delete and a 5 s busy timeout by default."""
+    db = SqlDatabase(sqlite_url_for(tmp_path / "db.sqlite3"))
+    with db.engine.connect() as conn:
+        value = {
+            p: conn.exec_driver_sql(f"PRAGMA {p}").scalar()
+            for p in (
+                "foreign_keys",
+                "journal_mode",
+                "synchronous",
+                "secure_delete",
+                "busy_timeout",
+            )
+        }
+    db.close()
+    assert value == {
+        "foreign_keys": 1,
+        "journal_mode": "wal",
+        "synchronous": 2,
+        "secure_delete": 1,
+        "busy_timeout": 5000,
+    }
+
+
+def test_sqlite_file_is_created_owner_only(tmp_path: Path) -> None:
+    """The SQLite file (lookup ids, sealed identities) is created 0600 whatever the umask."""
+    path = tmp_path / "db.sqlite3"
+    db = SqlDatabase(sqlite_url_for(path))
+    db.upgrade()
+    db.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_migrations_run_from_code_and_match_the_models(tmp_path: Path) -> None:
+    """migrations.upgrade() needs no alembic.ini, and leaves nothing for autogenerate to add."""
+    db = SqlDatabase(sqlite_url_for(tmp_path / "db.sqlite3"))
+    assert not db.schema_is_current()
+    with db.engine.begin() as conn:
+        migrations.upgrade(conn)
+    with db.engine.connect() as conn:
+        assert migrations.current_revision(conn) == migrations.head_revision() == "0001"
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    assert db.schema_is_current()
+    db.upgrade()  # idempotent at head
+    db.close()
+
+
+@pytest.mark.postgres
+def test_postgres_migration_matches_the_models(fresh_postgres_url: str) -> None:
+    """On PostgreSQL too, the migrated schema equals models.py (types, indexes, constraints)."""
+    db = SqlDatabase(fresh_postgres_url)
+    db.upgrade()
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    db.close()
+    assert diff == []
+
+
+@pytest.mark.postgres
+def test_plain_postgresql_url_uses_psycopg(fresh_postgres_url: str) -> None:
+    """A postgresql:// URL is served by psycopg 3 (psycopg2 is not installed)."""
+    db = SqlDatabase(fresh_postgres_url.replace("postgresql+psycopg://", "postgresql://"))
+    db.upgrade()
+    assert db.engine.dialect.driver == "psycopg"
+    assert "sources" in inspect(db.engine).get_table_names()
+    db.close()
+
+
+def test_unsupported_or_malformed_url_is_a_config_error() -> None:
+    """Only SQLite and PostgreSQL are accepted; a bad URL is not echoed (it may hold a password)."""
+    with pytest.raises(ConfigError, match="unsupported"):
+        SqlDatabase("mysql://user:pw@localhost/db")
+    with pytest.raises(ConfigError) as info:
+        SqlDatabase("not a url with hunter2")
+    assert "hunter2" not in str(info.value)
+
+
+def test_unreachable_postgres_raises_database_unavailable_quickly(unused_tcp_port: int) -> None:
+    """A PostgreSQL port nobody listens on gives DatabaseUnavailable within seconds."""
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{unused_tcp_port}/x"
+    db = SqlDatabase(url, connect_timeout=2)
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable), db.transaction() as repos:
+        repos.sources.get(SourceId("0" * 32))
+    with pytest.raises(DatabaseUnavailable):
+        db.upgrade()
+    db.close()
+    assert time.monotonic() - started < 5
+
+
+def test_locked_sqlite_raises_database_unavailable_after_lock_timeout(tmp_path: Path) -> None:
+    """While another process holds the write lock, a transaction waits lock_timeout, then fails."""
+    path = tmp_path / "db.sqlite3"
+    db = SqlDatabase(sqlite_url_for(path), lock_timeout=0.3)
+    db.upgrade()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable), db.transaction() as repos:
+            repos.sources.add(b"lookup", "age1x", None)
+        waited = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert 0.25 < waited < 3
+    with db.transaction() as repos:  # usable again once the lock is gone
+        repos.sources.add(b"lookup", "age1x", None)
+    db.close()
+
+
+def test_missing_sqlite_directory_raises_database_unavailable(tmp_path: Path) -> None:
+    """A database file that cannot be created is DatabaseUnavailable, not a bare OSError."""
+    with pytest.raises(DatabaseUnavailable):
+        SqlDatabase(sqlite_url_for(tmp_path / "missing" / "db.sqlite3"))
