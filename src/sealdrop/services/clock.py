@@ -6,7 +6,6 @@ import datetime as dt
 import time
 from typing import Literal, Protocol
 
-
 Granularity = Literal["day", "none"]
 
 
