@@ -232,3 +232,19 @@ def _wait_for(condition: object, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+def test_posts_from_another_site_are_refused(server: ServerProcess, instance_dir: Path) -> None:
+    """A form post that the browser marks as coming from another site (a forged start, login or
+    logout) is refused with the 403 page and sets no cookie; same-origin posts work."""
+    for path in ["/start", "/login", "/logout", "/submit"]:
+        for site in ["cross-site", "same-site"]:
+            response = httpx.post(
+                server.url + path, data={"codename": "x"}, headers={"sec-fetch-site": site}
+            )
+            assert response.status_code == 403, (path, site)
+            assert "set-cookie" not in response.headers
+            assert "content-security-policy" in response.headers
+    assert stored(instance_dir) == []
+    same_origin = httpx.post(server.url + "/start", headers={"sec-fetch-site": "same-origin"})
+    assert same_origin.status_code == 200

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sealdrop.errors import SealdropError
 from sealdrop.services.container import Services
 from sealdrop.web.errors import HTTP_PAGES, SERVER_ERROR, ErrorPage, page_for
+from sealdrop.web.fetch_metadata import RefuseCrossSitePosts
 from sealdrop.web.headers import SOURCE_HEADERS, SecurityHeaders
 from sealdrop.web.source.routes import SourceInterface
 from sealdrop.web.templating import Templates
@@ -73,5 +74,12 @@ def create_source_app(services: Services) -> ASGIApp:
             Exception: on_server_error,
         },
     )
+
+    async def refuse_cross_site(scope: Scope, receive: Receive, send: Send) -> None:
+        page = HTTP_PAGES[403]
+        response = error_response(Request(scope), page)
+        await response(scope, receive, send)
+
+    guarded = RefuseCrossSitePosts(app, refuse_cross_site)
     # Headers outside Starlette's own error layer, so that 500 pages carry them too.
-    return ContainErrors(SecurityHeaders(app, SOURCE_HEADERS))
+    return ContainErrors(SecurityHeaders(guarded, SOURCE_HEADERS))

@@ -205,6 +205,7 @@ class SourceInterface:
         def receive() -> Receipt:
             read = BodyLimit(next_chunk, limit)
             reader = MultipartReader(read, boundary)
+            checked = False
             with intake:
                 for index, part in enumerate(reader.parts()):
                     if index == 0:
@@ -215,11 +216,14 @@ class SourceInterface:
                             session, token
                         ):
                             raise CsrfTokenInvalid()
+                        checked = True
                     elif part.name == "message" and part.filename is None:
                         intake.add_message(part)
                     elif part.name == "files" and part.filename:
                         intake.add_file(part.filename, part.content_type, part)
                     # Anything else (an empty file input, unknown fields) is skipped unread.
+                if not checked:
+                    raise CsrfTokenInvalid()
                 while read():
                     pass  # the epilogue after the closing boundary, within the same limit
                 return intake.commit()
