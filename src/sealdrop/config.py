@@ -13,6 +13,7 @@ which is how tests and container deployments adjust an instance without editing 
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tomllib
@@ -20,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from sqlalchemy.engine import URL
 
 from sealdrop.errors import ConfigError
 
@@ -118,6 +121,8 @@ def _validate(section: str, key: str, value: Any) -> Any:
                 raise ConfigError(f"{name} must be an integer") from None
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a positive integer")
+        if key == "port" and value > 65535:
+            raise ConfigError(f"{name} must be a TCP port (1-65535)")
         return value
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string")
@@ -159,7 +164,7 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{config_path}: {exc}") from None
     values = _merge(raw, os.environ if env is None else env)
-    url = values["database"]["url"] or f"sqlite:///{instance_dir / 'sealdrop.db'}"
+    url = values["database"]["url"] or _sqlite_url(instance_dir / "sealdrop.db")
     return Settings(
         instance_dir=instance_dir,
         database_url=url,
@@ -174,6 +179,11 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
         session_absolute_seconds=values["sessions"]["absolute_timeout_minutes"] * 60,
         kdf_salt=_load_salt(instance_dir),
     )
+
+
+def _sqlite_url(path: Path) -> str:
+    # Built by SQLAlchemy so that '?', '#' or '%' in the instance path are escaped, not parsed.
+    return URL.create("sqlite+pysqlite", database=str(path)).render_as_string(hide_password=False)
 
 
 def _load_salt(instance_dir: Path) -> Secret:
@@ -206,7 +216,8 @@ def default_config_text(host: str = "127.0.0.1", port: int = 8080) -> str:
         for key, (default, description) in keys.items():
             value = overrides.get((section, key), default)
             lines.append(f"# {description}")
-            shown = f'"{value}"' if isinstance(value, str) else str(value)
+            # JSON string escapes are valid TOML basic-string escapes.
+            shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
             prefix = "" if (section, key) in overrides else "# "
             lines.append(f"{prefix}{key} = {shown}")
         lines.append("")

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from conftest import (
+from support_http import (
     BOTH_BACKENDS,
     JournalistKey,
     Source,
@@ -22,6 +21,7 @@ from conftest import (
     start_server,
     stored,
 )
+
 from sealdrop.testing import ServerProcess
 
 MiB = 1024 * 1024

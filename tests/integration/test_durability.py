@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import (
+from support_http import (
     BOTH_BACKENDS,
     JournalistKey,
     Source,
@@ -19,6 +19,7 @@ from conftest import (
     start_server,
     stored,
 )
+
 from sealdrop.testing import ServerProcess, sealdrop_command
 
 MiB = 1024 * 1024

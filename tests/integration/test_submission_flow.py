@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from support_http import BOTH_BACKENDS, JournalistKey, Source, browser_multipart, stored
 
-from conftest import BOTH_BACKENDS, JournalistKey, Source, browser_multipart, stored
 from sealdrop.config import load_settings
 from sealdrop.storage.database import SqlDatabase
 from sealdrop.testing import ServerProcess

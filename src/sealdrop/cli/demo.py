@@ -33,8 +33,10 @@ def prepare_demo(directory: Path, port: int, console: Console) -> Path:
         finally:
             services.close()
         console.print(f"Created a demo instance in {instance}")
+    console.print(f"Demo journalist key: {directory / IDENTITY_FILE}", soft_wrap=True)
     console.print(
-        f"Demo journalist key: {directory / IDENTITY_FILE}\n"
-        f"  decrypt a stored blob with: age -d -i {directory / IDENTITY_FILE} BLOB"
+        f"  decrypt a stored blob with: age -d -i {directory / IDENTITY_FILE} BLOB",
+        soft_wrap=True,
+        highlight=False,
     )
     return instance

@@ -16,7 +16,11 @@ import re
 import sys
 
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b")
-_IPV6 = re.compile(r"\[?\b(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}\b\]?(?::\d+)?")
+# Full forms (at least four groups, so a clock time such as 12:30:45 is left alone) and any
+# compressed form containing "::".
+_IPV6 = re.compile(
+    r"\[?(?:(?:[0-9a-fA-F]{1,4}:){3,7}[0-9a-fA-F]{1,4}|[0-9a-fA-F:]*::[0-9a-fA-F:]*)\]?(?::\d+)?"
+)
 MAX_LINE = 300
 
 

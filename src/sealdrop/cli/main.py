@@ -12,17 +12,18 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sealdrop.cli.serve import serve_instance
 from sealdrop.config import load_settings
 from sealdrop.errors import SealdropError
 from sealdrop.services.container import Services, build_services
-from sealdrop.services.instance import init_instance
+from sealdrop.services.instance import init_instance, upgrade_database
 
 app = typer.Typer(
     name="sealdrop",
-    help="Sealdrop: an end-to-end encrypted, Tor-native anonymous submission system.",
+    help="Sealdrop: an anonymous submission system that encrypts everything as it arrives.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -40,12 +41,15 @@ InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
 
 
 def _fail(exc: SealdropError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")
     return typer.Exit(code=1)
 
 
 def _services(directory: Path) -> Services:
     try:
+        # Migrate first, so that a command run before the first `serve` (say, adding recipients
+        # to a fresh PostgreSQL database) finds its tables.
+        upgrade_database(directory)
         return build_services(load_settings(directory))
     except SealdropError as exc:
         raise _fail(exc) from None
@@ -155,8 +159,8 @@ def submissions_list(
 @app.command()
 def serve(
     directory: InstanceDir,
-    host: Annotated[str | None, typer.Option(help="Override [source] host.")] = None,
-    port: Annotated[int | None, typer.Option(help="Override [source] port.")] = None,
+    host: Annotated[str | None, typer.Option(help="Listen on this address instead.")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen on this port instead.")] = None,
 ) -> None:
     """Serve the source interface."""
     try:
@@ -179,7 +183,7 @@ def demo(
 
     try:
         instance = prepare_demo(directory, port, err)
-        serve_instance(instance, None, None)
+        serve_instance(instance, None, port)
     except SealdropError as exc:
         raise _fail(exc) from None
 

@@ -11,6 +11,7 @@ from sealdrop.cli.logs import configure_logging
 from sealdrop.config import load_settings
 from sealdrop.services.container import build_services
 from sealdrop.services.instance import instance_lock, upgrade_database
+from sealdrop.services.maintenance import Maintenance
 from sealdrop.web.app import create_source_app
 
 # Tor Browser on a slow circuit can take long between chunks; a connection idle this long is cut.
@@ -49,8 +50,13 @@ def serve_instance(directory: Path, host: str | None, port: int | None) -> None:
                 lifespan="off",
             )
             server = uvicorn.Server(config)
+            maintenance = Maintenance(services.sessions)
+            maintenance.start()
             shown = f"[{bind_host}]" if ":" in bind_host else bind_host
             print(f"Source interface: http://{shown}:{bind_port}/", flush=True)
-            server.run()
+            try:
+                server.run()
+            finally:
+                maintenance.stop()
         finally:
             services.close()

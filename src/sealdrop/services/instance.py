@@ -25,6 +25,9 @@ def init_instance(directory: Path, host: str = "127.0.0.1", port: int = 8080) ->
     directory = directory.resolve()
     if (directory / CONFIG_FILE).exists():
         raise ConfigError(f"{directory} already holds a Sealdrop instance")
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        # Never take over (and chmod 700) a folder that holds something else, such as a home.
+        raise ConfigError(f"{directory} exists and is not empty; choose a new folder")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     config = directory / CONFIG_FILE

@@ -78,7 +78,9 @@ class _MessageReader:
             text = self._decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError:
             raise MalformedUpload("message is not valid UTF-8") from None
-        self.chars += len(text)
+        # Browsers count a line break as one character against the textarea's maxlength but
+        # send it as CRLF; count it the same way so that what the form allowed is accepted.
+        self.chars += len(text) - text.count("\r")
         if self.chars > self._limit:
             raise MessageTooLong(self._limit)
         self.has_text = self.has_text or text.strip() != ""

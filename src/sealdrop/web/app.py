@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -39,7 +38,6 @@ class ContainErrors:
 def create_source_app(services: Services) -> ASGIApp:
     templates = Templates("sealdrop.web.source")
     interface = SourceInterface(services, templates)
-    static_dir = str(resources.files("sealdrop.web.source") / "static")
 
     def error_response(request: Request, page: ErrorPage) -> Response:
         return templates.render(
@@ -67,7 +65,7 @@ def create_source_app(services: Services) -> ASGIApp:
         return error_response(request, SERVER_ERROR)
 
     app = Starlette(
-        routes=interface.routes(static_dir),
+        routes=interface.routes(),
         exception_handlers={
             SealdropError: on_sealdrop_error,
             HTTPException: on_http_error,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Callable
+from importlib import resources
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -16,8 +17,7 @@ import anyio.from_thread
 import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from sealdrop.errors import (
     ClientDisconnected,
@@ -48,8 +48,11 @@ class SourceInterface:
         self._templates = templates
         self._settings = services.settings
         self._upload_slots = anyio.CapacityLimiter(MAX_CONCURRENT_UPLOADS)
+        # Served from memory, without Last-Modified: a file time would tell when this server was
+        # installed or updated (the same reason the Date header is dropped).
+        self._css = (resources.files("sealdrop.web.source") / "static" / "style.css").read_bytes()
 
-    def routes(self, static_dir: str) -> list[Route | Mount]:
+    def routes(self) -> list[Route]:
         return [
             Route("/", self.index, methods=["GET"]),
             Route("/start", self.start, methods=["POST"]),
@@ -59,7 +62,7 @@ class SourceInterface:
             Route("/submit", self.submit_form, methods=["GET"]),
             Route("/submit", self.submit, methods=["POST"]),
             Route("/submitted", self.submitted, methods=["GET"]),
-            Mount("/static", StaticFiles(directory=static_dir), name="static"),
+            Route("/static/style.css", self._stylesheet, methods=["GET"]),
         ]
 
     # -- helpers -------------------------------------------------------------------------------
@@ -121,6 +124,9 @@ class SourceInterface:
         except (UnicodeDecodeError, ValueError):
             pairs = []
         return dict(pairs)
+
+    async def _stylesheet(self, request: Request) -> Response:
+        return Response(self._css, media_type="text/css")
 
     # -- pages ---------------------------------------------------------------------------------
 

@@ -1,0 +1,46 @@
+"""Periodic housekeeping while a server runs.
+
+Expired sessions are deleted promptly rather than only when their cookie comes back: a row left
+behind would keep, tied to a source, the second at which that source was last active.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sealdrop.errors import SealdropError
+from sealdrop.services.sessions import SessionService
+
+log = logging.getLogger("sealdrop.maintenance")
+
+INTERVAL_SECONDS = 60.0
+
+
+class Maintenance:
+    def __init__(self, sessions: SessionService, interval: float = INTERVAL_SECONDS) -> None:
+        self._sessions = sessions
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sealdrop-maintenance", daemon=True)
+
+    def run_once(self) -> int:
+        """One round of housekeeping; returns the number of sessions removed."""
+        return self._sessions.purge_expired()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except SealdropError as exc:
+                # A database outage must not end housekeeping; the next round tries again.
+                log.warning("housekeeping failed: %s", type(exc).__name__)
+            self._stop.wait(self._interval)

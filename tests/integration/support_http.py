@@ -1,0 +1,105 @@
+"""Helpers for the integration tests: a source's browser reduced to HTTP, browser-exact multipart
+bodies, the CLI, and what the instance holds. (Kept out of conftest.py so test modules can import
+them by a unique name.)"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sealdrop.testing import ServerProcess, sealdrop_command
+
+
+@dataclass(frozen=True)
+class JournalistKey:
+    identity_file: Path
+    recipient: str
+
+
+def run_cli(*args: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        sealdrop_command(*args), check=True, capture_output=True, text=True, timeout=120
+    )
+
+
+BOTH_BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+
+
+def start_server(instance: Path, server_tmp: Path, **settings: str) -> ServerProcess:
+    env = {"TMPDIR": str(server_tmp)}
+    env.update({f"SEALDROP_{k.upper()}": v for k, v in settings.items()})
+    return ServerProcess(instance, env=env).start()
+
+
+class Source:
+    """A source's browser, reduced to HTTP: cookies, forms, no JavaScript."""
+
+    def __init__(self, base_url: str) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=300.0)
+
+    def start(self) -> str:
+        page = self.http.post("/start")
+        assert page.status_code == 200, page.text
+        match = re.search(r'<p class="codename"[^>]*>([^<]+)</p>', page.text)
+        assert match, page.text
+        return html.unescape(match.group(1))
+
+    def csrf_token(self) -> str:
+        page = self.http.get("/submit")
+        assert page.status_code == 200, page.text
+        match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+        assert match, page.text
+        return match.group(1)
+
+    def submit(
+        self,
+        message: str = "",
+        files: list[tuple[str, Any, str]] | None = None,
+        token: str | None = None,
+    ) -> httpx.Response:
+        data = {"csrf_token": self.csrf_token() if token is None else token, "message": message}
+        # Like a browser: an empty file input is still sent, as a part with an empty file name.
+        parts = [("files", f) for f in files or [("", b"", "application/octet-stream")]]
+        return self.http.post("/submit", data=data, files=parts)
+
+
+def stored(instance: Path) -> list[dict[str, Any]]:
+    """What `sealdrop submissions list --json` reports."""
+
+    out = run_cli("submissions", "list", instance, "--json").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def staging_files(instance: Path) -> list[Path]:
+    return [p for p in (instance / "store" / "staging").rglob("*") if p.is_file()]
+
+
+def browser_multipart(
+    fields: list[tuple[str, str]], files: list[tuple[str, bytes, str]]
+) -> tuple[bytes, str]:
+    """A multipart/form-data body encoded the way Chromium and Firefox encode one (WHATWG):
+    in a file name only '"', CR and LF are escaped (as %22, %0D, %0A); everything else, NUL and
+    backslash included, is sent as raw UTF-8."""
+    boundary = "----SealdropTestBoundary" + uuid.uuid4().hex
+    out = bytearray()
+    for name, value in fields:
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        out += value.encode() + b"\r\n"
+    for filename, content, content_type in files:
+        escaped = filename.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+        out += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="{escaped}"\r\nContent-Type: {content_type}\r\n\r\n'
+        ).encode()
+        out += content + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
