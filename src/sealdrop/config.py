@@ -65,6 +65,10 @@ SETTINGS: dict[str, dict[str, tuple[Any, str]]] = {
         ),
     },
     "source": {
+        "organisation_name": (
+            "Sealdrop",
+            "The organisation's name, shown on every page of the source interface.",
+        ),
         "host": ("127.0.0.1", "Address the source interface listens on."),
         "port": (8080, "TCP port of the source interface."),
     },
@@ -87,6 +91,26 @@ SETTINGS: dict[str, dict[str, tuple[Any, str]]] = {
             "Codename derivations (Argon2id, 64 MiB each) running at once; memory = this x 64 MiB.",
         ),
     },
+    "logins": {
+        "max_in_flight": (
+            8,
+            "Codename logins waiting for or running the KDF at once; more are refused (429).",
+        ),
+        "per_minute": (60, "Codename logins accepted per minute, for all visitors together."),
+        "failures_per_visitor": (
+            10,
+            "Wrong codenames one browser may try in 10 minutes before it must wait.",
+        ),
+    },
+    "sources": {
+        "pending_purge_hours": (
+            24,
+            "Sources that never sent anything are deleted this many hours after they began.",
+        ),
+    },
+    "replies": {
+        "max_bytes": (1024 * 1024, "Largest reply ciphertext accepted, in bytes."),
+    },
     "sessions": {
         "idle_timeout_minutes": (60, "A source session ends after this long without a request."),
         "absolute_timeout_minutes": (240, "A source session ends this long after it began."),
@@ -99,12 +123,18 @@ class Settings:
     instance_dir: Path
     database_url: str
     blob_dir: Path
+    organisation_name: str
     source_host: str
     source_port: int
     max_upload_bytes: int
     max_message_chars: int
     arrival_granularity: Literal["day", "none"]
     kdf_max_concurrent: int
+    login_max_in_flight: int
+    logins_per_minute: int
+    login_failures_per_visitor: int
+    pending_purge_seconds: int
+    max_reply_bytes: int
     session_idle_seconds: int
     session_absolute_seconds: int
     kdf_salt: Secret = field(repr=False)
@@ -169,12 +199,18 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
         instance_dir=instance_dir,
         database_url=url,
         blob_dir=instance_dir / values["storage"]["blob_dir"],
+        organisation_name=" ".join(values["source"]["organisation_name"].split())[:100],
         source_host=values["source"]["host"],
         source_port=values["source"]["port"],
         max_upload_bytes=values["limits"]["max_upload_bytes"],
         max_message_chars=values["limits"]["max_message_chars"],
         arrival_granularity=values["privacy"]["arrival_granularity"],
         kdf_max_concurrent=values["kdf"]["max_concurrent"],
+        login_max_in_flight=values["logins"]["max_in_flight"],
+        logins_per_minute=values["logins"]["per_minute"],
+        login_failures_per_visitor=values["logins"]["failures_per_visitor"],
+        pending_purge_seconds=values["sources"]["pending_purge_hours"] * 3600,
+        max_reply_bytes=values["replies"]["max_bytes"],
         session_idle_seconds=values["sessions"]["idle_timeout_minutes"] * 60,
         session_absolute_seconds=values["sessions"]["absolute_timeout_minutes"] * 60,
         kdf_salt=_load_salt(instance_dir),
@@ -216,12 +252,16 @@ def default_config_text(host: str = "127.0.0.1", port: int = 8080) -> str:
         for key, (default, description) in keys.items():
             value = overrides.get((section, key), default)
             lines.append(f"# {description}")
-            # JSON string escapes are valid TOML basic-string escapes.
-            shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
+            shown = _toml_string(value) if isinstance(value, str) else str(value)
             prefix = "" if (section, key) in overrides else "# "
             lines.append(f"{prefix}{key} = {shown}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _toml_string(value: str) -> str:
+    # JSON string escapes are valid TOML basic-string escapes; JSON leaves DEL raw, TOML does not.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def write_new_secrets(instance_dir: Path) -> None:

@@ -18,7 +18,10 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     │   ├── MessageTooLong(limit)
     │   ├── UploadTooLarge(limit)
     │   ├── MalformedUpload
-    │   └── CsrfTokenInvalid        a form without the token of the session that served it
+    │   ├── CsrfTokenInvalid        a form without the token of the session that served it
+    │   └── InvalidReply            a reply that is not an age file, or too large
+    ├── NotFound                    no such item for this source (or not theirs: same answer)
+    ├── TooManyRequests(retry_after)  a rate or concurrency limit was hit; try again later
     ├── NotAcceptingSubmissions     no recipients configured (or intake switched off)
     ├── SessionRequired             no session, or it expired, or it does not open
     └── ClientDisconnected          the client went away mid-request
@@ -97,6 +100,23 @@ class MalformedUpload(InputError):
 
 class CsrfTokenInvalid(InputError):
     """A form was posted without the anti-forgery token of the session that served it."""
+
+
+class InvalidReply(InputError):
+    """A reply that is not a well-formed age file, or is over the size limit."""
+
+
+class NotFound(SealdropError):
+    """No such item for the asker. Also raised for items that exist but belong to someone else,
+    so that the answer never confirms another source's item exists."""
+
+
+class TooManyRequests(SealdropError):
+    """A rate or concurrency limit was reached; the client may retry after ``retry_after`` s."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many requests; retry after {retry_after} s")
+        self.retry_after = retry_after
 
 
 class NotAcceptingSubmissions(SealdropError):

@@ -11,6 +11,7 @@ from typing import NewType
 SourceId = NewType("SourceId", str)
 SubmissionId = NewType("SubmissionId", str)
 RecipientId = NewType("RecipientId", str)
+ReplyId = NewType("ReplyId", str)
 BlobKey = NewType("BlobKey", str)
 
 

@@ -46,15 +46,41 @@ class Source:
     def __init__(self, base_url: str) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=300.0)
 
-    def start(self) -> str:
-        page = self.http.post("/start")
+    def form_token(self, path: str = "/") -> str:
+        """The pre-session anti-forgery token of the start or login form."""
+        page = self.http.get(path)
+        assert page.status_code == 200, page.text
+        match = re.search(r'name="form_token" value="([0-9a-f]+)"', page.text)
+        assert match, page.text
+        return match.group(1)
+
+    def start(self, confirm: bool = True) -> str:
+        """Get a codename (and, like a careful source, type it back to confirm it)."""
+        page = self.http.post("/start", data={"form_token": self.form_token()})
         assert page.status_code == 200, page.text
         match = re.search(r'<p class="codename"[^>]*>([^<]+)</p>', page.text)
         assert match, page.text
-        return html.unescape(match.group(1))
+        codename = html.unescape(match.group(1))
+        if confirm:
+            token = self._csrf_from("/confirm")
+            done = self.http.post("/confirm", data={"csrf_token": token, "codename": codename})
+            assert done.status_code == 303, done.text
+            assert done.headers["location"] == "/conversation"
+        return codename
+
+    def login(self, codename: str) -> httpx.Response:
+        return self.http.post(
+            "/login", data={"form_token": self.form_token("/login"), "codename": codename}
+        )
+
+    def logout(self) -> httpx.Response:
+        return self.http.post("/logout", data={"csrf_token": self.csrf_token()})
 
     def csrf_token(self) -> str:
-        page = self.http.get("/submit")
+        return self._csrf_from("/conversation")
+
+    def _csrf_from(self, path: str) -> str:
+        page = self.http.get(path)
         assert page.status_code == 200, page.text
         match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
         assert match, page.text
@@ -103,3 +129,33 @@ def browser_multipart(
         out += content + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+def add_reply(instance: Path, source_id: str, text: str, journalist_recipient: str) -> str:
+    """Store a journalist reply the way the journalist API will: an age file made elsewhere, to
+    the source's reply key and the journalist's own key. Returns the reply id."""
+    import pyrage
+
+    from sealdrop.config import load_settings
+    from sealdrop.services.container import build_services
+    from sealdrop.storage.database import SqlDatabase
+
+    settings = load_settings(instance)
+    database = SqlDatabase(settings.database_url)
+    try:
+        with database.transaction() as repos:
+            source = repos.sources.get(source_id)  # type: ignore[arg-type]
+            assert source is not None
+            source_key = source.reply_recipient
+    finally:
+        database.close()
+    recipients = [
+        pyrage.x25519.Recipient.from_str(source_key),
+        pyrage.x25519.Recipient.from_str(journalist_recipient),
+    ]
+    ciphertext = pyrage.encrypt(text.encode("utf-8"), recipients)
+    services = build_services(settings)
+    try:
+        return str(services.replies.store(source_id, ciphertext).id)  # type: ignore[arg-type]
+    finally:
+        services.close()

@@ -146,10 +146,13 @@ def test_no_recipients_means_not_accepting(instance_dir: Path, server_tmp: Path)
     try:
         source = Source(proc.url)
         source.start()
-        form = source.http.get("/submit")
-        assert form.status_code == 503
-        assert "not accepting submissions" in form.text
-        body, content_type = browser_multipart([("csrf_token", "0" * 64), ("message", "hi")], [])
+        page = source.http.get("/conversation")
+        assert page.status_code == 200
+        assert "not accepting submissions" in page.text
+        assert 'action="/submit"' not in page.text
+        body, content_type = browser_multipart(
+            [("csrf_token", source.csrf_token()), ("message", "hi")], []
+        )
         response = source.http.post("/submit", content=body, headers={"content-type": content_type})
         assert response.status_code == 503
         assert_nothing_stored(instance_dir)
@@ -246,5 +249,10 @@ def test_posts_from_another_site_are_refused(server: ServerProcess, instance_dir
             assert "set-cookie" not in response.headers
             assert "content-security-policy" in response.headers
     assert stored(instance_dir) == []
-    same_origin = httpx.post(server.url + "/start", headers={"sec-fetch-site": "same-origin"})
+    source = Source(server.url)
+    same_origin = source.http.post(
+        "/start",
+        data={"form_token": source.form_token()},
+        headers={"sec-fetch-site": "same-origin"},
+    )
     assert same_origin.status_code == 200

@@ -133,6 +133,7 @@ def submissions_list(
                     {
                         "id": item.id,
                         "source": item.source,
+                        "pseudonym": item.pseudonym,
                         "seq": item.seq,
                         "kind": item.kind,
                         "arrival_day": item.arrival_day,
@@ -146,7 +147,7 @@ def submissions_list(
     for item in items:
         table.add_row(
             item.id,
-            item.source,
+            item.pseudonym or item.source,
             str(item.seq),
             item.kind,
             item.arrival_day or "-",

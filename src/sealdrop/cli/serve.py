@@ -50,7 +50,7 @@ def serve_instance(directory: Path, host: str | None, port: int | None) -> None:
                 lifespan="off",
             )
             server = uvicorn.Server(config)
-            maintenance = Maintenance(services.sessions)
+            maintenance = Maintenance(services.sessions, services.sources)
             maintenance.start()
             shown = f"[{bind_host}]" if ":" in bind_host else bind_host
             print(f"Source interface: http://{shown}:{bind_port}/", flush=True)

@@ -1,7 +1,9 @@
 """Periodic housekeeping while a server runs.
 
-Expired sessions are deleted promptly rather than only when their cookie comes back: a row left
-behind would keep, tied to a source, the second at which that source was last active.
+- Expired sessions are deleted promptly rather than only when their cookie comes back: a row left
+  behind would keep, tied to a source, the second at which that source was last active.
+- Sources that never sent anything are deleted once ``[sources] pending_purge_hours`` have
+  passed, so that abandoned "start" clicks do not pile up (and a flood of them is undone).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import threading
 
 from sealdrop.errors import SealdropError
 from sealdrop.services.sessions import SessionService
+from sealdrop.services.sources import SourceService
 
 log = logging.getLogger("sealdrop.maintenance")
 
@@ -18,15 +21,18 @@ INTERVAL_SECONDS = 60.0
 
 
 class Maintenance:
-    def __init__(self, sessions: SessionService, interval: float = INTERVAL_SECONDS) -> None:
+    def __init__(
+        self, sessions: SessionService, sources: SourceService, interval: float = INTERVAL_SECONDS
+    ) -> None:
         self._sessions = sessions
+        self._sources = sources
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sealdrop-maintenance", daemon=True)
 
-    def run_once(self) -> int:
-        """One round of housekeeping; returns the number of sessions removed."""
-        return self._sessions.purge_expired()
+    def run_once(self) -> tuple[int, int]:
+        """One round of housekeeping; returns (sessions removed, pending sources removed)."""
+        return self._sessions.purge_expired(), self._sources.purge_pending()
 
     def start(self) -> None:
         self._thread.start()

@@ -34,6 +34,7 @@ class SourceSession:
     reply_identity: Identity
     csrf_token: str
     id_hash: bytes
+    confirmed: bool  # False between "start" and the source typing the codename back
 
 
 def _hash_id(session_id: bytes) -> bytes:
@@ -65,7 +66,7 @@ class SessionService:
         self._idle = idle_seconds
         self._absolute = absolute_seconds
 
-    def open(self, source_id: SourceId, reply_identity: Identity) -> str:
+    def open(self, source_id: SourceId, reply_identity: Identity, *, confirmed: bool = True) -> str:
         """Start a session; return the cookie value (the only copy of the id and key)."""
         session_id = secrets.token_bytes(_ID_BYTES)
         session_key = sealing.new_session_key()
@@ -73,7 +74,7 @@ class SessionService:
         sealed = sealing.seal(session_key, str(reply_identity).encode("ascii"), id_hash)
         now = int(self._clock.now())
         with self._db.transaction() as repos:
-            repos.sessions.add(SessionRecord(id_hash, source_id, sealed, now, now))
+            repos.sessions.add(SessionRecord(id_hash, source_id, sealed, now, now, confirmed))
         return base64.urlsafe_b64encode(session_id + session_key).rstrip(b"=").decode("ascii")
 
     def resolve(self, cookie_value: str | None) -> SourceSession:
@@ -97,7 +98,13 @@ class SessionService:
                 # A cookie whose id matches but whose key does not: forged or corrupted.
                 raise SessionRequired() from None
             repos.sessions.touch(id_hash, now)
-        return SourceSession(record.source_id, identity, _csrf_token(session_key), id_hash)
+        return SourceSession(
+            record.source_id, identity, _csrf_token(session_key), id_hash, record.confirmed
+        )
+
+    def confirm(self, session: SourceSession) -> None:
+        with self._db.transaction() as repos:
+            repos.sessions.confirm(session.id_hash)
 
     def close(self, cookie_value: str | None) -> None:
         """Log out: delete the server half, so the cookie opens nothing any more."""

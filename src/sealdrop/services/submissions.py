@@ -14,6 +14,7 @@ to (orphans, swept at the next start); neither is ever shown as a submission.
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -176,6 +177,8 @@ class SubmissionIntake:
             day = arrival_day(self._clock, self._granularity)
             with self._db.transaction() as repos:
                 first = repos.sources.reserve_sequence(self._source_id, len(durable))
+                # From now on the source is kept: forget when it began (see pending_since).
+                repos.sources.mark_active(self._source_id)
                 for offset, (pending, key, size) in enumerate(durable):
                     new = NewSubmission(pending.kind, key, size, pending.metadata_ciphertext)
                     repos.submissions.add(self._source_id, first + offset, day, new)
@@ -211,6 +214,15 @@ class SubmissionService:
         self._granularity = granularity
         self._max_message_chars = max_message_chars
 
+    def received_days(self, source_id: SourceId) -> list[tuple[dt.date | None, int]]:
+        """What a source may see of what it sent: how many items arrived on which day."""
+        with self._db.transaction() as repos:
+            records = repos.submissions.for_source(source_id)
+        counts: dict[dt.date | None, int] = {}
+        for record in records:
+            counts[record.arrival_day] = counts.get(record.arrival_day, 0) + 1
+        return list(counts.items())
+
     def accepting(self) -> bool:
         """Whether there is anyone to encrypt a submission to."""
         with self._db.transaction() as repos:
@@ -240,10 +252,15 @@ class SubmissionService:
         """Every stored item, for operators: ids, sizes and places, never content."""
         with self._db.transaction() as repos:
             records = list(repos.submissions.all())
+            pseudonyms = {}
+            for source_id in {r.source_id for r in records}:
+                source = repos.sources.get(source_id)
+                pseudonyms[source_id] = source.pseudonym if source else ""
         return [
             StoredItem(
                 id=r.id,
                 source=r.source_id,
+                pseudonym=pseudonyms[r.source_id],
                 kind=r.kind,
                 arrival_day=r.arrival_day.isoformat() if r.arrival_day else None,
                 size=r.size,
@@ -262,7 +279,7 @@ class SubmissionService:
         """
         staged = self._blobs.clean_staging()
         with self._db.transaction() as repos:
-            referenced = repos.submissions.blob_keys()
+            referenced = repos.submissions.blob_keys() | repos.replies.blob_keys()
         orphans = set(self._blobs.keys()) - referenced
         for key in orphans:
             self._blobs.delete(key)
@@ -273,6 +290,7 @@ class SubmissionService:
 class StoredItem:
     id: str
     source: str
+    pseudonym: str
     kind: str
     arrival_day: str | None
     size: int

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
-from sealdrop.ids import BlobKey, RecipientId, SourceId, SubmissionId
+from sealdrop.ids import BlobKey, RecipientId, ReplyId, SourceId, SubmissionId
 
 SubmissionKind = Literal["message", "file"]
 
@@ -24,6 +24,11 @@ class SourceRecord:
     lookup_id: bytes  # HKDF output from the codename; unique
     reply_recipient: str  # age1… public key of the source's reply identity
     created_day: dt.date | None  # None when arrival_granularity = "none"
+    pseudonym: str  # journalist-facing name, "adjective noun"; not secret, not unique
+    # Epoch seconds of creation, kept only until the first submission (then None), so that
+    # sources that never sent anything can be purged after 24 h without keeping the creation
+    # time of any source that did.
+    pending_since: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,16 @@ class NewSubmission:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyRecord:
+    id: ReplyId
+    source_id: SourceId
+    seq: int  # shares the source's sequence with submissions: the conversation's order
+    arrival_day: dt.date | None
+    blob_key: BlobKey
+    size: int  # ciphertext bytes
+
+
+@dataclass(frozen=True, slots=True)
 class RecipientRecord:
     id: RecipientId
     public_key: str  # age1…
@@ -62,14 +77,31 @@ class SessionRecord:
     sealed_identity: bytes  # reply identity sealed under the key held only by the cookie
     created_at: int  # epoch seconds; sessions are short-lived and deleted on logout/expiry
     last_seen_at: int
+    confirmed: bool = True  # False from "start" until the source has typed the codename back
 
 
 class SourceRepository(Protocol):
     def add(
-        self, lookup_id: bytes, reply_recipient: str, created_day: dt.date | None
+        self,
+        lookup_id: bytes,
+        reply_recipient: str,
+        created_day: dt.date | None,
+        pseudonym: str,
+        pending_since: int | None,
     ) -> SourceRecord:
         """Insert a source. Raises ``sealdrop.errors.StorageError`` on a duplicate lookup id."""
         ...
+
+    def mark_active(self, source_id: SourceId) -> None:
+        """Forget ``pending_since`` (called with the first submission)."""
+        ...
+
+    def purge_pending(self, created_before: int) -> int:
+        """Delete sources still pending since before ``created_before`` that have no submission
+        (their sessions and replies go with them); return how many."""
+        ...
+
+    def delete(self, source_id: SourceId) -> bool: ...
 
     def get(self, source_id: SourceId) -> SourceRecord | None: ...
 
@@ -100,6 +132,27 @@ class SubmissionRepository(Protocol):
         ...
 
 
+class ReplyRepository(Protocol):
+    def add(
+        self,
+        source_id: SourceId,
+        seq: int,
+        arrival_day: dt.date | None,
+        blob_key: BlobKey,
+        size: int,
+    ) -> ReplyRecord: ...
+
+    def get(self, reply_id: ReplyId) -> ReplyRecord | None: ...
+
+    def for_source(self, source_id: SourceId) -> Sequence[ReplyRecord]:
+        """A source's replies in sequence order."""
+        ...
+
+    def delete(self, reply_id: ReplyId) -> bool: ...
+
+    def blob_keys(self) -> set[BlobKey]: ...
+
+
 class RecipientRepository(Protocol):
     def add(self, public_key: str, name: str) -> RecipientRecord:
         """Insert an organisation recipient; a duplicate public key raises StorageError."""
@@ -116,6 +169,10 @@ class SessionRepository(Protocol):
     def get(self, id_hash: bytes) -> SessionRecord | None: ...
 
     def touch(self, id_hash: bytes, now: int) -> None: ...
+
+    def confirm(self, id_hash: bytes) -> None:
+        """Record that the source typed its codename back."""
+        ...
 
     def delete(self, id_hash: bytes) -> None: ...
 
@@ -134,6 +191,9 @@ class Repositories(Protocol):
 
     @property
     def submissions(self) -> SubmissionRepository: ...
+
+    @property
+    def replies(self) -> ReplyRepository: ...
 
     @property
     def recipients(self) -> RecipientRepository: ...

@@ -1,9 +1,13 @@
 """SQLAlchemy 2 tables.
 
 Metadata minimisation (invariant 6): no row carries a creation or update timestamp beyond what is
-listed here. Sources and submissions keep at most a day (``None`` when arrival granularity is
-"none"); order comes from per-source sequence numbers. Only sessions carry epoch seconds, because
-they must expire, and they are deleted on logout or expiry.
+listed here. Sources, submissions and replies keep at most a day (``None`` when arrival granularity
+is "none"); order comes from per-source sequence numbers, which submissions and replies share.
+Epoch seconds appear in two places only, both short-lived: sessions, because they must expire
+(and they are deleted on logout or expiry), and ``sources.pending_since``, which records when a
+source was created only until its first submission (then it is set to NULL), so that sources that
+never sent anything can be purged; a source that did send something keeps no creation time
+finer than its day.
 
 The migration in ``migrations/versions`` creates exactly these tables; a test compares the two.
 """
@@ -14,6 +18,7 @@ import datetime as dt
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     ForeignKey,
     Integer,
@@ -22,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -48,7 +54,13 @@ class Source(Base):
     lookup_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True, index=True)
     reply_recipient: Mapped[str] = mapped_column(Text)
     created_day: Mapped[dt.date | None] = mapped_column(Date)
+    # Shared by submissions and replies: the order of the whole conversation.
     last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Journalist-facing name ("adjective noun"); not secret, not unique. The server default only
+    # serves rows that existed before the column did.
+    pseudonym: Mapped[str] = mapped_column(String(100), server_default="")
+    # Epoch seconds of creation, NULL from the first submission on (see the module docstring).
+    pending_since: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Submission(Base):
@@ -64,6 +76,24 @@ class Submission(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     # An age file; file names and types live only inside it (invariant 5).
     metadata_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Reply(Base):
+    __tablename__ = "replies"
+    # seq comes from sources.last_seq like a submission's, so (source_id, seq) is unique across
+    # both tables by construction; each table can only enforce it for its own rows.
+    __table_args__ = (UniqueConstraint("source_id", "seq", name="uq_replies_source_id_seq"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    source_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("sources.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    arrival_day: Mapped[dt.date | None] = mapped_column(Date)
+    # The reply itself is an age file in the blob store, encrypted on the journalist's machine
+    # to the source's reply recipient (invariant 2).
+    blob_key: Mapped[str] = mapped_column(ID, unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
 
 
 class Recipient(Base):
@@ -86,3 +116,6 @@ class SourceSession(Base):
     sealed_identity: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_seen_at: Mapped[int] = mapped_column(BigInteger)
+    # False from "start" until the source has typed its codename back. Sessions that existed
+    # before the column were opened by a codename login, hence the server default.
+    confirmed: Mapped[bool] = mapped_column(Boolean, server_default=true())

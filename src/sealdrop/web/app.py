@@ -15,7 +15,8 @@ from sealdrop.services.container import Services
 from sealdrop.web.errors import HTTP_PAGES, SERVER_ERROR, ErrorPage, page_for
 from sealdrop.web.fetch_metadata import RefuseCrossSitePosts
 from sealdrop.web.headers import SOURCE_HEADERS, SecurityHeaders
-from sealdrop.web.source.routes import SourceInterface
+from sealdrop.web.i18n import LanguagePicker
+from sealdrop.web.source.routes import Redirect, SourceInterface, see_other
 from sealdrop.web.templating import Templates
 
 log = logging.getLogger("sealdrop.web")
@@ -36,7 +37,7 @@ class ContainErrors:
 
 
 def create_source_app(services: Services) -> ASGIApp:
-    templates = Templates("sealdrop.web.source")
+    templates = Templates("sealdrop.web.source", services.settings.organisation_name)
     interface = SourceInterface(services, templates)
 
     def error_response(request: Request, page: ErrorPage) -> Response:
@@ -45,9 +46,15 @@ def create_source_app(services: Services) -> ASGIApp:
             "error.html",
             status=page.status,
             title=page.title,
-            message=page.message,
+            message_msgid=page.message,
+            params=page.params,
             link=page.link,
+            headers=page.headers,
         )
+
+    async def on_redirect(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Redirect)
+        return see_other(request, exc.page)
 
     async def on_sealdrop_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SealdropError)
@@ -67,6 +74,7 @@ def create_source_app(services: Services) -> ASGIApp:
     app = Starlette(
         routes=interface.routes(),
         exception_handlers={
+            Redirect: on_redirect,
             SealdropError: on_sealdrop_error,
             HTTPException: on_http_error,
             Exception: on_server_error,
@@ -78,6 +86,6 @@ def create_source_app(services: Services) -> ASGIApp:
         response = error_response(Request(scope), page)
         await response(scope, receive, send)
 
-    guarded = RefuseCrossSitePosts(app, refuse_cross_site)
+    guarded = RefuseCrossSitePosts(LanguagePicker(app), refuse_cross_site)
     # Headers outside Starlette's own error layer, so that 500 pages carry them too.
     return ContainErrors(SecurityHeaders(guarded, SOURCE_HEADERS))

@@ -1,12 +1,12 @@
 """The one table that maps Sealdrop errors to what a source sees.
 
-Messages are fixed strings: an error page never repeats what the client sent (a codename, a file
-name, a message) so nothing sensitive can be reflected into a page or a log.
+Messages are fixed, translatable strings: an error page never repeats what the client sent (a
+codename, a file name, a message), so nothing sensitive can be reflected into a page or a log.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sealdrop.errors import (
     ClientDisconnected,
@@ -18,32 +18,39 @@ from sealdrop.errors import (
     MalformedUpload,
     MessageTooLong,
     NotAcceptingSubmissions,
+    NotFound,
     SealdropError,
     SessionRequired,
     StorageError,
     StorageFull,
+    TooManyRequests,
     UploadTooLarge,
 )
+from sealdrop.web.i18n import N_
 
 
 @dataclass(frozen=True, slots=True)
 class ErrorPage:
     status: int
-    title: str
-    message: str
-    link: tuple[str, str] | None = None
+    title: str  # msgid
+    message: str  # msgid, may hold %(name)s placeholders filled from params
+    link: tuple[str, str] | None = None  # (path below the root, msgid of the link text)
+    params: dict[str, str | int] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def human_size(n: int) -> str:
+    size = float(n)
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.4g} {unit}"
-        n /= 1024  # type: ignore[assignment]
+        if size < 1024 or unit == "TiB":
+            return f"{n:,} bytes" if unit == "bytes" else f"{size:.4g} {unit}"
+        size /= 1024
     raise AssertionError
 
 
-_START = ("", "Back to the start")
-_RETRY = ("submit", "Back to the form")
+_START = ("", N_("Back to the start"))
+_CONVERSATION = ("conversation", N_("Back to your conversation"))
+_LOGIN = ("login", N_("Log in"))
 
 
 def page_for(error: SealdropError) -> ErrorPage:
@@ -52,90 +59,128 @@ def page_for(error: SealdropError) -> ErrorPage:
         case UploadTooLarge(limit=limit):
             return ErrorPage(
                 413,
-                "Too large",
-                f"What you tried to send is larger than {human_size(limit)}, the most this site "
-                "accepts at once. Nothing was stored. Send fewer or smaller files at a time.",
-                _RETRY,
+                N_("Too large"),
+                N_(
+                    "What you tried to send is larger than %(size)s, the most this site accepts "
+                    "at once. Nothing was stored. Send fewer or smaller files at a time."
+                ),
+                _CONVERSATION,
+                {"size": human_size(limit)},
             )
         case MessageTooLong(limit=limit):
             return ErrorPage(
                 400,
-                "Message too long",
-                f"Messages can be up to {limit:,} characters. Nothing was stored. "
-                "Split your message into parts and send them one after the other.",
-                _RETRY,
+                N_("Message too long"),
+                N_(
+                    "Messages can be up to %(limit)s characters. Nothing was stored. Split your "
+                    "message into parts and send them one after the other."
+                ),
+                _CONVERSATION,
+                {"limit": limit},
             )
         case EmptySubmission():
             return ErrorPage(
-                400, "Nothing to send", "Write a message or choose a file to send.", _RETRY
+                400,
+                N_("Nothing to send"),
+                N_("Write a message or choose a file to send."),
+                _CONVERSATION,
             )
         case MalformedUpload():
             return ErrorPage(
                 400,
-                "Could not read the upload",
-                "The upload was incomplete or damaged, so nothing was stored. Please try again.",
-                _RETRY,
+                N_("Could not read the upload"),
+                N_(
+                    "The upload was incomplete or damaged, so nothing was stored. Please try again."
+                ),
+                _CONVERSATION,
             )
         case CsrfTokenInvalid():
             return ErrorPage(
                 400,
-                "Form expired",
-                "This form is no longer valid, so nothing was stored. Open the page again and "
-                "resend.",
+                N_("Form expired"),
+                N_(
+                    "This form is no longer valid, so nothing was changed. Open the page again "
+                    "and resend. This site needs cookies to be allowed."
+                ),
                 _START,
             )
         case InvalidCodename():
-            return ErrorPage(400, "Codename not recognised", "That codename was not recognised.")
+            return ErrorPage(400, N_("Codename not recognised"), N_("Check the seven words."))
+        case TooManyRequests(retry_after=seconds):
+            return ErrorPage(
+                429,
+                N_("Too many attempts"),
+                N_("This site is busy or you tried too often. Wait a few minutes and try again."),
+                _START,
+                {},
+                {"retry-after": str(seconds)},
+            )
+        case NotFound():
+            return ErrorPage(
+                404, N_("Not found"), N_("There is nothing here, or it was deleted."), _CONVERSATION
+            )
         case InputError():
-            return ErrorPage(400, "Bad request", "The request could not be understood.", _START)
+            return ErrorPage(
+                400, N_("Bad request"), N_("The request could not be understood."), _START
+            )
         case NotAcceptingSubmissions():
             return ErrorPage(
                 503,
-                "Not accepting submissions right now",
-                "This site is not accepting submissions at the moment. Nothing was stored. "
-                "Please try again later.",
+                N_("Not accepting submissions right now"),
+                N_(
+                    "This site is not accepting submissions at the moment. Nothing was stored. "
+                    "Please try again later."
+                ),
                 _START,
             )
         case SessionRequired(expired=True):
             return ErrorPage(
                 403,
-                "Session expired",
-                "You were logged out after a period without activity. Nothing you sent before is "
-                "lost. Log in again with your codename.",
-                ("login", "Log in"),
+                N_("Session expired"),
+                N_(
+                    "You were logged out after a period without activity. Nothing you sent "
+                    "before is lost. Log in again with your codename."
+                ),
+                _LOGIN,
             )
         case SessionRequired():
             return ErrorPage(
                 403,
-                "Not logged in",
-                "Start a new conversation, or log in with your codename.",
+                N_("Not logged in"),
+                N_("Start a new conversation, or log in with your codename."),
                 _START,
             )
         case StorageFull() | DatabaseUnavailable():
             return ErrorPage(
                 503,
-                "Temporarily unavailable",
-                "This site cannot store anything right now. Nothing was stored. "
-                "Please try again later.",
+                N_("Temporarily unavailable"),
+                N_(
+                    "This site cannot store anything right now. Nothing was stored. "
+                    "Please try again later."
+                ),
                 _START,
             )
         case StorageError():
-            return ErrorPage(503, "Temporarily unavailable", "Please try again later.", _START)
+            return ErrorPage(
+                503, N_("Temporarily unavailable"), N_("Please try again later."), _START
+            )
         case ClientDisconnected():
-            return ErrorPage(400, "Connection closed", "The connection closed early.")
+            return ErrorPage(400, N_("Connection closed"), N_("The connection closed early."))
     return SERVER_ERROR
 
 
 SERVER_ERROR = ErrorPage(
     500,
-    "Something went wrong",
-    "An error occurred on this site. If you were sending something, it was not stored; "
-    "please try again.",
+    N_("Something went wrong"),
+    N_(
+        "An error occurred on this site. If you were sending something, it was not stored; "
+        "please try again."
+    ),
     _START,
 )
 HTTP_PAGES = {
-    400: ErrorPage(400, "Bad request", "The request could not be understood.", _START),
-    403: ErrorPage(403, "Forbidden", "This page is not available to you.", _START),
-    404: ErrorPage(404, "Page not found", "There is no page at this address.", _START),
-    405: ErrorPage(405, "Not allowed", "This page cannot be used that way.", _START),
+    400: ErrorPage(400, N_("Bad request"), N_("The request could not be understood."), _START),
+    403: ErrorPage(403, N_("Forbidden"), N_("This page is not available to you."), _START),
+    404: ErrorPage(404, N_("Page not found"), N_("There is no page at this address."), _START),
+    405: ErrorPage(405, N_("Not allowed"), N_("This page cannot be used that way."), _START),
 }

@@ -1,31 +1,80 @@
-"""Jinja2 rendering with autoescaping always on: every value a page shows is escaped."""
+"""Jinja2 rendering: autoescaping always on, and gettext per request.
+
+Every value a page shows is escaped. Translations come from ``i18n.Catalogs``; the language is
+chosen per request and handed to Jinja's i18n extension through a context variable, which is
+local to the rendering thread, so concurrent requests in different languages never mix.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import gettext
 from typing import Any
 
 import jinja2
+from babel.dates import format_date
+from babel.numbers import format_decimal
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from sealdrop.web.i18n import COOKIE, LANGUAGES, Catalogs, Language, choose
+
 
 class Templates:
-    def __init__(self, package: str) -> None:
+    def __init__(self, package: str, organisation: str) -> None:
+        self._organisation = organisation
+        self._catalogs = Catalogs(package)
+        self._current: contextvars.ContextVar[gettext.NullTranslations] = contextvars.ContextVar(
+            "translations"
+        )
         self._env = jinja2.Environment(
             loader=jinja2.PackageLoader(package, "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            extensions=["jinja2.ext.i18n"],
+        )
+        self._env.install_gettext_callables(  # type: ignore[attr-defined]
+            lambda message: self._current.get().gettext(message),
+            lambda singular, plural, n: self._current.get().ngettext(singular, plural, n),
+            newstyle=True,
         )
 
+    def language(self, request: Request | None) -> Language:
+        if request is None:
+            return LANGUAGES["en"]
+        return choose(request.cookies.get(COOKIE), request.headers.get("accept-language"))
+
+    def gettext(self, request: Request | None, message: str) -> str:
+        """``message`` translated into the request's language."""
+        return self._catalogs.get(self.language(request).code).gettext(message)
+
     def render(
-        self, request: Request | None, name: str, status: int = 200, **context: Any
+        self,
+        request: Request | None,
+        name: str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        **context: Any,
     ) -> HTMLResponse:
+        language = self.language(request)
         root = (request.scope.get("root_path", "") if request else "") + "/"
         context.setdefault("logged_in", False)
         context.setdefault("csrf_token", "")
         context.setdefault("error", None)
-        context.setdefault("received", None)
-        html = self._env.get_template(name).render(root=root, **context)
-        return HTMLResponse(html, status_code=status)
+        context.setdefault("show_languages", True)
+        token = self._current.set(self._catalogs.get(language.code))
+        try:
+            html = self._env.get_template(name).render(
+                root=root,
+                organisation=self._organisation,
+                language=language,
+                languages=LANGUAGES.values(),
+                format_day=lambda day: format_date(day, format="long", locale=language.code),
+                format_number=lambda n: format_decimal(n, locale=language.code),
+                **context,
+            )
+        finally:
+            self._current.reset(token)
+        return HTMLResponse(html, status_code=status, headers=headers)

@@ -69,7 +69,7 @@ def test_migrations_run_from_code_and_match_the_models(tmp_path: Path) -> None:
     with db.engine.begin() as conn:
         migrations.upgrade(conn)
     with db.engine.connect() as conn:
-        assert migrations.current_revision(conn) == migrations.head_revision() == "0001"
+        assert migrations.current_revision(conn) == migrations.head_revision() == "0002"
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     assert db.schema_is_current()
@@ -130,14 +130,14 @@ def test_locked_sqlite_raises_database_unavailable_after_lock_timeout(tmp_path: 
     try:
         started = time.monotonic()
         with pytest.raises(DatabaseUnavailable), db.transaction() as repos:
-            repos.sources.add(b"lookup", "age1x", None)
+            repos.sources.add(b"lookup", "age1x", None, "", None)
         waited = time.monotonic() - started
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     assert 0.25 < waited < 3
     with db.transaction() as repos:  # usable again once the lock is gone
-        repos.sources.add(b"lookup", "age1x", None)
+        repos.sources.add(b"lookup", "age1x", None, "", None)
     db.close()
 
 

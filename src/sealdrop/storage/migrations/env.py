@@ -18,6 +18,8 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=Base.metadata,
         # SQLite cannot ALTER most things: autogenerate copy-and-move ("batch") operations.
+        # Review them before use: rebuilding a table that others reference (sources) drops it,
+        # and with foreign keys on that DROP cascades to every child row (see 0002's docstring).
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -23,14 +23,15 @@ from sealdrop.errors import (
     ClientDisconnected,
     CsrfTokenInvalid,
     InvalidCodename,
-    NotAcceptingSubmissions,
     SessionRequired,
     UploadTooLarge,
 )
 from sealdrop.services.container import Services
 from sealdrop.services.sessions import SessionService, SourceSession
 from sealdrop.services.submissions import Receipt
+from sealdrop.web import form_tokens
 from sealdrop.web.errors import human_size
+from sealdrop.web.i18n import N_
 from sealdrop.web.multipart import BodyLimit, MultipartReader, boundary_of
 from sealdrop.web.templating import Templates
 
@@ -56,12 +57,15 @@ class SourceInterface:
         return [
             Route("/", self.index, methods=["GET"]),
             Route("/start", self.start, methods=["POST"]),
+            Route("/confirm", self.confirm_form, methods=["GET"]),
+            Route("/confirm", self.confirm, methods=["POST"]),
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", self.logout, methods=["POST"]),
-            Route("/submit", self.submit_form, methods=["GET"]),
+            Route("/conversation", self.conversation, methods=["GET"]),
             Route("/submit", self.submit, methods=["POST"]),
             Route("/submitted", self.submitted, methods=["GET"]),
+            Route("/replies/{reply_id}/delete", self.delete_reply, methods=["POST"]),
             Route("/static/style.css", self._stylesheet, methods=["GET"]),
         ]
 
@@ -70,14 +74,19 @@ class SourceInterface:
     async def _call(self, func: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(functools.partial(func, *args))
 
-    async def _session(self, request: Request) -> SourceSession:
-        return await self._call(self._services.sessions.resolve, request.cookies.get(COOKIE))
+    async def _session(self, request: Request, *, confirmed: bool = True) -> SourceSession:
+        """The request's live session, or SessionRequired. With ``confirmed``, a session whose
+        codename has not been typed back yet is sent to the confirmation page first."""
+        session = await self._call(self._services.sessions.resolve, request.cookies.get(COOKIE))
+        if confirmed and not session.confirmed:
+            raise Redirect("confirm")
+        return session
 
     async def _optional_session(self, request: Request) -> SourceSession | None:
         if COOKIE not in request.cookies:
             return None
         try:
-            return await self._session(request)
+            return await self._call(self._services.sessions.resolve, request.cookies.get(COOKIE))
         except SessionRequired:
             return None
 
@@ -98,19 +107,34 @@ class SourceInterface:
             **context,
         )
 
-    def _with_cookie(self, request: Request, response: Response, value: str) -> Response:
+    def _render_with_form_token(
+        self, request: Request, name: str, status: int = 200, **context: Any
+    ) -> Response:
+        """A page with a pre-session form: make sure the visitor has a form cookie."""
+        value = request.cookies.get(form_tokens.COOKIE)
+        fresh = not value or len(value) > 100
+        if fresh:
+            value = form_tokens.new_cookie_value()
+        assert value is not None
+        response = self._render(
+            request, name, None, status, form_token=form_tokens.token_for(value), **context
+        )
+        if fresh:
+            self._set_cookie(request, response, form_tokens.COOKIE, value)
+        return response
+
+    def _set_cookie(self, request: Request, response: Response, name: str, value: str) -> None:
         response.set_cookie(
-            COOKIE,
+            name,
             value,
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
             path="/",
         )
-        return response
 
     async def _small_form(self, request: Request) -> dict[str, str]:
-        """A urlencoded form of at most MAX_FORM_BYTES; larger bodies are refused unread."""
+        """A urlencoded form of at most MAX_FORM_BYTES; larger bodies are refused."""
         body = b""
         try:
             async for chunk in request.stream():
@@ -125,70 +149,129 @@ class SourceInterface:
             pairs = []
         return dict(pairs)
 
-    async def _stylesheet(self, request: Request) -> Response:
-        return Response(self._css, media_type="text/css")
+    async def _pre_session_form(self, request: Request) -> tuple[dict[str, str], bytes | None]:
+        """The form of a page without a session, once its form token checks out."""
+        form = await self._small_form(request)
+        cookie = request.cookies.get(form_tokens.COOKIE)
+        if not form_tokens.valid(cookie, form.get("form_token")):
+            raise CsrfTokenInvalid()
+        return form, form_tokens.visitor(cookie)
+
+    async def _session_form(
+        self, request: Request, *, confirmed: bool = True
+    ) -> tuple[dict[str, str], SourceSession]:
+        form = await self._small_form(request)
+        session = await self._session(request, confirmed=confirmed)
+        if not SessionService.csrf_valid(session, form.get("csrf_token")):
+            raise CsrfTokenInvalid()
+        return form, session
 
     # -- pages ---------------------------------------------------------------------------------
 
+    async def _stylesheet(self, request: Request) -> Response:
+        return Response(self._css, media_type="text/css")
+
     async def index(self, request: Request) -> Response:
-        session = await self._optional_session(request)
-        return self._render(request, "index.html", session, title="Send information securely")
+        return self._render_with_form_token(
+            request, "index.html", title=N_("Send information securely")
+        )
 
     async def start(self, request: Request) -> Response:
-        await self._small_form(request)
+        await self._pre_session_form(request)
         new = await self._call(self._services.sources.create)
-        session = await self._call(self._services.sessions.resolve, new.session_cookie)
         response = self._render(
-            request, "codename.html", session, title="Your codename", codename=new.codename
+            request,
+            "codename.html",
+            None,
+            title=N_("Your codename"),
+            codename=new.codename,
+            # A language link here would navigate away from the only view of the codename.
+            show_languages=False,
         )
-        return self._with_cookie(request, response, new.session_cookie)
+        self._set_cookie(request, response, COOKIE, new.session_cookie)
+        return response
 
-    async def login_form(self, request: Request) -> Response:
-        return self._render(request, "login.html", None, title="Log in")
+    async def confirm_form(self, request: Request) -> Response:
+        session = await self._session(request, confirmed=False)
+        if session.confirmed:
+            return see_other(request, "conversation")
+        return self._render(request, "confirm.html", session, title=N_("Check your codename"))
 
-    async def login(self, request: Request) -> Response:
-        form = await self._small_form(request)
+    async def confirm(self, request: Request) -> Response:
+        form, session = await self._session_form(request, confirmed=False)
         try:
-            cookie = await self._call(self._services.sources.login, form.get("codename", ""))
+            await self._call(
+                self._services.sources.confirm, session, form.get("codename", ""), session.id_hash
+            )
         except InvalidCodename:
             return self._render(
                 request,
-                "login.html",
-                None,
+                "confirm.html",
+                session,
                 status=400,
-                title="Log in",
-                error="That codename was not recognised. Check the seven words and try again.",
+                title=N_("Check your codename"),
+                error=self._templates.gettext(
+                    request, N_("That is not the codename shown. Check the seven words.")
+                ),
             )
-        response = RedirectResponse(_path(request, "submit"), status_code=303)
-        return self._with_cookie(request, response, cookie)
+        return see_other(request, "conversation")
+
+    async def login_form(self, request: Request) -> Response:
+        return self._render_with_form_token(request, "login.html", title=N_("Log in"))
+
+    async def login(self, request: Request) -> Response:
+        form, visitor = await self._pre_session_form(request)
+        try:
+            cookie = await self._call(
+                self._services.sources.login, form.get("codename", ""), visitor
+            )
+        except InvalidCodename:
+            return self._render_with_form_token(
+                request,
+                "login.html",
+                status=400,
+                title=N_("Log in"),
+                error=self._templates.gettext(
+                    request, N_("That codename was not recognised. Check the seven words.")
+                ),
+            )
+        response = see_other(request, "conversation")
+        self._set_cookie(request, response, COOKIE, cookie)
+        return response
 
     async def logout(self, request: Request) -> Response:
-        form = await self._small_form(request)
-        session = await self._optional_session(request)
-        if session is not None and not SessionService.csrf_valid(session, form.get("csrf_token")):
-            raise CsrfTokenInvalid()
+        await self._session_form(request, confirmed=False)
         await self._call(self._services.sessions.close, request.cookies.get(COOKIE))
-        response = RedirectResponse(_path(request, ""), status_code=303)
+        response = self._render(request, "logged_out.html", None, title=N_("You are logged out"))
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
-    async def submit_form(self, request: Request) -> Response:
+    async def conversation(self, request: Request) -> Response:
         session = await self._session(request)
+        replies = await self._call(self._services.replies.for_session, session)
+        received = await self._call(self._services.submissions.received_days, session.source_id)
         accepting = await self._call(self._services.submissions.accepting)
-        if not accepting:
-            raise NotAcceptingSubmissions()
         return self._render(
             request,
-            "submit.html",
+            "conversation.html",
             session,
-            title="Send a message or documents",
+            title=N_("Your conversation"),
+            replies=replies,
+            received=received,
+            accepting=accepting,
+            notice=None,
             max_message_chars=self._settings.max_message_chars,
             max_upload=human_size(self._settings.max_upload_bytes),
         )
 
     async def submitted(self, request: Request) -> Response:
         session = await self._session(request)
-        return self._render(request, "submitted.html", session, title="Received", day=None)
+        return self._render(request, "submitted.html", session, title=N_("Received"))
+
+    async def delete_reply(self, request: Request) -> Response:
+        _, session = await self._session_form(request)
+        await self._call(self._services.replies.delete, session, request.path_params["reply_id"])
+        return see_other(request, "conversation")
 
     async def submit(self, request: Request) -> Response:
         session = await self._session(request)
@@ -235,7 +318,7 @@ class SourceInterface:
                 return intake.commit()
 
         await anyio.to_thread.run_sync(receive, limiter=self._upload_slots)
-        return RedirectResponse(_path(request, "submitted"), status_code=303)
+        return see_other(request, "submitted")
 
 
 async def _next(body: AsyncIterator[bytes]) -> bytes:
@@ -245,6 +328,14 @@ async def _next(body: AsyncIterator[bytes]) -> bytes:
         return b""
 
 
-def _path(request: Request, page: str) -> str:
+class Redirect(Exception):
+    """Send the browser to another page of the site (handled in ``app``)."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__(page)
+        self.page = page
+
+
+def see_other(request: Request, page: str) -> RedirectResponse:
     """A same-site path for a redirect; never built from the Host header, which the client sets."""
-    return f"{request.scope.get('root_path', '')}/{page}"
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/{page}", status_code=303)

@@ -1,0 +1,90 @@
+"""Replies from the organisation to a source.
+
+A reply arrives already encrypted (age) on the journalist's machine, to the source's reply key
+and the journalists' own keys; the server only checks its shape and size and stores it. The
+source's page decrypts it with the reply identity that the session holds, sealed, in the database
+and whose key only the cookie carries (invariant 4).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+
+from sealdrop.crypto import envelope
+from sealdrop.errors import CryptoError, InvalidReply, NotFound
+from sealdrop.ids import ReplyId, SourceId
+from sealdrop.services.clock import Clock, Granularity, arrival_day
+from sealdrop.services.sessions import SourceSession
+from sealdrop.storage.interfaces import BlobStore, Database, ReplyRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ShownReply:
+    id: ReplyId
+    day: dt.date | None
+    text: str | None  # None: this reply could not be decrypted with the source's key
+
+
+class ReplyService:
+    def __init__(
+        self,
+        database: Database,
+        blobs: BlobStore,
+        clock: Clock,
+        granularity: Granularity,
+        max_bytes: int,
+    ) -> None:
+        self._db = database
+        self._blobs = blobs
+        self._clock = clock
+        self._granularity = granularity
+        self._max_bytes = max_bytes
+
+    def store(self, source_id: SourceId, ciphertext: bytes) -> ReplyRecord:
+        """Store a reply given as an age file. Raises InvalidReply, NotFound (no such source)."""
+        if len(ciphertext) > self._max_bytes:
+            raise InvalidReply(f"reply larger than {self._max_bytes} bytes")
+        if not envelope.looks_like_age(ciphertext[:64]):
+            raise InvalidReply("not an age file")
+        with self._db.transaction() as repos:
+            if repos.sources.get(source_id) is None:
+                raise NotFound("no such source")
+        with self._blobs.stage() as staged:
+            staged.write(ciphertext)
+            key, size = staged.commit()
+        try:
+            with self._db.transaction() as repos:
+                seq = repos.sources.reserve_sequence(source_id, 1)
+                day = arrival_day(self._clock, self._granularity)
+                return repos.replies.add(source_id, seq, day, key, size)
+        except BaseException:
+            self._blobs.delete(key)
+            raise
+
+    def for_session(self, session: SourceSession) -> list[ShownReply]:
+        """The session's source's replies, decrypted, in order."""
+        with self._db.transaction() as repos:
+            records = list(repos.replies.for_source(session.source_id))
+        return [self._decrypt(record, session) for record in records]
+
+    def delete(self, session: SourceSession, reply_id: str) -> None:
+        """Delete one of the session's own replies. Another source's reply, a deleted one and a
+        made-up id get the same NotFound."""
+        with self._db.transaction() as repos:
+            record = repos.replies.get(ReplyId(reply_id))
+            if record is None or record.source_id != session.source_id:
+                raise NotFound("no such reply")
+            repos.replies.delete(record.id)
+        self._blobs.delete(record.blob_key)
+
+    def _decrypt(self, record: ReplyRecord, session: SourceSession) -> ShownReply:
+        out = io.BytesIO()
+        try:
+            with self._blobs.open(record.blob_key) as blob:
+                envelope.decrypt(blob, out, [session.reply_identity])
+            text: str | None = out.getvalue().decode("utf-8")
+        except (CryptoError, UnicodeDecodeError):
+            text = None
+        return ShownReply(record.id, record.arrival_day, text)

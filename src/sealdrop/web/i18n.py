@@ -1,0 +1,152 @@
+"""Languages of the source interface: gettext catalogs (Babel), negotiation, and the no-JS picker.
+
+Catalogs are the ``.po`` files under ``source/translations``; they are compiled in memory when
+the app starts, so no build step and no binary ``.mo`` files are needed.
+
+The language comes from, in order: the ``sealdrop_lang`` cookie that the picker sets, the
+``Accept-Language`` header, English. Tor Browser sends ``en-US`` whatever the user reads, so the
+picker (plain links, no script) is the way most sources will choose.
+"""
+
+from __future__ import annotations
+
+import gettext
+import io
+from dataclasses import dataclass
+from importlib import resources
+from urllib.parse import parse_qsl
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+COOKIE = "sealdrop_lang"
+
+
+@dataclass(frozen=True, slots=True)
+class Language:
+    code: str  # catalog folder name (Babel locale identifier)
+    tag: str  # BCP 47 tag for the lang attribute
+    name: str  # the language's name in itself
+    rtl: bool
+
+
+LANGUAGES: dict[str, Language] = {
+    lang.code: lang
+    for lang in (
+        Language("en", "en", "English", rtl=False),
+        Language("ar", "ar", "العربية", rtl=True),
+        Language("es", "es", "Español", rtl=False),
+        Language("fa", "fa", "فارسی", rtl=True),
+        Language("ru", "ru", "Русский", rtl=False),
+        Language("tr", "tr", "Türkçe", rtl=False),
+        Language("zh_Hans", "zh-Hans", "简体中文", rtl=False),
+        Language("zh_Hant", "zh-Hant", "繁體中文", rtl=False),
+    )
+}
+DEFAULT = "en"
+
+
+def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker name
+    """Mark a string for extraction; it is translated where it is shown."""
+    return message
+
+
+def _language_of_tag(tag: str) -> str | None:
+    parts = tag.strip().replace("_", "-").lower().split("-")
+    if not parts or not parts[0]:
+        return None
+    if parts[0] == "zh":
+        traditional = {"hant", "tw", "hk", "mo"}
+        return "zh_Hant" if traditional & set(parts[1:]) else "zh_Hans"
+    return parts[0] if parts[0] in LANGUAGES else None
+
+
+def negotiate(accept_language: str | None) -> str:
+    """The best available language for an Accept-Language header (q-values honoured)."""
+    choices: list[tuple[float, int, str]] = []
+    for index, item in enumerate((accept_language or "")[:1000].split(",")):
+        tag, _, params = item.partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        code = _language_of_tag(tag)
+        if code is not None and quality > 0:
+            choices.append((-quality, index, code))
+    return min(choices)[2] if choices else DEFAULT
+
+
+def choose(cookie: str | None, accept_language: str | None) -> Language:
+    if cookie in LANGUAGES:
+        return LANGUAGES[cookie]
+    return LANGUAGES[negotiate(accept_language)]
+
+
+class Catalogs:
+    """Every language's translations, compiled once from the shipped .po files."""
+
+    def __init__(self, package: str) -> None:
+        self._translations: dict[str, gettext.NullTranslations] = {}
+        root = resources.files(package) / "translations"
+        for code in LANGUAGES:
+            po = root / code / "LC_MESSAGES" / "messages.po"
+            if not po.is_file():
+                self._translations[code] = gettext.NullTranslations()
+                continue
+            with po.open("rb") as source:
+                catalog = read_po(source, locale=code)
+            compiled = io.BytesIO()
+            write_mo(compiled, catalog, use_fuzzy=False)
+            compiled.seek(0)
+            self._translations[code] = Translations(compiled)
+
+    def get(self, code: str) -> gettext.NullTranslations:
+        return self._translations.get(code) or self._translations[DEFAULT]
+
+
+class LanguagePicker:
+    """``GET any-page?lang=fa`` sets the language cookie and comes back to the page.
+
+    A plain link works without JavaScript; the cookie is first-party, HttpOnly, SameSite=Strict
+    and ends with the browser session, like the session cookie.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope.get("query_string"):
+            query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+            code = query.get("lang")
+            if code in LANGUAGES:
+                path = _same_site_path(scope)
+                cookie = f"{COOKIE}={code}; Path=/; HttpOnly; SameSite=Strict"
+                if scope.get("scheme") == "https":
+                    cookie += "; Secure"
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 303,
+                        "headers": [
+                            (b"location", path),
+                            (b"set-cookie", cookie.encode("latin-1")),
+                            (b"content-length", b"0"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self._app(scope, receive, send)
+
+
+def _same_site_path(scope: Scope) -> bytes:
+    """The path to come back to, never anything that leaves the site ("//host" would)."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    path = str(scope.get("root_path", "")).encode("utf-8") + raw.split(b"?", 1)[0]
+    if not path.startswith(b"/") or path.startswith((b"//", b"/\\")):
+        return b"/"
+    return path
