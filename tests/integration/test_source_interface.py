@@ -255,3 +255,16 @@ def test_every_page_is_small_and_self_contained(server: ServerProcess, source: S
         assert len(page.content) + css <= 16 * 1024, (page.url, len(page.content) + css)
         assert "<script" not in page.text
         assert not re.search(r'(src|href)="(https?:)?//', page.text)
+
+
+def test_language_links_on_answers_to_posts_lead_to_a_page_that_exists(
+    server: ServerProcess, source: Source
+) -> None:
+    """After a form post (log out), the language links lead to a GET page, never to a POST-only
+    address (which would answer 405); on a GET page they come back to that page."""
+    source.start()
+    logged_out = source.logout()
+    links = re.findall(r'href="([^"]*)\?lang=fa"', logged_out.text)
+    assert links == ["/"]
+    login = source.http.get("/login")
+    assert re.findall(r'href="([^"]*)\?lang=fa"', login.text) == ["/login"]

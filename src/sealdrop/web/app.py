@@ -47,7 +47,7 @@ def create_source_app(services: Services) -> ASGIApp:
             status=page.status,
             title=page.title,
             message_msgid=page.message,
-            params=page.params,
+            params={k: templates.format_param(request, k, v) for k, v in page.params.items()},
             link=page.link,
             headers=page.headers,
         )

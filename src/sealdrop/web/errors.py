@@ -39,15 +39,6 @@ class ErrorPage:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{n:,} bytes" if unit == "bytes" else f"{size:.4g} {unit}"
-        size /= 1024
-    raise AssertionError
-
-
 _START = ("", N_("Back to the start"))
 _CONVERSATION = ("conversation", N_("Back to your conversation"))
 _LOGIN = ("login", N_("Log in"))
@@ -65,7 +56,7 @@ def page_for(error: SealdropError) -> ErrorPage:
                     "at once. Nothing was stored. Send fewer or smaller files at a time."
                 ),
                 _CONVERSATION,
-                {"size": human_size(limit)},
+                {"size": limit},
             )
         case MessageTooLong(limit=limit):
             return ErrorPage(

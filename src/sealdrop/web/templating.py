@@ -20,6 +20,16 @@ from starlette.responses import HTMLResponse
 from sealdrop.web.i18n import COOKIE, LANGUAGES, Catalogs, Language, choose
 
 
+def human_size_parts(n: int) -> tuple[float, str]:
+    """A byte count as (number, binary unit), e.g. (2, "GiB"); at most 4 significant digits."""
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return (round(size, 2) if unit != "bytes" else n), unit
+        size /= 1024
+    return round(size, 2), "TiB"
+
+
 class Templates:
     def __init__(self, package: str, organisation: str) -> None:
         self._organisation = organisation
@@ -46,6 +56,16 @@ class Templates:
             return LANGUAGES["en"]
         return choose(request.cookies.get(COOKIE), request.headers.get("accept-language"))
 
+    def format_param(self, request: Request | None, name: str, value: str | int) -> str:
+        """An error page's value in the request's locale (a size keeps its unit: GiB, MiB)."""
+        if isinstance(value, str):
+            return value
+        locale = self.language(request).code
+        if name == "size":
+            number, unit = human_size_parts(value)
+            return f"{format_decimal(number, locale=locale)} {unit}"
+        return format_decimal(value, locale=locale)
+
     def gettext(self, request: Request | None, message: str) -> str:
         """``message`` translated into the request's language."""
         return self._catalogs.get(self.language(request).code).gettext(message)
@@ -60,6 +80,13 @@ class Templates:
     ) -> HTMLResponse:
         language = self.language(request)
         root = (request.scope.get("root_path", "") if request else "") + "/"
+        # Where the language links lead: this page again if it can be fetched with GET; the
+        # answer to a form post (logout, an upload refused) cannot, so those lead to the start.
+        here = root
+        if request is not None and request.method == "GET":
+            path = request.scope.get("root_path", "") + request.url.path
+            if path.startswith("/") and not path.startswith(("//", "/\\")):
+                here = path
         context.setdefault("logged_in", False)
         context.setdefault("csrf_token", "")
         context.setdefault("error", None)
@@ -68,6 +95,7 @@ class Templates:
         try:
             html = self._env.get_template(name).render(
                 root=root,
+                here=here,
                 organisation=self._organisation,
                 language=language,
                 languages=LANGUAGES.values(),

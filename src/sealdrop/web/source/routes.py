@@ -30,7 +30,6 @@ from sealdrop.services.container import Services
 from sealdrop.services.sessions import SessionService, SourceSession
 from sealdrop.services.submissions import Receipt
 from sealdrop.web import form_tokens
-from sealdrop.web.errors import human_size
 from sealdrop.web.i18n import N_
 from sealdrop.web.multipart import BodyLimit, MultipartReader, boundary_of
 from sealdrop.web.templating import Templates
@@ -261,7 +260,9 @@ class SourceInterface:
             accepting=accepting,
             notice=None,
             max_message_chars=self._settings.max_message_chars,
-            max_upload=human_size(self._settings.max_upload_bytes),
+            max_upload=self._templates.format_param(
+                request, "size", self._settings.max_upload_bytes
+            ),
         )
 
     async def submitted(self, request: Request) -> Response:

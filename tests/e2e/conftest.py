@@ -1,0 +1,126 @@
+"""Fixtures of the browser tests: one headless Debian Chromium for the session (JavaScript off in
+every context, as a source's Tor Browser on "Safest"), a real Sealdrop server per test, and a
+journalist key made by the stock age-keygen."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+# The integration tests' helpers (a server process, the CLI, replies stored like the journalist
+# API will) are reused by their unique module name.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+
+from support_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PHONE,
+    prove_javascript_is_off,
+)
+from support_http import JournalistKey, run_cli, start_server
+
+from sealdrop.testing import ServerProcess
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (never a browser Playwright downloads)."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} not found: the browser tests need Debian's chromium (and fonts-noto-core, "
+            "fonts-noto-cjk). Run scripts/test, which installs them.",
+            pytrace=False,
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail(
+            "The Python package playwright is missing: pip install -e '.[test]'", pytrace=False
+        )
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_context(browser: Browser) -> Iterator[Callable[[], BrowserContext]]:
+    """Fresh browser profiles (no cookies), each proven to run no JavaScript."""
+    contexts: list[BrowserContext] = []
+
+    def make() -> BrowserContext:
+        context = browser.new_context(java_script_enabled=False, viewport=PHONE, locale="en-US")
+        context.set_default_timeout(10_000)  # pages are local: fail fast, not after 30 s
+        contexts.append(context)
+        probe = context.new_page()
+        prove_javascript_is_off(probe)
+        probe.close()
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def requests_made() -> list[str]:
+    """Every URL the test's browser pages asked for (checked: only the server's own origin)."""
+    return []
+
+
+@pytest.fixture
+def page(new_context: Callable[[], BrowserContext], requests_made: list[str]) -> Page:
+    context = new_context()
+    context.on("request", lambda request: requests_made.append(request.url))
+    return context.new_page()
+
+
+@pytest.fixture
+def journalist_key(tmp_path: Path) -> JournalistKey:
+    """An age identity made by the stock age-keygen, as a journalist would on their own machine."""
+    if shutil.which("age-keygen") is None or shutil.which("age") is None:
+        pytest.fail("age / age-keygen not found: run scripts/test (installs Debian age)")
+    path = tmp_path / "journalist-identity.txt"
+    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    recipient = re.search(r"age1[0-9a-z]+", path.read_text()).group(0)  # type: ignore[union-attr]
+    return JournalistKey(path, recipient)
+
+
+@pytest.fixture
+def instance_dir(tmp_path: Path, journalist_key: JournalistKey) -> Path:
+    """A new instance whose one organisation recipient is the journalist's key."""
+    directory = tmp_path / "instance"
+    run_cli("init", directory)
+    run_cli("recipients", "add", directory, journalist_key.recipient, "--name", "journalist")
+    return directory
+
+
+@pytest.fixture
+def server_settings(request: pytest.FixtureRequest) -> dict[str, str]:
+    """SEALDROP_* settings of the test's server, e.g. ``{"limits_max_upload_bytes": "4096"}``
+    (a test parametrises this fixture indirectly to set them)."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
+def server(
+    instance_dir: Path, tmp_path: Path, server_settings: dict[str, str]
+) -> Iterator[ServerProcess]:
+    server_tmp = tmp_path / "server-tmp"
+    server_tmp.mkdir()
+    proc = start_server(instance_dir, server_tmp, **server_settings)
+    yield proc
+    proc.stop()
