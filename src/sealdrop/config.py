@@ -72,6 +72,10 @@ SETTINGS: dict[str, dict[str, tuple[Any, str]]] = {
         "host": ("127.0.0.1", "Address the source interface listens on."),
         "port": (8080, "TCP port of the source interface."),
     },
+    "api": {
+        "host": ("127.0.0.1", "Address the journalist API listens on."),
+        "port": (8081, "TCP port of the journalist API (never the source interface's port)."),
+    },
     "limits": {
         "max_upload_bytes": (
             2 * 1024**3,
@@ -126,6 +130,8 @@ class Settings:
     organisation_name: str
     source_host: str
     source_port: int
+    api_host: str
+    api_port: int
     max_upload_bytes: int
     max_message_chars: int
     arrival_granularity: Literal["day", "none"]
@@ -194,6 +200,12 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{config_path}: {exc}") from None
     values = _merge(raw, os.environ if env is None else env)
+    if (values["source"]["host"], values["source"]["port"]) == (
+        values["api"]["host"],
+        values["api"]["port"],
+    ):
+        # Separate surfaces (invariant 8) need separate listeners.
+        raise ConfigError("[source] and [api] must not listen on the same address and port")
     url = values["database"]["url"] or _sqlite_url(instance_dir / "sealdrop.db")
     return Settings(
         instance_dir=instance_dir,
@@ -202,6 +214,8 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
         organisation_name=" ".join(values["source"]["organisation_name"].split())[:100],
         source_host=values["source"]["host"],
         source_port=values["source"]["port"],
+        api_host=values["api"]["host"],
+        api_port=values["api"]["port"],
         max_upload_bytes=values["limits"]["max_upload_bytes"],
         max_message_chars=values["limits"]["max_message_chars"],
         arrival_granularity=values["privacy"]["arrival_granularity"],

@@ -18,9 +18,13 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     │   ├── MessageTooLong(limit)
     │   ├── UploadTooLarge(limit)
     │   ├── MalformedUpload
+    │   ├── FilesNotAccepted        a file sent while the instance accepts messages only
     │   ├── CsrfTokenInvalid        a form without the token of the session that served it
     │   └── InvalidReply            a reply that is not an age file, or too large
-    ├── NotFound                    no such item for this source (or not theirs: same answer)
+    ├── NotFound                    no such item for the asker (or not theirs: same answer)
+    ├── AuthenticationFailed        journalist login or token refused (never says which factor)
+    ├── PermissionDenied            authenticated, but the role does not allow this
+    ├── Conflict                    the change contradicts existing state (duplicate name, …)
     ├── TooManyRequests(retry_after)  a rate or concurrency limit was hit; try again later
     ├── NotAcceptingSubmissions     no recipients configured (or intake switched off)
     ├── SessionRequired             no session, or it expired, or it does not open
@@ -98,6 +102,10 @@ class MalformedUpload(InputError):
     """A request body that is not the multipart form we expect."""
 
 
+class FilesNotAccepted(InputError):
+    """A file was sent while the instance accepts messages only."""
+
+
 class CsrfTokenInvalid(InputError):
     """A form was posted without the anti-forgery token of the session that served it."""
 
@@ -109,6 +117,18 @@ class InvalidReply(InputError):
 class NotFound(SealdropError):
     """No such item for the asker. Also raised for items that exist but belong to someone else,
     so that the answer never confirms another source's item exists."""
+
+
+class AuthenticationFailed(SealdropError):
+    """A journalist login or bearer token was refused. The message never says which factor."""
+
+
+class PermissionDenied(SealdropError):
+    """The caller is authenticated but their role does not allow the action."""
+
+
+class Conflict(SealdropError):
+    """The change contradicts existing state (a duplicate username, the last admin, …)."""
 
 
 class TooManyRequests(SealdropError):

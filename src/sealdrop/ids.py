@@ -12,6 +12,7 @@ SourceId = NewType("SourceId", str)
 SubmissionId = NewType("SubmissionId", str)
 RecipientId = NewType("RecipientId", str)
 ReplyId = NewType("ReplyId", str)
+UserId = NewType("UserId", str)
 BlobKey = NewType("BlobKey", str)
 
 

@@ -49,6 +49,8 @@ class ServerProcess:
         self.instance = instance
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.api_port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
         self._env = {**os.environ, **(env or {})}
         self._log_path = log or instance.parent / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -56,7 +58,9 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> ServerProcess:
         log = self._log_path.open("ab")
         self.process = subprocess.Popen(
-            sealdrop_command("serve", self.instance, "--port", str(self.port)),
+            sealdrop_command(
+                "serve", self.instance, "--port", str(self.port), "--api-port", str(self.api_port)
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self._env,
@@ -68,6 +72,7 @@ class ServerProcess:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
                 httpx.get(self.url + "/", timeout=1.0)
+                httpx.get(self.api_url + "/api/v1/openapi.json", timeout=1.0)
                 return self
             except httpx.TransportError:
                 time.sleep(0.1)

@@ -55,3 +55,6 @@ def configure_logging(level: int = logging.INFO) -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # python-multipart's warnings quote single bytes of request bodies.
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
+    logging.getLogger("multipart").setLevel(logging.ERROR)

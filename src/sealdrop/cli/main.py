@@ -12,14 +12,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from sealdrop.cli.common import err, fail, open_services
 from sealdrop.cli.serve import serve_instance
-from sealdrop.config import load_settings
+from sealdrop.cli.users import token_app, user_app
 from sealdrop.errors import SealdropError
-from sealdrop.services.container import Services, build_services
-from sealdrop.services.instance import init_instance, upgrade_database
+from sealdrop.services.instance import init_instance
 
 app = typer.Typer(
     name="sealdrop",
@@ -35,24 +34,10 @@ recipients_app = typer.Typer(
 submissions_app = typer.Typer(help="Stored submissions (ciphertext only).", no_args_is_help=True)
 app.add_typer(recipients_app, name="recipients")
 app.add_typer(submissions_app, name="submissions")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 
-err = Console(stderr=True)
 InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
-
-
-def _fail(exc: SealdropError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}")
-    return typer.Exit(code=1)
-
-
-def _services(directory: Path) -> Services:
-    try:
-        # Migrate first, so that a command run before the first `serve` (say, adding recipients
-        # to a fresh PostgreSQL database) finds its tables.
-        upgrade_database(directory)
-        return build_services(load_settings(directory))
-    except SealdropError as exc:
-        raise _fail(exc) from None
 
 
 @app.command()
@@ -67,7 +52,7 @@ def init(
     try:
         path = init_instance(directory, host, port)
     except SealdropError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     err.print(f"Created a Sealdrop instance in {path}")
     err.print("Next: add the public key of each journalist or offline organisation key:")
     err.print(f"  sealdrop recipients add {directory} age1… --name NAME")
@@ -80,11 +65,11 @@ def recipients_add(
     name: Annotated[str, typer.Option(help="Who holds the matching private key.")] = "",
 ) -> None:
     """Register a public key that every new submission is encrypted to."""
-    services = _services(directory)
+    services = open_services(directory)
     try:
         record = services.recipients.add(age_recipient, name)
     except SealdropError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     finally:
         services.close()
     err.print(f"Added recipient {record.public_key} ({record.name or 'no name'}), id {record.id}")
@@ -96,7 +81,7 @@ def recipients_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List the registered recipients."""
-    services = _services(directory)
+    services = open_services(directory)
     try:
         records = services.recipients.list()
     finally:
@@ -119,11 +104,11 @@ def submissions_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List stored items: ids, source, kind, arrival day, ciphertext size and blob path."""
-    services = _services(directory)
+    services = open_services(directory)
     try:
         items = services.submissions.listing()
     except SealdropError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     finally:
         services.close()
     if as_json:
@@ -162,12 +147,14 @@ def serve(
     directory: InstanceDir,
     host: Annotated[str | None, typer.Option(help="Listen on this address instead.")] = None,
     port: Annotated[int | None, typer.Option(help="Listen on this port instead.")] = None,
+    api_host: Annotated[str | None, typer.Option(help="Journalist API address instead.")] = None,
+    api_port: Annotated[int | None, typer.Option(help="Journalist API port instead.")] = None,
 ) -> None:
-    """Serve the source interface."""
+    """Serve the source interface and, on its own listener, the journalist API."""
     try:
-        serve_instance(directory, host, port)
+        serve_instance(directory, host, port, api_host, api_port)
     except SealdropError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 @app.command()
@@ -186,7 +173,7 @@ def demo(
         instance = prepare_demo(directory, port, err)
         serve_instance(instance, None, port)
     except SealdropError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 def main() -> None:  # pragma: no cover - console entry point

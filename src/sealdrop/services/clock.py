@@ -20,8 +20,12 @@ class SystemClock:
         return time.time()
 
 
+def utc_day(clock: Clock) -> dt.date:
+    return dt.datetime.fromtimestamp(clock.now(), tz=dt.UTC).date()
+
+
 def arrival_day(clock: Clock, granularity: Granularity) -> dt.date | None:
     """The arrival value we are allowed to record (invariant 6): the UTC date, or nothing."""
     if granularity == "none":
         return None
-    return dt.datetime.fromtimestamp(clock.now(), tz=dt.UTC).date()
+    return utc_day(clock)

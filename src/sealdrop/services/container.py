@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sealdrop.config import Settings
+from sealdrop.services.accounts import AccountService
+from sealdrop.services.audit import AuditTrail
+from sealdrop.services.auth import AuthService
 from sealdrop.services.clock import Clock, SystemClock
+from sealdrop.services.inbox import Inbox
+from sealdrop.services.instance_settings import InstanceSettings
 from sealdrop.services.kdf import KdfPool
 from sealdrop.services.recipients import RecipientService
 from sealdrop.services.replies import ReplyService
@@ -16,6 +21,10 @@ from sealdrop.services.throttle import LoginThrottle
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase
 
+# Journalist logins: few people, so a small budget; each attempt costs one Argon2 verification.
+API_LOGINS_IN_FLIGHT = 4
+API_LOGINS_PER_MINUTE = 30
+
 
 @dataclass(frozen=True, slots=True)
 class Services:
@@ -25,6 +34,11 @@ class Services:
     submissions: SubmissionService
     replies: ReplyService
     recipients: RecipientService
+    accounts: AccountService
+    auth: AuthService
+    inbox: Inbox
+    audit: AuditTrail
+    instance_settings: InstanceSettings
     _database: SqlDatabase
     _kdf: KdfPool
 
@@ -38,27 +52,45 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     database = SqlDatabase(settings.database_url)
     blobs = FilesystemBlobStore(settings.blob_dir)
     kdf = KdfPool(settings.kdf_salt.reveal(), settings.kdf_max_concurrent)
+    audit = AuditTrail(database, clock)
+    runtime = InstanceSettings(database, settings, audit)
     sessions = SessionService(
         database, clock, settings.session_idle_seconds, settings.session_absolute_seconds
     )
-    throttle = LoginThrottle(
+    source_logins = LoginThrottle(
         clock,
         max_in_flight=settings.login_max_in_flight,
         per_minute=settings.logins_per_minute,
         failures_per_visitor=settings.login_failures_per_visitor,
     )
+    api_logins = LoginThrottle(
+        clock,
+        max_in_flight=API_LOGINS_IN_FLIGHT,
+        per_minute=API_LOGINS_PER_MINUTE,
+        failures_per_visitor=settings.login_failures_per_visitor,
+    )
     granularity = settings.arrival_granularity
+    replies = ReplyService(database, blobs, clock, granularity, settings.max_reply_bytes)
     return Services(
         settings=settings,
         sources=SourceService(
-            database, kdf, sessions, throttle, clock, granularity, settings.pending_purge_seconds
+            database,
+            kdf,
+            sessions,
+            source_logins,
+            clock,
+            granularity,
+            settings.pending_purge_seconds,
         ),
         sessions=sessions,
-        submissions=SubmissionService(
-            database, blobs, clock, granularity, settings.max_message_chars
-        ),
-        replies=ReplyService(database, blobs, clock, granularity, settings.max_reply_bytes),
-        recipients=RecipientService(database),
+        submissions=SubmissionService(database, blobs, clock, granularity, runtime),
+        replies=replies,
+        recipients=RecipientService(database, audit),
+        accounts=AccountService(database, audit, issuer=f"Sealdrop ({settings.organisation_name})"),
+        auth=AuthService(database, clock, api_logins, audit),
+        inbox=Inbox(database, blobs, replies, audit),
+        audit=audit,
+        instance_settings=runtime,
         _database=database,
         _kdf=kdf,
     )

@@ -12,6 +12,7 @@ import logging
 import threading
 
 from sealdrop.errors import SealdropError
+from sealdrop.services.auth import AuthService
 from sealdrop.services.sessions import SessionService
 from sealdrop.services.sources import SourceService
 
@@ -22,16 +23,23 @@ INTERVAL_SECONDS = 60.0
 
 class Maintenance:
     def __init__(
-        self, sessions: SessionService, sources: SourceService, interval: float = INTERVAL_SECONDS
+        self,
+        sessions: SessionService,
+        sources: SourceService,
+        auth: AuthService | None = None,
+        interval: float = INTERVAL_SECONDS,
     ) -> None:
         self._sessions = sessions
         self._sources = sources
+        self._auth = auth
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sealdrop-maintenance", daemon=True)
 
     def run_once(self) -> tuple[int, int]:
         """One round of housekeeping; returns (sessions removed, pending sources removed)."""
+        if self._auth is not None:
+            self._auth.purge_expired()
         return self._sessions.purge_expired(), self._sources.purge_pending()
 
     def start(self) -> None:

@@ -9,26 +9,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sealdrop.crypto.keys import parse_recipient
-from sealdrop.errors import StorageError
+from sealdrop.errors import Conflict, NotFound
 from sealdrop.ids import RecipientId
+from sealdrop.services.audit import AuditTrail
 from sealdrop.storage.interfaces import Database, RecipientRecord
 
 MAX_NAME_CHARS = 200
 
 
 class RecipientService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, audit: AuditTrail) -> None:
         self._db = database
+        self._audit = audit
 
-    def add(self, public_key: str, name: str = "") -> RecipientRecord:
+    def add(self, public_key: str, name: str = "", actor: str = "operator") -> RecipientRecord:
         """Register a recipient. Raises InvalidKeyError for anything but an age X25519 key."""
         recipient = parse_recipient(public_key)
         name = " ".join(name.split())[:MAX_NAME_CHARS]
         canonical = str(recipient)
         with self._db.transaction() as repos:
             if any(r.public_key == canonical for r in repos.recipients.list()):
-                raise StorageError(f"recipient {canonical} is already registered")
-            return repos.recipients.add(canonical, name)
+                raise Conflict(f"recipient {canonical} is already registered")
+            record = repos.recipients.add(canonical, name)
+            self._audit.record(repos, actor, "recipient.add", None)
+            return record
 
     def list(self) -> Sequence[RecipientRecord]:
         with self._db.transaction() as repos:
@@ -37,3 +41,10 @@ class RecipientService:
     def remove(self, recipient_id: RecipientId) -> bool:
         with self._db.transaction() as repos:
             return repos.recipients.remove(recipient_id)
+
+    def remove_checked(self, recipient_id: str, actor: str) -> None:
+        """Remove an organisation recipient; NotFound if there is none with that id."""
+        with self._db.transaction() as repos:
+            if not repos.recipients.remove(RecipientId(recipient_id)):
+                raise NotFound("no such recipient")
+            self._audit.record(repos, actor, "recipient.remove", None)

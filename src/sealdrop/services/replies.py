@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sealdrop.crypto import envelope
 from sealdrop.errors import CryptoError, InvalidReply, NotFound
-from sealdrop.ids import ReplyId, SourceId
+from sealdrop.ids import ReplyId, SourceId, UserId
 from sealdrop.services.clock import Clock, Granularity, arrival_day
 from sealdrop.services.sessions import SourceSession
 from sealdrop.storage.interfaces import BlobStore, Database, ReplyRecord
@@ -42,7 +42,9 @@ class ReplyService:
         self._granularity = granularity
         self._max_bytes = max_bytes
 
-    def store(self, source_id: SourceId, ciphertext: bytes) -> ReplyRecord:
+    def store(
+        self, source_id: SourceId, ciphertext: bytes, author_id: UserId | None = None
+    ) -> ReplyRecord:
         """Store a reply given as an age file. Raises InvalidReply, NotFound (no such source)."""
         if len(ciphertext) > self._max_bytes:
             raise InvalidReply(f"reply larger than {self._max_bytes} bytes")
@@ -53,12 +55,14 @@ class ReplyService:
                 raise NotFound("no such source")
         with self._blobs.stage() as staged:
             staged.write(ciphertext)
+            digest = staged.sha256
             key, size = staged.commit()
         try:
             with self._db.transaction() as repos:
                 seq = repos.sources.reserve_sequence(source_id, 1)
+                repos.sources.bump_version(source_id)
                 day = arrival_day(self._clock, self._granularity)
-                return repos.replies.add(source_id, seq, day, key, size)
+                return repos.replies.add(source_id, seq, day, key, size, digest, author_id)
         except BaseException:
             self._blobs.delete(key)
             raise

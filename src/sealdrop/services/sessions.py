@@ -84,13 +84,18 @@ class SessionService:
         session_id, session_key = _split(cookie_value)
         id_hash = _hash_id(session_id)
         now = int(self._clock.now())
+        expired = False
         with self._db.transaction() as repos:
             record = repos.sessions.get(id_hash)
             if record is None:
                 raise SessionRequired()
             if now - record.last_seen_at > self._idle or now - record.created_at > self._absolute:
+                # Deleted in a transaction that commits: raising inside it would roll back.
                 repos.sessions.delete(id_hash)
-                raise SessionRequired(expired=True)
+                expired = True
+        if expired:
+            raise SessionRequired(expired=True)
+        with self._db.transaction() as repos:
             try:
                 secret = sealing.unseal(session_key, record.sealed_identity, id_hash)
                 identity = parse_identity(secret.decode("ascii"))

@@ -57,7 +57,9 @@ class SourceService:
         confirmed by typing the codename back."""
         for _ in range(3):
             codename = codenames.generate()
-            keys = self._kdf.derive(codename)
+            # New codenames cost an Argon2id each, like logins, and share their budget.
+            with self._throttle.attempt(None):
+                keys = self._kdf.derive(codename)
             try:
                 with self._db.transaction() as repos:
                     source = repos.sources.add(

@@ -24,6 +24,7 @@ from sealdrop.crypto import envelope
 from sealdrop.crypto.keys import Recipient, parse_recipient
 from sealdrop.errors import (
     EmptySubmission,
+    FilesNotAccepted,
     MalformedUpload,
     MessageTooLong,
     NotAcceptingSubmissions,
@@ -31,6 +32,7 @@ from sealdrop.errors import (
 )
 from sealdrop.ids import BlobKey, SourceId
 from sealdrop.services.clock import Clock, Granularity, arrival_day
+from sealdrop.services.instance_settings import InstanceSettings
 from sealdrop.storage.interfaces import (
     BlobStore,
     Database,
@@ -112,6 +114,7 @@ class SubmissionIntake:
         source_id: SourceId,
         recipients: Sequence[Recipient],
         max_message_chars: int,
+        files_enabled: bool = True,
     ) -> None:
         self._db = database
         self._blobs = blobs
@@ -120,6 +123,7 @@ class SubmissionIntake:
         self._source_id = source_id
         self._recipients = list(recipients)
         self._max_message_chars = max_message_chars
+        self._files_enabled = files_enabled
         self._pending: list[_Pending] = []
         self._done = False
 
@@ -145,15 +149,21 @@ class SubmissionIntake:
         The file name is data, never a path: it is not used on this server for anything but being
         sealed into the metadata ciphertext.
         """
+        if not self._files_enabled:
+            raise FilesNotAccepted("this instance accepts messages only")
         if sum(p.kind == "file" for p in self._pending) >= MAX_FILES_PER_SUBMISSION:
             raise MalformedUpload(f"more than {MAX_FILES_PER_SUBMISSION} files")
         reader = _CountingReader(stream)
         staged = self._encrypt_into_stage(reader)
-        metadata = json.dumps(
-            {"filename": filename, "content_type": content_type, "size": reader.size},
-            ensure_ascii=False,
-        ).encode("utf-8")
-        sealed = envelope.encrypt_bytes(metadata, self._recipients)
+        try:
+            metadata = json.dumps(
+                {"filename": filename, "content_type": content_type, "size": reader.size},
+                ensure_ascii=False,
+            ).encode("utf-8")
+            sealed = envelope.encrypt_bytes(metadata, self._recipients)
+        except BaseException:
+            staged.discard()
+            raise
         self._pending.append(_Pending("file", staged, sealed))
 
     def _encrypt_into_stage(self, reader: Readable) -> StagedBlob:
@@ -169,23 +179,27 @@ class SubmissionIntake:
         """Make every staged part durable, then record them all in one transaction."""
         if not self._pending:
             raise EmptySubmission("nothing to submit")
-        durable: list[tuple[_Pending, BlobKey, int]] = []
+        durable: list[tuple[_Pending, BlobKey, int, str]] = []
         try:
             for pending in self._pending:
+                digest = pending.staged.sha256
                 key, size = pending.staged.commit()
-                durable.append((pending, key, size))
+                durable.append((pending, key, size, digest))
             day = arrival_day(self._clock, self._granularity)
             with self._db.transaction() as repos:
                 first = repos.sources.reserve_sequence(self._source_id, len(durable))
                 # From now on the source is kept: forget when it began (see pending_since).
                 repos.sources.mark_active(self._source_id)
-                for offset, (pending, key, size) in enumerate(durable):
-                    new = NewSubmission(pending.kind, key, size, pending.metadata_ciphertext)
+                repos.sources.bump_version(self._source_id)
+                for offset, (pending, key, size, digest) in enumerate(durable):
+                    new = NewSubmission(
+                        pending.kind, key, size, pending.metadata_ciphertext, digest
+                    )
                     repos.submissions.add(self._source_id, first + offset, day, new)
         except BaseException:
             # The rows were not written: the durable blobs are orphans; remove them now rather
             # than wait for the sweep at the next start.
-            for _, key, _ in durable:
+            for _, key, _, _ in durable:
                 self._blobs.delete(key)
             raise
         self._done = True
@@ -206,13 +220,13 @@ class SubmissionService:
         blobs: BlobStore,
         clock: Clock,
         granularity: Granularity,
-        max_message_chars: int,
+        runtime: InstanceSettings,
     ) -> None:
         self._db = database
         self._blobs = blobs
         self._clock = clock
         self._granularity = granularity
-        self._max_message_chars = max_message_chars
+        self._runtime = runtime
 
     def received_days(self, source_id: SourceId) -> list[tuple[dt.date | None, int]]:
         """What a source may see of what it sent: how many items arrived on which day."""
@@ -224,20 +238,26 @@ class SubmissionService:
         return list(counts.items())
 
     def accepting(self) -> bool:
-        """Whether there is anyone to encrypt a submission to."""
+        """Whether submissions are switched on and there is anyone to encrypt them to."""
+        if not self._runtime.current().accepting_submissions:
+            return False
         with self._db.transaction() as repos:
-            return bool(repos.recipients.list())
+            return bool(repos.recipients.list()) or bool(repos.user_recipients.active_public_keys())
 
     def intake(self, source_id: SourceId) -> SubmissionIntake:
         """Begin receiving a submission. Raises NotAcceptingSubmissions when there is nobody to
         encrypt to: we refuse rather than store anything we could not seal."""
+        runtime = self._runtime.current()
         with self._db.transaction() as repos:
-            recipients = [parse_recipient(r.public_key) for r in repos.recipients.list()]
+            keys = [r.public_key for r in repos.recipients.list()]
+            keys += repos.user_recipients.active_public_keys()
             if repos.sources.get(source_id) is None:
                 # The source was deleted while its session lived on.
                 raise SessionRequired()
-        if not recipients:
-            raise NotAcceptingSubmissions("no recipients configured")
+        if not keys or not runtime.accepting_submissions:
+            raise NotAcceptingSubmissions("no recipients configured, or intake switched off")
+        # Organisation keys and every active journalist's reader keys (invariant 2).
+        recipients = [parse_recipient(key) for key in dict.fromkeys(keys)]
         return SubmissionIntake(
             self._db,
             self._blobs,
@@ -245,7 +265,8 @@ class SubmissionService:
             self._granularity,
             source_id,
             recipients,
-            self._max_message_chars,
+            runtime.max_message_chars,
+            runtime.files_enabled,
         )
 
     def listing(self) -> list[StoredItem]:

@@ -12,6 +12,7 @@ threat model (docs/operator.md).
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -145,6 +146,9 @@ class FilesystemStagedBlob:
         self._path = path
         self._final = final
         self._size = 0
+        # Hashed while written, so the hash (the API's ETag, a reader's integrity check) is known
+        # at commit without reading the ciphertext back.
+        self._hash = hashlib.sha256()
         self._done = False
         try:
             # O_EXCL: never reuse or follow anything already at this name; 0600: owner only.
@@ -178,8 +182,14 @@ class FilesystemStagedBlob:
                 view = view[os.write(fd, view) :]
         except OSError as exc:
             raise _storage_error(exc) from exc
+        self._hash.update(data)
         self._size += len(data)
         return len(data)
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of everything written so far."""
+        return self._hash.hexdigest()
 
     def flush(self) -> None:
         self._open_fd()  # writes are unbuffered: nothing to flush, but refuse a finished blob

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
-from sealdrop.ids import BlobKey, RecipientId, ReplyId, SourceId, SubmissionId
+from sealdrop.ids import BlobKey, RecipientId, ReplyId, SourceId, SubmissionId, UserId
 
 SubmissionKind = Literal["message", "file"]
+Role = Literal["admin", "journalist"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,10 @@ class SourceRecord:
     # sources that never sent anything can be purged after 24 h without keeping the creation
     # time of any source that did.
     pending_since: int | None
+    starred: bool = False
+    # A change counter, not a time: bumped (from one instance-wide counter) whenever the source
+    # gets a submission or a reply, is starred or unstarred. Readers sync "changes since N".
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,7 @@ class SubmissionRecord:
     blob_key: BlobKey
     size: int  # ciphertext bytes
     metadata_ciphertext: bytes | None  # age file holding JSON (file name, type, size); files only
+    sha256: str = ""  # hex SHA-256 of the ciphertext blob (the API's ETag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,7 @@ class NewSubmission:
     blob_key: BlobKey
     size: int
     metadata_ciphertext: bytes | None
+    sha256: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,46 @@ class ReplyRecord:
     arrival_day: dt.date | None
     blob_key: BlobKey
     size: int  # ciphertext bytes
+    sha256: str = ""
+    author_id: UserId | None = None  # the journalist who uploaded it
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: UserId
+    username: str  # stored lower-case; unique
+    passphrase_hash: str  # Argon2id (PHC string)
+    totp_secret: str  # base32; empty until enrolled
+    totp_last_step: int | None  # the last accepted TOTP time step: a code is usable once
+    role: Role
+    disabled: bool
+    failed_logins: int
+    locked_until: int | None  # epoch seconds; login refused before it (back-off)
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecipientRecord:
+    id: RecipientId
+    user_id: UserId
+    public_key: str  # age1… of one of the journalist's reader devices
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    token_hash: bytes  # SHA-256 of the bearer token; the token itself is never stored
+    user_id: UserId
+    created_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    day: dt.date
+    username: str  # a snapshot: the log stays readable after a user is renamed or removed
+    action: str
+    source_pseudonym: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +150,21 @@ class SourceRepository(Protocol):
 
     def delete(self, source_id: SourceId) -> bool: ...
 
+    def page(
+        self, *, after_version: int, limit: int, starred: bool | None = None
+    ) -> Sequence[SourceRecord]:
+        """Sources with ``version > after_version`` that have at least one submission, ordered by
+        version, at most ``limit``. Versions are unique, so the last version of a page is the
+        cursor of the next: stable under concurrent inserts and changes (a source that changes
+        while a reader pages moves to the end instead of being skipped or repeated)."""
+        ...
+
+    def bump_version(self, source_id: SourceId) -> int:
+        """Give the source the next value of the instance-wide change counter; return it."""
+        ...
+
+    def set_starred(self, source_id: SourceId, starred: bool) -> bool: ...
+
     def get(self, source_id: SourceId) -> SourceRecord | None: ...
 
     def by_lookup_id(self, lookup_id: bytes) -> SourceRecord | None: ...
@@ -131,6 +193,12 @@ class SubmissionRepository(Protocol):
         """The keys of every blob a row refers to (for orphan sweeping)."""
         ...
 
+    def delete(self, submission_id: SubmissionId) -> bool: ...
+
+    def count_by_source(self, source_ids: Sequence[SourceId]) -> dict[SourceId, int]:
+        """How many submissions each source has, in one query (0 for none)."""
+        ...
+
 
 class ReplyRepository(Protocol):
     def add(
@@ -140,6 +208,8 @@ class ReplyRepository(Protocol):
         arrival_day: dt.date | None,
         blob_key: BlobKey,
         size: int,
+        sha256: str = "",
+        author_id: UserId | None = None,
     ) -> ReplyRecord: ...
 
     def get(self, reply_id: ReplyId) -> ReplyRecord | None: ...
@@ -183,6 +253,95 @@ class SessionRepository(Protocol):
         ...
 
 
+class UserRepository(Protocol):
+    def add(self, username: str, passphrase_hash: str, totp_secret: str, role: Role) -> UserRecord:
+        """Insert a user; a duplicate username (case-insensitive) raises StorageError."""
+        ...
+
+    def get(self, user_id: UserId) -> UserRecord | None: ...
+
+    def by_username(self, username: str) -> UserRecord | None:
+        """Case-insensitive lookup."""
+        ...
+
+    def list(self) -> Sequence[UserRecord]: ...
+
+    def set_disabled(self, user_id: UserId, disabled: bool) -> bool: ...
+
+    def set_totp_secret(self, user_id: UserId, secret: str) -> bool:
+        """Enrol (or reset) TOTP: new secret, last accepted step forgotten."""
+        ...
+
+    def use_totp_step(self, user_id: UserId, step: int) -> bool:
+        """Atomically accept a TOTP time step if it is later than the last accepted one; False
+        means the code was already used (a replay), even under concurrent requests."""
+        ...
+
+    def record_failure(self, user_id: UserId, locked_until: int | None) -> int:
+        """Count a failed login; set the back-off deadline; return the new failure count."""
+        ...
+
+    def clear_failures(self, user_id: UserId) -> None: ...
+
+    def set_passphrase_hash(self, user_id: UserId, passphrase_hash: str) -> bool: ...
+
+
+class UserRecipientRepository(Protocol):
+    def add(self, user_id: UserId, public_key: str, name: str) -> UserRecipientRecord:
+        """A duplicate public key (for any user) raises StorageError."""
+        ...
+
+    def for_user(self, user_id: UserId) -> Sequence[UserRecipientRecord]: ...
+
+    def remove(self, recipient_id: RecipientId) -> bool: ...
+
+    def active_public_keys(self) -> list[str]:
+        """The keys of every user who is not disabled: who new submissions are encrypted to."""
+        ...
+
+
+class TokenRepository(Protocol):
+    def add(self, record: TokenRecord) -> None: ...
+
+    def get(self, token_hash: bytes) -> TokenRecord | None: ...
+
+    def delete(self, token_hash: bytes) -> bool: ...
+
+    def delete_for_user(self, user_id: UserId) -> int: ...
+
+    def purge_expired(self, now: int) -> int: ...
+
+
+class SeenRepository(Protocol):
+    def mark(self, user_id: UserId, item_ids: Sequence[str]) -> None:
+        """Record that the user has seen these submissions/replies (idempotent)."""
+        ...
+
+    def seen_among(self, user_id: UserId, item_ids: Sequence[str]) -> set[str]: ...
+
+    def unread_counts(self, user_id: UserId, source_ids: Sequence[SourceId]) -> dict[SourceId, int]:
+        """Per source: submissions the user has not marked seen (one query for all sources)."""
+        ...
+
+
+class AuditRepository(Protocol):
+    def add(
+        self, day: dt.date, username: str, action: str, source_pseudonym: str | None
+    ) -> None: ...
+
+    def page(self, *, before_id: int | None, limit: int) -> Sequence[AuditRecord]:
+        """Newest first."""
+        ...
+
+
+class SettingRepository(Protocol):
+    """Instance settings changed at run time by admins (they override sealdrop.toml)."""
+
+    def all(self) -> dict[str, str]: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+
 class Repositories(Protocol):
     """All repositories bound to one transaction."""
 
@@ -201,6 +360,24 @@ class Repositories(Protocol):
     @property
     def sessions(self) -> SessionRepository: ...
 
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def user_recipients(self) -> UserRecipientRepository: ...
+
+    @property
+    def tokens(self) -> TokenRepository: ...
+
+    @property
+    def seen(self) -> SeenRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
+
+    @property
+    def settings(self) -> SettingRepository: ...
+
 
 class Database(Protocol):
     def transaction(self) -> AbstractContextManager[Repositories]:
@@ -218,6 +395,11 @@ class StagedBlob(Protocol):
     without committing discards it."""
 
     def write(self, data: bytes) -> int: ...
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of everything written so far (computed while writing)."""
+        ...
 
     def flush(self) -> None: ...
 

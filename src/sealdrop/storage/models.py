@@ -3,11 +3,18 @@
 Metadata minimisation (invariant 6): no row carries a creation or update timestamp beyond what is
 listed here. Sources, submissions and replies keep at most a day (``None`` when arrival granularity
 is "none"); order comes from per-source sequence numbers, which submissions and replies share.
-Epoch seconds appear in two places only, both short-lived: sessions, because they must expire
-(and they are deleted on logout or expiry), and ``sources.pending_since``, which records when a
-source was created only until its first submission (then it is set to NULL), so that sources that
-never sent anything can be purged; a source that did send something keeps no creation time
-finer than its day.
+About sources, epoch seconds appear in two places only, both short-lived: sessions, because
+they must expire (and they are deleted on logout or expiry), and ``sources.pending_since``, which
+records when a source was created only until its first submission (then it is set to NULL), so
+that sources that never sent anything can be purged; a source that did send something keeps no
+creation time finer than its day. ``sources.version`` is a change counter, not a time: it tells
+which source changed last, across sources, but not when.
+
+Journalist accounts carry times about journalists, never about sources, each because a security
+check needs it: API tokens expire (``api_tokens``, deleted on logout, revocation or expiry), a
+TOTP code must be usable once (``users.totp_last_step``, the last accepted 30-second step, i.e.
+roughly the last login), and failed logins back off (``users.locked_until``). The audit log keeps
+a day only.
 
 The migration in ``migrations/versions`` creates exactly these tables; a test compares the two.
 """
@@ -21,12 +28,15 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -61,6 +71,21 @@ class Source(Base):
     pseudonym: Mapped[str] = mapped_column(String(100), server_default="")
     # Epoch seconds of creation, NULL from the first submission on (see the module docstring).
     pending_since: Mapped[int | None] = mapped_column(BigInteger)
+    starred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # From the "source_version" counter (see Counter); 0 until the first bump. Unique once bumped,
+    # so that a reader can page "changes since N" with the last version seen as its cursor.
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+    __table_args__ = (
+        # Partial: every source that was never bumped shares version 0.
+        Index(
+            "ix_sources_version",
+            "version",
+            unique=True,
+            sqlite_where=text("version > 0"),
+            postgresql_where=text("version > 0"),
+        ),
+    )
 
 
 class Submission(Base):
@@ -76,6 +101,8 @@ class Submission(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     # An age file; file names and types live only inside it (invariant 5).
     metadata_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Hex SHA-256 of the ciphertext blob; '' for rows older than the column.
+    sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class Reply(Base):
@@ -94,6 +121,9 @@ class Reply(Base):
     # to the source's reply recipient (invariant 2).
     blob_key: Mapped[str] = mapped_column(ID, unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The journalist who uploaded it; kept as NULL when that account is deleted.
+    author_id: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class Recipient(Base):
@@ -119,3 +149,90 @@ class SourceSession(Base):
     # False from "start" until the source has typed its codename back. Sessions that existed
     # before the column were opened by a codename login, hence the server default.
     confirmed: Mapped[bool] = mapped_column(Boolean, server_default=true())
+
+
+class Counter(Base):
+    """Named instance-wide counters, each one row, advanced by ``UPDATE … RETURNING``.
+
+    The row lock (PostgreSQL) or the write lock (SQLite) is held until commit, so concurrent
+    transactions take values one after the other and commit in the order of their values: a
+    reader who has seen value N never later finds a newly committed N-1. A database sequence would
+    not give that (nextval is not transactional), hence a table.
+    """
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    # Stored lower-case, so that the unique constraint is case-insensitive on every backend.
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    passphrase_hash: Mapped[str] = mapped_column(Text)  # Argon2id PHC string
+    totp_secret: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The last accepted TOTP time step: a code is accepted once (replay protection).
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[int | None] = mapped_column(BigInteger)  # epoch seconds
+
+
+class UserRecipient(Base):
+    """The age public keys of a journalist's reader devices (the private keys never leave them)."""
+
+    __tablename__ = "user_recipients"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    public_key: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    # Only a hash of the bearer token: the DB alone authenticates nobody (invariant 8).
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Seen(Base):
+    """Which submissions and replies a journalist has seen.
+
+    ``item_id`` is a submission's or a reply's id, so it cannot carry a foreign key to either
+    table. The repositories' delete methods remove the rows of what they delete; a row that
+    escapes (a purge, a race with a concurrent mark) is harmless: ids are random, never reused.
+    """
+
+    __tablename__ = "seen"
+
+    user_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Indexed on its own for the delete methods, which remove marks by item for every user.
+    item_id: Mapped[str] = mapped_column(ID, primary_key=True, index=True)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    # A snapshot of the name, not a foreign key: the log outlives renames and removals.
+    username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    source_pseudonym: Mapped[str | None] = mapped_column(String(100))
+
+
+class InstanceSetting(Base):
+    __tablename__ = "instance_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

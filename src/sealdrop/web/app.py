@@ -65,7 +65,10 @@ def create_source_app(services: Services) -> ASGIApp:
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         page = HTTP_PAGES.get(exc.status_code, HTTP_PAGES[400])
-        return error_response(request, page)
+        response = error_response(request, page)
+        if exc.headers and "allow" in {k.lower() for k in exc.headers}:
+            response.headers["allow"] = {k.lower(): v for k, v in exc.headers.items()}["allow"]
+        return response
 
     async def on_server_error(request: Request, exc: Exception) -> Response:
         # Logged once, by ContainErrors, when Starlette re-raises it.

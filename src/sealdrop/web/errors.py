@@ -13,6 +13,7 @@ from sealdrop.errors import (
     CsrfTokenInvalid,
     DatabaseUnavailable,
     EmptySubmission,
+    FilesNotAccepted,
     InputError,
     InvalidCodename,
     MalformedUpload,
@@ -83,6 +84,13 @@ def page_for(error: SealdropError) -> ErrorPage:
                 N_(
                     "The upload was incomplete or damaged, so nothing was stored. Please try again."
                 ),
+                _CONVERSATION,
+            )
+        case FilesNotAccepted():
+            return ErrorPage(
+                400,
+                N_("Messages only"),
+                N_("This site accepts messages only at the moment, not files. Nothing was stored."),
                 _CONVERSATION,
             )
         case CsrfTokenInvalid():

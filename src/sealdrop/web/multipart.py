@@ -190,7 +190,10 @@ def _raw_filename(disposition: bytes) -> bytes | None:
 
 def boundary_of(content_type: str) -> bytes:
     """The boundary of a multipart/form-data Content-Type, or MalformedUpload."""
-    kind, options = parse_options_header(content_type)
+    try:
+        kind, options = parse_options_header(content_type)
+    except UnicodeError:
+        raise MalformedUpload("expected multipart/form-data") from None
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary or len(boundary) > 200:
         raise MalformedUpload("expected multipart/form-data")

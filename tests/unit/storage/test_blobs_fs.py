@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -44,6 +45,29 @@ def test_commit_makes_the_exact_bytes_visible(store: FilesystemBlobStore, tmp_pa
     assert list(store.keys()) == [key]
     assert store.local_path(key) == tmp_path / "store" / "blobs" / key[:2] / key
     assert staging_files(tmp_path) == []
+
+
+def test_sha256_is_the_hash_of_the_bytes_written(store: FilesystemBlobStore) -> None:
+    """sha256 is hashlib.sha256 of everything written, known before commit (computed while
+    writing, never by reading back), unchanged by commit, and the hash of b"" when empty."""
+    chunks = [b"age-encryption.org/v1\n", os.urandom(200_000), b"", b"tail"]
+    with store.stage() as staged:
+        assert staged.sha256 == hashlib.sha256(b"").hexdigest()
+        for chunk in chunks:
+            staged.write(chunk)
+        digest = staged.sha256
+        key, _ = staged.commit()
+        assert staged.sha256 == digest
+    with store.open(key) as f:
+        content = f.read()
+    assert (
+        digest
+        == hashlib.sha256(content).hexdigest()
+        == hashlib.sha256(b"".join(chunks)).hexdigest()
+    )
+    with store.stage() as empty:
+        empty.commit()
+        assert empty.sha256 == hashlib.sha256(b"").hexdigest()
 
 
 def test_committed_blob_is_0600_with_epoch_times(store: FilesystemBlobStore) -> None:
@@ -249,6 +273,7 @@ def test_short_writes_are_completed(
         with monkeypatch.context() as patch:
             patch.setattr(os, "write", one_byte_at_a_time)
             staged.write(b"hello")
+        assert staged.sha256 == hashlib.sha256(b"hello").hexdigest()
         key, size = staged.commit()
     with store.open(key) as f:
         assert f.read() == b"hello"

@@ -156,3 +156,154 @@ def test_downgrade_to_0001_keeps_sources_submissions_and_sessions(
         session = repos.sessions.get(b"h")
         assert session is not None
         assert session.confirmed is True
+
+
+def insert_0002_conversation(db: SqlDatabase, n: int) -> tuple[SourceId, str, str]:
+    """Under 0002: a source with a submission, a reply and a session, numbered ``n``."""
+    source_id = SourceId(new_id())
+    submission_id, reply_id = new_id(), new_id()
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, lookup_id, reply_recipient, created_day, last_seq,"
+                " pseudonym) VALUES (:id, :lookup, 'age1old', :day, 2, :name)"
+            ),
+            {"id": source_id, "lookup": f"lookup-{n}".encode(), "day": DAY, "name": f"old {n}"},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO submissions (id, source_id, seq, kind, arrival_day, blob_key, size)"
+                " VALUES (:id, :source, 1, 'message', :day, :blob, 42)"
+            ),
+            {"id": submission_id, "source": source_id, "day": DAY, "blob": new_id()},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO replies (id, source_id, seq, arrival_day, blob_key, size)"
+                " VALUES (:id, :source, 2, :day, :blob, 7)"
+            ),
+            {"id": reply_id, "source": source_id, "day": DAY, "blob": new_id()},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO source_sessions (id_hash, source_id, sealed_identity, created_at,"
+                " last_seen_at, confirmed) VALUES (:hash, :source, :sealed, 1, 2, :confirmed)"
+            ),
+            {
+                "hash": f"session-{n}".encode(),
+                "source": source_id,
+                "sealed": b"s",
+                "confirmed": True,
+            },
+        )
+    return source_id, submission_id, reply_id
+
+
+def test_upgrade_from_0002_gives_existing_sources_distinct_versions(
+    empty_database: SqlDatabase,
+) -> None:
+    """Sources written under 0002 (with submissions, replies and sessions, and one pending
+    source with nothing) survive the upgrade to head with distinct versions 1…n, unstarred; the
+    counter continues after them; old submissions and replies get sha256 '' and no author; the
+    feed lists every source that has a submission."""
+    db = empty_database
+    migrate(db, "0002")
+    conversations = [insert_0002_conversation(db, n) for n in range(5)]
+    pending = SourceId(new_id())
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, lookup_id, reply_recipient, pending_since)"
+                " VALUES (:id, 'pending', 'age1new', 1000)"
+            ),
+            {"id": pending},
+        )
+
+    db.upgrade()
+
+    assert db.schema_is_current()
+    assert schema_diff(db) == []
+    for table, rows in (("sources", 6), ("submissions", 5), ("replies", 5), ("source_sessions", 5)):
+        assert count_rows(db, table) == rows, table
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT name, value FROM counters")).all() == [
+            ("source_version", 6)
+        ]
+    source_ids = [c[0] for c in conversations]
+    with db.transaction() as repos:
+        sources = [repos.sources.get(i) for i in [*source_ids, pending]]
+        assert all(s is not None and s.starred is False for s in sources)
+        assert sorted(s.version for s in sources if s is not None) == [1, 2, 3, 4, 5, 6]
+        for source_id, submission_id, reply_id in conversations:
+            [submission] = repos.submissions.for_source(source_id)
+            assert (submission.id, submission.sha256) == (submission_id, "")
+            [reply] = repos.replies.for_source(source_id)
+            assert (reply.id, reply.sha256, reply.author_id) == (reply_id, "", None)
+        feed = repos.sources.page(after_version=0, limit=100)
+        assert sorted(s.id for s in feed) == sorted(source_ids)
+        assert [s.version for s in feed] == sorted(s.version for s in feed)
+        assert repos.sources.bump_version(source_ids[0]) == 7
+        assert repos.sources.page(after_version=6, limit=100)[0].id == source_ids[0]
+        assert repos.users.list() == []
+        assert repos.sessions.get(b"session-0") is not None
+
+
+def test_downgrade_from_head_to_0002_keeps_every_conversation(
+    empty_database: SqlDatabase,
+) -> None:
+    """Downgrading to 0002 drops the journalist tables and the new columns only: sources,
+    submissions, replies (rebuilt on SQLite) and sessions stay; upgrading again numbers the
+    sources afresh and gives the head schema back."""
+    db = empty_database
+    db.upgrade()
+    with db.transaction() as repos:
+        author = repos.users.add("ann", "hash", "", "journalist")
+        repos.user_recipients.add(author.id, "age1ann", "laptop")
+        repos.seen.mark(author.id, ["x" * 32])
+        repos.audit.add(DAY, "ann", "login", None)
+        repos.settings.set("instance_name", "Tribune")
+        sources = []
+        for n in range(3):
+            source = repos.sources.add(f"lookup-{n}".encode(), "age1x", DAY, "calm lynx", None)
+            seq = repos.sources.reserve_sequence(source.id, 2)
+            new = NewSubmission("message", BlobKey(new_id()), 1, None, "ab" * 32)
+            repos.submissions.add(source.id, seq, DAY, new)
+            repos.replies.add(source.id, seq + 1, DAY, BlobKey(new_id()), 9, "cd" * 32, author.id)
+            repos.sources.bump_version(source.id)
+            repos.sessions.add(SessionRecord(f"h{n}".encode(), source.id, b"sealed", 1, 2))
+            sources.append(source)
+
+    migrate(db, "0002")
+
+    insp = inspect(db.engine)
+    assert set(insp.get_table_names()) == {
+        "alembic_version",
+        "sources",
+        "submissions",
+        "replies",
+        "recipients",
+        "source_sessions",
+    }
+    assert {c["name"] for c in insp.get_columns("replies")} == {
+        "id",
+        "source_id",
+        "seq",
+        "arrival_day",
+        "blob_key",
+        "size",
+    }
+    assert {"starred", "version"}.isdisjoint(c["name"] for c in insp.get_columns("sources"))
+    assert "sha256" not in {c["name"] for c in insp.get_columns("submissions")}
+    for table in ("sources", "submissions", "replies", "source_sessions"):
+        assert count_rows(db, table) == 3, table
+
+    migrate(db, "head")
+    assert schema_diff(db) == []
+    with db.transaction() as repos:
+        again = [repos.sources.get(s.id) for s in sources]
+        assert sorted(s.version for s in again if s is not None) == [1, 2, 3]
+        for source in sources:
+            [reply] = repos.replies.for_source(source.id)
+            assert (reply.sha256, reply.author_id) == ("", None)
+            assert len(repos.submissions.for_source(source.id)) == 1
+        assert repos.users.list() == []

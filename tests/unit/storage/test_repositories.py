@@ -718,53 +718,89 @@ def test_transaction_yields_the_repositories_protocol(database: SqlDatabase) -> 
 
 
 def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) -> None:
-    """upgrade() creates the five tables and their columns, with no timestamp beyond sessions'
-    and a source's pending_since."""
+    """upgrade() creates exactly these tables and columns: no timestamp about sources beyond
+    sessions' and a source's pending_since, and times about journalists only where a security
+    check needs them (token expiry, TOTP replay, login back-off)."""
     insp = inspect(database.engine)
-    assert set(insp.get_table_names()) == {
-        "alembic_version",
-        "sources",
-        "submissions",
-        "replies",
-        "recipients",
-        "source_sessions",
-    }
     columns = {t: {c["name"] for c in insp.get_columns(t)} for t in insp.get_table_names()}
-    assert columns["sources"] == {
-        "id",
-        "lookup_id",
-        "reply_recipient",
-        "created_day",
-        "last_seq",
-        "pseudonym",
-        "pending_since",
+    assert columns == {
+        "alembic_version": {"version_num"},
+        "sources": {
+            "id",
+            "lookup_id",
+            "reply_recipient",
+            "created_day",
+            "last_seq",
+            "pseudonym",
+            "pending_since",
+            "starred",
+            "version",
+        },
+        "submissions": {
+            "id",
+            "source_id",
+            "seq",
+            "kind",
+            "arrival_day",
+            "blob_key",
+            "size",
+            "metadata_ciphertext",
+            "sha256",
+        },
+        "replies": {
+            "id",
+            "source_id",
+            "seq",
+            "arrival_day",
+            "blob_key",
+            "size",
+            "sha256",
+            "author_id",
+        },
+        "recipients": {"id", "public_key", "name"},
+        "source_sessions": {
+            "id_hash",
+            "source_id",
+            "sealed_identity",
+            "created_at",
+            "last_seen_at",
+            "confirmed",
+        },
+        "counters": {"name", "value"},
+        "users": {
+            "id",
+            "username",
+            "passphrase_hash",
+            "totp_secret",
+            "totp_last_step",
+            "role",
+            "disabled",
+            "failed_logins",
+            "locked_until",
+        },
+        "user_recipients": {"id", "user_id", "public_key", "name"},
+        "api_tokens": {"token_hash", "user_id", "created_at", "expires_at"},
+        "seen": {"user_id", "item_id"},
+        "audit_log": {"id", "day", "username", "action", "source_pseudonym"},
+        "instance_settings": {"key", "value"},
     }
-    assert columns["submissions"] == {
-        "id",
-        "source_id",
-        "seq",
-        "kind",
-        "arrival_day",
-        "blob_key",
-        "size",
-        "metadata_ciphertext",
-    }
-    assert columns["replies"] == {"id", "source_id", "seq", "arrival_day", "blob_key", "size"}
-    assert columns["recipients"] == {"id", "public_key", "name"}
-    assert columns["source_sessions"] == {
-        "id_hash",
-        "source_id",
-        "sealed_identity",
-        "created_at",
-        "last_seen_at",
-        "confirmed",
-    }
-    fks = [
-        fk
-        for table in ("submissions", "replies", "source_sessions")
+    fks = {
+        (
+            table,
+            tuple(fk["constrained_columns"]),
+            fk["referred_table"],
+            fk["options"].get("ondelete"),
+        )
+        for table in insp.get_table_names()
         for fk in insp.get_foreign_keys(table)
-    ]
-    assert all(fk["options"].get("ondelete") == "CASCADE" for fk in fks)
-    assert all(fk["referred_table"] == "sources" for fk in fks)
-    assert len(fks) == 3
+    }
+    assert fks == {
+        ("submissions", ("source_id",), "sources", "CASCADE"),
+        ("replies", ("source_id",), "sources", "CASCADE"),
+        ("source_sessions", ("source_id",), "sources", "CASCADE"),
+        ("replies", ("author_id",), "users", "SET NULL"),
+        ("user_recipients", ("user_id",), "users", "CASCADE"),
+        ("api_tokens", ("user_id",), "users", "CASCADE"),
+        ("seen", ("user_id",), "users", "CASCADE"),
+    }
     assert database.schema_is_current()

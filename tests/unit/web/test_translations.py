@@ -28,7 +28,7 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from starlette.requests import Request
 
-from sealdrop.errors import MessageTooLong, TooManyRequests, UploadTooLarge
+from sealdrop.errors import FilesNotAccepted, MessageTooLong, TooManyRequests, UploadTooLarge
 from sealdrop.web import errors
 from sealdrop.web.i18n import COOKIE, DEFAULT, LANGUAGES, Catalogs
 from sealdrop.web.templating import Templates
@@ -277,7 +277,16 @@ REPLY = "Thanks, we will be in touch."
 
 def _request(code: str) -> Request:
     cookie = f"{COOKIE}={code}".encode("latin-1")
-    return Request({"type": "http", "headers": [(b"cookie", cookie)], "root_path": ""})
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "query_string": b"",
+            "headers": [(b"cookie", cookie)],
+            "root_path": "",
+        }
+    )
 
 
 def _pages() -> list[tuple[str, dict[str, Any]]]:
@@ -291,6 +300,7 @@ def _pages() -> list[tuple[str, dict[str, Any]]]:
         "notice": None,
         "max_message_chars": 100_000,
         "max_upload": "500 MiB",
+        "files_enabled": True,
     }
     pages: list[tuple[str, dict[str, Any]]] = [
         ("index.html", {"title": "Send information securely", "form_token": "t"}),
@@ -303,7 +313,12 @@ def _pages() -> list[tuple[str, dict[str, Any]]]:
         ("conversation.html", {**conversation, "replies": [], "received": [], "accepting": False}),
     ]
     error_pages = [*errors.HTTP_PAGES.values(), errors.SERVER_ERROR]
-    for error in (TooManyRequests(120), UploadTooLarge(1024 * 1024), MessageTooLong(100_000)):
+    for error in (
+        TooManyRequests(120),
+        UploadTooLarge(1024 * 1024),
+        MessageTooLong(100_000),
+        FilesNotAccepted("x"),
+    ):
         error_pages.append(errors.page_for(error))
     for page in error_pages:
         context = {"message_msgid": page.message, "params": page.params, "link": page.link}

@@ -23,7 +23,6 @@ from sealdrop.errors import (
     ClientDisconnected,
     CsrfTokenInvalid,
     InvalidCodename,
-    SessionRequired,
     UploadTooLarge,
 )
 from sealdrop.services.container import Services
@@ -80,14 +79,6 @@ class SourceInterface:
         if confirmed and not session.confirmed:
             raise Redirect("confirm")
         return session
-
-    async def _optional_session(self, request: Request) -> SourceSession | None:
-        if COOKIE not in request.cookies:
-            return None
-        try:
-            return await self._call(self._services.sessions.resolve, request.cookies.get(COOKIE))
-        except SessionRequired:
-            return None
 
     def _render(
         self,
@@ -242,7 +233,18 @@ class SourceInterface:
         await self._session_form(request, confirmed=False)
         await self._call(self._services.sessions.close, request.cookies.get(COOKIE))
         response = self._render(request, "logged_out.html", None, title=N_("You are logged out"))
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        # Not delete_cookie(): it writes the server's current time into Expires, a clock
+        # fingerprint (the reason the Date header is dropped).
+        response.set_cookie(
+            COOKIE,
+            "",
+            max_age=0,
+            expires="Thu, 01 Jan 1970 00:00:00 GMT",
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     async def conversation(self, request: Request) -> Response:
@@ -250,6 +252,7 @@ class SourceInterface:
         replies = await self._call(self._services.replies.for_session, session)
         received = await self._call(self._services.submissions.received_days, session.source_id)
         accepting = await self._call(self._services.submissions.accepting)
+        runtime = await self._call(self._services.instance_settings.current)
         return self._render(
             request,
             "conversation.html",
@@ -258,11 +261,9 @@ class SourceInterface:
             replies=replies,
             received=received,
             accepting=accepting,
-            notice=None,
-            max_message_chars=self._settings.max_message_chars,
-            max_upload=self._templates.format_param(
-                request, "size", self._settings.max_upload_bytes
-            ),
+            files_enabled=runtime.files_enabled,
+            max_message_chars=runtime.max_message_chars,
+            max_upload=self._templates.format_param(request, "size", runtime.max_upload_bytes),
         )
 
     async def submitted(self, request: Request) -> Response:
@@ -276,9 +277,15 @@ class SourceInterface:
 
     async def submit(self, request: Request) -> Response:
         session = await self._session(request)
-        limit = self._settings.max_upload_bytes
+        runtime = await self._call(self._services.instance_settings.current)
+        limit = runtime.max_upload_bytes
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if (
+            declared is not None
+            and declared.isascii()
+            and declared.isdigit()
+            and int(declared) > limit
+        ):
             # Refuse before reading a byte: nothing is staged at all.
             raise UploadTooLarge(limit)
         boundary = boundary_of(request.headers.get("content-type", ""))

@@ -1,0 +1,152 @@
+"""Journalist and admin accounts: passphrases, TOTP enrolment, roles, reader-device keys.
+
+A journalist's reader devices register age recipients here; every new submission is encrypted to
+the recipients of every active account plus the organisation recipients (invariant 2: only
+public keys ever reach the server).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sealdrop.crypto import passwords
+from sealdrop.crypto.keys import parse_recipient
+from sealdrop.errors import Conflict, InputError, NotFound, StorageError
+from sealdrop.ids import RecipientId, UserId
+from sealdrop.services.audit import AuditTrail
+from sealdrop.storage.interfaces import Database, Role, UserRecipientRecord, UserRecord
+
+__all__ = ["AccountService", "Enrolment", "NewAccount", "UserRecord", "normalise_username"]
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MIN_PASSPHRASE_CHARS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    user: UserRecord
+    passphrase: str  # shown once to whoever creates the account, never stored
+    totp_secret: str
+    totp_uri: str  # otpauth:// URI for authenticator apps (also shown as a QR code)
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    totp_secret: str
+    totp_uri: str
+
+
+def normalise_username(username: str) -> str:
+    name = username.strip().lower()
+    if not _USERNAME.match(name):
+        raise InputError(
+            "usernames are 1-64 characters: letters a-z, digits, dot, dash, underscore"
+        )
+    return name
+
+
+class AccountService:
+    def __init__(self, database: Database, audit: AuditTrail, issuer: str) -> None:
+        self._db = database
+        self._audit = audit
+        self._issuer = issuer
+
+    def create(
+        self, username: str, role: Role, actor: str, passphrase: str | None = None
+    ) -> NewAccount:
+        """Create an account with a generated passphrase (or a given one of 16+ characters) and
+        a fresh TOTP secret."""
+        name = normalise_username(username)
+        if passphrase is not None and len(passphrase) < MIN_PASSPHRASE_CHARS:
+            raise InputError(f"passphrases have at least {MIN_PASSPHRASE_CHARS} characters")
+        secret = passwords.new_totp_secret()
+        phrase = passphrase or passwords.generate_passphrase()
+        hashed = passwords.hash_passphrase(phrase)
+        with self._db.transaction() as repos:
+            if repos.users.by_username(name) is not None:
+                raise Conflict(f"a user named {name!r} exists")
+            user = repos.users.add(name, hashed, secret, role)
+            self._audit.record(repos, actor, f"user.create.{role}", None)
+        uri = passwords.provisioning_uri(secret, name, self._issuer)
+        return NewAccount(user, phrase, secret, uri)
+
+    def list(self) -> Sequence[UserRecord]:
+        with self._db.transaction() as repos:
+            return repos.users.list()
+
+    def get(self, user_id: UserId) -> UserRecord:
+        with self._db.transaction() as repos:
+            user = repos.users.get(user_id)
+        if user is None:
+            raise NotFound("no such user")
+        return user
+
+    def by_username(self, username: str) -> UserRecord:
+        with self._db.transaction() as repos:
+            user = repos.users.by_username(username.strip().lower())
+        if user is None:
+            raise NotFound("no such user")
+        return user
+
+    def set_disabled(self, user_id: UserId, disabled: bool, actor: str) -> UserRecord:
+        """Disable (or enable) an account; disabling also revokes its tokens at once. The last
+        enabled admin cannot be disabled, so the instance can always be administered."""
+        with self._db.transaction() as repos:
+            user = repos.users.get(user_id)
+            if user is None:
+                raise NotFound("no such user")
+            if disabled and user.role == "admin":
+                admins = [u for u in repos.users.list() if u.role == "admin" and not u.disabled]
+                if admins == [user]:
+                    raise Conflict("the last enabled admin cannot be disabled")
+            repos.users.set_disabled(user_id, disabled)
+            if disabled:
+                repos.tokens.delete_for_user(user_id)
+            self._audit.record(repos, actor, "user.disable" if disabled else "user.enable", None)
+            updated = repos.users.get(user_id)
+        assert updated is not None
+        return updated
+
+    def reset_totp(self, user_id: UserId, actor: str) -> Enrolment:
+        """A new TOTP secret (the old authenticator stops working); tokens are revoked."""
+        secret = passwords.new_totp_secret()
+        with self._db.transaction() as repos:
+            user = repos.users.get(user_id)
+            if user is None:
+                raise NotFound("no such user")
+            repos.users.set_totp_secret(user_id, secret)
+            repos.tokens.delete_for_user(user_id)
+            self._audit.record(repos, actor, "user.reset_2fa", None)
+        return Enrolment(secret, passwords.provisioning_uri(secret, user.username, self._issuer))
+
+    def revoke_tokens(self, user_id: UserId, actor: str) -> int:
+        with self._db.transaction() as repos:
+            count = repos.tokens.delete_for_user(user_id)
+            self._audit.record(repos, actor, "token.revoke_all", None)
+            return count
+
+    # -- reader devices ------------------------------------------------------------------------
+
+    def add_recipient(self, user_id: UserId, public_key: str, name: str) -> UserRecipientRecord:
+        canonical = str(parse_recipient(public_key))
+        label = " ".join(name.split())[:200]
+        with self._db.transaction() as repos:
+            if any(r.public_key == canonical for r in repos.recipients.list()):
+                raise Conflict("this key is already an organisation recipient")
+            try:
+                return repos.user_recipients.add(user_id, canonical, label)
+            except StorageError:
+                raise Conflict("this key is already registered") from None
+
+    def recipients(self, user_id: UserId) -> Sequence[UserRecipientRecord]:
+        with self._db.transaction() as repos:
+            return repos.user_recipients.for_user(user_id)
+
+    def remove_recipient(self, user_id: UserId, recipient_id: str) -> None:
+        with self._db.transaction() as repos:
+            own = {r.id for r in repos.user_recipients.for_user(user_id)}
+            if recipient_id not in own:
+                raise NotFound("no such key")
+            repos.user_recipients.remove(RecipientId(recipient_id))

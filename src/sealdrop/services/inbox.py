@@ -1,0 +1,288 @@
+"""What journalists do through the API: browse sources, fetch ciphertext, reply, star, delete.
+
+Every journalist sees every source (as in SecureDrop); what differs per journalist is only what
+they have marked as seen. Nothing here decrypts: the server hands out age files, and the reader
+on the journalist's machine opens them (invariant 2). Each change is written to the audit trail
+in the transaction that makes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from sealdrop.errors import NotFound
+from sealdrop.ids import ReplyId, SourceId, SubmissionId
+from sealdrop.services.audit import AuditTrail
+from sealdrop.services.auth import Principal
+from sealdrop.services.replies import ReplyService
+from sealdrop.storage.interfaces import (
+    BlobStore,
+    Database,
+    ReplyRecord,
+    Repositories,
+    SourceRecord,
+    SubmissionRecord,
+)
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    id: SourceId
+    pseudonym: str
+    reply_key: str  # age1…: encrypt replies to this (and to the journalists' own keys)
+    starred: bool
+    version: int
+    created_day: dt.date | None
+    submissions: int
+    unread: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    id: str
+    source_id: SourceId
+    seq: int
+    kind: str  # "message" | "file" | "reply"
+    arrival_day: dt.date | None
+    size: int
+    sha256: str
+    seen: bool
+    metadata: bytes | None = None  # age file with the file's name/type/size (files only)
+    author: str | None = None  # replies: the journalist who sent it
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    stream: BinaryIO
+    size: int
+    sha256: str
+
+
+class Inbox:
+    def __init__(
+        self, database: Database, blobs: BlobStore, replies: ReplyService, audit: AuditTrail
+    ) -> None:
+        self._db = database
+        self._blobs = blobs
+        self._replies = replies
+        self._audit = audit
+
+    # -- sources -------------------------------------------------------------------------------
+
+    def sources(
+        self, principal: Principal, after_version: int, limit: int, starred: bool | None
+    ) -> tuple[list[SourceView], int | None]:
+        """A page of sources changed after ``after_version``; the next cursor, or None at end."""
+        limit = max(1, min(limit, MAX_PAGE))
+        with self._db.transaction() as repos:
+            records = list(
+                repos.sources.page(after_version=after_version, limit=limit + 1, starred=starred)
+            )
+            more = len(records) > limit
+            records = records[:limit]
+            views = self._views(repos, principal, records)
+        return views, (records[-1].version if more else None)
+
+    def source(self, principal: Principal, source_id: str) -> SourceView:
+        with self._db.transaction() as repos:
+            record = self._source(repos, source_id)
+            return self._views(repos, principal, [record])[0]
+
+    def set_starred(self, principal: Principal, source_id: str, starred: bool) -> SourceView:
+        with self._db.transaction() as repos:
+            record = self._source(repos, source_id)
+            repos.sources.set_starred(record.id, starred)
+            repos.sources.bump_version(record.id)
+            self._audit.record(
+                repos,
+                principal.user.username,
+                "source.star" if starred else "source.unstar",
+                record.pseudonym,
+            )
+            updated = self._source(repos, source_id)
+            return self._views(repos, principal, [updated])[0]
+
+    def delete_source(self, principal: Principal, source_id: str) -> None:
+        """Delete a source with everything it sent and every reply; blobs go after the rows."""
+        with self._db.transaction() as repos:
+            record = self._source(repos, source_id)
+            keys = [s.blob_key for s in repos.submissions.for_source(record.id)]
+            keys += [r.blob_key for r in repos.replies.for_source(record.id)]
+            repos.sources.delete(record.id)
+            self._audit.record(repos, principal.user.username, "source.delete", record.pseudonym)
+        for key in keys:
+            self._blobs.delete(key)
+
+    # -- submissions ---------------------------------------------------------------------------
+
+    def submissions(self, principal: Principal, source_id: str) -> list[ItemView]:
+        with self._db.transaction() as repos:
+            record = self._source(repos, source_id)
+            items = list(repos.submissions.for_source(record.id))
+            seen = repos.seen.seen_among(principal.user.id, [i.id for i in items])
+        return [_submission_view(i, i.id in seen) for i in items]
+
+    def submission(self, principal: Principal, submission_id: str) -> ItemView:
+        with self._db.transaction() as repos:
+            item = self._submission(repos, submission_id)
+            seen = repos.seen.seen_among(principal.user.id, [item.id])
+        return _submission_view(item, item.id in seen)
+
+    def open_submission(self, principal: Principal, submission_id: str) -> Download:
+        with self._db.transaction() as repos:
+            item = self._submission(repos, submission_id)
+        return Download(self._blobs.open(item.blob_key), item.size, item.sha256)
+
+    def delete_submission(self, principal: Principal, submission_id: str) -> None:
+        with self._db.transaction() as repos:
+            item = self._submission(repos, submission_id)
+            source = repos.sources.get(item.source_id)
+            repos.submissions.delete(item.id)
+            repos.sources.bump_version(item.source_id)
+            self._audit.record(
+                repos,
+                principal.user.username,
+                "submission.delete",
+                source.pseudonym if source else None,
+            )
+        self._blobs.delete(item.blob_key)
+
+    # -- replies -------------------------------------------------------------------------------
+
+    def replies(self, principal: Principal, source_id: str) -> list[ItemView]:
+        with self._db.transaction() as repos:
+            record = self._source(repos, source_id)
+            items = list(repos.replies.for_source(record.id))
+            seen = repos.seen.seen_among(principal.user.id, [i.id for i in items])
+            authors = self._authors(repos, items)
+        return [_reply_view(i, i.id in seen, authors) for i in items]
+
+    def add_reply(self, principal: Principal, source_id: str, ciphertext: bytes) -> ItemView:
+        with self._db.transaction() as repos:
+            record = self._source(repos, source_id)
+        reply = self._replies.store(record.id, ciphertext, principal.user.id)
+        with self._db.transaction() as repos:
+            # A journalist has seen their own reply.
+            repos.seen.mark(principal.user.id, [reply.id])
+            self._audit.record(repos, principal.user.username, "reply.create", record.pseudonym)
+        return _reply_view(reply, True, {principal.user.id: principal.user.username})
+
+    def open_reply(self, principal: Principal, reply_id: str) -> Download:
+        with self._db.transaction() as repos:
+            reply = self._reply(repos, reply_id)
+        return Download(self._blobs.open(reply.blob_key), reply.size, reply.sha256)
+
+    def delete_reply(self, principal: Principal, reply_id: str) -> None:
+        with self._db.transaction() as repos:
+            reply = self._reply(repos, reply_id)
+            source = repos.sources.get(reply.source_id)
+            repos.replies.delete(reply.id)
+            repos.sources.bump_version(reply.source_id)
+            self._audit.record(
+                repos,
+                principal.user.username,
+                "reply.delete",
+                source.pseudonym if source else None,
+            )
+        self._blobs.delete(reply.blob_key)
+
+    def mark_seen(self, principal: Principal, item_ids: Sequence[str]) -> int:
+        """Mark submissions and replies as seen by this journalist; unknown ids are ignored
+        (the answer says how many were known), so the call reveals nothing about other ids."""
+        with self._db.transaction() as repos:
+            known = [
+                i
+                for i in dict.fromkeys(item_ids)
+                if repos.submissions.get(SubmissionId(i)) or repos.replies.get(ReplyId(i))
+            ]
+            repos.seen.mark(principal.user.id, known)
+        return len(known)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _views(
+        self, repos: Repositories, principal: Principal, records: Sequence[SourceRecord]
+    ) -> list[SourceView]:
+        ids = [r.id for r in records]
+        # Two queries for the whole page, however many sources it holds.
+        unread = repos.seen.unread_counts(principal.user.id, ids)
+        counts = repos.submissions.count_by_source(ids)
+        return [
+            SourceView(
+                r.id,
+                r.pseudonym,
+                r.reply_recipient,
+                r.starred,
+                r.version,
+                r.created_day,
+                counts.get(r.id, 0),
+                unread.get(r.id, 0),
+            )
+            for r in records
+        ]
+
+    @staticmethod
+    def _source(repos: Repositories, source_id: str) -> SourceRecord:
+        record = repos.sources.get(SourceId(source_id))
+        # Sources that never sent anything are not journalists' business (and soon purged).
+        if record is None or record.pending_since is not None:
+            raise NotFound("no such source")
+        return record
+
+    @staticmethod
+    def _submission(repos: Repositories, submission_id: str) -> SubmissionRecord:
+        item = repos.submissions.get(SubmissionId(submission_id))
+        if item is None:
+            raise NotFound("no such submission")
+        return item
+
+    @staticmethod
+    def _reply(repos: Repositories, reply_id: str) -> ReplyRecord:
+        reply = repos.replies.get(ReplyId(reply_id))
+        if reply is None:
+            raise NotFound("no such reply")
+        return reply
+
+    @staticmethod
+    def _authors(repos: Repositories, replies: Sequence[ReplyRecord]) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for author in {r.author_id for r in replies if r.author_id}:
+            user = repos.users.get(author)
+            if user is not None:
+                names[author] = user.username
+        return names
+
+
+def _submission_view(item: SubmissionRecord, seen: bool) -> ItemView:
+    return ItemView(
+        item.id,
+        item.source_id,
+        item.seq,
+        item.kind,
+        item.arrival_day,
+        item.size,
+        item.sha256,
+        seen,
+        item.metadata_ciphertext,
+    )
+
+
+def _reply_view(item: ReplyRecord, seen: bool, authors: dict[str, str]) -> ItemView:
+    author = authors.get(item.author_id) if item.author_id else None
+    return ItemView(
+        item.id,
+        item.source_id,
+        item.seq,
+        "reply",
+        item.arrival_day,
+        item.size,
+        item.sha256,
+        seen,
+        None,
+        author,
+    )

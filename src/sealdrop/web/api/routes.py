@@ -1,0 +1,346 @@
+"""The journalist API's endpoints under /api/v1.
+
+Endpoints are plain functions (FastAPI runs them in worker threads, since every service call
+blocks on the database or the disk). Authentication is a dependency; admin-only endpoints add a
+role check. Ids of the wrong type, of deleted items and of made-up items all answer 404.
+
+(No ``from __future__ import annotations`` here: FastAPI must see the ``Caller``/``Admin``
+dependency aliases, which are local to ``build_router``, as real objects, not strings.)
+"""
+
+import base64
+import re
+from collections.abc import Iterator
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from sealdrop.errors import AuthenticationFailed, PermissionDenied
+from sealdrop.ids import UserId
+from sealdrop.services.accounts import UserRecord
+from sealdrop.services.auth import Principal
+from sealdrop.services.container import Services
+from sealdrop.services.inbox import Download, ItemView, SourceView
+from sealdrop.web.api import schemas
+
+CHUNK = 64 * 1024
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 409, 413, 429, 503)
+}
+
+
+def build_router(services: Services) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", responses=_ERRORS)
+    bearer = HTTPBearer(auto_error=False)
+
+    def principal(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        if credentials is None:
+            raise AuthenticationFailed("authentication required")
+        return services.auth.authenticate(credentials.credentials)
+
+    def admin(user: Annotated[Principal, Depends(principal)]) -> Principal:
+        if not user.is_admin:
+            raise PermissionDenied("admins only")
+        return user
+
+    Caller = Annotated[Principal, Depends(principal)]  # noqa: N806 - a type alias
+    Admin = Annotated[Principal, Depends(admin)]  # noqa: N806 - a type alias
+
+    # -- authentication ------------------------------------------------------------------------
+
+    @router.post("/token", response_model=schemas.TokenResponse, tags=["auth"])
+    def token(body: schemas.TokenRequest) -> schemas.TokenResponse:
+        """Log in with username, passphrase and a TOTP code; get a bearer token (8 h)."""
+        issued = services.auth.login(body.username, body.passphrase, body.totp)
+        return schemas.TokenResponse(token=issued.token, expires_at=issued.expires_at)
+
+    @router.post("/logout", status_code=204, tags=["auth"])
+    def logout(caller: Caller) -> Response:
+        """Revoke the token used for this request."""
+        services.auth.logout(caller)
+        return Response(status_code=204)
+
+    @router.get("/me", response_model=schemas.Me, tags=["me"])
+    def me(caller: Caller) -> schemas.Me:
+        keys = services.accounts.recipients(caller.user.id)
+        return schemas.Me(
+            **_user(caller.user).model_dump(),
+            keys=[schemas.DeviceKey(id=k.id, public_key=k.public_key, name=k.name) for k in keys],
+        )
+
+    @router.post("/me/keys", response_model=schemas.DeviceKey, status_code=201, tags=["me"])
+    def add_key(caller: Caller, body: schemas.NewDeviceKey) -> schemas.DeviceKey:
+        """Register a reader device's age public key: new submissions are encrypted to it."""
+        key = services.accounts.add_recipient(caller.user.id, body.public_key, body.name)
+        return schemas.DeviceKey(id=key.id, public_key=key.public_key, name=key.name)
+
+    @router.delete("/me/keys/{key_id}", status_code=204, tags=["me"])
+    def remove_key(caller: Caller, key_id: str) -> Response:
+        services.accounts.remove_recipient(caller.user.id, key_id)
+        return Response(status_code=204)
+
+    # -- sources -------------------------------------------------------------------------------
+
+    @router.get("/sources", response_model=schemas.SourcePage, tags=["sources"])
+    def sources(
+        caller: Caller,
+        updated_since: Annotated[int, Query(ge=0, le=2**62)] = 0,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        starred: bool | None = None,
+    ) -> schemas.SourcePage:
+        """Sources that changed after ``updated_since``, oldest change first. Pass ``next`` as
+        ``updated_since`` to get the following page."""
+        views, following = services.inbox.sources(caller, updated_since, limit, starred)
+        return schemas.SourcePage(sources=[_source(v) for v in views], next=following)
+
+    @router.get("/sources/{source_id}", response_model=schemas.Source, tags=["sources"])
+    def source(caller: Caller, source_id: str) -> schemas.Source:
+        return _source(services.inbox.source(caller, source_id))
+
+    @router.put("/sources/{source_id}/star", response_model=schemas.Source, tags=["sources"])
+    def star(caller: Caller, source_id: str, body: schemas.StarRequest) -> schemas.Source:
+        return _source(services.inbox.set_starred(caller, source_id, body.starred))
+
+    @router.delete("/sources/{source_id}", status_code=204, tags=["sources"])
+    def delete_source(caller: Caller, source_id: str) -> Response:
+        services.inbox.delete_source(caller, source_id)
+        return Response(status_code=204)
+
+    @router.get("/sources/{source_id}/submissions", response_model=schemas.Items, tags=["items"])
+    def submissions(caller: Caller, source_id: str) -> schemas.Items:
+        return schemas.Items(
+            items=[_item(i) for i in services.inbox.submissions(caller, source_id)]
+        )
+
+    @router.get("/submissions/{submission_id}", response_model=schemas.Item, tags=["items"])
+    def submission(caller: Caller, submission_id: str) -> schemas.Item:
+        return _item(services.inbox.submission(caller, submission_id))
+
+    @router.get(
+        "/submissions/{submission_id}/content",
+        tags=["items"],
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
+    )
+    def submission_content(caller: Caller, submission_id: str, request: Request) -> Response:
+        """The age ciphertext, streamed; ETag is its SHA-256; single byte ranges supported."""
+        return _download(request, services.inbox.open_submission(caller, submission_id))
+
+    @router.delete("/submissions/{submission_id}", status_code=204, tags=["items"])
+    def delete_submission(caller: Caller, submission_id: str) -> Response:
+        services.inbox.delete_submission(caller, submission_id)
+        return Response(status_code=204)
+
+    @router.get("/sources/{source_id}/replies", response_model=schemas.Items, tags=["items"])
+    def replies(caller: Caller, source_id: str) -> schemas.Items:
+        return schemas.Items(items=[_item(i) for i in services.inbox.replies(caller, source_id)])
+
+    @router.post(
+        "/sources/{source_id}/replies",
+        response_model=schemas.Item,
+        status_code=201,
+        tags=["items"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
+    )
+    async def add_reply(caller: Caller, source_id: str, request: Request) -> schemas.Item:
+        """Upload a reply: an age file encrypted on the journalist's machine to the source's
+        reply key (and the journalists' own keys). The server checks only its form and size."""
+        body = await request.body()
+        view = await anyio.to_thread.run_sync(services.inbox.add_reply, caller, source_id, body)
+        return _item(view)
+
+    @router.get(
+        "/replies/{reply_id}/content",
+        tags=["items"],
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
+    )
+    def reply_content(caller: Caller, reply_id: str, request: Request) -> Response:
+        return _download(request, services.inbox.open_reply(caller, reply_id))
+
+    @router.delete("/replies/{reply_id}", status_code=204, tags=["items"])
+    def delete_reply(caller: Caller, reply_id: str) -> Response:
+        services.inbox.delete_reply(caller, reply_id)
+        return Response(status_code=204)
+
+    @router.post("/seen", response_model=schemas.SeenResponse, tags=["items"])
+    def seen(caller: Caller, body: schemas.SeenRequest) -> schemas.SeenResponse:
+        """Mark submissions and replies as seen by the caller; unknown ids are ignored."""
+        return schemas.SeenResponse(marked=services.inbox.mark_seen(caller, body.ids))
+
+    # -- admin ---------------------------------------------------------------------------------
+
+    @router.get("/users", response_model=schemas.Users, tags=["admin"])
+    def users(caller: Admin) -> schemas.Users:
+        return schemas.Users(users=[_user(u) for u in services.accounts.list()])
+
+    @router.post("/users", response_model=schemas.CreatedUser, status_code=201, tags=["admin"])
+    def create_user(caller: Admin, body: schemas.NewUser) -> schemas.CreatedUser:
+        new = services.accounts.create(body.username, body.role, caller.user.username)
+        return schemas.CreatedUser(
+            user=_user(new.user), passphrase=new.passphrase, totp_uri=new.totp_uri
+        )
+
+    @router.post("/users/{user_id}/disable", response_model=schemas.User, tags=["admin"])
+    def disable_user(caller: Admin, user_id: str) -> schemas.User:
+        return _user(services.accounts.set_disabled(_uid(user_id), True, caller.user.username))
+
+    @router.post("/users/{user_id}/enable", response_model=schemas.User, tags=["admin"])
+    def enable_user(caller: Admin, user_id: str) -> schemas.User:
+        return _user(services.accounts.set_disabled(_uid(user_id), False, caller.user.username))
+
+    @router.post("/users/{user_id}/reset-2fa", response_model=schemas.Enrolment, tags=["admin"])
+    def reset_2fa(caller: Admin, user_id: str) -> schemas.Enrolment:
+        enrolment = services.accounts.reset_totp(_uid(user_id), caller.user.username)
+        return schemas.Enrolment(totp_uri=enrolment.totp_uri)
+
+    @router.get("/recipients", response_model=schemas.Recipients, tags=["admin"])
+    def recipients(caller: Admin) -> schemas.Recipients:
+        return schemas.Recipients(
+            recipients=[
+                schemas.Recipient(id=r.id, public_key=r.public_key, name=r.name)
+                for r in services.recipients.list()
+            ]
+        )
+
+    @router.post("/recipients", response_model=schemas.Recipient, status_code=201, tags=["admin"])
+    def add_recipient(caller: Admin, body: schemas.NewRecipient) -> schemas.Recipient:
+        r = services.recipients.add(body.public_key, body.name, actor=caller.user.username)
+        return schemas.Recipient(id=r.id, public_key=r.public_key, name=r.name)
+
+    @router.delete("/recipients/{recipient_id}", status_code=204, tags=["admin"])
+    def remove_recipient(caller: Admin, recipient_id: str) -> Response:
+        services.recipients.remove_checked(recipient_id, actor=caller.user.username)
+        return Response(status_code=204)
+
+    @router.get("/settings", response_model=schemas.InstanceSettings, tags=["admin"])
+    def get_settings(caller: Admin) -> schemas.InstanceSettings:
+        return schemas.InstanceSettings(
+            **services.instance_settings.as_dict(services.instance_settings.current())
+        )
+
+    @router.patch("/settings", response_model=schemas.InstanceSettings, tags=["admin"])
+    def change_settings(caller: Admin, body: schemas.SettingsChange) -> schemas.InstanceSettings:
+        changes = body.model_dump(exclude_none=True)
+        updated = services.instance_settings.update(caller.user.username, changes)
+        return schemas.InstanceSettings(**services.instance_settings.as_dict(updated))
+
+    @router.get("/audit", response_model=schemas.AuditPage, tags=["admin"])
+    def audit(
+        caller: Admin,
+        before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> schemas.AuditPage:
+        entries = services.audit.page(before, limit + 1)
+        more = len(entries) > limit
+        entries = list(entries)[:limit]
+        return schemas.AuditPage(
+            entries=[
+                schemas.AuditEntry(
+                    id=e.id,
+                    day=e.day,
+                    username=e.username,
+                    action=e.action,
+                    source=e.source_pseudonym,
+                )
+                for e in entries
+            ],
+            next=entries[-1].id if more else None,
+        )
+
+    return router
+
+
+def _uid(user_id: str) -> UserId:
+    return UserId(user_id)
+
+
+def _user(user: UserRecord) -> schemas.User:
+    return schemas.User(id=user.id, username=user.username, role=user.role, disabled=user.disabled)
+
+
+def _source(view: SourceView) -> schemas.Source:
+    return schemas.Source(
+        id=view.id,
+        pseudonym=view.pseudonym,
+        reply_key=view.reply_key,
+        starred=view.starred,
+        version=view.version,
+        created_day=view.created_day,
+        submissions=view.submissions,
+        unread=view.unread,
+    )
+
+
+def _item(view: ItemView) -> schemas.Item:
+    return schemas.Item(
+        id=view.id,
+        source_id=view.source_id,
+        seq=view.seq,
+        kind=view.kind,  # type: ignore[arg-type]
+        arrival_day=view.arrival_day,
+        size=view.size,
+        sha256=view.sha256,
+        seen=view.seen,
+        metadata=base64.b64encode(view.metadata).decode("ascii") if view.metadata else None,
+        author=view.author,
+    )
+
+
+def _download(request: Request, download: Download) -> Response:
+    """Stream a blob with ETag (its SHA-256), If-None-Match and one byte range."""
+    etag = f'"{download.sha256}"'
+    headers = {"etag": etag, "accept-ranges": "bytes"}
+    if download.sha256 and request.headers.get("if-none-match") == etag:
+        download.stream.close()
+        return Response(status_code=304, headers=headers)
+    start, end = 0, download.size - 1
+    status = 200
+    wanted = request.headers.get("range")
+    if wanted:
+        match = _RANGE.match(wanted.strip())
+        first, last = (match.group(1), match.group(2)) if match else ("", "")
+        if not match or (not first and not last):
+            download.stream.close()
+            return Response(status_code=416, headers={"content-range": f"bytes */{download.size}"})
+        if first:
+            start = int(first)
+            end = min(int(last), download.size - 1) if last else download.size - 1
+        else:
+            start = max(0, download.size - int(last))
+        if start > end or start >= download.size:
+            download.stream.close()
+            return Response(status_code=416, headers={"content-range": f"bytes */{download.size}"})
+        status = 206
+        headers["content-range"] = f"bytes {start}-{end}/{download.size}"
+    headers["content-length"] = str(end - start + 1)
+    return StreamingResponse(
+        _chunks(download, start, end - start + 1),
+        status_code=status,
+        headers=headers,
+        media_type="application/octet-stream",
+    )
+
+
+def _chunks(download: Download, start: int, length: int) -> Iterator[bytes]:
+    with download.stream as stream:
+        stream.seek(start)
+        while length > 0:
+            chunk = stream.read(min(CHUNK, length))
+            if not chunk:
+                return
+            length -= len(chunk)
+            yield chunk

@@ -1,0 +1,162 @@
+"""Request and response bodies of the journalist API (they are also its OpenAPI schema)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable code, e.g. not_found")
+    message: str = Field(description="A human explanation")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class TokenRequest(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    passphrase: str = Field(min_length=1, max_length=1024)
+    totp: str = Field(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")
+
+
+class TokenResponse(BaseModel):
+    token: str
+    expires_at: int = Field(description="Unix time after which the token is refused")
+
+
+class DeviceKey(BaseModel):
+    id: str
+    public_key: str
+    name: str
+
+
+class NewDeviceKey(Strict):
+    public_key: str = Field(min_length=10, max_length=200, pattern=r"^age1[0-9a-z]+$")
+    name: str = Field(default="", max_length=200)
+
+
+class User(BaseModel):
+    id: str
+    username: str
+    role: Literal["admin", "journalist"]
+    disabled: bool
+
+
+class Me(User):
+    keys: list[DeviceKey]
+
+
+class NewUser(Strict):
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    role: Literal["admin", "journalist"] = "journalist"
+
+
+class CreatedUser(BaseModel):
+    user: User
+    passphrase: str = Field(description="Shown once; give it to the journalist in person")
+    totp_uri: str = Field(description="otpauth:// URI for an authenticator app; shown once")
+
+
+class Enrolment(BaseModel):
+    totp_uri: str
+
+
+class Source(BaseModel):
+    id: str
+    pseudonym: str
+    reply_key: str = Field(description="age recipient to encrypt replies to")
+    starred: bool
+    version: int = Field(description="Change counter; use as updated_since to sync changes")
+    created_day: dt.date | None
+    submissions: int
+    unread: int = Field(description="Submissions the caller has not marked seen")
+
+
+class SourcePage(BaseModel):
+    sources: list[Source]
+    next: int | None = Field(description="updated_since for the next page; null at the end")
+
+
+class Item(BaseModel):
+    id: str
+    source_id: str
+    seq: int = Field(description="Order within the conversation")
+    kind: Literal["message", "file", "reply"]
+    arrival_day: dt.date | None
+    size: int = Field(description="Ciphertext bytes")
+    sha256: str = Field(description="Hex SHA-256 of the ciphertext (also its ETag)")
+    seen: bool
+    metadata: str | None = Field(
+        default=None, description="Files: base64 of an age file holding name, type and size"
+    )
+    author: str | None = Field(default=None, description="Replies: the journalist who sent it")
+
+
+class Items(BaseModel):
+    items: list[Item]
+
+
+class StarRequest(Strict):
+    starred: bool
+
+
+class SeenRequest(Strict):
+    ids: list[str] = Field(max_length=1000)
+
+
+class SeenResponse(BaseModel):
+    marked: int
+
+
+class Recipient(BaseModel):
+    id: str
+    public_key: str
+    name: str
+
+
+class NewRecipient(Strict):
+    public_key: str = Field(min_length=10, max_length=200, pattern=r"^age1[0-9a-z]+$")
+    name: str = Field(default="", max_length=200)
+
+
+class Recipients(BaseModel):
+    recipients: list[Recipient]
+
+
+class InstanceSettings(BaseModel):
+    accepting_submissions: bool
+    files_enabled: bool
+    max_upload_bytes: int
+    max_message_chars: int
+
+
+class SettingsChange(Strict):
+    accepting_submissions: bool | None = None
+    files_enabled: bool | None = None
+    max_upload_bytes: int | None = Field(default=None, ge=1024, le=1 << 40)
+    max_message_chars: int | None = Field(default=None, ge=1, le=10_000_000)
+
+
+class AuditEntry(BaseModel):
+    id: int
+    day: dt.date
+    username: str
+    action: str
+    source: str | None
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry]
+    next: int | None
+
+
+class Users(BaseModel):
+    users: list[User]
