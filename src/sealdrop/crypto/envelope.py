@@ -167,6 +167,57 @@ def looks_like_age(header: bytes) -> bool:
     return header.startswith(AGE_INTRO)
 
 
+# C2SP age v1 header grammar, enough to tell a well-formed file from anything else without a key:
+#   intro line; one or more stanzas "-> type args…" each followed by base64 body lines (every line
+#   but the last is 64 columns, the last shorter); the MAC line "--- " + 43 base64 characters;
+#   then the payload: a 16-byte nonce and at least one 16-byte-tagged chunk.
+_MAX_HEADER = 64 * 1024
+_B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_MIN_PAYLOAD = 16 + 16
+
+
+def check_age_structure(data: bytes) -> str | None:
+    """Why ``data`` is not a well-formed binary age v1 file, or None if it is.
+
+    A structural check of the header (as the format specifies it) and of the payload's minimum
+    size; it cannot prove the file decrypts, which only the recipient's key can.
+    """
+    if not data.startswith(AGE_INTRO):
+        return "not an age v1 file"
+    end = data.find(b"\n--- ", 0, _MAX_HEADER)
+    if end < 0:
+        return "no age header MAC line"
+    mac_end = data.find(b"\n", end + 1)
+    if mac_end < 0:
+        return "truncated age header"
+    mac = data[end + 5 : mac_end]
+    if len(mac) != 43 or not set(mac) <= _B64:
+        return "malformed age header MAC"
+    lines = data[len(AGE_INTRO) : end].split(b"\n")
+    stanzas = 0
+    expect_body = False
+    for line in lines:
+        if line.startswith(b"-> "):
+            if expect_body:
+                return "age stanza without a final short body line"
+            args = line[3:].split(b" ")
+            if not args or any(not arg or not all(33 <= c <= 126 for c in arg) for arg in args):
+                return "malformed age stanza"
+            stanzas += 1
+            expect_body = True
+        elif expect_body:
+            if len(line) > 64 or not set(line) <= _B64:
+                return "malformed age stanza body"
+            expect_body = len(line) == 64
+        else:
+            return "unexpected line in age header"
+    if stanzas == 0 or expect_body:
+        return "age header without complete recipient stanzas"
+    if len(data) - (mac_end + 1) < _MIN_PAYLOAD:
+        return "age payload too short"
+    return None
+
+
 def _require_recipients(recipients: Sequence[Recipient]) -> list[Recipient]:
     # Checked before any byte is read: encrypting to nobody would make data nobody can ever open.
     targets = list(recipients)

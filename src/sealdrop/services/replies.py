@@ -48,8 +48,9 @@ class ReplyService:
         """Store a reply given as an age file. Raises InvalidReply, NotFound (no such source)."""
         if len(ciphertext) > self._max_bytes:
             raise InvalidReply(f"reply larger than {self._max_bytes} bytes")
-        if not envelope.looks_like_age(ciphertext[:64]):
-            raise InvalidReply("not an age file")
+        problem = envelope.check_age_structure(ciphertext)
+        if problem is not None:
+            raise InvalidReply(problem)
         with self._db.transaction() as repos:
             if repos.sources.get(source_id) is None:
                 raise NotFound("no such source")
