@@ -16,7 +16,13 @@ from sealdrop.crypto.keys import parse_recipient
 from sealdrop.errors import Conflict, InputError, NotFound, StorageError
 from sealdrop.ids import RecipientId, UserId
 from sealdrop.services.audit import AuditTrail
-from sealdrop.storage.interfaces import Database, Role, UserRecipientRecord, UserRecord
+from sealdrop.storage.interfaces import (
+    Database,
+    Repositories,
+    Role,
+    UserRecipientRecord,
+    UserRecord,
+)
 
 __all__ = ["AccountService", "Enrolment", "NewAccount", "UserRecord", "normalise_username"]
 
@@ -130,15 +136,23 @@ class AccountService:
     # -- reader devices ------------------------------------------------------------------------
 
     def add_recipient(self, user_id: UserId, public_key: str, name: str) -> UserRecipientRecord:
+        """Register a reader device's key. Audited: a key added with a stolen token would receive
+        every new submission, so the trail must show it."""
         canonical = str(parse_recipient(public_key))
         label = " ".join(name.split())[:200]
         with self._db.transaction() as repos:
             if any(r.public_key == canonical for r in repos.recipients.list()):
                 raise Conflict("this key is already an organisation recipient")
+            if canonical in repos.user_recipients.active_public_keys() or any(
+                r.public_key == canonical for r in repos.user_recipients.for_user(user_id)
+            ):
+                raise Conflict("this key is already registered")
             try:
-                return repos.user_recipients.add(user_id, canonical, label)
+                record = repos.user_recipients.add(user_id, canonical, label)
             except StorageError:
                 raise Conflict("this key is already registered") from None
+            self._audit.record(repos, _owner(repos, user_id), "key.add", None)
+            return record
 
     def recipients(self, user_id: UserId) -> Sequence[UserRecipientRecord]:
         with self._db.transaction() as repos:
@@ -150,3 +164,11 @@ class AccountService:
             if recipient_id not in own:
                 raise NotFound("no such key")
             repos.user_recipients.remove(RecipientId(recipient_id))
+            self._audit.record(repos, _owner(repos, user_id), "key.remove", None)
+
+
+def _owner(repos: Repositories, user_id: UserId) -> str:
+    user = repos.users.get(user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return user.username

@@ -153,7 +153,7 @@ class SourceRepository(Protocol):
     def page(
         self, *, after_version: int, limit: int, starred: bool | None = None
     ) -> Sequence[SourceRecord]:
-        """Sources with ``version > after_version`` that have at least one submission, ordered by
+        """Sources with ``version > after_version`` that have ever submitted (not pending), by
         version, at most ``limit``. Versions are unique, so the last version of a page is the
         cursor of the next: stable under concurrent inserts and changes (a source that changes
         while a reader pages moves to the end instead of being skipped or repeated)."""

@@ -153,8 +153,9 @@ class SqlSourceRepository:
     ) -> Sequence[SourceRecord]:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        has_submission = exists().where(Submission.source_id == Source.id)
-        stmt = select(Source).where(Source.version > after_version, has_submission)
+        # Listed: every source that has ever sent something (pending_since cleared), even after
+        # journalists deleted all its submissions, so that it can still be found and deleted.
+        stmt = select(Source).where(Source.version > after_version, Source.pending_since.is_(None))
         if starred is not None:
             stmt = stmt.where(Source.starred == starred)
         stmt = stmt.order_by(Source.version).limit(limit)

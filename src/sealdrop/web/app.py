@@ -84,6 +84,9 @@ def create_source_app(services: Services) -> ASGIApp:
         },
     )
 
+    # A trailing-slash redirect would be built from the client's Host header.
+    app.router.redirect_slashes = False
+
     async def refuse_cross_site(scope: Scope, receive: Receive, send: Send) -> None:
         page = HTTP_PAGES[403]
         response = error_response(Request(scope), page)

@@ -23,13 +23,15 @@ SHA = "ab" * 32
 
 def add_source(db: SqlDatabase) -> SourceRecord:
     with db.transaction() as repos:
-        return repos.sources.add(new_id().encode(), "age1reply", DAY, "calm lynx", None)
+        # Pending, as a new source is until its first submission.
+        return repos.sources.add(new_id().encode(), "age1reply", DAY, "calm lynx", 1_800_000_000)
 
 
 def add_submission(db: SqlDatabase, source_id: SourceId, sha256: str = SHA) -> SubmissionRecord:
-    """As the submission service does: reserve a number, bump the version, add the row."""
+    """As the submission service does: reserve a number, mark active, bump, add the row."""
     with db.transaction() as repos:
         seq = repos.sources.reserve_sequence(source_id, 1)
+        repos.sources.mark_active(source_id)
         repos.sources.bump_version(source_id)
         new = NewSubmission("message", BlobKey(new_id()), 10, None, sha256)
         return repos.submissions.add(source_id, seq, DAY, new)
@@ -230,9 +232,10 @@ def test_page_orders_by_version_and_the_last_version_is_the_next_cursor(
         assert everything == [repos.sources.get(s.id) for s in everything]
 
 
-def test_page_leaves_out_sources_without_submissions(database: SqlDatabase) -> None:
-    """A source with no submission is not in the feed, even if bumped, starred or replied to;
-    it appears once it has a submission, and leaves again when its last one is deleted."""
+def test_page_lists_sources_that_have_ever_submitted(database: SqlDatabase) -> None:
+    """A pending source (nothing sent yet) is not in the feed, even if bumped, starred or replied
+    to; it appears with its first submission and stays when its last one is deleted, so that
+    journalists can still find (and delete) it."""
     bare, replied, starred, emptied = (add_source(database) for _ in range(4))
     bump(database, bare.id)
     add_reply(database, replied.id)
@@ -244,9 +247,9 @@ def test_page_leaves_out_sources_without_submissions(database: SqlDatabase) -> N
     with database.transaction() as repos:
         assert repos.submissions.delete(submission.id) is True
         repos.sources.bump_version(emptied.id)
-    assert page_all(database, limit=10) == []
+    assert [s.id for s in page_all(database, limit=10)] == [emptied.id]
     add_submission(database, bare.id)
-    assert [s.id for s in page_all(database, limit=10)] == [bare.id]
+    assert [s.id for s in page_all(database, limit=10)] == [emptied.id, bare.id]
 
 
 def test_page_filters_by_starred(database: SqlDatabase) -> None:

@@ -92,6 +92,8 @@ def create_api_app(services: Services) -> ASGIApp:
         openapi_url="/api/v1/openapi.json",
         docs_url=None,
         redoc_url=None,
+        # A trailing-slash redirect would be built from the client's Host header.
+        redirect_slashes=False,
     )
     app.include_router(build_router(services))
     app.add_exception_handler(SealdropError, errors.on_sealdrop_error)

@@ -72,8 +72,15 @@ async def on_sealdrop_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    # Say where the problem is, never what was sent.
-    places = sorted({".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()})
+    # Say where the problem is, never what was sent: an unknown field's name is the client's
+    # own text, so it is reported by its parent ("body: unknown field").
+    places = sorted(
+        ".".join(str(p) for p in e.get("loc", ())[:-1]) + ": unknown field"
+        if e.get("type") == "extra_forbidden"
+        else ".".join(str(p) for p in e.get("loc", ()))
+        for e in exc.errors()
+    )
+    places = list(dict.fromkeys(places))
     return error_json(400, "invalid_request", "invalid or missing: " + ", ".join(places[:10]))
 
 
