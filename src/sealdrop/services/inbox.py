@@ -195,12 +195,8 @@ class Inbox:
         """Mark submissions and replies as seen by this journalist; unknown ids are ignored
         (the answer says how many were known), so the call reveals nothing about other ids."""
         with self._db.transaction() as repos:
-            known = [
-                i
-                for i in dict.fromkeys(item_ids)
-                if repos.submissions.get(SubmissionId(i)) or repos.replies.get(ReplyId(i))
-            ]
-            repos.seen.mark(principal.user.id, known)
+            known = repos.submissions.existing(item_ids) | repos.replies.existing(item_ids)
+            repos.seen.mark(principal.user.id, sorted(known))
         return len(known)
 
     # -- helpers -------------------------------------------------------------------------------

@@ -199,6 +199,10 @@ class SubmissionRepository(Protocol):
         """How many submissions each source has, in one query (0 for none)."""
         ...
 
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of these ids are submissions."""
+        ...
+
 
 class ReplyRepository(Protocol):
     def add(
@@ -219,6 +223,10 @@ class ReplyRepository(Protocol):
         ...
 
     def delete(self, reply_id: ReplyId) -> bool: ...
+
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of these ids are replies."""
+        ...
 
     def blob_keys(self) -> set[BlobKey]: ...
 

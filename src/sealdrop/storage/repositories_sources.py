@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import cast
 
 from sqlalchemy import Delete, delete, exists, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from sealdrop.errors import StorageError
 from sealdrop.ids import BlobKey, ReplyId, SourceId, SubmissionId, UserId, new_id
@@ -240,6 +240,10 @@ class SqlSubmissionRepository:
         row = self._session.get(Submission, submission_id)
         return None if row is None else _submission(row)
 
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of these ids are submissions (one query per 1,000 ids)."""
+        return _existing(self._session, Submission.id, ids)
+
     def count_by_source(self, source_ids: Sequence[SourceId]) -> dict[SourceId, int]:
         """How many submissions each source has, in one query (0 for none)."""
         counts: dict[SourceId, int] = dict.fromkeys(source_ids, 0)
@@ -307,6 +311,10 @@ class SqlReplyRepository:
         row = self._session.get(Reply, reply_id)
         return None if row is None else _reply(row)
 
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of these ids are replies (one query per 1,000 ids)."""
+        return _existing(self._session, Reply.id, ids)
+
     def for_source(self, source_id: SourceId) -> Sequence[ReplyRecord]:
         stmt = select(Reply).where(Reply.source_id == source_id).order_by(Reply.seq)
         return [_reply(row) for row in self._session.scalars(stmt)]
@@ -318,3 +326,12 @@ class SqlReplyRepository:
 
     def blob_keys(self) -> set[BlobKey]:
         return {BlobKey(key) for key in self._session.scalars(select(Reply.blob_key))}
+
+
+def _existing(session: Session, column: InstrumentedAttribute[str], ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    wanted = list(dict.fromkeys(ids))
+    for start in range(0, len(wanted), 1000):
+        batch = wanted[start : start + 1000]
+        found.update(session.scalars(select(column).where(column.in_(batch))))
+    return found
