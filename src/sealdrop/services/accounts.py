@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sealdrop.crypto import passwords
 from sealdrop.crypto.keys import parse_recipient
 from sealdrop.errors import Conflict, InputError, NotFound, StorageError
-from sealdrop.ids import RecipientId, UserId
+from sealdrop.ids import RecipientId, UserId, is_id
 from sealdrop.services.audit import AuditTrail
 from sealdrop.storage.interfaces import (
     Database,
@@ -42,6 +42,12 @@ class NewAccount:
 class Enrolment:
     totp_secret: str
     totp_uri: str
+
+
+def printable_label(name: str, limit: int = 200) -> str:
+    """A display name with control characters removed and whitespace collapsed."""
+    cleaned = "".join(c for c in name if c.isprintable() or c.isspace())
+    return " ".join(cleaned.split())[:limit]
 
 
 def normalise_username(username: str) -> str:
@@ -83,6 +89,8 @@ class AccountService:
             return repos.users.list()
 
     def get(self, user_id: UserId) -> UserRecord:
+        if not is_id(user_id):
+            raise NotFound("no such user")
         with self._db.transaction() as repos:
             user = repos.users.get(user_id)
         if user is None:
@@ -99,6 +107,8 @@ class AccountService:
     def set_disabled(self, user_id: UserId, disabled: bool, actor: str) -> UserRecord:
         """Disable (or enable) an account; disabling also revokes its tokens at once. The last
         enabled admin cannot be disabled, so the instance can always be administered."""
+        if not is_id(user_id):
+            raise NotFound("no such user")
         with self._db.transaction() as repos:
             user = repos.users.get(user_id)
             if user is None:
@@ -117,6 +127,8 @@ class AccountService:
 
     def reset_totp(self, user_id: UserId, actor: str) -> Enrolment:
         """A new TOTP secret (the old authenticator stops working); tokens are revoked."""
+        if not is_id(user_id):
+            raise NotFound("no such user")
         secret = passwords.new_totp_secret()
         with self._db.transaction() as repos:
             user = repos.users.get(user_id)
@@ -139,7 +151,7 @@ class AccountService:
         """Register a reader device's key. Audited: a key added with a stolen token would receive
         every new submission, so the trail must show it."""
         canonical = str(parse_recipient(public_key))
-        label = " ".join(name.split())[:200]
+        label = printable_label(name)
         with self._db.transaction() as repos:
             if any(r.public_key == canonical for r in repos.recipients.list()):
                 raise Conflict("this key is already an organisation recipient")
@@ -159,6 +171,8 @@ class AccountService:
             return repos.user_recipients.for_user(user_id)
 
     def remove_recipient(self, user_id: UserId, recipient_id: str) -> None:
+        if not is_id(recipient_id):
+            raise NotFound("no such key")
         with self._db.transaction() as repos:
             own = {r.id for r in repos.user_recipients.for_user(user_id)}
             if recipient_id not in own:

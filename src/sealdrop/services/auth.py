@@ -73,8 +73,11 @@ class AuthService:
     def login(self, username: str, passphrase: str, code: str) -> IssuedToken:
         with self._throttle.attempt(None):
             now = int(self._clock.now())
-            with self._db.transaction() as repos:
-                user = repos.users.by_username(username.strip().lower()[:64])
+            name = username.strip().lower()
+            user = None
+            if name.isprintable() and 0 < len(name) <= 64:
+                with self._db.transaction() as repos:
+                    user = repos.users.by_username(name)
             if user is None:
                 passwords.dummy_verify(passphrase)
                 raise AuthenticationFailed(FAILED)
@@ -93,8 +96,11 @@ class AuthService:
                 )
                 if not accepted:
                     # Recorded in a transaction that commits (raising inside would roll back).
-                    pause = lock_seconds(user.failed_logins + 1)
-                    repos.users.record_failure(user.id, now + pause if pause else None)
+                    # The lock follows the count as stored, so concurrent failures all count.
+                    failures = repos.users.record_failure(user.id, user.locked_until)
+                    pause = lock_seconds(failures)
+                    if pause:
+                        repos.users.set_locked_until(user.id, now + pause)
             if not accepted:
                 raise AuthenticationFailed(FAILED)
             with self._db.transaction() as repos:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from sealdrop.errors import NotFound
-from sealdrop.ids import ReplyId, SourceId, SubmissionId
+from sealdrop.ids import ReplyId, SourceId, SubmissionId, is_id
 from sealdrop.services.audit import AuditTrail
 from sealdrop.services.auth import Principal
 from sealdrop.services.replies import ReplyService
@@ -195,7 +195,8 @@ class Inbox:
         """Mark submissions and replies as seen by this journalist; unknown ids are ignored
         (the answer says how many were known), so the call reveals nothing about other ids."""
         with self._db.transaction() as repos:
-            known = repos.submissions.existing(item_ids) | repos.replies.existing(item_ids)
+            ids = [i for i in item_ids if is_id(i)]
+            known = repos.submissions.existing(ids) | repos.replies.existing(ids)
             repos.seen.mark(principal.user.id, sorted(known))
         return len(known)
 
@@ -224,7 +225,7 @@ class Inbox:
 
     @staticmethod
     def _source(repos: Repositories, source_id: str) -> SourceRecord:
-        record = repos.sources.get(SourceId(source_id))
+        record = repos.sources.get(SourceId(source_id)) if is_id(source_id) else None
         # Sources that never sent anything are not journalists' business (and soon purged).
         if record is None or record.pending_since is not None:
             raise NotFound("no such source")
@@ -232,14 +233,14 @@ class Inbox:
 
     @staticmethod
     def _submission(repos: Repositories, submission_id: str) -> SubmissionRecord:
-        item = repos.submissions.get(SubmissionId(submission_id))
+        item = repos.submissions.get(SubmissionId(submission_id)) if is_id(submission_id) else None
         if item is None:
             raise NotFound("no such submission")
         return item
 
     @staticmethod
     def _reply(repos: Repositories, reply_id: str) -> ReplyRecord:
-        reply = repos.replies.get(ReplyId(reply_id))
+        reply = repos.replies.get(ReplyId(reply_id)) if is_id(reply_id) else None
         if reply is None:
             raise NotFound("no such reply")
         return reply

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 from sealdrop.crypto.keys import parse_recipient
 from sealdrop.errors import Conflict, NotFound
-from sealdrop.ids import RecipientId
+from sealdrop.ids import RecipientId, is_id
+from sealdrop.services.accounts import printable_label
 from sealdrop.services.audit import AuditTrail
 from sealdrop.storage.interfaces import Database, RecipientRecord
 
@@ -25,7 +26,7 @@ class RecipientService:
     def add(self, public_key: str, name: str = "", actor: str = "operator") -> RecipientRecord:
         """Register a recipient. Raises InvalidKeyError for anything but an age X25519 key."""
         recipient = parse_recipient(public_key)
-        name = " ".join(name.split())[:MAX_NAME_CHARS]
+        name = printable_label(name, MAX_NAME_CHARS)
         canonical = str(recipient)
         with self._db.transaction() as repos:
             if any(r.public_key == canonical for r in repos.recipients.list()):
@@ -45,6 +46,6 @@ class RecipientService:
     def remove_checked(self, recipient_id: str, actor: str) -> None:
         """Remove an organisation recipient; NotFound if there is none with that id."""
         with self._db.transaction() as repos:
-            if not repos.recipients.remove(RecipientId(recipient_id)):
+            if not is_id(recipient_id) or not repos.recipients.remove(RecipientId(recipient_id)):
                 raise NotFound("no such recipient")
             self._audit.record(repos, actor, "recipient.remove", None)

@@ -155,6 +155,10 @@ class SqlUserRepository:
             raise StorageError("no such user")
         return count
 
+    def set_locked_until(self, user_id: UserId, locked_until: int | None) -> None:
+        stmt = update(User).where(User.id == user_id).values(locked_until=locked_until)
+        execute_dml(self._session, stmt)
+
     def clear_failures(self, user_id: UserId) -> None:
         stmt = update(User).where(User.id == user_id).values(failed_logins=0, locked_until=None)
         execute_dml(self._session, stmt)

@@ -51,7 +51,9 @@ class LimitBodies:
         is_reply = scope["path"].endswith("/replies")
         limit = self._reply_limit if is_reply else self._json_limit
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+            if name == b"content-length" and (
+                not value.isdigit() or len(value) > 18 or int(value) > limit
+            ):
                 await errors.error_json(413, "payload_too_large", f"body over {limit} bytes")(
                     scope, receive, send
                 )

@@ -28,6 +28,15 @@ from sealdrop.web.api import schemas
 
 CHUNK = 64 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# Python refuses to parse very long integers; no blob is near 10**18 bytes, so any longer number
+# means "beyond the end".
+_HUGE = 10**18
+
+
+def _number(digits: str) -> int:
+    return _HUGE if len(digits) > 18 else int(digits)
+
+
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 409, 413, 429, 503)
 }
@@ -317,10 +326,10 @@ def _download(request: Request, download: Download) -> Response:
             download.stream.close()
             return Response(status_code=416, headers={"content-range": f"bytes */{download.size}"})
         if first:
-            start = int(first)
-            end = min(int(last), download.size - 1) if last else download.size - 1
+            start = _number(first)
+            end = min(_number(last), download.size - 1) if last else download.size - 1
         else:
-            start = max(0, download.size - int(last))
+            start = max(0, download.size - _number(last))
         if start > end or start >= download.size:
             download.stream.close()
             return Response(status_code=416, headers={"content-range": f"bytes */{download.size}"})

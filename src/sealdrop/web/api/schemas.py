@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# An age X25519 recipient: "age1" and 58 characters of the bech32 alphabet.
+AGE_RECIPIENT = r"^age1[ac-hj-np-z02-9]{58}$"
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -39,7 +42,7 @@ class DeviceKey(BaseModel):
 
 
 class NewDeviceKey(Strict):
-    public_key: str = Field(min_length=10, max_length=200, pattern=r"^age1[0-9a-z]+$")
+    public_key: str = Field(min_length=10, max_length=200, pattern=AGE_RECIPIENT)
     name: str = Field(default="", max_length=200)
 
 
@@ -123,7 +126,7 @@ class Recipient(BaseModel):
 
 
 class NewRecipient(Strict):
-    public_key: str = Field(min_length=10, max_length=200, pattern=r"^age1[0-9a-z]+$")
+    public_key: str = Field(min_length=10, max_length=200, pattern=AGE_RECIPIENT)
     name: str = Field(default="", max_length=200)
 
 
