@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from sealdrop.cli.logs import configure_logging
 from sealdrop.config import load_settings
+from sealdrop.errors import ConfigError
 from sealdrop.services.container import build_services
 from sealdrop.services.instance import instance_lock, upgrade_database
 from sealdrop.services.maintenance import Maintenance
@@ -99,6 +100,8 @@ def serve_instance(
             source_port = port if port is not None else settings.source_port
             journalist_host = api_host or settings.api_host
             journalist_port = api_port if api_port is not None else settings.api_port
+            if (source_host, source_port) == (journalist_host, journalist_port):
+                raise ConfigError("the source interface and the API need different ports")
             listeners = [
                 _listener(create_source_app(services), source_host, source_port),
                 _listener(create_api_app(services), journalist_host, journalist_port),

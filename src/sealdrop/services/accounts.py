@@ -135,6 +135,8 @@ class AccountService:
             if user is None:
                 raise NotFound("no such user")
             repos.users.set_totp_secret(user_id, secret)
+            # A journalist locked out while their phone was lost can log in with the new one.
+            repos.users.clear_failures(user_id)
             repos.tokens.delete_for_user(user_id)
             self._audit.record(repos, actor, "user.reset_2fa", None)
         return Enrolment(secret, passwords.provisioning_uri(secret, user.username, self._issuer))

@@ -23,7 +23,9 @@ class RecipientService:
         self._db = database
         self._audit = audit
 
-    def add(self, public_key: str, name: str = "", actor: str = "operator") -> RecipientRecord:
+    def add(
+        self, public_key: str, name: str = "", actor: str = "operator (cli)"
+    ) -> RecipientRecord:
         """Register a recipient. Raises InvalidKeyError for anything but an age X25519 key."""
         recipient = parse_recipient(public_key)
         name = printable_label(name, MAX_NAME_CHARS)
@@ -31,6 +33,8 @@ class RecipientService:
         with self._db.transaction() as repos:
             if any(r.public_key == canonical for r in repos.recipients.list()):
                 raise Conflict(f"recipient {canonical} is already registered")
+            if canonical in repos.user_recipients.active_public_keys():
+                raise Conflict("this key is already a journalist's device key")
             record = repos.recipients.add(canonical, name)
             self._audit.record(repos, actor, "recipient.add", None)
             return record

@@ -82,6 +82,8 @@ class ReplyService:
             if record is None or record.source_id != session.source_id:
                 raise NotFound("no such reply")
             repos.replies.delete(record.id)
+            # Readers syncing by version learn that the conversation changed.
+            repos.sources.bump_version(record.source_id)
         self._blobs.delete(record.blob_key)
 
     def _decrypt(self, record: ReplyRecord, session: SourceSession) -> ShownReply:

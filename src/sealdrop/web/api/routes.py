@@ -25,6 +25,7 @@ from sealdrop.services.auth import Principal
 from sealdrop.services.container import Services
 from sealdrop.services.inbox import Download, ItemView, SourceView
 from sealdrop.web.api import schemas
+from sealdrop.web.api.errors import error_json
 
 CHUNK = 64 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -324,7 +325,7 @@ def _download(request: Request, download: Download) -> Response:
         first, last = (match.group(1), match.group(2)) if match else ("", "")
         if not match or (not first and not last):
             download.stream.close()
-            return Response(status_code=416, headers={"content-range": f"bytes */{download.size}"})
+            return _unsatisfiable(download.size)
         if first:
             start = _number(first)
             end = min(_number(last), download.size - 1) if last else download.size - 1
@@ -332,7 +333,7 @@ def _download(request: Request, download: Download) -> Response:
             start = max(0, download.size - _number(last))
         if start > end or start >= download.size:
             download.stream.close()
-            return Response(status_code=416, headers={"content-range": f"bytes */{download.size}"})
+            return _unsatisfiable(download.size)
         status = 206
         headers["content-range"] = f"bytes {start}-{end}/{download.size}"
     headers["content-length"] = str(end - start + 1)
@@ -353,3 +354,12 @@ def _chunks(download: Download, start: int, length: int) -> Iterator[bytes]:
                 return
             length -= len(chunk)
             yield chunk
+
+
+def _unsatisfiable(size: int) -> Response:
+    return error_json(
+        416,
+        "range_not_satisfiable",
+        "the requested byte range is not within the content",
+        {"content-range": f"bytes */{size}"},
+    )
