@@ -141,15 +141,8 @@ class Inbox:
     def delete_submission(self, principal: Principal, submission_id: str) -> None:
         with self._db.transaction() as repos:
             item = self._submission(repos, submission_id)
-            source = repos.sources.get(item.source_id)
             repos.submissions.delete(item.id)
-            repos.sources.bump_version(item.source_id)
-            self._audit.record(
-                repos,
-                principal.user.username,
-                "submission.delete",
-                source.pseudonym if source else None,
-            )
+            self._record_change(repos, principal, item.source_id, "submission.delete")
         self._blobs.delete(item.blob_key)
 
     # -- replies -------------------------------------------------------------------------------
@@ -180,15 +173,8 @@ class Inbox:
     def delete_reply(self, principal: Principal, reply_id: str) -> None:
         with self._db.transaction() as repos:
             reply = self._reply(repos, reply_id)
-            source = repos.sources.get(reply.source_id)
             repos.replies.delete(reply.id)
-            repos.sources.bump_version(reply.source_id)
-            self._audit.record(
-                repos,
-                principal.user.username,
-                "reply.delete",
-                source.pseudonym if source else None,
-            )
+            self._record_change(repos, principal, reply.source_id, "reply.delete")
         self._blobs.delete(reply.blob_key)
 
     def mark_seen(self, principal: Principal, item_ids: Sequence[str]) -> int:
@@ -201,6 +187,15 @@ class Inbox:
         return len(known)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _record_change(
+        self, repos: Repositories, principal: Principal, source_id: SourceId, action: str
+    ) -> None:
+        """A source's conversation changed: readers see a new version; the trail names it."""
+        source = repos.sources.get(source_id)
+        repos.sources.bump_version(source_id)
+        pseudonym = source.pseudonym if source else None
+        self._audit.record(repos, principal.user.username, action, pseudonym)
 
     def _views(
         self, repos: Repositories, principal: Principal, records: Sequence[SourceRecord]
