@@ -28,7 +28,13 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     ├── TooManyRequests(retry_after)  a rate or concurrency limit was hit; try again later
     ├── NotAcceptingSubmissions     no recipients configured (or intake switched off)
     ├── SessionRequired             no session, or it expired, or it does not open
-    └── ClientDisconnected          the client went away mid-request
+    ├── ClientDisconnected          the client went away mid-request
+    └── ReaderError                 the journalist's local app (`sealdrop reader`) failed
+        ├── IdentityFileError       the identity file is missing, unreadable or damaged
+        ├── IdentityExists          an identity file is already there; never overwritten
+        ├── WeakPassphrase(min_length)  a new identity passphrase that is too short
+        ├── WrongPassphrase         the identity file does not open with this passphrase
+        └── ExportError             a decrypted file could not be exported
 """
 
 from __future__ import annotations
@@ -153,3 +159,32 @@ class SessionRequired(SealdropError):
 
 class ClientDisconnected(SealdropError):
     """The client closed the connection before the request was complete."""
+
+
+class ReaderError(SealdropError):
+    """The journalist's local app failed; nothing it guards was changed on disk."""
+
+
+class IdentityFileError(ReaderError):
+    """The journalist's identity file is missing, unreadable or damaged."""
+
+
+class IdentityExists(ReaderError):
+    """An identity file already exists at that path; it is never overwritten (it may be the only
+    key that opens years of submissions)."""
+
+
+class WeakPassphrase(ReaderError):
+    """A passphrase for a new identity file that is shorter than ``min_length`` characters."""
+
+    def __init__(self, min_length: int) -> None:
+        super().__init__(f"the passphrase must have at least {min_length} characters")
+        self.min_length = min_length
+
+
+class WrongPassphrase(ReaderError):
+    """The identity file does not open with the passphrase given (or its header is damaged)."""
+
+
+class ExportError(ReaderError):
+    """A decrypted file could not be exported (destination unusable, mat2 missing, …)."""

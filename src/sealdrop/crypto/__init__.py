@@ -3,5 +3,6 @@
 Every function works on values and on the streams it is handed, so each construction can be tested
 (and audited) on its own. ``keys`` wraps age X25519 keys, ``envelope`` is the age encrypt/decrypt
 API, ``codenames`` makes and normalises codenames, ``derive`` turns a codename into the source's
-keys, ``sealing`` seals data under a session key.
+keys, ``sealing`` seals data under a session key,
+``passphrase`` makes and opens passphrase-encrypted age files.
 """

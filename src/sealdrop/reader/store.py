@@ -1,0 +1,329 @@
+"""The reader's local database (SQLite, file mode 0600) and its ciphertext cache.
+
+The cache is a folder of age files named by item id. Only ciphertext is ever written there, and
+nothing in this module decrypts: plaintext reaches disk only through export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from sealdrop.reader.client import RemoteItem, RemoteSource
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS state (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sources (
+    id            TEXT PRIMARY KEY,
+    pseudonym     TEXT NOT NULL,
+    reply_key     TEXT NOT NULL,
+    starred       INTEGER NOT NULL,
+    version       INTEGER NOT NULL,
+    created_day   TEXT,
+    unread        INTEGER NOT NULL,
+    submissions   INTEGER NOT NULL,
+    items_version INTEGER NOT NULL DEFAULT -1
+);
+CREATE TABLE IF NOT EXISTS items (
+    id          TEXT PRIMARY KEY,
+    source_id   TEXT NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('message', 'file', 'reply')),
+    arrival_day TEXT,
+    size        INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    metadata    BLOB,
+    author      TEXT,
+    seen        INTEGER NOT NULL,
+    cache       TEXT NOT NULL DEFAULT 'missing'
+                CHECK (cache IN ('missing', 'cached', 'corrupted'))
+);
+CREATE INDEX IF NOT EXISTS items_by_source ON items (source_id, kind, seq);
+"""
+
+
+class CacheState(StrEnum):
+    MISSING = "missing"
+    CACHED = "cached"
+    CORRUPTED = "corrupted"
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    id: str
+    pseudonym: str
+    reply_key: str
+    starred: bool
+    version: int
+    created_day: str | None
+    unread: int
+    submissions: int
+    items_version: int
+
+
+@dataclass(frozen=True)
+class LocalItem:
+    id: str
+    source_id: str
+    seq: int
+    kind: str
+    arrival_day: str | None
+    size: int
+    sha256: str
+    metadata: bytes | None
+    author: str | None
+    seen: bool
+    cache: CacheState
+
+    @property
+    def content_path(self) -> str:
+        collection = "replies" if self.kind == "reply" else "submissions"
+        return f"/{collection}/{self.id}/content"
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (before SQLite opens it), or tighten it."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+
+
+class CiphertextCache:
+    """A folder (mode 0700) of age files named by item id; ``<id>.part`` while downloading."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+
+    def path(self, item_id: str) -> Path:
+        # Ids come from the server: only 32 hex digits may become a file name.
+        if not _ID.match(item_id):
+            raise ValueError("malformed item id")
+        return self.directory / item_id
+
+    def part(self, item_id: str) -> Path:
+        path = self.path(item_id)
+        return path.with_name(path.name + ".part")
+
+    def has(self, item_id: str) -> bool:
+        return self.path(item_id).is_file()
+
+    def remove(self, item_id: str) -> None:
+        self.path(item_id).unlink(missing_ok=True)
+        self.part(item_id).unlink(missing_ok=True)
+
+    def prune(self, known: set[str]) -> list[Path]:
+        """Delete files that belong to no known item (say, left by a crash); returns them."""
+        stray = [p for p in self.directory.iterdir() if p.name.removesuffix(".part") not in known]
+        for path in stray:
+            path.unlink(missing_ok=True)
+        return stray
+
+
+class Store:
+    """The local DB at ``db_path``: the sync watermark, sources, items and their cache state."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_file(db_path)
+        self._db = sqlite3.connect(db_path, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA foreign_keys = ON")
+        # secure_delete: deleted rows (pseudonyms, metadata ciphertext) are overwritten on disk.
+        self._db.execute("PRAGMA secure_delete = ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- watermark -------------------------------------------------------------------------
+
+    def watermark(self) -> int:
+        row = self._db.execute("SELECT value FROM state WHERE key = 'updated_since'").fetchone()
+        return int(row["value"]) if row else 0
+
+    def set_watermark(self, value: int) -> None:
+        self._db.execute(
+            "INSERT INTO state (key, value) VALUES ('updated_since', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (value,),
+        )
+
+    # -- sources ---------------------------------------------------------------------------
+
+    def save_source(self, source: RemoteSource, items: Iterable[RemoteItem]) -> list[str]:
+        """Store a source and its complete item list in one transaction; items the server no
+        longer lists are dropped. Returns the dropped ids (their cached files are the caller's)."""
+        wanted = list(items)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO sources (id, pseudonym, reply_key, starred, version, created_day,"
+                " unread, submissions, items_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET pseudonym = excluded.pseudonym,"
+                " reply_key = excluded.reply_key, starred = excluded.starred,"
+                " version = excluded.version, created_day = excluded.created_day,"
+                " unread = excluded.unread, submissions = excluded.submissions,"
+                " items_version = excluded.items_version",
+                (
+                    source.id,
+                    source.pseudonym,
+                    source.reply_key,
+                    int(source.starred),
+                    source.version,
+                    source.created_day.isoformat() if source.created_day else None,
+                    source.unread,
+                    source.submissions,
+                    source.version,
+                ),
+            )
+            for item in wanted:
+                if item.source_id != source.id:
+                    raise ValueError("item of another source")
+                self._upsert_item(db, item)
+            keep = {item.id for item in wanted}
+            existing = db.execute("SELECT id FROM items WHERE source_id = ?", (source.id,))
+            gone = [row["id"] for row in existing if row["id"] not in keep]
+            db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in gone])
+        return gone
+
+    @staticmethod
+    def _upsert_item(db: sqlite3.Connection, item: RemoteItem) -> None:
+        # A changed digest means different ciphertext: what is cached no longer matches.
+        db.execute(
+            "INSERT INTO items (id, source_id, seq, kind, arrival_day, size, sha256, metadata,"
+            " author, seen, cache) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'missing')"
+            " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, kind = excluded.kind,"
+            " arrival_day = excluded.arrival_day, size = excluded.size,"
+            " metadata = excluded.metadata, author = excluded.author, seen = excluded.seen,"
+            " cache = CASE WHEN items.sha256 = excluded.sha256 THEN items.cache"
+            " ELSE 'missing' END, sha256 = excluded.sha256",
+            (
+                item.id,
+                item.source_id,
+                item.seq,
+                item.kind,
+                item.arrival_day.isoformat() if item.arrival_day else None,
+                item.size,
+                item.sha256,
+                item.metadata,
+                item.author,
+                int(item.seen),
+            ),
+        )
+
+    def delete_source(self, source_id: str) -> list[str]:
+        """Forget a source and its items; returns the item ids (to remove from the cache)."""
+        with self.transaction() as db:
+            rows = db.execute("SELECT id FROM items WHERE source_id = ?", (source_id,))
+            ids = [row["id"] for row in rows]
+            db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
+        return ids
+
+    def source(self, source_id: str) -> LocalSource | None:
+        row = self._db.execute("SELECT * FROM sources WHERE id = ?", (source_id,)).fetchone()
+        return _local_source(row) if row else None
+
+    def sources(self) -> list[LocalSource]:
+        rows = self._db.execute("SELECT * FROM sources ORDER BY version DESC")
+        return [_local_source(row) for row in rows]
+
+    def source_ids(self) -> set[str]:
+        return {row["id"] for row in self._db.execute("SELECT id FROM sources")}
+
+    # -- items -----------------------------------------------------------------------------
+
+    def item(self, item_id: str) -> LocalItem | None:
+        row = self._db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        return _local_item(row) if row else None
+
+    def items(self, source_id: str | None = None) -> list[LocalItem]:
+        """Items of one source (or all) in conversation order: by seq, replies interleaved."""
+        if source_id is None:
+            rows = self._db.execute("SELECT * FROM items ORDER BY source_id, seq, kind")
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM items WHERE source_id = ? ORDER BY seq, kind", (source_id,)
+            )
+        return [_local_item(row) for row in rows]
+
+    def items_to_fetch(self) -> list[LocalItem]:
+        """Items whose ciphertext is not cached (missing, or corrupted last time)."""
+        rows = self._db.execute(
+            "SELECT * FROM items WHERE cache != 'cached' ORDER BY source_id, seq, kind"
+        )
+        return [_local_item(row) for row in rows]
+
+    def set_cache(self, item_id: str, state: CacheState) -> None:
+        self._db.execute("UPDATE items SET cache = ? WHERE id = ?", (state.value, item_id))
+
+    def item_ids(self) -> set[str]:
+        return {row["id"] for row in self._db.execute("SELECT id FROM items")}
+
+    def check_cache(self, cache: CiphertextCache) -> list[str]:
+        """Mark cached items whose file went missing as missing again; returns their ids."""
+        lost = [
+            row["id"]
+            for row in self._db.execute("SELECT id FROM items WHERE cache = 'cached'")
+            if not cache.has(row["id"])
+        ]
+        for item_id in lost:
+            self.set_cache(item_id, CacheState.MISSING)
+        return lost
+
+
+def _local_source(row: sqlite3.Row) -> LocalSource:
+    return LocalSource(
+        id=row["id"],
+        pseudonym=row["pseudonym"],
+        reply_key=row["reply_key"],
+        starred=bool(row["starred"]),
+        version=row["version"],
+        created_day=row["created_day"],
+        unread=row["unread"],
+        submissions=row["submissions"],
+        items_version=row["items_version"],
+    )
+
+
+def _local_item(row: sqlite3.Row) -> LocalItem:
+    return LocalItem(
+        id=row["id"],
+        source_id=row["source_id"],
+        seq=row["seq"],
+        kind=row["kind"],
+        arrival_day=row["arrival_day"],
+        size=row["size"],
+        sha256=row["sha256"],
+        metadata=row["metadata"],
+        author=row["author"],
+        seen=bool(row["seen"]),
+        cache=CacheState(row["cache"]),
+    )
