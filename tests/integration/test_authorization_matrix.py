@@ -246,6 +246,7 @@ API_RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{A}/replies/{{reply_id}}"): Rule(
         JOURNALIST, 204, fresh_or_victim("/replies/{}", "reply", World.fresh_reply)
     ),
+    ("GET", f"{A}/keys"): Rule(JOURNALIST, 200, path_only("/keys")),
     ("POST", f"{A}/seen"): Rule(
         JOURNALIST, 200, with_json("/seen", lambda w, a: {"ids": [w.victims["submission"]]})
     ),

@@ -1097,3 +1097,20 @@ def test_repeated_failures_lock_the_account_even_against_the_right_credentials(
     remaining = user.locked_until - time.time()
     assert 0 < remaining <= lock_seconds(failures)
     assert deployment.api.ok("GET", "/me")["username"] == "reporter"  # others are unaffected
+
+
+def test_reply_keys_list_organisation_and_active_journalist_keys(deployment: Deployment) -> None:
+    """GET /keys gives every key a reply must also be encrypted to: the organisation recipients
+    and the device keys of active accounts (a disabled account's keys are left out)."""
+    keys = deployment.api.ok("GET", "/keys")["keys"]
+    assert deployment.device.recipient in keys
+    org = age_keygen(deployment.root / "org-offline.txt")
+    added = deployment.admin_api.ok(
+        "POST", "/recipients", 201, json={"public_key": org.recipient, "name": "offline"}
+    )
+    try:
+        keys = deployment.api.ok("GET", "/keys")["keys"]
+        assert org.recipient in keys
+        assert len(keys) == len(set(keys))
+    finally:
+        deployment.admin_api.ok("DELETE", f"/recipients/{added['id']}", 204)

@@ -237,6 +237,14 @@ class SubmissionService:
             counts[record.arrival_day] = counts.get(record.arrival_day, 0) + 1
         return list(counts.items())
 
+    def recipient_keys(self) -> list[str]:
+        """Who submissions (and so replies) are encrypted to: organisation recipients and every
+        active journalist's device keys, without duplicates."""
+        with self._db.transaction() as repos:
+            keys = [r.public_key for r in repos.recipients.list()]
+            keys += repos.user_recipients.active_public_keys()
+        return list(dict.fromkeys(keys))
+
     def accepting(self) -> bool:
         """Whether submissions are switched on and there is anyone to encrypt them to."""
         if not self._runtime.current().accepting_submissions:
@@ -248,16 +256,15 @@ class SubmissionService:
         """Begin receiving a submission. Raises NotAcceptingSubmissions when there is nobody to
         encrypt to: we refuse rather than store anything we could not seal."""
         runtime = self._runtime.current()
+        keys = self.recipient_keys()
         with self._db.transaction() as repos:
-            keys = [r.public_key for r in repos.recipients.list()]
-            keys += repos.user_recipients.active_public_keys()
             if repos.sources.get(source_id) is None:
                 # The source was deleted while its session lived on.
                 raise SessionRequired()
         if not keys or not runtime.accepting_submissions:
             raise NotAcceptingSubmissions("no recipients configured, or intake switched off")
         # Organisation keys and every active journalist's reader keys (invariant 2).
-        recipients = [parse_recipient(key) for key in dict.fromkeys(keys)]
+        recipients = [parse_recipient(key) for key in keys]
         return SubmissionIntake(
             self._db,
             self._blobs,

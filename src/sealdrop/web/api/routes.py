@@ -186,6 +186,12 @@ def build_router(services: Services) -> APIRouter:
         services.inbox.delete_reply(caller, reply_id)
         return Response(status_code=204)
 
+    @router.get("/keys", response_model=schemas.ReplyKeys, tags=["items"])
+    def reply_keys(caller: Caller) -> schemas.ReplyKeys:
+        """The keys a reply is encrypted to besides the source's own, so that every journalist
+        (and the organisation's offline keys) can read the conversation later."""
+        return schemas.ReplyKeys(keys=services.submissions.recipient_keys())
+
     @router.post("/seen", response_model=schemas.SeenResponse, tags=["items"])
     def seen(caller: Caller, body: schemas.SeenRequest) -> schemas.SeenResponse:
         """Mark submissions and replies as seen by the caller; unknown ids are ignored."""

@@ -134,6 +134,15 @@ class Recipients(BaseModel):
     recipients: list[Recipient]
 
 
+class ReplyKeys(BaseModel):
+    keys: list[str] = Field(
+        description=(
+            "age recipients a reply must also be encrypted to, besides the source's reply_key: "
+            "the organisation recipients and every active journalist's device keys"
+        )
+    )
+
+
 class InstanceSettings(BaseModel):
     accepting_submissions: bool
     files_enabled: bool
