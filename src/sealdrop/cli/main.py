@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sealdrop.cli.common import err, fail, open_services
+from sealdrop.cli.reader import reader_app
 from sealdrop.cli.serve import serve_instance
 from sealdrop.cli.users import token_app, user_app
 from sealdrop.errors import SealdropError
@@ -36,6 +37,7 @@ app.add_typer(recipients_app, name="recipients")
 app.add_typer(submissions_app, name="submissions")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(reader_app, name="reader")
 
 InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
 

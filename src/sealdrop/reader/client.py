@@ -1,8 +1,9 @@
 """A client of the journalist API (sync httpx): login, listings, resumable verified downloads.
 
-The bearer token lives only in this object: it is never logged, never put in a repr, never written
-to disk. Every id and digest that comes from the server is checked for form before it is used,
-because the reader turns ids into file names (a hostile server must not name ``../../.bashrc``).
+The bearer token lives in this object: it is never logged or put in a repr; only the CLI may save
+it (``use_token``/``token``) in a 0600 file in the reader's data folder, until it expires. Every
+id and digest that comes from the server is checked for form before it is used, because the reader
+turns ids into file names (a hostile server must not name ``../../.bashrc``).
 """
 
 from __future__ import annotations
@@ -163,6 +164,17 @@ class ApiClient:
     def logged_in(self) -> bool:
         return self._token is not None
 
+    @property
+    def token(self) -> str | None:
+        """The bearer token of the current login (a secret: keep it in a 0600 file at most)."""
+        return self._token
+
+    def use_token(self, token: str) -> None:
+        """Continue a login made earlier (a token saved by ``reader login``)."""
+        if not token:
+            raise ValueError("empty token")
+        self._token = token
+
     # -- authentication --------------------------------------------------------------------
 
     def login(self, username: str, passphrase: str, totp: str) -> int:
@@ -227,6 +239,14 @@ class ApiClient:
         if not isinstance(raw, list):
             raise ProtocolViolation("malformed item list")
         return [_item(i) for i in raw]
+
+    def reply_keys(self) -> list[str]:
+        """The age recipients a reply must be encrypted to besides the source's reply key: the
+        organisation recipients and every active journalist's device keys."""
+        keys = _json(self._ok(self._send("GET", "/keys"), 200)).get("keys")
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ProtocolViolation("malformed key list")
+        return list(keys)
 
     # -- changes ---------------------------------------------------------------------------
 

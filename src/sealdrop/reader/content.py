@@ -1,0 +1,75 @@
+"""Decrypting cached items in memory and sealing replies, on the journalist's machine.
+
+Nothing here writes to disk: plaintext lives only in memory (and reaches a file only through
+``export``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sealdrop.crypto.envelope import decrypt_bytes, encrypt_bytes
+from sealdrop.crypto.keys import Identity, Recipient, parse_recipient
+from sealdrop.errors import DecryptionError, ReaderError
+from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem
+
+__all__ = ["FileInfo", "NotCached", "decrypt_item", "file_info", "seal_reply"]
+
+# A message or reply is text; a file is decrypted whole into memory for export.
+_UNNAMED = "submission"
+
+
+class NotCached(ReaderError):
+    """The item's ciphertext is not in the local cache (not synced yet, or corrupted)."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What a file's metadata age file says: the name the source's browser sent, type, size."""
+
+    name: str
+    content_type: str
+    size: int
+
+
+def decrypt_item(cache: CiphertextCache, item: LocalItem, identity: Identity) -> bytes:
+    """The plaintext of a cached item, in memory. DecryptionError if this identity cannot open
+    it or the ciphertext was altered; NotCached if there is no verified copy."""
+    if item.cache is not CacheState.CACHED or not cache.has(item.id):
+        state = "corrupted on the server" if item.cache is CacheState.CORRUPTED else "not synced"
+        raise NotCached(f"item {item.id} is {state}: run `sealdrop reader sync`")
+    return decrypt_bytes(cache.path(item.id).read_bytes(), [identity])
+
+
+def file_info(item: LocalItem, identity: Identity) -> FileInfo:
+    """The decrypted metadata of a file item (its name is untrusted: escape it when shown)."""
+    if item.metadata is None:
+        return FileInfo(_UNNAMED, "application/octet-stream", item.size)
+    plaintext = decrypt_bytes(item.metadata, [identity])
+    try:
+        data = json.loads(plaintext.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise DecryptionError("the file's metadata is not what the server writes") from None
+    if not isinstance(data, dict):
+        raise DecryptionError("the file's metadata is not what the server writes")
+    name, content_type, size = data.get("filename"), data.get("content_type"), data.get("size")
+    return FileInfo(
+        name=name if isinstance(name, str) and name else _UNNAMED,
+        content_type=content_type if isinstance(content_type, str) else "",
+        size=size if isinstance(size, int) and not isinstance(size, bool) else item.size,
+    )
+
+
+def seal_reply(text: str, recipients: Iterable[str]) -> bytes:
+    """``text`` as an age file for every recipient (each an ``age1…`` key, duplicates dropped)."""
+    if not text.strip():
+        raise ReaderError("the reply is empty")
+    seen: dict[str, Recipient] = {}
+    for key in recipients:
+        parsed = parse_recipient(key)
+        seen.setdefault(str(parsed), parsed)
+    if not seen:
+        raise ReaderError("no key to encrypt the reply to")
+    return encrypt_bytes(text.encode("utf-8"), list(seen.values()))

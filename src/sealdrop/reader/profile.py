@@ -1,0 +1,132 @@
+"""The reader's data folder (mode 0700): identity, config, token, local DB and ciphertext cache.
+
+``config.json`` (0600) holds the server URL and username; ``token.json`` (0600) the bearer token
+of the last login and its expiry (8 h). Neither holds anything decrypted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sealdrop.errors import ReaderError
+
+__all__ = ["DEFAULT_DATA_DIR", "NotInitialised", "Profile", "ReaderConfig"]
+
+DEFAULT_DATA_DIR = Path("~/.local/share/sealdrop-reader")
+# A token this close to its expiry is treated as expired (a long sync should not die half-way).
+_EXPIRY_MARGIN = 60
+
+
+class NotInitialised(ReaderError):
+    """The data folder has no configuration: ``sealdrop reader init`` has not been run."""
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    server: str
+    username: str
+
+
+class Profile:
+    """The files of one reader data folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser()
+
+    def ensure(self) -> Profile:
+        """Create the folder (0700) if needed, and tighten its mode."""
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.root, 0o700)
+        except OSError as exc:
+            raise ReaderError(f"cannot use the data folder {self.root}: {exc.strerror}") from None
+        return self
+
+    @property
+    def identity_path(self) -> Path:
+        return self.root / "identity.age"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def token_path(self) -> Path:
+        return self.root / "token.json"
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "reader.sqlite3"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    # -- config ----------------------------------------------------------------------------
+
+    def load_config(self) -> ReaderConfig:
+        try:
+            data = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NotInitialised(
+                f"no reader set up in {self.root}: run `sealdrop reader init` first"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise ReaderError(f"cannot read {self.config_path}: {exc}") from None
+        server, username = data.get("server"), data.get("username")
+        if not isinstance(server, str) or not isinstance(username, str):
+            raise ReaderError(f"{self.config_path} is malformed")
+        return ReaderConfig(server=server, username=username)
+
+    def save_config(self, config: ReaderConfig) -> None:
+        body = {"server": config.server, "username": config.username}
+        _write_private(self.config_path, json.dumps(body, indent=2).encode("utf-8"))
+
+    # -- token -----------------------------------------------------------------------------
+
+    def save_token(self, token: str, expires_at: int) -> None:
+        body = {"token": token, "expires_at": expires_at}
+        _write_private(self.token_path, json.dumps(body).encode("utf-8"))
+
+    def load_token(self, now: float | None = None) -> str | None:
+        """The saved token, or None if there is none or it has expired."""
+        try:
+            data = json.loads(self.token_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        token, expires_at = data.get("token"), data.get("expires_at")
+        if not isinstance(token, str) or not token or not isinstance(expires_at, int):
+            return None
+        if expires_at - _EXPIRY_MARGIN <= (time.time() if now is None else now):
+            return None
+        return token
+
+    def forget_token(self) -> None:
+        self.token_path.unlink(missing_ok=True)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (mode 0600) atomically: temp file, fsync, rename."""
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ReaderError(f"cannot write in {path.parent}: {exc.strerror}") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except OSError as exc:
+        raise ReaderError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
