@@ -37,10 +37,12 @@ from sealdrop.reader.keystore import create_identity, load_identity, public_key
 from sealdrop.reader.profile import DEFAULT_DATA_DIR, Profile, ReaderConfig
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, LocalSource, Store
 from sealdrop.reader.sync import sync as run_sync
+from sealdrop.reader.ui import serve
 
 reader_app = typer.Typer(
-    help="The journalist's reader: keys, decryption and replies on this machine.",
-    no_args_is_help=True,
+    help="The journalist's reader: keys, decryption and replies on this machine. Without a "
+    "command: the local web interface (`reader ui`).",
+    invoke_without_command=True,
 )
 
 DataDir = Annotated[
@@ -194,6 +196,35 @@ def _size(size: int) -> str:
 
 
 # -- commands ----------------------------------------------------------------------------------
+
+OpenBrowser = Annotated[
+    bool, typer.Option("--open", help="Also open the address in the default web browser.")
+]
+
+
+@reader_app.callback()
+def reader_main(
+    ctx: typer.Context,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    open_browser: OpenBrowser = False,
+) -> None:
+    """Without a command, start the local web interface (as `sealdrop reader ui`)."""
+    if ctx.invoked_subcommand is None:
+        ui(data_dir=data_dir, open_browser=open_browser)
+
+
+@reader_app.command()
+def ui(data_dir: DataDir = DEFAULT_DATA_DIR, open_browser: OpenBrowser = False) -> None:
+    """Serve the local web interface on 127.0.0.1 (a random port, a one-time link)."""
+    profile = _profile(data_dir)
+
+    def announce(url: str) -> None:
+        out.print(f"Open {url}", soft_wrap=True)
+        out.print("(the link works once; stop the reader with Ctrl-C)")
+        out.file.flush()
+
+    with _errors(profile):
+        serve(profile, open_browser=open_browser, announce=announce)
 
 
 @reader_app.command()

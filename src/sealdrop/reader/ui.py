@@ -1,0 +1,439 @@
+"""``sealdrop reader``'s local web interface: server-rendered pages on 127.0.0.1, no JavaScript.
+
+Access: the command prints ``http://127.0.0.1:PORT/?token=…``; the first request with that
+one-time token gets an HttpOnly, SameSite=Strict cookie holding a random session secret, and the
+token is spent. Every other request without the cookie is refused (403), and a Host header other
+than ``127.0.0.1:PORT`` or ``localhost:PORT`` is refused (400, against DNS rebinding). Every POST
+carries a CSRF token (an HMAC of the session secret). Every answer has a strict CSP, no-referrer,
+no-store and nosniff; the pages load nothing but their own style sheet.
+
+The identity passphrase is asked once per run; the identity stays in this process's memory only.
+Messages and replies are decrypted in memory and shown as escaped text; files are never rendered,
+only listed (decrypted name and size) and exported through ``export`` (mat2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import socket
+import webbrowser
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from sealdrop.crypto.keys import Identity
+from sealdrop.errors import DecryptionError, ReaderError, SealdropError, WrongPassphrase
+from sealdrop.reader.client import ApiClient, TokenExpired
+from sealdrop.reader.content import NotCached, decrypt_item, file_info, seal_reply
+from sealdrop.reader.export import export as export_file
+from sealdrop.reader.keystore import load_identity
+from sealdrop.reader.profile import Profile
+from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, LocalSource, Store
+from sealdrop.reader.sync import SyncReport
+from sealdrop.reader.sync import sync as run_sync
+
+__all__ = ["COOKIE", "HEADERS", "UiState", "create_app", "serve"]
+
+COOKIE = "sealdrop_reader"
+HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+}
+_TEMPLATES = Path(__file__).parent / "templates"
+_STYLE = """\
+body { font-family: sans-serif; max-width: 60rem; margin: 1rem auto; padding: 0 1rem; }
+table { border-collapse: collapse; } td, th { padding: .2rem .6rem; text-align: left; }
+.item { border-top: 1px solid #ccc; padding: .5rem 0; }
+.text { white-space: pre-wrap; font-family: monospace; background: #f6f6f6; padding: .5rem; }
+.reply { margin-left: 2rem; } .error { color: #a00; } .note { color: #555; }
+form.inline { display: inline; }
+"""
+
+ClientFactory = Callable[[], ApiClient]
+
+
+@dataclass
+class UiState:
+    """What one run of the UI holds in memory: the one-time token, the session secret, the
+    unlocked identity."""
+
+    token: str | None
+    session: str = field(default_factory=lambda: secrets.token_hex(32))
+    identity: Identity | None = None
+
+    @property
+    def csrf(self) -> str:
+        return hmac.new(bytes.fromhex(self.session), b"csrf", hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class ItemView:
+    item: LocalItem
+    text: str | None = None
+    name: str | None = None
+    size: int | None = None
+    problem: str | None = None
+
+
+def create_app(
+    profile: Profile,
+    port: int,
+    token: str,
+    client_factory: ClientFactory | None = None,
+) -> Starlette:
+    """The UI for the reader in ``profile``, answering on ``port`` to ``token`` once.
+
+    ``client_factory`` makes the API client (by default from the saved token, read on each use so
+    that a `sealdrop reader login` in a terminal takes effect at once).
+    """
+    state = UiState(token=token)
+    hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
+    env = Environment(
+        loader=FileSystemLoader(_TEMPLATES), autoescape=select_autoescape(default=True)
+    )
+
+    def make_client() -> ApiClient:
+        if client_factory is not None:
+            return client_factory()
+        config = profile.load_config()
+        saved = profile.load_token()
+        if saved is None:
+            raise TokenExpired("no valid token")
+        client = ApiClient(config.server)
+        client.use_token(saved)
+        return client
+
+    def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        body = env.get_template(template).render(csrf=state.csrf, **context)
+        return HTMLResponse(body, status_code=status)
+
+    def store() -> Store:
+        return Store(profile.db_path)
+
+    async def form(request: Request) -> dict[str, str]:
+        data = await request.form()
+        sent = data.get("csrf")
+        if not isinstance(sent, str) or not hmac.compare_digest(sent, state.csrf):
+            raise HTTPException(403, "missing or wrong CSRF token")
+        return {k: v for k, v in data.items() if isinstance(v, str)}
+
+    def with_client(work: Callable[[ApiClient, Store], Any]) -> Any:
+        client = make_client()
+        try:
+            with store() as local:
+                return work(client, local)
+        finally:
+            if client_factory is None:
+                client.close()
+
+    def sync_now(client: ApiClient, local: Store) -> SyncReport:
+        return run_sync(client, local, profile.cache_dir)
+
+    def refresh(client: ApiClient, local: Store, source_id: str) -> None:
+        """Store one source as the server has it now (seen and star marks may not change the
+        version an incremental sync looks at)."""
+        remote = client.source(source_id)
+        items = client.submissions(source_id) + client.replies(source_id)
+        cache = CiphertextCache(profile.cache_dir)
+        for gone in local.save_source(remote, items):
+            cache.remove(gone)
+
+    def need_source(local: Store, source_id: str) -> LocalSource:
+        found = local.source(source_id)
+        if found is None:
+            raise HTTPException(404, "no such source")
+        return found
+
+    def need_item(local: Store, item_id: str) -> LocalItem:
+        found = local.item(item_id)
+        if found is None:
+            raise HTTPException(404, "no such item")
+        return found
+
+    # -- pages -----------------------------------------------------------------------------
+
+    async def index(request: Request) -> Response:
+        def load() -> list[tuple[LocalSource, int]]:
+            with store() as local:
+                return [(s, len(local.items(s.id))) for s in local.sources()]
+
+        rows = await run_in_threadpool(load)
+        return page("index.html", sources=rows, report=None, unlocked=state.identity is not None)
+
+    async def sync_view(request: Request) -> Response:
+        await form(request)
+        report: SyncReport = await run_in_threadpool(with_client, sync_now)
+
+        def load() -> list[tuple[LocalSource, int]]:
+            with store() as local:
+                return [(s, len(local.items(s.id))) for s in local.sources()]
+
+        rows = await run_in_threadpool(load)
+        return page("index.html", sources=rows, report=report, unlocked=state.identity is not None)
+
+    async def unlock(request: Request) -> Response:
+        if request.method == "GET":
+            return page("unlock.html", error=None)
+        data = await form(request)
+        try:
+            identity = await run_in_threadpool(
+                load_identity, profile.identity_path, data.get("passphrase", "")
+            )
+        except WrongPassphrase as exc:
+            return page("unlock.html", status=400, error=str(exc))
+        state.identity = identity
+        return RedirectResponse("/", status_code=303)
+
+    async def conversation(request: Request) -> Response:
+        identity = state.identity
+        if identity is None:
+            return RedirectResponse("/unlock", status_code=303)
+        source_id = str(request.path_params["source_id"])
+
+        def load() -> tuple[LocalSource, list[ItemView]]:
+            with store() as local:
+                source = need_source(local, source_id)
+                cache = CiphertextCache(profile.cache_dir)
+                return source, [_view(cache, item, identity) for item in local.items(source.id)]
+
+        source, views = await run_in_threadpool(load)
+        return page("source.html", source=source, views=views)
+
+    async def star(request: Request) -> Response:
+        data = await form(request)
+        source_id = str(request.path_params["source_id"])
+        starred = data.get("starred") == "1"
+
+        def work(client: ApiClient, local: Store) -> None:
+            client.set_starred(need_source(local, source_id).id, starred)
+            refresh(client, local, source_id)
+
+        await run_in_threadpool(with_client, work)
+        back = f"/sources/{source_id}" if data.get("back") == "source" else "/"
+        return RedirectResponse(back, status_code=303)
+
+    async def seen(request: Request) -> Response:
+        await form(request)
+        source_id = str(request.path_params["source_id"])
+
+        def work(client: ApiClient, local: Store) -> None:
+            source = need_source(local, source_id)
+            unseen = [i.id for i in local.items(source.id) if not i.seen and i.kind != "reply"]
+            if unseen:
+                client.mark_seen(unseen)
+            refresh(client, local, source.id)
+
+        await run_in_threadpool(with_client, work)
+        return RedirectResponse(f"/sources/{source_id}", status_code=303)
+
+    async def reply(request: Request) -> Response:
+        data = await form(request)
+        source_id = str(request.path_params["source_id"])
+        text = data.get("text", "")
+
+        def work(client: ApiClient, local: Store) -> None:
+            source = need_source(local, source_id)
+            ciphertext = seal_reply(text, [source.reply_key, *client.reply_keys()])
+            client.upload_reply(source.id, ciphertext)
+            sync_now(client, local)
+
+        await run_in_threadpool(with_client, work)
+        return RedirectResponse(f"/sources/{source_id}", status_code=303)
+
+    async def delete_source(request: Request) -> Response:
+        source_id = str(request.path_params["source_id"])
+        if request.method == "GET":
+            with store() as local:
+                source = need_source(local, source_id)
+            return page("confirm.html", what=f"source {source.pseudonym}", action=request.url.path)
+        await form(request)
+
+        def work(client: ApiClient, local: Store) -> None:
+            source = need_source(local, source_id)
+            client.delete_source(source.id)
+            cache = CiphertextCache(profile.cache_dir)
+            for item_id in local.delete_source(source.id):
+                cache.remove(item_id)
+
+        await run_in_threadpool(with_client, work)
+        return RedirectResponse("/", status_code=303)
+
+    async def delete_item(request: Request) -> Response:
+        item_id = str(request.path_params["item_id"])
+        if request.method == "GET":
+            with store() as local:
+                item = need_item(local, item_id)
+            what = f"{item.kind} #{item.seq}"
+            return page("confirm.html", what=what, action=request.url.path)
+        await form(request)
+
+        def work(client: ApiClient, local: Store) -> str:
+            item = need_item(local, item_id)
+            if item.kind == "reply":
+                client.delete_reply(item.id)
+            else:
+                client.delete_submission(item.id)
+            sync_now(client, local)
+            return item.source_id
+
+        source_id = await run_in_threadpool(with_client, work)
+        return RedirectResponse(f"/sources/{source_id}", status_code=303)
+
+    async def export_view(request: Request) -> Response:
+        data = await form(request)
+        identity = state.identity
+        if identity is None:
+            return RedirectResponse("/unlock", status_code=303)
+        item_id = str(request.path_params["item_id"])
+        dest = data.get("dest", "").strip()
+        if not dest:
+            raise HTTPException(400, "choose a destination folder")
+        folder = Path(dest).expanduser()
+        if not folder.is_dir():
+            raise HTTPException(400, "the destination is not an existing folder")
+
+        def work() -> tuple[LocalItem, str, Any]:
+            with store() as local:
+                item = need_item(local, item_id)
+            if item.kind != "file":
+                raise HTTPException(400, "only files are exported")
+            info = file_info(item, identity)
+            plaintext = decrypt_item(CiphertextCache(profile.cache_dir), item, identity)
+            result = export_file(
+                plaintext,
+                info.name,
+                folder,
+                strip_metadata=data.get("strip") == "1",
+                keep_original=data.get("keep_original") == "1",
+            )
+            return item, info.name, result
+
+        item, name, result = await run_in_threadpool(work)
+        return page("exported.html", item=item, name=name, result=result)
+
+    async def style(request: Request) -> Response:
+        return PlainTextResponse(_STYLE, media_type="text/css")
+
+    # -- errors ----------------------------------------------------------------------------
+
+    async def expired(request: Request, exc: Exception) -> Response:
+        profile.forget_token()
+        return page("expired.html", status=401)
+
+    async def failed(request: Request, exc: Exception) -> Response:
+        return page("error.html", status=502 if isinstance(exc, ReaderError) else 400, error=exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return PlainTextResponse(exc.detail, status_code=exc.status_code)
+
+    # -- access ----------------------------------------------------------------------------
+
+    class Guard(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            response = await self._answer(request, call_next)
+            response.headers.update(HEADERS)
+            return response
+
+        async def _answer(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            if request.headers.get("host") not in hosts:
+                return PlainTextResponse("bad Host header", status_code=400)
+            cookie = request.cookies.get(COOKIE, "")
+            if cookie and hmac.compare_digest(cookie, state.session):
+                return await call_next(request)
+            offered = request.query_params.get("token", "")
+            expected = state.token
+            if (
+                request.url.path == "/"
+                and expected is not None
+                and offered
+                and hmac.compare_digest(offered, expected)
+            ):
+                state.token = None  # single use
+                response = RedirectResponse("/", status_code=303)
+                response.set_cookie(
+                    COOKIE, state.session, httponly=True, samesite="strict", path="/"
+                )
+                return response
+            return PlainTextResponse(
+                "forbidden: open the link `sealdrop reader ui` printed", status_code=403
+            )
+
+    routes = [
+        Route("/", index),
+        Route("/style.css", style),
+        Route("/sync", sync_view, methods=["POST"]),
+        Route("/unlock", unlock, methods=["GET", "POST"]),
+        Route("/sources/{source_id:str}", conversation),
+        Route("/sources/{source_id:str}/star", star, methods=["POST"]),
+        Route("/sources/{source_id:str}/seen", seen, methods=["POST"]),
+        Route("/sources/{source_id:str}/reply", reply, methods=["POST"]),
+        Route("/sources/{source_id:str}/delete", delete_source, methods=["GET", "POST"]),
+        Route("/items/{item_id:str}/delete", delete_item, methods=["GET", "POST"]),
+        Route("/items/{item_id:str}/export", export_view, methods=["POST"]),
+    ]
+    handlers: dict[Any, Callable[[Request, Exception], Any]] = {
+        HTTPException: http_error,
+        TokenExpired: expired,
+        SealdropError: failed,
+    }
+    app = Starlette(routes=routes, middleware=[Middleware(Guard)], exception_handlers=handlers)
+    app.state.ui = state
+    return app
+
+
+def _view(cache: CiphertextCache, item: LocalItem, identity: Identity) -> ItemView:
+    """An item as the conversation shows it: text decrypted in memory, or a file's name/size."""
+    if item.kind == "file":
+        try:
+            info = file_info(item, identity)
+        except DecryptionError:
+            return ItemView(item, problem="file metadata not encrypted to this device")
+        problem = None if item.cache is CacheState.CACHED else f"{item.cache.value}: sync again"
+        return ItemView(item, name=info.name, size=info.size, problem=problem)
+    try:
+        plaintext = decrypt_item(cache, item, identity)
+    except NotCached as exc:
+        return ItemView(item, problem=str(exc))
+    except DecryptionError:
+        what = "reply not encrypted to this device" if item.kind == "reply" else "cannot decrypt"
+        return ItemView(item, problem=what)
+    return ItemView(item, text=plaintext.decode("utf-8", errors="replace"))
+
+
+def serve(profile: Profile, *, open_browser: bool = False, announce: Callable[[str], None]) -> None:
+    """Run the UI on 127.0.0.1 on a free port until interrupted; ``announce`` gets the URL."""
+    profile.load_config()  # fail early, with a hint, if init was never run
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    token = secrets.token_urlsafe(32)
+    app = create_app(profile, port, token)
+    url = f"http://127.0.0.1:{port}/?token={token}"
+    announce(url)
+    if open_browser:
+        webbrowser.open(url)
+    # No access log: the first request's URL holds the token.
+    config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,295 @@
+"""`sealdrop reader`'s local web interface against a real server: one-time token and cookie, Host
+check, CSRF, strict headers, unlock, the conversation (escaped), export through mat2, reply (the
+source reads it), an expired session, the command itself, and a plaintext scan of the data folder.
+
+The app is driven in-process (Starlette's TestClient) with the reader data folder that
+`reader init` (a subprocess) set up; the last test runs `sealdrop reader` as a process.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import piexif
+import pytest
+from starlette.testclient import TestClient
+from support_api import new_source
+from support_http import Source
+from test_reader_cli import (
+    GPS_BYTES,
+    IDENTITY_PASSPHRASE,
+    ReaderSetup,
+    files_under,
+    jpeg_with_gps,
+    pdf_with_author,
+    reader,
+)
+
+from sealdrop.reader.profile import Profile
+from sealdrop.reader.ui import HEADERS, create_app
+from sealdrop.testing import sealdrop_command
+
+__all__ = ["reader"]  # the module-scoped fixture, shared with the CLI tests' setup
+
+PORT = 48213
+BASE = f"http://127.0.0.1:{PORT}"
+CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
+
+
+def check_headers(response: httpx.Response) -> None:
+    for name, value in HEADERS.items():
+        assert response.headers.get(name) == value, (response.url, name)
+
+
+class Ui:
+    """A browser on the UI: every answer's headers are checked."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def get(self, path: str, **kwargs: object) -> httpx.Response:
+        response = self.client.get(path, **kwargs)  # type: ignore[arg-type]
+        check_headers(response)
+        return response
+
+    def post(self, path: str, data: dict[str, str], csrf: bool = True) -> httpx.Response:
+        if csrf:
+            data = {**data, "csrf": self.csrf()}
+        response = self.client.post(path, data=data)
+        check_headers(response)
+        return response
+
+    def csrf(self) -> str:
+        match = CSRF.search(self.get("/").text)
+        assert match
+        return match.group(1)
+
+
+@pytest.fixture
+def ui(reader: ReaderSetup) -> Iterator[tuple[Ui, str]]:
+    token = uuid.uuid4().hex
+    app = create_app(Profile(reader.data_dir), PORT, token)
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        yield Ui(client), token
+
+
+def login(ui: Ui, token: str) -> None:
+    entered = ui.get(f"/?token={token}")
+    assert entered.status_code == 303
+    assert entered.headers["location"] == "/"
+
+
+def test_token_cookie_host_and_headers(ui: tuple[Ui, str]) -> None:
+    """Without the token: 403; a wrong Host: 400; the token sets an HttpOnly SameSite=Strict
+    cookie once, and is then spent."""
+    browser, token = ui
+    assert browser.get("/").status_code == 403
+    assert browser.get("/?token=wrong").status_code == 403
+    assert browser.get("/style.css").status_code == 403
+    rebound = browser.get(f"/?token={token}", headers={"host": f"evil.example:{PORT}"})
+    assert rebound.status_code == 400
+    assert browser.get(f"/?token={token}", headers={"host": "127.0.0.1:1"}).status_code == 400
+
+    entered = browser.get(f"/?token={token}")
+    assert entered.status_code == 303
+    cookie = entered.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    home = browser.get("/")
+    assert home.status_code == 200
+    assert "Sync now" in home.text
+    assert "<script" not in home.text.lower()
+    assert re.search(r'(src|href)="https?:', home.text) is None  # no remote resources
+    assert browser.get("/", headers={"host": f"localhost:{PORT}"}).status_code == 200
+
+    other = TestClient(browser.client.app, base_url=BASE, follow_redirects=False)
+    assert other.get(f"/?token={token}").status_code == 403  # single use
+    assert other.get("/").status_code == 403
+
+    # A POST without the CSRF token is refused.
+    assert browser.post("/sync", {}, csrf=False).status_code == 403
+    assert browser.post("/sync", {"csrf": "0" * 64}, csrf=False).status_code == 403
+
+
+def test_read_export_reply_and_nothing_decrypted_on_disk(
+    reader: ReaderSetup, ui: tuple[Ui, str], tmp_path: Path
+) -> None:
+    """Unlock, sync, read the escaped message and the file names, export stripped, reply (the
+    source reads it), star and mark seen; the data folder holds no plaintext afterwards."""
+    browser, token = ui
+    login(browser, token)
+    canary = f"ui-canary-{uuid.uuid4().hex}"
+    author = f"UiAuthor{uuid.uuid4().hex[:12]}"
+    message = f"Look: <b>x</b> & more. {canary}"
+    files = [
+        ("photo.jpg", jpeg_with_gps(), "image/jpeg"),
+        ("<i>report</i>.pdf", pdf_with_author(author), "application/pdf"),
+    ]
+    source, codename = new_source(reader.server, message, files=files)
+    source.http.close()
+
+    locked = browser.get(f"/sources/{'0' * 32}")
+    assert locked.status_code == 303
+    assert locked.headers["location"] == "/unlock"
+    assert browser.get("/unlock").status_code == 200
+    wrong = browser.post("/unlock", {"passphrase": "not it"})
+    assert wrong.status_code == 400
+    assert "does not open the identity file" in wrong.text
+    assert browser.post("/unlock", {"passphrase": IDENTITY_PASSPHRASE}).status_code == 303
+
+    synced = browser.post("/sync", {})
+    assert synced.status_code == 200, synced.text
+    assert "CORRUPTED" not in synced.text
+    mine = reader.newest_source()
+    assert html.escape(mine.pseudonym) in synced.text
+    assert f'href="/sources/{mine.id}"' in synced.text
+
+    page = browser.get(f"/sources/{mine.id}")
+    assert page.status_code == 200, page.text
+    assert canary in page.text
+    assert "Look: &lt;b&gt;x&lt;/b&gt; &amp; more." in page.text
+    assert "<b>x</b>" not in page.text
+    assert "photo.jpg" in page.text
+    assert "&lt;i&gt;report&lt;/i&gt;.pdf" in page.text
+    assert "<i>report" not in page.text
+    ids = {
+        html.unescape(name): item_id
+        for item_id, name in re.findall(
+            r'id="item-([0-9a-f]{32})"(?:(?!id="item-).)*?class="filename">([^<]*)<',
+            page.text,
+            re.S,
+        )
+    }
+    assert set(ids) == {"photo.jpg", "<i>report</i>.pdf"}, page.text
+
+    out_dir = tmp_path / "exported"
+    out_dir.mkdir()
+    photo = browser.post(f"/items/{ids['photo.jpg']}/export", {"dest": str(out_dir), "strip": "1"})
+    assert photo.status_code == 200, photo.text
+    assert "Metadata removed" in photo.text
+    assert "GPS" in photo.text
+    document = browser.post(
+        f"/items/{ids['<i>report</i>.pdf']}/export", {"dest": str(out_dir), "strip": "1"}
+    )
+    assert document.status_code == 200, document.text
+    assert author in document.text
+    exported = files_under(out_dir)
+    assert len(exported) == 2, exported
+    jpeg = (out_dir / "photo.jpg").read_bytes()
+    assert GPS_BYTES not in jpeg
+    assert not piexif.load(jpeg)["GPS"]
+    pdf = next(p for p in exported if p.suffix == ".pdf")
+    assert author.encode() not in pdf.read_bytes()
+
+    reply_text = f"Thanks, <received> it. ui-reply-{uuid.uuid4().hex[:8]}"
+    sent = browser.post(f"/sources/{mine.id}/reply", {"text": reply_text})
+    assert sent.status_code == 303, sent.text
+    page = browser.get(f"/sources/{mine.id}")
+    assert html.escape(reply_text) in page.text  # synced back, decrypted for this device too
+
+    starred = browser.post(f"/sources/{mine.id}/star", {"starred": "1"})
+    assert starred.status_code == 303
+    assert reader.newest_source().starred
+    assert mine.unread > 0
+    assert browser.post(f"/sources/{mine.id}/seen", {}).status_code == 303
+    assert reader.newest_source().unread == 0
+
+    web = Source(reader.server.url)
+    assert web.login(codename).status_code == 303
+    conversation = web.http.get("/conversation")
+    assert html.escape(reply_text) in conversation.text
+    web.http.close()
+
+    for path in files_under(reader.data_dir):
+        data = path.read_bytes()
+        for secret in (canary.encode(), author.encode(), GPS_BYTES, reply_text.encode()):
+            assert secret not in data, f"plaintext in {path}"
+
+
+def test_delete_asks_for_confirmation(reader: ReaderSetup, ui: tuple[Ui, str]) -> None:
+    """Deleting an item or a source shows a confirmation page first; confirmed, it is gone on the
+    server and here."""
+    browser, token = ui
+    login(browser, token)
+    assert browser.post("/unlock", {"passphrase": IDENTITY_PASSPHRASE}).status_code == 303
+    source, _ = new_source(reader.server, "first message to delete")
+    source.submit("second message, kept")
+    source.http.close()
+    assert browser.post("/sync", {}).status_code == 200
+    mine = reader.newest_source()
+    page = browser.get(f"/sources/{mine.id}").text
+    first = re.search(r'id="item-([0-9a-f]{32})"', page)
+    assert first
+    confirm = browser.get(f"/items/{first.group(1)}/delete")
+    assert confirm.status_code == 200
+    assert "Yes, delete" in confirm.text
+    assert browser.post(f"/items/{first.group(1)}/delete", {}).status_code == 303
+    page = browser.get(f"/sources/{mine.id}").text
+    assert "first message to delete" not in page
+    assert "second message, kept" in page
+
+    assert "Yes, delete" in browser.get(f"/sources/{mine.id}/delete").text
+    assert browser.post(f"/sources/{mine.id}/delete", {}).status_code == 303
+    assert html.escape(mine.pseudonym) not in browser.get("/").text
+    assert browser.post("/sync", {}).status_code == 200
+    assert browser.get(f"/sources/{mine.id}").status_code == 404
+
+
+def test_expired_session_says_run_reader_login(reader: ReaderSetup, ui: tuple[Ui, str]) -> None:
+    browser, token = ui
+    login(browser, token)
+    saved = reader.data_dir / "token.json"
+    content = saved.read_bytes()
+    saved.unlink()
+    try:
+        refused = browser.post("/sync", {})
+        assert refused.status_code == 401
+        assert "sealdrop reader login" in refused.text
+    finally:
+        saved.write_bytes(content)
+        os.chmod(saved, 0o600)
+
+
+def test_plain_reader_command_serves_the_ui(reader: ReaderSetup) -> None:
+    """`sealdrop reader` prints a one-time link on 127.0.0.1; the link works once."""
+    process = subprocess.Popen(
+        sealdrop_command("reader", "--data-dir", reader.data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:(\d+))/\?token=([\w-]+)", line)
+        assert found, line + (process.stderr.read() if process.poll() is not None else "")
+        base, token = found.group(1), found.group(3)
+        with httpx.Client(base_url=base, timeout=30) as browser:
+            entered = None
+            for _ in range(100):  # the socket is bound before the link is printed
+                try:
+                    entered = browser.get(f"/?token={token}")
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.1)
+            assert entered is not None
+            assert entered.status_code == 303
+            check_headers(entered)
+            home = browser.get("/")
+            assert home.status_code == 200
+            check_headers(home)
+        with httpx.Client(base_url=base, timeout=30) as stranger:
+            assert stranger.get(f"/?token={token}").status_code == 403
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
