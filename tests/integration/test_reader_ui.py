@@ -21,7 +21,7 @@ import httpx
 import piexif
 import pytest
 from starlette.testclient import TestClient
-from support_api import new_source
+from support_api import Api, cli_account, new_age_recipient, new_source
 from support_http import Source
 from test_reader_cli import (
     GPS_BYTES,
@@ -33,6 +33,7 @@ from test_reader_cli import (
     reader,
 )
 
+from sealdrop.reader.client import ApiClient
 from sealdrop.reader.profile import Profile
 from sealdrop.reader.ui import HEADERS, create_app
 from sealdrop.testing import sealdrop_command
@@ -293,3 +294,114 @@ def test_plain_reader_command_serves_the_ui(reader: ReaderSetup) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def admin_ui(reader: ReaderSetup) -> Iterator[tuple[Ui, Api]]:
+    """The UI logged in (through the client factory) as a fresh admin account, and the same
+    admin on the API directly, to check what the server holds."""
+    account = cli_account(reader.instance, f"uiadmin{uuid.uuid4().hex[:8]}", admin=True)
+    api = Api(reader.server)
+    bearer = api.login(account)
+
+    def factory() -> ApiClient:
+        client = ApiClient(reader.server.api_url)
+        client.use_token(bearer)
+        return client
+
+    token = uuid.uuid4().hex
+    app = create_app(Profile(reader.data_dir), PORT, token, client_factory=factory)
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        browser = Ui(client)
+        login(browser, token)
+        yield browser, api.as_(bearer)
+    api.http.close()
+
+
+def test_admin_users(admin_ui: tuple[Ui, Api]) -> None:
+    """The admin page lists users; a new user's passphrase and otpauth URI are shown once;
+    disabling reaches the server."""
+    browser, api = admin_ui
+    home = browser.get("/")
+    assert 'href="/admin"' in home.text
+    page = browser.get("/admin")
+    assert page.status_code == 200, page.text
+    assert "reporter" in page.text
+
+    name = f"uinew{uuid.uuid4().hex[:8]}"
+    created = browser.post("/admin/users", {"username": name, "role": "journalist"})
+    assert created.status_code == 200, created.text
+    passphrase = re.search(r'class="text passphrase">([^<]+)<', created.text)
+    assert passphrase, created.text
+    assert len(passphrase.group(1).split()) == 7, created.text
+    assert "otpauth://totp/" in created.text
+    again = browser.get("/admin")
+    assert passphrase.group(1) not in again.text
+    assert "otpauth://" not in again.text
+
+    users = {u["username"]: u for u in api.get("/users").json()["users"]}
+    new_id = users[name]["id"]
+    assert not users[name]["disabled"]
+    assert browser.post(f"/admin/users/{new_id}/disable", {}).status_code == 303
+    users = {u["username"]: u for u in api.get("/users").json()["users"]}
+    assert users[name]["disabled"]
+    assert browser.post(f"/admin/users/{new_id}/enable", {}).status_code == 303
+    users = {u["username"]: u for u in api.get("/users").json()["users"]}
+    assert not users[name]["disabled"]
+
+    reset = browser.post(f"/admin/users/{new_id}/reset-2fa", {})
+    assert reset.status_code == 200, reset.text
+    assert "otpauth://totp/" in reset.text
+
+    bad = browser.post("/admin/users", {"username": "<b>bad name</b>", "role": "journalist"})
+    assert bad.status_code == 400
+    assert "<b>bad" not in bad.text
+    assert 'class="error"' in bad.text
+
+    # Without the CSRF token: refused.
+    assert browser.post("/admin/users", {"username": "x"}, csrf=False).status_code == 403
+    assert browser.post(f"/admin/users/{new_id}/disable", {}, csrf=False).status_code == 403
+
+
+def test_admin_recipients_and_settings(admin_ui: tuple[Ui, Api]) -> None:
+    browser, api = admin_ui
+    key = new_age_recipient()
+    added = browser.post("/admin/recipients", {"public_key": key, "name": "<Desk> safe"})
+    assert added.status_code == 303, added.text
+    listed = [r for r in api.get("/recipients").json()["recipients"] if r["public_key"] == key]
+    assert len(listed) == 1
+    page = browser.get("/admin").text
+    assert key in page
+    assert "&lt;Desk&gt; safe" in page
+    removed = browser.post(f"/admin/recipients/{listed[0]['id']}/remove", {})
+    assert removed.status_code == 303
+    assert key not in [r["public_key"] for r in api.get("/recipients").json()["recipients"]]
+    wrong = browser.post("/admin/recipients", {"public_key": "not-an-age-key", "name": ""})
+    assert wrong.status_code == 400
+    assert 'class="error"' in wrong.text
+
+    before = api.get("/settings").json()
+    form = {
+        "max_upload_bytes": str(before["max_upload_bytes"] + 1024),
+        "max_message_chars": str(before["max_message_chars"]),
+        **({"files_enabled": "1"} if before["files_enabled"] else {}),
+        "accepting_submissions": "1",
+    }
+    changed = browser.post("/admin/settings", form)
+    assert changed.status_code == 303, changed.text
+    after = api.get("/settings").json()
+    assert after["max_upload_bytes"] == before["max_upload_bytes"] + 1024
+    assert after["accepting_submissions"] is True
+    assert after["files_enabled"] == before["files_enabled"]
+    assert after["max_message_chars"] == before["max_message_chars"]
+    assert str(after["max_upload_bytes"]) in browser.get("/admin").text
+    assert browser.post("/admin/settings", form, csrf=False).status_code == 403
+
+
+def test_admin_pages_refused_to_a_journalist(ui: tuple[Ui, str]) -> None:
+    browser, token = ui
+    login(browser, token)
+    assert 'href="/admin"' not in browser.get("/").text
+    assert browser.get("/admin").status_code == 403
+    assert browser.post("/admin/users", {"username": "sneaky"}).status_code == 403
+    assert browser.post("/admin/settings", {"max_upload_bytes": "2048"}).status_code == 403

@@ -26,6 +26,7 @@ from sealdrop.errors import SealdropError
 CHUNK = 64 * 1024
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_REF = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _KINDS = ("message", "file", "reply")
 
 
@@ -276,6 +277,43 @@ class ApiClient:
     def delete_reply(self, reply_id: str) -> None:
         self._ok(self._send("DELETE", f"/replies/{_id(reply_id)}"), 204)
 
+    # -- administration (admins only; the server refuses anyone else) ---------------------
+
+    def users(self) -> list[dict[str, Any]]:
+        return _objects(_json(self._ok(self._send("GET", "/users"), 200)), "users")
+
+    def create_user(self, username: str, role: str) -> dict[str, Any]:
+        """Create an account; the answer holds its passphrase and otpauth URI (shown once)."""
+        body = {"username": username, "role": role}
+        return _json(self._ok(self._send("POST", "/users", json=body), 201))
+
+    def disable_user(self, user_id: str) -> dict[str, Any]:
+        return _json(self._ok(self._send("POST", f"/users/{_ref(user_id)}/disable"), 200))
+
+    def enable_user(self, user_id: str) -> dict[str, Any]:
+        return _json(self._ok(self._send("POST", f"/users/{_ref(user_id)}/enable"), 200))
+
+    def reset_2fa(self, user_id: str) -> str:
+        """A new TOTP enrolment for the user; returns its otpauth URI (shown once)."""
+        response = self._send("POST", f"/users/{_ref(user_id)}/reset-2fa")
+        return _str(_json(self._ok(response, 200)), "totp_uri")
+
+    def recipients(self) -> list[dict[str, Any]]:
+        return _objects(_json(self._ok(self._send("GET", "/recipients"), 200)), "recipients")
+
+    def add_recipient(self, public_key: str, name: str = "") -> dict[str, Any]:
+        body = {"public_key": public_key, "name": name}
+        return _json(self._ok(self._send("POST", "/recipients", json=body), 201))
+
+    def remove_recipient(self, recipient_id: str) -> None:
+        self._ok(self._send("DELETE", f"/recipients/{_ref(recipient_id)}"), 204)
+
+    def settings(self) -> dict[str, Any]:
+        return _json(self._ok(self._send("GET", "/settings"), 200))
+
+    def change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        return _json(self._ok(self._send("PATCH", "/settings", json=changes), 200))
+
     # -- content ---------------------------------------------------------------------------
 
     def download(
@@ -402,6 +440,20 @@ def _id(value: object) -> str:
     if not isinstance(value, str) or not _ID.match(value):
         raise ProtocolViolation("malformed id")
     return value
+
+
+def _ref(value: object) -> str:
+    """An id that goes into a URL path: letters, digits, ``-`` and ``_`` only."""
+    if not isinstance(value, str) or not _REF.match(value):
+        raise ProtocolViolation("malformed id")
+    return value
+
+
+def _objects(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    raw = data.get(key)
+    if not isinstance(raw, list) or not all(isinstance(o, dict) for o in raw):
+        raise ProtocolViolation(f"malformed {key} list")
+    return list(raw)
 
 
 def _sha(value: object) -> str:

@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from sealdrop.crypto.keys import Identity
 from sealdrop.errors import DecryptionError, ReaderError, SealdropError, WrongPassphrase
-from sealdrop.reader.client import ApiClient, TokenExpired
+from sealdrop.reader.client import ApiClient, ApiError, TokenExpired
 from sealdrop.reader.content import NotCached, decrypt_item, file_info, seal_reply
 from sealdrop.reader.export import export as export_file
 from sealdrop.reader.keystore import load_identity
@@ -170,6 +170,20 @@ def create_app(
             raise HTTPException(404, "no such item")
         return found
 
+    def admin_flag() -> bool:
+        """Whether the logged-in account is an admin (the Admin link shows only then)."""
+        try:
+            client = make_client()
+        except SealdropError:
+            return False
+        try:
+            return client.me().get("role") == "admin"
+        except SealdropError:
+            return False
+        finally:
+            if client_factory is None:
+                client.close()
+
     # -- pages -----------------------------------------------------------------------------
 
     async def index(request: Request) -> Response:
@@ -178,7 +192,14 @@ def create_app(
                 return [(s, len(local.items(s.id))) for s in local.sources()]
 
         rows = await run_in_threadpool(load)
-        return page("index.html", sources=rows, report=None, unlocked=state.identity is not None)
+        admin = await run_in_threadpool(admin_flag)
+        return page(
+            "index.html",
+            sources=rows,
+            report=None,
+            unlocked=state.identity is not None,
+            admin=admin,
+        )
 
     async def sync_view(request: Request) -> Response:
         await form(request)
@@ -189,7 +210,14 @@ def create_app(
                 return [(s, len(local.items(s.id))) for s in local.sources()]
 
         rows = await run_in_threadpool(load)
-        return page("index.html", sources=rows, report=report, unlocked=state.identity is not None)
+        admin = await run_in_threadpool(admin_flag)
+        return page(
+            "index.html",
+            sources=rows,
+            report=report,
+            unlocked=state.identity is not None,
+            admin=admin,
+        )
 
     async def unlock(request: Request) -> Response:
         if request.method == "GET":
@@ -331,6 +359,124 @@ def create_app(
         item, name, result = await run_in_threadpool(work)
         return page("exported.html", item=item, name=name, result=result)
 
+    # -- administration (admins only) -------------------------------------------------------
+
+    def is_admin(client: ApiClient) -> bool:
+        return client.me().get("role") == "admin"
+
+    def admin_page(
+        client: ApiClient, status: int = 200, **shown: Any
+    ) -> tuple[str, int, dict[str, Any]]:
+        return (
+            "admin.html",
+            status,
+            {
+                "admin": True,
+                "users": client.users(),
+                "recipients": client.recipients(),
+                "settings": client.settings(),
+                **shown,
+            },
+        )
+
+    def admin_work(
+        work: Callable[[ApiClient], dict[str, Any] | None],
+    ) -> tuple[str, int, dict[str, Any]] | None:
+        """Run ``work`` as an admin; its dict (one-time secrets) is shown on the admin page, None
+        redirects back to it. An API error is shown on the page as text."""
+        client = make_client()
+        try:
+            if not is_admin(client):
+                raise HTTPException(403, "administration is for admins only")
+            try:
+                shown = work(client)
+            except ApiError as exc:
+                return admin_page(client, status=400, error=str(exc))
+            return None if shown is None else admin_page(client, **shown)
+        finally:
+            if client_factory is None:
+                client.close()
+
+    async def run_admin(work: Callable[[ApiClient], dict[str, Any] | None]) -> Response:
+        answer = await run_in_threadpool(admin_work, work)
+        if answer is None:
+            return RedirectResponse("/admin", status_code=303)
+        template, status, context = answer
+        return page(template, status=status, **context)
+
+    async def admin(request: Request) -> Response:
+        return await run_admin(lambda client: {})
+
+    async def create_user(request: Request) -> Response:
+        data = await form(request)
+        username = data.get("username", "").strip()
+        role = data.get("role", "journalist")
+
+        def work(client: ApiClient) -> dict[str, Any]:
+            return {"created": client.create_user(username, role)}
+
+        return await run_admin(work)
+
+    async def user_action(request: Request) -> Response:
+        await form(request)
+        user_id = str(request.path_params["user_id"])
+        action = str(request.path_params["action"])
+
+        def work(client: ApiClient) -> dict[str, Any] | None:
+            if action == "disable":
+                client.disable_user(user_id)
+            elif action == "enable":
+                client.enable_user(user_id)
+            elif action == "reset-2fa":
+                uri = client.reset_2fa(user_id)
+                users = {u.get("id"): u.get("username") for u in client.users()}
+                return {"enrolment": {"username": users.get(user_id, user_id), "totp_uri": uri}}
+            else:
+                raise HTTPException(404, "no such action")
+            return None
+
+        return await run_admin(work)
+
+    async def add_recipient(request: Request) -> Response:
+        data = await form(request)
+        key, name = data.get("public_key", "").strip(), data.get("name", "").strip()
+
+        def work(client: ApiClient) -> None:
+            client.add_recipient(key, name)
+
+        return await run_admin(work)
+
+    async def remove_recipient(request: Request) -> Response:
+        await form(request)
+        recipient_id = str(request.path_params["recipient_id"])
+
+        def work(client: ApiClient) -> None:
+            client.remove_recipient(recipient_id)
+
+        return await run_admin(work)
+
+    async def change_settings(request: Request) -> Response:
+        data = await form(request)
+
+        def work(client: ApiClient) -> dict[str, Any] | None:
+            current = client.settings()
+            wanted: dict[str, Any] = {
+                "accepting_submissions": data.get("accepting_submissions") == "1",
+                "files_enabled": data.get("files_enabled") == "1",
+            }
+            for name in ("max_upload_bytes", "max_message_chars"):
+                raw = data.get(name, "").strip()
+                try:
+                    wanted[name] = int(raw)
+                except ValueError:
+                    return {"error": f"{name} must be a whole number, not {raw!r}"}
+            changes = {k: v for k, v in wanted.items() if current.get(k) != v}
+            if changes:
+                client.change_settings(changes)
+            return None
+
+        return await run_admin(work)
+
     async def style(request: Request) -> Response:
         return PlainTextResponse(_STYLE, media_type="text/css")
 
@@ -391,6 +537,12 @@ def create_app(
         Route("/sources/{source_id:str}/delete", delete_source, methods=["GET", "POST"]),
         Route("/items/{item_id:str}/delete", delete_item, methods=["GET", "POST"]),
         Route("/items/{item_id:str}/export", export_view, methods=["POST"]),
+        Route("/admin", admin),
+        Route("/admin/users", create_user, methods=["POST"]),
+        Route("/admin/users/{user_id:str}/{action:str}", user_action, methods=["POST"]),
+        Route("/admin/recipients", add_recipient, methods=["POST"]),
+        Route("/admin/recipients/{recipient_id:str}/remove", remove_recipient, methods=["POST"]),
+        Route("/admin/settings", change_settings, methods=["POST"]),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Any]] = {
         HTTPException: http_error,
