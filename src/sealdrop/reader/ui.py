@@ -186,24 +186,8 @@ def create_app(
 
     # -- pages -----------------------------------------------------------------------------
 
-    async def index(request: Request) -> Response:
-        def load() -> list[tuple[LocalSource, int]]:
-            with store() as local:
-                return [(s, len(local.items(s.id))) for s in local.sources()]
-
-        rows = await run_in_threadpool(load)
-        admin = await run_in_threadpool(admin_flag)
-        return page(
-            "index.html",
-            sources=rows,
-            report=None,
-            unlocked=state.identity is not None,
-            admin=admin,
-        )
-
-    async def sync_view(request: Request) -> Response:
-        await form(request)
-        report: SyncReport = await run_in_threadpool(with_client, sync_now)
+    async def source_list(report: SyncReport | None) -> Response:
+        """The sources page, after a sync (with its report) or not."""
 
         def load() -> list[tuple[LocalSource, int]]:
             with store() as local:
@@ -218,6 +202,14 @@ def create_app(
             unlocked=state.identity is not None,
             admin=admin,
         )
+
+    async def index(request: Request) -> Response:
+        return await source_list(None)
+
+    async def sync_view(request: Request) -> Response:
+        await form(request)
+        report: SyncReport = await run_in_threadpool(with_client, sync_now)
+        return await source_list(report)
 
     async def unlock(request: Request) -> Response:
         if request.method == "GET":
