@@ -71,10 +71,37 @@ SETTINGS: dict[str, dict[str, tuple[Any, str]]] = {
         ),
         "host": ("127.0.0.1", "Address the source interface listens on."),
         "port": (8080, "TCP port of the source interface."),
+        "public_url": (
+            "",
+            "The https:// address sources use when a TLS reverse proxy serves this listener to "
+            "the clearnet (VPN users). When set, responses on it carry HSTS, and Onion-Location "
+            "once the source onion address is known.",
+        ),
     },
     "api": {
         "host": ("127.0.0.1", "Address the journalist API listens on."),
         "port": (8081, "TCP port of the journalist API (never the source interface's port)."),
+    },
+    "tor": {
+        "enabled": (
+            "auto",
+            "'auto': run the onion services with Sealdrop's own tor when tor is installed; "
+            "'yes': refuse to start without tor; 'no': never start tor (127.0.0.1 only).",
+        ),
+        "binary": ("tor", "The tor program to run (a name on PATH or an absolute path)."),
+        "extra_torrc": (
+            "",
+            "A file of extra torrc lines for the managed tor (e.g. bridges, or a private test "
+            "network); relative to the instance. Empty: none.",
+        ),
+    },
+    "circuits": {
+        "requests_per_minute": (
+            120,
+            "Requests one Tor circuit may make to the source onion per minute (steady rate); "
+            "beyond it that circuit alone gets 429 pages. One Tor Browser tab set = one circuit.",
+        ),
+        "burst": (60, "Requests one Tor circuit may make in a burst before the rate applies."),
     },
     "limits": {
         "max_upload_bytes": (
@@ -130,6 +157,7 @@ class Settings:
     organisation_name: str
     source_host: str
     source_port: int
+    public_url: str
     api_host: str
     api_port: int
     max_upload_bytes: int
@@ -143,6 +171,11 @@ class Settings:
     max_reply_bytes: int
     session_idle_seconds: int
     session_absolute_seconds: int
+    tor_enabled: Literal["auto", "yes", "no"]
+    tor_binary: str
+    tor_extra_torrc: Path | None
+    circuit_requests_per_minute: int
+    circuit_burst: int
     kdf_salt: Secret = field(repr=False)
 
 
@@ -164,6 +197,10 @@ def _validate(section: str, key: str, value: Any) -> Any:
         raise ConfigError(f"{name} must be a string")
     if section == "privacy" and value not in ("day", "none"):
         raise ConfigError(f"{name} must be 'day' or 'none'")
+    if (section, key) == ("tor", "enabled") and value not in ("auto", "yes", "no"):
+        raise ConfigError(f"{name} must be 'auto', 'yes' or 'no'")
+    if (section, key) == ("source", "public_url") and value and not value.startswith("https://"):
+        raise ConfigError(f"{name} must start with https:// (or be empty)")
     return value
 
 
@@ -214,6 +251,7 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
         organisation_name=" ".join(values["source"]["organisation_name"].split())[:100],
         source_host=values["source"]["host"],
         source_port=values["source"]["port"],
+        public_url=values["source"]["public_url"].rstrip("/"),
         api_host=values["api"]["host"],
         api_port=values["api"]["port"],
         max_upload_bytes=values["limits"]["max_upload_bytes"],
@@ -227,6 +265,13 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
         max_reply_bytes=values["replies"]["max_bytes"],
         session_idle_seconds=values["sessions"]["idle_timeout_minutes"] * 60,
         session_absolute_seconds=values["sessions"]["absolute_timeout_minutes"] * 60,
+        tor_enabled=values["tor"]["enabled"],
+        tor_binary=values["tor"]["binary"],
+        tor_extra_torrc=(
+            instance_dir / values["tor"]["extra_torrc"] if values["tor"]["extra_torrc"] else None
+        ),
+        circuit_requests_per_minute=values["circuits"]["requests_per_minute"],
+        circuit_burst=values["circuits"]["burst"],
         kdf_salt=_load_salt(instance_dir),
     )
 

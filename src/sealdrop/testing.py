@@ -51,7 +51,9 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
-        self._env = {**os.environ, **(env or {})}
+        # Tests reach the instance on loopback; a managed tor would try the real Tor network.
+        # Tests that want the onion services pass their own SEALDROP_TOR_* settings.
+        self._env = {**os.environ, "SEALDROP_TOR_ENABLED": "no", **(env or {})}
         self._log_path = log or instance.parent / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
