@@ -29,6 +29,7 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     ├── NotAcceptingSubmissions     no recipients configured (or intake switched off)
     ├── SessionRequired             no session, or it expired, or it does not open
     ├── ClientDisconnected          the client went away mid-request
+    ├── TorError                    the managed tor cannot start, or its files are not usable
     └── ReaderError                 the journalist's local app (`sealdrop reader`) failed
         ├── IdentityFileError       the identity file is missing, unreadable or damaged
         ├── IdentityExists          an identity file is already there; never overwritten
@@ -54,6 +55,10 @@ class CryptoError(SealdropError):
 
 class InvalidKeyError(CryptoError):
     """A key string (age recipient or identity) does not parse."""
+
+
+class TorError(SealdropError):
+    """Sealdrop's own tor could not be started or controlled, or its files are not usable."""
 
 
 class DecryptionError(CryptoError):

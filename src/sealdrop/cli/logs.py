@@ -58,3 +58,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     # python-multipart's warnings quote single bytes of request bodies.
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
     logging.getLogger("multipart").setLevel(logging.ERROR)
+    # stem reports every control-connection event at INFO and DEBUG; only its warnings matter.
+    logging.getLogger("stem").setLevel(logging.WARNING)

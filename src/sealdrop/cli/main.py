@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sealdrop.cli.access import access_app
+from sealdrop.cli.access import status as status_command
 from sealdrop.cli.common import err, fail, open_services
 from sealdrop.cli.reader import reader_app
 from sealdrop.cli.serve import serve_instance
@@ -38,6 +40,8 @@ app.add_typer(submissions_app, name="submissions")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(reader_app, name="reader")
+app.add_typer(access_app, name="access")
+app.command("status")(status_command)
 
 InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
 

@@ -11,16 +11,20 @@ from pathlib import Path
 
 import uvicorn
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 from starlette.types import ASGIApp
 
 from sealdrop.cli.logs import configure_logging
-from sealdrop.config import load_settings
-from sealdrop.errors import ConfigError
+from sealdrop.config import Settings, load_settings
+from sealdrop.errors import ConfigError, TorError
 from sealdrop.services.container import build_services
 from sealdrop.services.instance import instance_lock, upgrade_database
 from sealdrop.services.maintenance import Maintenance
+from sealdrop.tor.layout import TorLayout
+from sealdrop.tor.process import Bootstrap, TorSupervisor, find_tor
 from sealdrop.web.api.app import create_api_app
 from sealdrop.web.app import create_source_app
+from sealdrop.web.onion import ProxyProtocolH11, onion_listener
 
 # Tor Browser on a slow circuit can take long between chunks; a connection idle this long is cut.
 KEEP_ALIVE_SECONDS = 30
@@ -34,12 +38,22 @@ class _Listener(uvicorn.Server):
         yield
 
 
-def _listener(app: ASGIApp, host: str, port: int) -> _Listener:
+def _listener(
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    uds: Path | None = None,
+    http: type[asyncio.Protocol] | str = "h11",
+) -> _Listener:
     return _Listener(
         uvicorn.Config(
             app,
             host=host,
             port=port,
+            # The onion listeners are unix sockets in the instance's 0700 tor folder.
+            uds=str(uds) if uds is not None else None,
+            http=http,
+            ws="none",  # no websockets anywhere; nothing should upgrade a connection
             server_header=False,
             date_header=False,
             access_log=False,
@@ -69,6 +83,73 @@ async def _run(listeners: list[_Listener]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     await asyncio.gather(*(listener.serve() for listener in listeners))
+
+
+def _print_onions(supervisor: TorSupervisor, console: Console) -> None:
+    source, api = supervisor.wait_for_addresses()
+    if source:
+        print(f"Source onion: http://{source}/", flush=True)
+    if api:
+        print(f"Journalist API onion: http://{api}/api/v1/", flush=True)
+        console.print(
+            "  reachable only by authorized reader devices: sealdrop access add DIR NAME",
+            highlight=False,
+        )
+    if not (source and api):
+        console.print(
+            "[yellow]tor has not written the onion addresses yet; see `sealdrop status`[/]"
+        )
+
+
+def _tor_path(settings: Settings, console: Console) -> str | None:
+    """The tor program to run, or None to serve on the TCP listeners only."""
+    if settings.tor_enabled == "no":
+        return None
+    path = find_tor(settings.tor_binary)
+    if path is None:
+        if settings.tor_enabled == "yes":
+            raise TorError(
+                f"tor ({settings.tor_binary}) is not installed and [tor] enabled = 'yes'. "
+                "Install it (Debian: apt-get install tor) or set [tor] enabled = 'auto'"
+            )
+        console.print(
+            "[yellow]tor is not installed: serving on the addresses below only, with no onion "
+            "service. To reach sources through Tor, install it (Debian: apt-get install tor) "
+            "and start again.[/]"
+        )
+    return path
+
+
+class _BootstrapDisplay:
+    """Tor's bootstrap as a progress bar on a terminal, as plain lines otherwise (logs)."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def update(self, state: Bootstrap) -> None:
+        if not self._console.is_terminal:
+            self._console.print(f"Tor bootstrap: {state.percent}% {state.summary}", highlight=False)
+            return
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("Tor"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.description}"),
+                console=self._console,
+            )
+            self._task = self._progress.add_task("", total=100)
+            self._progress.start()
+        assert self._task is not None
+        self._progress.update(self._task, completed=state.percent, description=state.summary)
+        if state.percent >= 100:
+            self._progress.stop()
+            self._progress = None
+
+    def restarted(self, code: int | None) -> None:
+        self._console.print(f"[yellow]tor exited (status {code}); restarting it[/]")
 
 
 def serve_instance(
@@ -102,17 +183,51 @@ def serve_instance(
             journalist_port = api_port if api_port is not None else settings.api_port
             if (source_host, source_port) == (journalist_host, journalist_port):
                 raise ConfigError("the source interface and the API need different ports")
+            tor_path = _tor_path(settings, console)
+            layout = TorLayout.of_instance(settings.instance_dir)
+
+            def onion_address() -> str | None:
+                return layout.source_onion_address() if tor_path else None
+
+            source_app = create_source_app(services, onion_address=onion_address)
+            api_app = create_api_app(services)
             listeners = [
-                _listener(create_source_app(services), source_host, source_port),
-                _listener(create_api_app(services), journalist_host, journalist_port),
+                _listener(source_app, source_host, source_port),
+                _listener(api_app, journalist_host, journalist_port),
             ]
+            supervisor: TorSupervisor | None = None
+            if tor_path is not None:
+                layout.check_paths()
+                layout.prepare()
+                listeners += [
+                    # Only tor connects here, and it puts a PROXY line naming the circuit first.
+                    _listener(
+                        onion_listener(source_app), uds=layout.source_socket, http=ProxyProtocolH11
+                    ),
+                    _listener(api_app, uds=layout.api_socket),
+                ]
+                display = _BootstrapDisplay(console)
+                supervisor = TorSupervisor(
+                    layout,
+                    tor_path,
+                    settings.tor_extra_torrc,
+                    on_progress=display.update,
+                    on_restart=display.restarted,
+                )
             maintenance = Maintenance(services.sessions, services.sources, services.auth)
             maintenance.start()
-            print(f"Source interface: {_url(source_host, source_port)}", flush=True)
-            print(f"Journalist API: {_url(journalist_host, journalist_port)}api/v1/", flush=True)
             try:
+                print(f"Source interface: {_url(source_host, source_port)}", flush=True)
+                print(
+                    f"Journalist API: {_url(journalist_host, journalist_port)}api/v1/", flush=True
+                )
+                if supervisor is not None:
+                    supervisor.start()
+                    _print_onions(supervisor, console)
                 asyncio.run(_run(listeners))
             finally:
+                if supervisor is not None:
+                    supervisor.stop()
                 maintenance.stop()
         finally:
             services.close()

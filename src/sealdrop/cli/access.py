@@ -1,0 +1,125 @@
+"""``sealdrop access``: which reader devices may reach the journalist API onion, and
+``sealdrop status``: what an instance and its tor are doing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from sealdrop.cli.common import err, fail, open_services
+from sealdrop.config import load_settings
+from sealdrop.errors import SealdropError
+from sealdrop.tor import control
+from sealdrop.tor.client_auth import add_device, list_devices, revoke_device
+from sealdrop.tor.layout import TorLayout
+from sealdrop.tor.process import find_tor
+
+access_app = typer.Typer(
+    help="Reader devices allowed to reach the journalist API onion (v3 client authorization).",
+    no_args_is_help=True,
+)
+InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
+DeviceName = Annotated[str, typer.Argument(help="A name for the device, e.g. alice-laptop.")]
+
+
+def _layout(directory: Path) -> TorLayout:
+    try:
+        settings = load_settings(directory)
+    except SealdropError as exc:
+        raise fail(exc) from None
+    return TorLayout.of_instance(settings.instance_dir)
+
+
+@access_app.command("add")
+def access_add(directory: InstanceDir, name: DeviceName) -> None:
+    """Authorize one reader device; print the line for its NAME.auth_private file, once."""
+    layout = _layout(directory)
+    try:
+        line = add_device(layout, name)
+    except SealdropError as exc:
+        raise fail(exc) from None
+    reloaded = control.reload(layout)
+    # The secret line goes to stdout alone, so that it can be piped into a file.
+    print(line, flush=True)
+    err.print(
+        f"Put this line, alone, in a file named {escape(name)}.auth_private in the "
+        "ClientOnionAuthDir of the tor on that device (Tor Browser: Settings, Privacy & "
+        "Security, Onion Services Authentication). It is shown only this once; the server "
+        "keeps only its public half.",
+        highlight=False,
+    )
+    if not reloaded:
+        err.print("No `sealdrop serve` is running: the device is admitted from its next start.")
+
+
+@access_app.command("list")
+def access_list(directory: InstanceDir) -> None:
+    """List the authorized reader devices."""
+    names = list_devices(_layout(directory))
+    for name in names:
+        print(name)
+    if not names:
+        err.print("No reader device is authorized: the API onion admits nobody.")
+
+
+@access_app.command("revoke")
+def access_revoke(directory: InstanceDir, name: DeviceName) -> None:
+    """Revoke one device's key, and restart tor so that it cannot connect even with the
+    service descriptor it already holds."""
+    layout = _layout(directory)
+    try:
+        revoke_device(layout, name)
+    except SealdropError as exc:
+        raise fail(exc) from None
+    # A reload alone would stop new descriptor fetches but leave the current introduction
+    # points usable by a device that cached the descriptor; a restarted tor picks new ones.
+    if control.restart(layout):
+        err.print(
+            f"Revoked {escape(name)}. tor is restarting with new introduction points; the "
+            "onions are unreachable for a few seconds to a minute while they are republished."
+        )
+    else:
+        err.print(f"Revoked {escape(name)}. No `sealdrop serve` is running; nothing else to do.")
+
+
+def status(directory: InstanceDir) -> None:
+    """Show what an instance is doing: database, intake, tor, onion addresses, PoW defense."""
+    out = Console(highlight=False, soft_wrap=True)
+    services = open_services(directory)
+    try:
+        settings = services.settings
+        recipients = len(services.recipients.list())
+        accounts = len(services.accounts.list())
+        accepting = services.submissions.accepting()
+    except SealdropError as exc:
+        raise fail(exc) from None
+    finally:
+        services.close()
+    layout = TorLayout.of_instance(settings.instance_dir)
+    out.print(f"Instance: {escape(str(settings.instance_dir))}")
+    out.print(f"Database: reachable ({settings.database_url.split(':', 1)[0].split('+')[0]})")
+    out.print(f"Recipients: {recipients}   Journalist accounts: {accounts}")
+    out.print(f"Accepting submissions: {'yes' if accepting else 'no'}")
+    if settings.tor_enabled == "no":
+        out.print("Tor: disabled ([tor] enabled = 'no')")
+        return
+    if find_tor(settings.tor_binary) is None:
+        out.print("Tor: not installed (Debian: apt-get install tor)")
+        return
+    state = control.read_status(layout)
+    if not state.running:
+        out.print("Tor: not running (`sealdrop serve` starts it)")
+    else:
+        progress = state.bootstrap.percent if state.bootstrap else 0
+        summary = state.bootstrap.summary if state.bootstrap else ""
+        out.print(f"Tor: running, version {state.version}, bootstrapped {progress}% {summary}")
+        out.print(f"Proof-of-work defense (source onion): {'on' if state.pow_defense else 'OFF'}")
+        out.print(f"Per-circuit limits: {'on' if state.circuit_ids_exported else 'OFF'}")
+    source, api = layout.source_onion_address(), layout.api_onion_address()
+    out.print(f"Source onion: {'http://' + source + '/' if source else 'not created yet'}")
+    out.print(f"Journalist API onion: {'http://' + api + '/api/v1/' if api else 'not created yet'}")
+    out.print(f"Authorized reader devices: {len(list_devices(layout))}")
