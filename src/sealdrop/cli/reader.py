@@ -8,6 +8,7 @@ Secrets come from hidden prompts, or from files and environment variables for sc
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from rich.text import Text
 from sealdrop.cli.common import err, fail
 from sealdrop.crypto.keys import Identity
 from sealdrop.errors import DecryptionError, SealdropError
-from sealdrop.reader.client import ApiClient, TokenExpired
+from sealdrop.reader.client import ApiClient, TokenExpired, check_connection
 from sealdrop.reader.content import decrypt_item, file_info, seal_reply
 from sealdrop.reader.export import export as export_file
 from sealdrop.reader.keystore import create_identity, load_identity, public_key
@@ -72,6 +73,13 @@ Totp = Annotated[
     typer.Option(envvar="SEALDROP_READER_TOTP", help="The TOTP code (prompted if not given)."),
 ]
 SourceArg = Annotated[str, typer.Argument(help="A source: its id, or its pseudonym.")]
+Proxy = Annotated[
+    str | None,
+    typer.Option(
+        help="Reach the server through this Tor SOCKS port, e.g. socks5h://127.0.0.1:9050 "
+        "(needed for an .onion server; remembered for later commands)."
+    ),
+]
 
 out = Console(highlight=False)
 
@@ -139,7 +147,7 @@ def _client(profile: Profile) -> Iterator[ApiClient]:
     token = profile.load_token()
     if token is None:
         raise TokenExpired("no valid token")
-    client = ApiClient(config.server)
+    client = ApiClient(config.server, proxy=config.proxy)
     client.use_token(token)
     try:
         yield client
@@ -158,7 +166,7 @@ def _store(profile: Profile) -> Iterator[Store]:
 
 
 def _login(profile: Profile, config: ReaderConfig, passphrase: str, code: str) -> ApiClient:
-    client = ApiClient(config.server)
+    client = ApiClient(config.server, proxy=config.proxy)
     try:
         expires_at = client.login(config.username, passphrase, code)
     except BaseException:
@@ -238,13 +246,15 @@ def init(
     identity_passphrase_file: IdentityPassphraseFile = None,
     passphrase_file: PassphraseFile = None,
     totp: Totp = None,
+    proxy: Proxy = None,
 ) -> None:
     """Create this device's age identity, log in, and register its public key."""
     profile = _profile(data_dir)
     with _errors(profile):
         if profile.config_path.exists():
             raise fail(SealdropError(f"a reader is already set up in {profile.root}"))
-        config = ReaderConfig(server=server, username=username)
+        check_connection(server, proxy)
+        config = ReaderConfig(server=server, username=username, proxy=proxy)
         resume = profile.identity_path.exists()
         identity_passphrase = _identity_passphrase(identity_passphrase_file, new=not resume)
         if resume:
@@ -267,13 +277,19 @@ def login(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     passphrase_file: PassphraseFile = None,
     totp: Totp = None,
+    proxy: Proxy = None,
 ) -> None:
     """Log in again (the token lasts 8 hours)."""
     profile = _profile(data_dir)
     with _errors(profile):
         config = profile.load_config()
+        if proxy is not None:
+            # A new proxy (say, Tor Browser's 9150 instead of 9050) is kept for later commands.
+            check_connection(config.server, proxy)
+            config = dataclasses.replace(config, proxy=proxy)
         passphrase, code = _credentials(passphrase_file, totp)
         _login(profile, config, passphrase, code).close()
+        profile.save_config(config)
     err.print(f"Logged in as {config.username}.")
 
 

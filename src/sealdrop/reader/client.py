@@ -123,6 +123,27 @@ Progress = Callable[[int], None]
 """Called with the number of bytes just received."""
 
 
+def check_connection(server: str, proxy: str | None) -> None:
+    """Refuse a server and proxy pair that would fail, or leak, before anything is sent.
+
+    Only ``socks5h://`` proxies: the name is then resolved by Tor, never by the local resolver
+    (an onion name cannot be resolved locally, and a clearnet name looked up locally would tell
+    the network which server the journalist uses)."""
+    host = httpx.URL(server).host
+    if proxy is not None:
+        scheme = httpx.URL(proxy).scheme
+        if scheme != "socks5h":
+            raise ReaderError(
+                f"the proxy must be a Tor SOCKS port given as socks5h://HOST:PORT (not {scheme}://)"
+                ", for example socks5h://127.0.0.1:9050, or 9150 for Tor Browser's tor"
+            )
+    elif host.endswith(".onion"):
+        raise ReaderError(
+            "an .onion server is reached through Tor: add --proxy socks5h://127.0.0.1:9050 "
+            "(the SOCKS port of your tor; 9150 for Tor Browser's)"
+        )
+
+
 class ApiClient:
     """The journalist API at ``base_url`` (the listener's root, or ``…/api/v1``)."""
 

@@ -1,7 +1,8 @@
 """The reader's data folder (mode 0700): identity, config, token, local DB and ciphertext cache.
 
-``config.json`` (0600) holds the server URL and username; ``token.json`` (0600) the bearer token
-of the last login and its expiry (8 h). Neither holds anything decrypted.
+``config.json`` (0600) holds the server URL, the username and the Tor SOCKS proxy if any;
+``token.json`` (0600) the bearer token of the last login and its expiry (8 h). Neither holds
+anything decrypted.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class NotInitialised(ReaderError):
 class ReaderConfig:
     server: str
     username: str
+    # A Tor SOCKS proxy (socks5h://127.0.0.1:9050) for a server behind an onion service.
+    proxy: str | None = None
 
 
 class Profile:
@@ -80,12 +83,17 @@ class Profile:
         except (OSError, ValueError) as exc:
             raise ReaderError(f"cannot read {self.config_path}: {exc}") from None
         server, username = data.get("server"), data.get("username")
-        if not isinstance(server, str) or not isinstance(username, str):
+        proxy = data.get("proxy")
+        if (
+            not isinstance(server, str)
+            or not isinstance(username, str)
+            or not isinstance(proxy, str | None)
+        ):
             raise ReaderError(f"{self.config_path} is malformed")
-        return ReaderConfig(server=server, username=username)
+        return ReaderConfig(server=server, username=username, proxy=proxy)
 
     def save_config(self, config: ReaderConfig) -> None:
-        body = {"server": config.server, "username": config.username}
+        body = {"server": config.server, "username": config.username, "proxy": config.proxy}
         _write_private(self.config_path, json.dumps(body, indent=2).encode("utf-8"))
 
     # -- token -----------------------------------------------------------------------------

@@ -119,7 +119,7 @@ def create_app(
         saved = profile.load_token()
         if saved is None:
             raise TokenExpired("no valid token")
-        client = ApiClient(config.server)
+        client = ApiClient(config.server, proxy=config.proxy)
         client.use_token(saved)
         return client
 
