@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from sealdrop.errors import SealdropError
+from sealdrop import errors
 
 CHUNK = 64 * 1024
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -30,7 +30,7 @@ _REF = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _KINDS = ("message", "file", "reply")
 
 
-class ReaderError(SealdropError):
+class ReaderError(errors.ReaderError):
     """Something the reader's conversation with the server went wrong with."""
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sealdrop.reader.client import ReaderError, check_connection
+from sealdrop.errors import ReaderError
+from sealdrop.reader.client import check_connection
 from sealdrop.reader.profile import Profile, ReaderConfig
 
 ONION = "http://" + "b" * 56 + ".onion"
