@@ -17,7 +17,7 @@ from sealdrop.services.replies import ReplyService
 from sealdrop.services.sessions import SessionService
 from sealdrop.services.sources import SourceService
 from sealdrop.services.submissions import SubmissionService
-from sealdrop.services.throttle import LoginThrottle
+from sealdrop.services.throttle import CircuitThrottle, LoginThrottle
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase
 
@@ -39,6 +39,7 @@ class Services:
     inbox: Inbox
     audit: AuditTrail
     instance_settings: InstanceSettings
+    circuits: CircuitThrottle
     _database: SqlDatabase
     _kdf: KdfPool
 
@@ -91,6 +92,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         inbox=Inbox(database, blobs, replies, audit),
         audit=audit,
         instance_settings=runtime,
+        circuits=CircuitThrottle(
+            clock, per_minute=settings.circuit_requests_per_minute, burst=settings.circuit_burst
+        ),
         _database=database,
         _kdf=kdf,
     )

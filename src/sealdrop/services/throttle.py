@@ -1,4 +1,4 @@
-"""Login throttling that needs no IP address (invariant 10).
+"""Throttling that needs no IP address (invariant 10): logins, and requests per Tor circuit.
 
 Every onion-service request arrives from 127.0.0.1, so limits cannot be per address. Instead:
 
@@ -7,14 +7,17 @@ Every onion-service request arrives from 127.0.0.1, so limits cannot be per addr
 - a global budget of logins per minute (a token bucket), which bounds how many codename guesses
   the whole world can make;
 - a failure counter per visitor (keyed by the hash of the pre-session cookie), which stops one
-  browser from guessing repeatedly; an attacker who drops cookies still meets the global limits.
+  browser from guessing repeatedly; an attacker who drops cookies still meets the global limits;
+- a request budget per Tor circuit (CircuitThrottle), which tor tells us through the PROXY line
+  of each onion connection (sealdrop.web.onion).
 
 The state is in memory: one server process holds the instance (the instance lock), so it is
-complete. It is bounded in size.
+complete. Each table is bounded in size.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -92,3 +95,67 @@ class LoginThrottle:
         elapsed = max(0.0, now - self._refilled_at)
         self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
         self._refilled_at = now
+
+
+MAX_TRACKED_CIRCUITS = 10_000
+
+
+class CircuitThrottle:
+    """A token bucket per Tor circuit (invariant 10): one circuit that floods the source onion
+    is refused with 429 while every other circuit is served.
+
+    Behind an onion service every visitor is 127.0.0.1, but tor tells us the circuit each
+    connection came over; one Tor Browser uses one circuit per site for ten minutes or more, so a
+    circuit is the closest thing to "one visitor" that we can know without identifying anyone.
+
+    The table is an LRU bounded at ``max_tracked`` circuits, so a flood of new circuits costs us
+    a fixed amount of memory. Evicting a circuit forgets at most a partly spent bucket: it starts
+    again from a full burst, which is what a new circuit gets anyway (and a circuit costs the
+    attacker far more to build than this gives back). Only the circuit id is kept, in memory,
+    never written anywhere; a keyed hash of it would add nothing, since the key would sit in the
+    same memory and 2**32 ids are quickly enumerated.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        per_minute: int,
+        burst: int,
+        max_tracked: int = MAX_TRACKED_CIRCUITS,
+    ) -> None:
+        if per_minute < 1 or burst < 1 or max_tracked < 1:
+            raise ValueError("per_minute, burst and max_tracked must be positive")
+        self._clock = clock
+        self._rate = per_minute / 60.0
+        self._burst = float(burst)
+        self._max_tracked = max_tracked
+        # circuit id -> (tokens left, when they were counted)
+        self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def charge(self, circuit: int) -> None:
+        """Spend one request of this circuit's budget, or raise TooManyRequests(retry_after)."""
+        with self._lock:
+            now = self._clock.now()
+            entry = self._buckets.pop(circuit, None)
+            if entry is None:
+                tokens = self._burst
+            else:
+                left, counted_at = entry
+                # max(): a wall clock stepped backwards must not drain anyone's bucket.
+                tokens = min(self._burst, left + max(0.0, now - counted_at) * self._rate)
+            refused = tokens < 1.0
+            if not refused:
+                tokens -= 1.0
+            # Re-inserted at the most recent end: a circuit that keeps knocking, refused or not,
+            # stays tracked and so stays limited.
+            self._buckets[circuit] = (tokens, now)
+            while len(self._buckets) > self._max_tracked:
+                self._buckets.popitem(last=False)
+            if refused:
+                raise TooManyRequests(max(1, math.ceil((1.0 - tokens) / self._rate)))
+
+    def tracked(self) -> int:
+        """How many circuits the table holds now (for tests and monitoring)."""
+        with self._lock:
+            return len(self._buckets)

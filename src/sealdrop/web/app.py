@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -10,12 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sealdrop.errors import SealdropError
+from sealdrop.errors import SealdropError, TooManyRequests
 from sealdrop.services.container import Services
 from sealdrop.web.errors import HTTP_PAGES, SERVER_ERROR, ErrorPage, page_for
 from sealdrop.web.fetch_metadata import RefuseCrossSitePosts
-from sealdrop.web.headers import SOURCE_HEADERS, SecurityHeaders
+from sealdrop.web.headers import SOURCE_HEADERS, ClearnetHeaders, SecurityHeaders
 from sealdrop.web.i18n import LanguagePicker
+from sealdrop.web.onion import circuit_of
 from sealdrop.web.source.routes import Redirect, SourceInterface, see_other
 from sealdrop.web.templating import Templates
 
@@ -36,7 +38,13 @@ class ContainErrors:
             log.error("unhandled %s", type(exc).__name__)
 
 
-def create_source_app(services: Services) -> ASGIApp:
+def create_source_app(
+    services: Services, onion_address: Callable[[], str | None] = lambda: None
+) -> ASGIApp:
+    """The source interface. One app serves both listeners: requests from the onion socket
+    (``sealdrop.web.onion.onion_listener``) are limited per Tor circuit; the others, when the
+    TCP listener is published at ``public_url``, carry HSTS and, once ``onion_address()`` (the
+    source onion, which tor creates after the app is built) returns one, Onion-Location."""
     templates = Templates("sealdrop.web.source", services.settings.organisation_name)
     interface = SourceInterface(services, templates)
 
@@ -93,5 +101,22 @@ def create_source_app(services: Services) -> ASGIApp:
         await response(scope, receive, send)
 
     guarded = RefuseCrossSitePosts(LanguagePicker(app), refuse_cross_site)
+
+    async def limit_circuits(scope: Scope, receive: Receive, send: Send) -> None:
+        # First of all, before any routing or page work: a flooding circuit costs us one bucket
+        # lookup and a small error page. Not logged: a flood would fill the log.
+        circuit = circuit_of(scope)
+        if circuit is not None:
+            try:
+                services.circuits.charge(circuit.reveal())
+            except TooManyRequests as exc:
+                response = error_response(Request(scope), page_for(exc))
+                await response(scope, receive, send)
+                return
+        await guarded(scope, receive, send)
+
+    served: ASGIApp = limit_circuits
+    if services.settings.public_url:
+        served = ClearnetHeaders(served, lambda scope: circuit_of(scope) is not None, onion_address)
     # Headers outside Starlette's own error layer, so that 500 pages carry them too.
-    return ContainErrors(SecurityHeaders(guarded, SOURCE_HEADERS))
+    return ContainErrors(SecurityHeaders(served, SOURCE_HEADERS))
