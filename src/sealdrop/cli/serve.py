@@ -186,8 +186,16 @@ def serve_instance(
             tor_path = _tor_path(settings, console)
             layout = TorLayout.of_instance(settings.instance_dir)
 
+            known: list[str] = []
+
             def onion_address() -> str | None:
-                return layout.source_onion_address() if tor_path else None
+                # Asked on every clearnet request once public_url is set: read the hostname
+                # file until tor has written it, then remember it (it never changes).
+                if not known and tor_path is not None:
+                    address = layout.source_onion_address()
+                    if address is not None:
+                        known.append(address)
+                return known[0] if known else None
 
             source_app = create_source_app(services, onion_address=onion_address)
             api_app = create_api_app(services)

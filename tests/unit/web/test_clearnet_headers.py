@@ -186,3 +186,16 @@ def test_the_clearnet_headers_replace_any_the_app_set() -> None:
         (b"onion-location", f"http://{ONION}/".encode()),
         (b"strict-transport-security", HSTS.encode()),
     ]
+
+
+def test_cookies_are_secure_behind_the_tls_proxy_but_not_on_the_onion(published: Services) -> None:
+    """Behind the TLS reverse proxy the app sees http://, but the browser is on https://: its
+    cookies are marked Secure so that a downgraded request never carries them. The onion is
+    http:// by design, so there they are not (the browser would not send them back)."""
+    app = create_source_app(published, onion_address=lambda: ONION)
+    clearnet = fetch(app, "/login").headers.get_list("set-cookie")
+    assert clearnet
+    assert all("Secure" in cookie for cookie in clearnet)
+    onion = fetch(as_onion(app), "/login").headers.get_list("set-cookie")
+    assert onion
+    assert not any("Secure" in cookie for cookie in onion)

@@ -31,6 +31,7 @@ from sealdrop.services.submissions import Receipt
 from sealdrop.web import form_tokens
 from sealdrop.web.i18n import N_
 from sealdrop.web.multipart import BodyLimit, MultipartReader, boundary_of
+from sealdrop.web.onion import circuit_of
 from sealdrop.web.templating import Templates
 
 T = TypeVar("T")
@@ -113,13 +114,22 @@ class SourceInterface:
             self._set_cookie(request, response, form_tokens.COOKIE, value)
         return response
 
+    def _secure_cookies(self, request: Request) -> bool:
+        """Cookies are Secure over HTTPS. Behind a TLS reverse proxy (``public_url``) Sealdrop
+        sees plain HTTP, yet the browser is on HTTPS: mark them Secure there too, so that a
+        downgraded http:// request can never carry them. Never on the onion, which is http://
+        (a Secure cookie would not be sent back there)."""
+        if request.url.scheme == "https":
+            return True
+        return bool(self._settings.public_url) and circuit_of(request.scope) is None
+
     def _set_cookie(self, request: Request, response: Response, name: str, value: str) -> None:
         response.set_cookie(
             name,
             value,
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=self._secure_cookies(request),
             path="/",
         )
 
@@ -243,7 +253,7 @@ class SourceInterface:
             path="/",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=self._secure_cookies(request),
         )
         return response
 
