@@ -20,10 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from socksio.exceptions import ProtocolError as SocksProtocolError
 
 from sealdrop import errors
 
 CHUNK = 64 * 1024
+# A tor SocksPort with ExtendedErrors (Tor Browser's) answers onion failures with codes 0xF0-0xF7,
+# which socksio cannot parse and reports as a protocol error.
+_ONION_REFUSED = (
+    "connection failed: tor could not reach the onion service (it is not published yet, or "
+    "this device's client key is missing or was revoked)"
+)
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REF = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -400,6 +407,8 @@ class ApiClient:
                     os.fsync(out.fileno())
         except httpx.TransportError as exc:
             raise ServerUnreachable(f"connection failed: {type(exc).__name__}") from None
+        except SocksProtocolError:
+            raise ServerUnreachable(_ONION_REFUSED) from None
         return DownloadResult(size=offset + received, resumed_from=offset, received=received)
 
     # -- plumbing --------------------------------------------------------------------------
@@ -418,6 +427,8 @@ class ApiClient:
         except httpx.TransportError as exc:
             # The exception text may hold the URL; never the token (it is only in a header).
             raise ServerUnreachable(f"connection failed: {type(exc).__name__}") from None
+        except SocksProtocolError:
+            raise ServerUnreachable(_ONION_REFUSED) from None
 
     def _ok(self, response: httpx.Response, status: int) -> httpx.Response:
         if response.status_code != status:

@@ -1,0 +1,371 @@
+"""Sealdrop's own onion services, reached through a private Tor network on 127.0.0.1.
+
+`sealdrop serve` runs its managed tor as the onion host of the session's private network (its
+DirAuthority lines come in through `[tor] extra_torrc`); a client tor offers a SOCKS port, as a
+source's Tor Browser or a journalist's tor would. Through it:
+
+- the whole source flow, with an HTTP client and with Chromium (JavaScript off);
+- the reader syncing through the journalist API onion with its client key; without a key, and
+  after `access revoke`, the API onion cannot be reached;
+- the proof-of-work defense read back from the running tor;
+- one circuit hammering the source onion gets 429s while another circuit is served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from socksio.exceptions import ProtocolError as SocksProtocolError
+from support_api import Account, age_decrypt, cli_account
+from support_browser import submit
+from support_http import JournalistKey, Source, add_reply, run_cli, stored
+from support_tor import PrivateTorNetwork, TorClient
+from test_source_browser import M
+
+from sealdrop.testing import ServerProcess, sealdrop_command
+from sealdrop.tor.layout import TorLayout
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+pytestmark = pytest.mark.slow
+
+# Low enough that a test can exceed it in a second, high enough for a whole browser flow.
+CIRCUIT_BURST = 40
+CIRCUIT_PER_MINUTE = 40
+IDENTITY_PASSPHRASE = "correct horse battery staple onion"
+
+
+@dataclass
+class OnionInstance:
+    instance: Path
+    server: ServerProcess
+    layout: TorLayout
+    source_url: str
+    api_url: str
+    journalist: Account
+    journalist_key: JournalistKey
+    root: Path
+
+
+def retry_until(action: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Run ``action`` until it stops raising: a fresh onion takes a few seconds to be published,
+    and the first circuits in so small a network are sometimes refused and rebuilt."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except (httpx.TransportError, SocksProtocolError, AssertionError) as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: still failing after {timeout} s: {exc!r}") from exc
+            time.sleep(1.0)
+
+
+@pytest.fixture(scope="module")
+def client(tor_network: PrivateTorNetwork) -> Iterator[TorClient]:
+    """A source's tor: a SOCKS port and no client keys."""
+    tor = tor_network.start_client("source-client")
+    yield tor
+    tor.stop()
+
+
+@pytest.fixture(scope="module")
+def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionInstance]:
+    """An instance served with its managed tor joined to the private network, a journalist
+    account, and the organisation key; returns once the source onion answers through Tor."""
+    root = Path(tempfile.mkdtemp(prefix="sdo", dir="/tmp"))  # unix socket paths stay short
+    instance = root / "instance"
+    run_cli("init", instance)
+    extra = root / "private-network.torrc"
+    extra.write_text(tor_network.torrc_for_onion_host())
+    key_path = root / "journalist-identity.txt"
+    subprocess.run(["age-keygen", "-o", str(key_path)], check=True, capture_output=True)
+    recipient = re.search(r"age1[0-9a-z]+", key_path.read_text())
+    assert recipient
+    journalist_key = JournalistKey(key_path, recipient.group(0))
+    run_cli("recipients", "add", instance, journalist_key.recipient, "--name", "desk")
+    journalist = cli_account(instance, "reporter")
+    server = ServerProcess(
+        instance,
+        env={
+            "SEALDROP_TOR_ENABLED": "yes",
+            "SEALDROP_TOR_EXTRA_TORRC": str(extra),
+            "SEALDROP_CIRCUITS_BURST": str(CIRCUIT_BURST),
+            "SEALDROP_CIRCUITS_REQUESTS_PER_MINUTE": str(CIRCUIT_PER_MINUTE),
+        },
+    ).start()
+    try:
+        layout = TorLayout.of_instance(instance)
+        addresses = retry_until(
+            lambda: _both(layout.source_onion_address(), layout.api_onion_address()),
+            30,
+            "onion hostnames",
+        )
+        setup = OnionInstance(
+            instance,
+            server,
+            layout,
+            f"http://{addresses[0]}",
+            f"http://{addresses[1]}",
+            journalist,
+            journalist_key,
+            root,
+        )
+        with httpx.Client(proxy=client.socks_url("warm-up"), timeout=60) as http:
+            retry_until(
+                lambda: _ok(http.get(setup.source_url + "/")), 120, "source onion via SOCKS"
+            )
+        yield setup
+    finally:
+        server.stop()
+        if os.environ.get("SEALDROP_KEEP_TOR_LOGS") is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _both(source: str | None, api: str | None) -> tuple[str, str]:
+    assert source
+    assert api
+    return source, api
+
+
+def _ok(response: httpx.Response) -> httpx.Response:
+    assert response.status_code == 200, response.status_code
+    return response
+
+
+def onion_source(onion: OnionInstance, client: TorClient, isolation: str) -> Source:
+    """A source's browser reduced to HTTP, whose requests go through Tor on their own circuit."""
+    source = Source(onion.source_url)
+    source.http.close()
+    source.http = httpx.Client(
+        base_url=onion.source_url, proxy=client.socks_url(isolation), timeout=120
+    )
+    return source
+
+
+def test_source_flow_over_the_onion_with_an_http_client(
+    onion: OnionInstance, client: TorClient
+) -> None:
+    """Start, confirm, send a message and a file, log out, log in, read a reply: all through
+    the client's SOCKS port to the source onion; the stock age opens what was stored."""
+    source = onion_source(onion, client, "http-flow")
+    codename = source.start()
+    file_content = os.urandom(200_000)
+    sent = source.submit(
+        "Over Tor: ünïcödé ✓", files=[("evidence.bin", file_content, "application/octet-stream")]
+    )
+    assert sent.status_code == 303, sent.text
+    assert source.logout().status_code == 200
+    assert source.login(codename).status_code == 303
+    message_item, file_item = stored(onion.instance)[-2:]
+    add_reply(onion.instance, message_item["source"], "Received, thank you.", _recipient(onion))
+    conversation = source.http.get("/conversation")
+    assert conversation.status_code == 200
+    assert "Received, thank you." in conversation.text
+    identity = onion.journalist_key.identity_file
+    assert age_decrypt(identity, Path(message_item["path"]).read_bytes()) == (
+        "Over Tor: ünïcödé ✓".encode()
+    )
+    opened = age_decrypt(identity, Path(file_item["path"]).read_bytes())
+    assert hashlib.sha256(opened).digest() == hashlib.sha256(file_content).digest()
+    # The onion listener never sends the clearnet headers.
+    assert "onion-location" not in conversation.headers
+    assert "strict-transport-security" not in conversation.headers
+
+
+def _recipient(onion: OnionInstance) -> str:
+    return onion.journalist_key.recipient
+
+
+@pytest.fixture(scope="module")
+def tor_browser(client: TorClient) -> Iterator[Browser]:
+    """Debian's Chromium, headless, JavaScript off, every connection through the client tor's
+    SOCKS port (Chromium resolves names through a SOCKS5 proxy, so .onion names work)."""
+    from playwright.sync_api import sync_playwright
+    from support_browser import CHROMIUM, CHROMIUM_ARGS
+
+    proxy_args = [
+        f"--proxy-server=socks5://127.0.0.1:{client.socks_port}",
+        # Nothing may bypass the proxy, loopback included.
+        "--proxy-bypass-list=<-loopback>",
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS + proxy_args
+        )
+        yield browser
+        browser.close()
+
+
+def test_source_flow_over_the_onion_in_chromium_without_javascript(
+    onion: OnionInstance, tor_browser: Browser
+) -> None:
+    """The source flow in Chromium through Tor with JavaScript off: codename, confirmation,
+    a message and a file, log out and in, and the reply shown as text."""
+    context = tor_browser.new_context(java_script_enabled=False, locale="en-US")
+    context.set_default_timeout(60_000)  # circuits in a fresh network can take a while
+    page = context.new_page()
+    try:
+        url = onion.source_url
+        retry_until(lambda: _ok_page(page.goto(url + "/")), 60, "Chromium to the onion")
+        submit(page.get_by_role("button", name=M.START, exact=True))
+        codename = page.locator("p.codename").inner_text().strip()
+        assert len(codename.split()) == 7
+        page.get_by_role("link", name=M.SAVED_IT, exact=True).click()
+        page.get_by_label(M.CODENAME_FIELD).fill(codename)
+        submit(page.get_by_role("button", name=M.CONTINUE, exact=True))
+        assert page.url == url + "/conversation"
+        page.get_by_label(M.MESSAGE_FIELD, exact=True).fill("Sent from Chromium over Tor.")
+        page.get_by_label(M.FILES_FIELD).set_input_files(
+            files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"notes\n" * 100}]
+        )
+        response = submit(page.get_by_role("button", name=M.SEND, exact=True))
+        assert response.status == 200
+        assert page.url == url + "/submitted"
+        submit(page.get_by_role("button", name=M.LOG_OUT, exact=True))
+        page.goto(url + "/login")
+        page.get_by_label(M.CODENAME_FIELD).fill(codename)
+        submit(page.get_by_role("button", name=M.LOG_IN, exact=True))
+        assert page.url == url + "/conversation"
+        message_item = stored(onion.instance)[-2]
+        assert message_item["kind"] == "message"
+        add_reply(onion.instance, message_item["source"], "<b>Thanks</b>", _recipient(onion))
+        page.reload()
+        assert page.locator("ol.replies .reply").inner_text() == "<b>Thanks</b>"
+        assert page.locator("main b").count() == 0
+    finally:
+        context.close()
+
+
+def _ok_page(response: Any) -> None:
+    assert response is not None
+    assert response.status == 200
+
+
+def test_proof_of_work_defense_is_active_on_the_source_onion(onion: OnionInstance) -> None:
+    """`sealdrop status` reads the PoW option and circuit-id export back from the running tor."""
+    text = run_cli("status", onion.instance).stdout
+    assert "Tor: running" in text
+    assert "bootstrapped 100%" in text
+    assert "Proof-of-work defense (source onion): on" in text
+    assert "Per-circuit limits: on" in text
+
+
+def test_one_hammering_circuit_gets_429_while_another_is_served(
+    onion: OnionInstance, client: TorClient
+) -> None:
+    """Circuit A sends more than the burst allows and gets 429 pages (with Retry-After and the
+    normal error page); circuit B, at the same time, is served normally. The server's log never
+    holds a circuit id."""
+    with (
+        httpx.Client(proxy=client.socks_url("hammer"), timeout=60) as hammer,
+        httpx.Client(proxy=client.socks_url("bystander"), timeout=60) as bystander,
+    ):
+        retry_until(lambda: _ok(bystander.get(onion.source_url + "/")), 60, "bystander circuit")
+        statuses = [
+            hammer.get(onion.source_url + "/").status_code for _ in range(CIRCUIT_BURST + 10)
+        ]
+        assert statuses.count(429) >= 5, statuses
+        refused = hammer.get(onion.source_url + "/")
+        assert refused.status_code == 429
+        assert "retry-after" in refused.headers
+        assert "content-security-policy" in refused.headers
+        assert bystander.get(onion.source_url + "/").status_code == 200
+    assert "fc00:dead:beef" not in onion.server.log()
+
+
+def reader(onion: OnionInstance, data_dir: Path, *args: Any, check: bool = True) -> Any:
+    result = subprocess.run(
+        sealdrop_command("reader", *args, "--data-dir", data_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"},
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
+    onion: OnionInstance, tor_network: PrivateTorNetwork, client: TorClient
+) -> None:
+    """`access add` prints a client key; a journalist's tor holding it reaches the API onion and
+    the reader inits and syncs through it. A tor without the key cannot connect. After
+    `access revoke` the device's tor (which had the service's descriptor) cannot connect either,
+    while the source onion comes back."""
+    line = run_cli("access", "add", onion.instance, "laptop").stdout.strip()
+    auth_dir = onion.root / "journalist-auth"
+    auth_dir.mkdir(mode=0o700)
+    (auth_dir / "laptop.auth_private").write_text(line + "\n")
+    journalist_tor = tor_network.start_client("journalist", client_auth_dir=auth_dir)
+    try:
+        # A source (no key) is refused at the SOCKS layer: tor cannot decrypt the descriptor.
+        with (
+            httpx.Client(proxy=client.socks_url("nokey"), timeout=60) as keyless,
+            pytest.raises((httpx.TransportError, SocksProtocolError)),
+        ):
+            keyless.get(onion.api_url + "/api/v1/openapi.json")
+
+        proxy = journalist_tor.socks_url()
+        with httpx.Client(proxy=proxy, timeout=60) as http:
+            retry_until(
+                lambda: _ok(http.get(onion.api_url + "/api/v1/openapi.json")),
+                90,
+                "API onion with the client key",
+            )
+        secrets = onion.root / "secrets"
+        secrets.mkdir(mode=0o700)
+        (secrets / "identity").write_text(IDENTITY_PASSPHRASE + "\n")
+        (secrets / "account").write_text(onion.journalist.passphrase + "\n")
+        data_dir = onion.root / "reader-data"
+        reader(
+            onion,
+            data_dir,
+            "init",
+            "--server",
+            onion.api_url,
+            "--proxy",
+            proxy.replace("socks5://", "socks5h://"),
+            "--username",
+            onion.journalist.username,
+            "--identity-passphrase-file",
+            secrets / "identity",
+            "--passphrase-file",
+            secrets / "account",
+            "--totp",
+            onion.journalist.fresh_code(),
+        )
+        synced = reader(onion, data_dir, "sync")
+        assert "source(s) updated" in synced.stdout
+        listed = reader(onion, data_dir, "list").stdout
+        assert listed.strip()
+
+        revoked = run_cli("access", "revoke", onion.instance, "laptop")
+        assert "restarting" in revoked.stderr
+
+        def refused() -> None:
+            result = reader(onion, data_dir, "sync", check=False)
+            assert result.returncode != 0, result.stdout
+
+        retry_until(refused, 120, "the revoked device being refused")
+        # Sources are back once tor has republished the source onion.
+        with httpx.Client(proxy=client.socks_url("after-revoke"), timeout=60) as http:
+            retry_until(lambda: _ok(http.get(onion.source_url + "/")), 120, "source onion back")
+        assert reader(onion, data_dir, "sync", check=False).returncode != 0
+    finally:
+        journalist_tor.stop()
