@@ -1,7 +1,9 @@
 """`sealdrop reader` end to end, run as a subprocess against a real server: init (identity made and
 registered), sync, show (decrypted in memory), export through mat2 (metadata gone, read back),
-reply (the source reads it on the web), hostile file names, a wrong identity passphrase, and a
-scan of the reader's data folder for plaintext.
+reply (the source reads it on the web), hostile file names, a wrong identity passphrase, a
+scan of the reader's data folder for plaintext, star, seen and delete (checked on the server too,
+with the reader's own token), a delete confirmed on a terminal or refused without one, and the
+decryption progress bar, drawn only on a terminal.
 
 One server and one reader data folder serve the module (logins are rate-limited and cost an
 Argon2 verification); every test makes its own source.
@@ -12,12 +14,17 @@ from __future__ import annotations
 import html
 import io
 import os
+import pty
 import re
+import select
 import stat
 import struct
 import subprocess
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +33,11 @@ import piexif
 import pytest
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
-from support_api import Account, cli_account, new_source, start_instance
+from support_api import Account, Api, cli_account, new_source, start_instance
 from support_http import Source, run_cli
 
 from sealdrop.reader.export import safe_name
+from sealdrop.reader.profile import Profile
 from sealdrop.reader.store import LocalSource, Store
 from sealdrop.testing import ServerProcess, sealdrop_command
 
@@ -37,6 +45,8 @@ IDENTITY_PASSPHRASE = "correct horse battery staple reader"
 # GPSLatitude 52° 31' 12.34" as piexif packs it (big-endian rationals, the "MM" byte order).
 GPS_LATITUDE = ((52, 1), (31, 1), (1234, 100))
 GPS_BYTES = struct.pack(">6L", 52, 1, 31, 1, 1234, 100)
+# Wide, so that rich never wraps an id; no colour codes to parse around.
+CLI_ENV = {"COLUMNS": "250", "NO_COLOR": "1"}
 
 
 @dataclass
@@ -51,19 +61,21 @@ class ReaderSetup:
 
     def run(self, *args: Any, check: bool = True) -> subprocess.CompletedProcess[str]:
         """`sealdrop reader ARGS --data-dir …` in a child process, without a terminal."""
-        env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1"}
         result = subprocess.run(
-            sealdrop_command("reader", *args, "--data-dir", self.data_dir),
+            self.command(*args),
             capture_output=True,
             text=True,
             timeout=120,
-            env=env,
+            env={**os.environ, **CLI_ENV},
             stdin=subprocess.DEVNULL,
             check=False,
         )
         if check:
             assert result.returncode == 0, result.stdout + result.stderr
         return result
+
+    def command(self, *args: Any) -> list[str]:
+        return sealdrop_command("reader", *args, "--data-dir", self.data_dir)
 
     def unlocked(self, *args: Any, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run(
@@ -73,6 +85,25 @@ class ReaderSetup:
     def newest_source(self) -> LocalSource:
         with Store(self.data_dir / "reader.sqlite3") as store:
             return max(store.sources(), key=lambda s: s.version)
+
+    def local(self) -> Store:
+        """The reader's local database, to check what a command left in it."""
+        return Store(Profile(self.data_dir).db_path)
+
+    def cached(self) -> set[str]:
+        """The item ids whose ciphertext is in the reader's cache."""
+        return {p.name for p in Profile(self.data_dir).cache_dir.iterdir()}
+
+    @contextmanager
+    def api(self) -> Iterator[Api]:
+        """The journalist API with the reader's own token, to see what the server holds."""
+        token = Profile(self.data_dir).load_token()
+        assert token is not None
+        api = Api(self.server, token)
+        try:
+            yield api
+        finally:
+            api.http.close()
 
 
 @pytest.fixture(scope="module")
@@ -304,3 +335,210 @@ def test_expired_session_asks_for_reader_login(reader: ReaderSetup) -> None:
     )
     assert stat.S_IMODE((reader.data_dir / "token.json").stat().st_mode) == 0o600
     reader.run("sync")
+
+
+def item_ids(show_output: str) -> dict[str, str]:
+    """{message or reply text: item id} from `reader show`'s output (one-line texts)."""
+    found = re.findall(
+        r"── (?:message|reply) #\d+ · [^\n]*?([0-9a-f]{32})[^\n]*\n([^\n]*)", show_output
+    )
+    return {text: item_id for item_id, text in found}
+
+
+def listed(reader: ReaderSetup, source_id: str) -> tuple[int, int, bool]:
+    """(unread, items, starred) of a source in `reader list`'s table."""
+    line = next(row for row in reader.run("list").stdout.splitlines() if source_id in row)
+    cells = [cell.strip() for cell in line.split("│")[1:-1]]  # outside the table's borders
+    at = cells.index(source_id)
+    return int(cells[at + 1]), int(cells[at + 2]), cells[at + 3] == "★"
+
+
+def synced_source(reader: ReaderSetup, *messages: str) -> LocalSource:
+    """A new source that sent ``messages`` (one submission each), synced to the reader."""
+    source, _ = new_source(reader.server, messages[0])
+    for message in messages[1:]:
+        assert source.submit(message).status_code == 303
+    source.http.close()
+    reader.run("sync")
+    return reader.newest_source()
+
+
+def on_terminal(reader: ReaderSetup, *args: Any, typed: str | None = None) -> tuple[int, str, str]:
+    """`sealdrop reader ARGS` with stderr on a pseudo-terminal, and stdin too when ``typed`` is
+    given (typed there at once): (exit code, stdout, everything the terminal received)."""
+    master, slave = pty.openpty()
+    with tempfile.TemporaryFile() as stdout:
+        try:
+            child = subprocess.Popen(
+                reader.command(*args),
+                stdin=subprocess.DEVNULL if typed is None else slave,
+                stdout=stdout,
+                stderr=slave,
+                env={**os.environ, **CLI_ENV},
+            )
+        finally:
+            os.close(slave)
+        try:
+            if typed is not None:
+                os.write(master, typed.encode())
+            transcript = b""
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([master], [], [], 0.5)
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child is gone and the terminal closed
+                    break
+                if not chunk:
+                    break
+                transcript += chunk
+            code = child.wait(timeout=60)
+        finally:
+            os.close(master)
+        stdout.seek(0)
+        return code, stdout.read().decode(), transcript.decode(errors="replace")
+
+
+def test_star_and_unstar_a_source(reader: ReaderSetup) -> None:
+    """`reader star PSEUDONYM` sets the shared flag on the server and in `reader list`;
+    `--off` (here by id) clears it on both."""
+    mine = synced_source(reader, "a source to star")
+    assert not listed(reader, mine.id)[2]
+
+    starred = reader.run("star", mine.pseudonym)
+    assert "Starred" in starred.stdout
+    assert listed(reader, mine.id)[2]
+    with reader.api() as api:
+        assert api.source(mine.id)["starred"] is True
+
+    reader.run("star", mine.id, "--off")
+    assert not listed(reader, mine.id)[2]
+    with reader.api() as api:
+        assert api.source(mine.id)["starred"] is False
+
+
+def test_seen_marks_every_submission_seen(reader: ReaderSetup) -> None:
+    """`reader seen SOURCE` marks the source's submissions seen for this journalist: the unread
+    count in `reader list` drops to 0, and the server agrees."""
+    mine = synced_source(reader, "first unread", "second unread")
+    unread, items, _ = listed(reader, mine.id)
+    assert (unread, items) == (2, 2)
+
+    result = reader.run("seen", mine.pseudonym)
+    assert "2 submission(s)" in result.stdout, result.stdout
+    assert listed(reader, mine.id)[:2] == (0, 2)
+    with reader.api() as api:
+        assert api.source(mine.id)["unread"] == 0
+        assert all(item["seen"] for item in api.submissions(mine.id))
+
+
+def test_delete_items_and_then_the_source_with_yes(reader: ReaderSetup) -> None:
+    """`reader delete ITEM --yes` deletes a submission and a reply, on the server and here (cached
+    ciphertext included), the other items stay; `reader delete PSEUDONYM --yes` then deletes
+    the whole source on both sides."""
+    mine = synced_source(reader, "delete me", "keep me")
+    reader.run("reply", mine.id, "--message", "a reply to delete")
+    reader.run("sync")
+    ids = item_ids(reader.unlocked("show", mine.id).stdout)
+    assert set(ids) == {"delete me", "keep me", "a reply to delete"}
+    assert set(ids.values()) <= reader.cached()
+
+    for text in ("delete me", "a reply to delete"):
+        deleted = reader.run("delete", ids[text], "--yes")
+        assert "Deleted" in deleted.stdout, deleted.stdout
+    kept = ids["keep me"]
+    with reader.local() as store:
+        assert {item.id for item in store.items(mine.id)} == {kept}
+    assert ids["delete me"] not in reader.cached()
+    assert ids["a reply to delete"] not in reader.cached()
+    assert set(item_ids(reader.unlocked("show", mine.id).stdout)) == {"keep me"}
+    with reader.api() as api:
+        assert [item["id"] for item in api.submissions(mine.id)] == [kept]
+        assert api.replies(mine.id) == []
+
+    reader.run("delete", mine.pseudonym, "--yes")
+    with reader.local() as store:
+        assert store.source(mine.id) is None
+        assert store.items(mine.id) == []
+    assert kept not in reader.cached()
+    assert mine.id not in reader.run("list").stdout
+    with reader.api() as api:
+        assert api.get(f"/sources/{mine.id}").status_code == 404
+
+
+def test_delete_without_yes_and_without_a_terminal_refuses(reader: ReaderSetup) -> None:
+    """Without --yes and with stdin not a terminal, delete (of a source or of an item) fails with
+    a clear error and deletes nothing, here or on the server."""
+    mine = synced_source(reader, "must survive")
+    (item_id,) = item_ids(reader.unlocked("show", mine.id).stdout).values()
+    before = snapshot(reader.data_dir)
+
+    for target in (mine.pseudonym, mine.id, item_id):
+        refused = reader.run("delete", target, check=False)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "pass --yes" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert snapshot(reader.data_dir) == before
+    assert item_id in reader.cached()
+    with reader.api() as api:
+        assert [item["id"] for item in api.submissions(mine.id)] == [item_id]
+
+
+def test_delete_asks_on_a_terminal(reader: ReaderSetup) -> None:
+    """On a terminal, delete asks first: "n" keeps the item (exit 1), "y" deletes it."""
+    mine = synced_source(reader, "asked about")
+    (item_id,) = item_ids(reader.unlocked("show", mine.id).stdout).values()
+
+    code, _, shown = on_terminal(reader, "delete", item_id, typed="n\n")
+    assert code == 1, shown
+    assert "Delete message #1" in shown
+    assert "nothing deleted" in shown
+    with reader.api() as api:
+        assert len(api.submissions(mine.id)) == 1
+
+    code, stdout, shown = on_terminal(reader, "delete", item_id, typed="y\n")
+    assert code == 0, shown
+    assert "Deleted message #1" in stdout
+    with reader.api() as api:
+        assert api.submissions(mine.id) == []
+    assert item_id not in reader.cached()
+
+
+def test_export_of_a_large_file_shows_progress_only_on_a_terminal(
+    reader: ReaderSetup, tmp_path: Path
+) -> None:
+    """Exporting a file over 1 MiB draws a decryption progress bar on stderr when stderr is a
+    terminal, and writes nothing of the kind into a pipe; both exports are the file."""
+    content = os.urandom(3 * 1024 * 1024 // 2)
+    source, _ = new_source(
+        reader.server, "a large file", files=[("large.bin", content, "application/octet-stream")]
+    )
+    source.http.close()
+    reader.run("sync")
+    mine = reader.newest_source()
+    ((item_id, size),) = file_items(reader.unlocked("show", mine.id).stdout).values()
+    assert size == len(content)
+
+    piped_to = tmp_path / "piped"
+    piped_to.mkdir()
+    piped = reader.unlocked("export", item_id, "--to", piped_to, "--no-strip")
+    assert "decrypting" not in piped.stderr, piped.stderr
+    assert (piped_to / "large.bin").read_bytes() == content
+
+    shown_to = tmp_path / "terminal"
+    shown_to.mkdir()
+    code, stdout, shown = on_terminal(
+        reader,
+        "export",
+        item_id,
+        "--to",
+        shown_to,
+        "--no-strip",
+        "--identity-passphrase-file",
+        reader.identity_passphrase_file,
+    )
+    assert code == 0, stdout + shown
+    assert f"decrypting file {item_id[:8]}" in shown, shown
+    assert (shown_to / "large.bin").read_bytes() == content

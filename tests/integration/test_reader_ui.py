@@ -217,7 +217,7 @@ def test_read_export_reply_and_nothing_decrypted_on_disk(
 
 def test_delete_asks_for_confirmation(reader: ReaderSetup, ui: tuple[Ui, str]) -> None:
     """Deleting an item or a source shows a confirmation page first; confirmed, it is gone on the
-    server and here."""
+    server and here, its cached ciphertext too."""
     browser, token = ui
     login(browser, token)
     assert browser.post("/unlock", {"passphrase": IDENTITY_PASSPHRASE}).status_code == 303
@@ -232,19 +232,28 @@ def test_delete_asks_for_confirmation(reader: ReaderSetup, ui: tuple[Ui, str]) -
     confirm = browser.get(f"/items/{first.group(1)}/delete")
     assert confirm.status_code == 200
     assert "Yes, delete" in confirm.text
+    cache = Profile(reader.data_dir).cache_dir
+    assert (cache / first.group(1)).is_file()
     assert browser.post(f"/items/{first.group(1)}/delete", {}).status_code == 303
     page = browser.get(f"/sources/{mine.id}").text
     assert "first message to delete" not in page
     assert "second message, kept" in page
+    assert not (cache / first.group(1)).exists()
+    kept = re.search(r'id="item-([0-9a-f]{32})"', page)
+    assert kept
+    assert (cache / kept.group(1)).is_file()
 
     assert "Yes, delete" in browser.get(f"/sources/{mine.id}/delete").text
     assert browser.post(f"/sources/{mine.id}/delete", {}).status_code == 303
     assert html.escape(mine.pseudonym) not in browser.get("/").text
+    assert not (cache / kept.group(1)).exists()
     assert browser.post("/sync", {}).status_code == 200
     assert browser.get(f"/sources/{mine.id}").status_code == 404
 
 
 def test_expired_session_says_run_reader_login(reader: ReaderSetup, ui: tuple[Ui, str]) -> None:
+    """Without a valid saved token a sync answers 401 with a page saying to run `sealdrop reader
+    login`."""
     browser, token = ui
     login(browser, token)
     saved = reader.data_dir / "token.json"
@@ -364,6 +373,8 @@ def test_admin_users(admin_ui: tuple[Ui, Api]) -> None:
 
 
 def test_admin_recipients_and_settings(admin_ui: tuple[Ui, Api]) -> None:
+    """An admin adds (name shown escaped) and removes an organisation recipient, a malformed key
+    is an error on the page, and settings changed in the form reach the server (CSRF checked)."""
     browser, api = admin_ui
     key = new_age_recipient()
     added = browser.post("/admin/recipients", {"public_key": key, "name": "<Desk> safe"})
@@ -399,6 +410,7 @@ def test_admin_recipients_and_settings(admin_ui: tuple[Ui, Api]) -> None:
 
 
 def test_admin_pages_refused_to_a_journalist(ui: tuple[Ui, str]) -> None:
+    """A journalist sees no Admin link, and the admin pages and actions answer 403."""
     browser, token = ui
     login(browser, token)
     assert 'href="/admin"' not in browser.get("/").text

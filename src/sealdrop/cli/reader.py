@@ -3,15 +3,19 @@
 Keys stay on this machine: the age identity is created here (``reader init``), submissions are
 decrypted here, in memory only (``reader show``), files reach the disk only through ``reader
 export`` (via mat2), and replies are encrypted here before they are uploaded (``reader reply``).
-Secrets come from hidden prompts, or from files and environment variables for scripting.
+Stars, seen marks and deletions (``reader star``, ``seen``, ``delete``) go to the server and then
+to the local copy, as in the local web interface. Secrets come from hidden prompts, or from files
+and environment variables for scripting.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -32,11 +36,12 @@ from sealdrop.cli.common import err, fail
 from sealdrop.crypto.keys import Identity
 from sealdrop.errors import DecryptionError, SealdropError
 from sealdrop.reader.client import ApiClient, TokenExpired, check_connection
-from sealdrop.reader.content import decrypt_item, file_info, seal_reply
+from sealdrop.reader.content import DecryptProgress, decrypt_item, file_info, seal_reply
 from sealdrop.reader.export import export as export_file
 from sealdrop.reader.keystore import create_identity, load_identity, public_key
 from sealdrop.reader.profile import DEFAULT_DATA_DIR, Profile, ReaderConfig
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, LocalSource, Store
+from sealdrop.reader.sync import delete_item, delete_source, mark_source_seen, star_source
 from sealdrop.reader.sync import sync as run_sync
 from sealdrop.reader.ui import serve
 
@@ -203,6 +208,34 @@ def _size(size: int) -> str:
     return f"{size:,} bytes"
 
 
+# Below this, decryption is over before a bar could be drawn; above it, it can take a while.
+PROGRESS_FROM = 1024 * 1024
+
+
+def _bars() -> Progress:
+    """Transient byte-count progress bars on stderr (stdout stays clean for scripts)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    return Progress(*columns, TransferSpeedColumn(), console=err, transient=True)
+
+
+@contextmanager
+def _decrypting(item: LocalItem) -> Iterator[DecryptProgress | None]:
+    """A progress callback for decrypting ``item`` that draws a bar, or None: only for an item
+    over PROGRESS_FROM, and only when stderr is a terminal."""
+    # isatty rather than rich's is_terminal, which FORCE_COLOR turns on: cursor movements have no
+    # place in a log file, even a coloured one.
+    if item.size <= PROGRESS_FROM or not err.file.isatty():
+        yield None
+        return
+    with _bars() as bars:
+        task = bars.add_task(f"decrypting {item.kind} {item.id[:8]}", total=item.size)
+
+        def advance(done: int, total: int) -> None:
+            bars.update(task, completed=done, total=total)
+
+        yield advance
+
+
 # -- commands ----------------------------------------------------------------------------------
 
 OpenBrowser = Annotated[
@@ -297,22 +330,20 @@ def login(
 def sync(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Fetch new sources, items and their ciphertext (verified, resumable)."""
     profile = _profile(data_dir)
-    with _errors(profile), _client(profile) as client, _store(profile) as store:
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-        )
-        with Progress(*columns, console=err, transient=True) as bars:
-            tasks: dict[str, TaskID] = {}
+    with (
+        _errors(profile),
+        _client(profile) as client,
+        _store(profile) as store,
+        _bars() as bars,
+    ):
+        tasks: dict[str, TaskID] = {}
 
-            def advance(item: LocalItem, done: int, total: int) -> None:
-                if item.id not in tasks:
-                    tasks[item.id] = bars.add_task(f"{item.kind} {item.id[:8]}", total=total)
-                bars.update(tasks[item.id], completed=done)
+        def advance(item: LocalItem, done: int, total: int) -> None:
+            if item.id not in tasks:
+                tasks[item.id] = bars.add_task(f"{item.kind} {item.id[:8]}", total=total)
+            bars.update(tasks[item.id], completed=done)
 
-            report = run_sync(client, store, profile.cache_dir, advance)
+        report = run_sync(client, store, profile.cache_dir, advance)
     out.print(
         f"{report.sources} source(s) updated, {len(report.downloaded)} item(s) downloaded, "
         f"{len(report.removed)} removed."
@@ -376,7 +407,9 @@ def _show_item(cache: CiphertextCache, item: LocalItem, identity: Identity) -> N
         out.print(f"[{item.cache.value}: run `sealdrop reader sync`]")
         return
     try:
-        text = decrypt_item(cache, item, identity).decode("utf-8", errors="replace")
+        with _decrypting(item) as progress:
+            plaintext = decrypt_item(cache, item, identity, progress)
+        text = plaintext.decode("utf-8", errors="replace")
     except DecryptionError:
         what = "reply not encrypted to this device" if item.kind == "reply" else "cannot decrypt"
         out.print(f"[{what}]")
@@ -405,7 +438,8 @@ def export_item(
             raise typer.BadParameter(f"no file item {item!r} (see `sealdrop reader show`)")
         identity = _open_identity(profile, identity_passphrase_file)
         info = file_info(local, identity)
-        plaintext = decrypt_item(CiphertextCache(profile.cache_dir), local, identity)
+        with _decrypting(local) as progress:
+            plaintext = decrypt_item(CiphertextCache(profile.cache_dir), local, identity, progress)
         result = export_file(
             plaintext, info.name, to, strip_metadata=not no_strip, keep_original=keep_original
         )
@@ -439,6 +473,88 @@ def reply(
         ciphertext = seal_reply(text, [found.reply_key, *client.reply_keys()])
         uploaded = client.upload_reply(found.id, ciphertext)
     out.print(f"Reply {uploaded.id} sent to {found.id}.")
+
+
+@reader_app.command()
+def star(
+    source: SourceArg,
+    off: Annotated[bool, typer.Option("--off", help="Remove the star instead.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Star a source (or unstar it with --off): one flag, seen by every journalist."""
+    profile = _profile(data_dir)
+    with _errors(profile), _store(profile) as store, _client(profile) as client:
+        found = _find_source(store, source)
+        star_source(client, store, profile.cache_dir, found.id, not off)
+    out.print(Text.assemble(f"{'Unstarred' if off else 'Starred'} ", _plain(found.pseudonym), "."))
+
+
+@reader_app.command()
+def seen(source: SourceArg, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Mark a source's synced submissions as seen by you (unread drops to 0 in `reader list`)."""
+    profile = _profile(data_dir)
+    with _errors(profile), _store(profile) as store, _client(profile) as client:
+        found = _find_source(store, source)
+        marked = mark_source_seen(client, store, profile.cache_dir, found.id)
+        now = store.source(found.id)
+    out.print(
+        Text.assemble(f"{marked} submission(s) of ", _plain(found.pseudonym), " marked seen.")
+    )
+    if now is not None and now.unread:
+        # New since the last sync: not shown yet, so not marked.
+        out.print(f"{now.unread} unread submission(s) not synced yet: run `sealdrop reader sync`.")
+
+
+@reader_app.command()
+def delete(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="SOURCE_OR_ITEM",
+            help="A source (id or pseudonym: all its items go) or one item's id.",
+        ),
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask for confirmation (needed without a terminal).")
+    ] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Delete a source or one submission or reply, on the server (for everyone) and here."""
+    profile = _profile(data_dir)
+    remove: Callable[[ApiClient, Store, Path], object]
+    with _errors(profile), _store(profile) as store, _client(profile) as client:
+        item = store.item(target.lower()) if len(target) == 32 else None
+        if item is not None:
+            what = Text(f"{item.kind} #{item.seq} ({item.id})")
+            remove = partial(delete_item, item=item)
+        else:
+            found = _find_source(store, target)
+            count = len(store.items(found.id))
+            what = Text.assemble(
+                "source ", _plain(found.pseudonym), f" ({found.id}) with {count} item(s)"
+            )
+            remove = partial(delete_source, source_id=found.id)
+        _confirm_delete(what, yes)
+        remove(client, store, profile.cache_dir)
+    out.print(Text.assemble("Deleted ", what, "."))
+
+
+def _confirm_delete(what: Text, yes: bool) -> None:
+    """Ask before deleting, unless --yes; without a terminal to ask on, refuse."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        # A script that forgot --yes must not delete for good on a guess.
+        raise fail(
+            SealdropError(
+                f"not deleting {what.plain}: stdin is not a terminal to confirm on; "
+                "pass --yes to delete without asking"
+            )
+        )
+    question = Text.assemble("Delete ", what, " on the server and here, for good?")
+    # err: stdout stays for results; the prompt goes where the progress bars and errors go.
+    if not typer.confirm(question.plain, err=True):
+        raise fail(SealdropError("nothing deleted"))
 
 
 def _read_text(path: Path | None) -> str:

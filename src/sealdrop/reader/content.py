@@ -6,19 +6,25 @@ Nothing here writes to disk: plaintext lives only in memory (and reaches a file 
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import BinaryIO
 
-from sealdrop.crypto.envelope import decrypt_bytes, encrypt_bytes
+from sealdrop.crypto.envelope import decrypt, decrypt_bytes, encrypt_bytes
 from sealdrop.crypto.keys import Identity, Recipient, parse_recipient
 from sealdrop.errors import DecryptionError, ReaderError
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem
 
-__all__ = ["FileInfo", "NotCached", "decrypt_item", "file_info", "seal_reply"]
+__all__ = ["DecryptProgress", "FileInfo", "NotCached", "decrypt_item", "file_info", "seal_reply"]
 
 # A message or reply is text; a file is decrypted whole into memory for export.
 _UNNAMED = "submission"
+
+DecryptProgress = Callable[[int, int], None]
+"""Called as decryption goes: bytes of ciphertext read so far, bytes of ciphertext in all."""
 
 
 class NotCached(ReaderError):
@@ -34,13 +40,45 @@ class FileInfo:
     size: int
 
 
-def decrypt_item(cache: CiphertextCache, item: LocalItem, identity: Identity) -> bytes:
+def decrypt_item(
+    cache: CiphertextCache,
+    item: LocalItem,
+    identity: Identity,
+    progress: DecryptProgress | None = None,
+) -> bytes:
     """The plaintext of a cached item, in memory. DecryptionError if this identity cannot open
-    it or the ciphertext was altered; NotCached if there is no verified copy."""
+    it or the ciphertext was altered; NotCached if there is no verified copy.
+
+    The ciphertext is streamed from the cache file rather than read whole, so ``progress`` (if
+    given) follows the real work, after every block read. The plaintext still goes to memory
+    only: a partial result of a failed decryption is dropped with the buffer.
+    """
     if item.cache is not CacheState.CACHED or not cache.has(item.id):
         state = "corrupted on the server" if item.cache is CacheState.CORRUPTED else "not synced"
         raise NotCached(f"item {item.id} is {state}: run `sealdrop reader sync`")
-    return decrypt_bytes(cache.path(item.id).read_bytes(), [identity])
+    plaintext = io.BytesIO()
+    with cache.path(item.id).open("rb") as stream:
+        source = stream if progress is None else _Counted(stream, progress)
+        decrypt(source, plaintext, [identity])
+    return plaintext.getvalue()
+
+
+class _Counted:
+    """A file read for decryption that reports how much of it has been read."""
+
+    def __init__(self, stream: BinaryIO, progress: DecryptProgress) -> None:
+        self._stream = stream
+        self._progress = progress
+        # The size of the open file itself: the item's listed size is what the server claimed.
+        self._total = os.fstat(stream.fileno()).st_size
+        self._done = 0
+
+    def read(self, size: int, /) -> bytes:
+        chunk = self._stream.read(size)
+        if chunk:
+            self._done += len(chunk)
+            self._progress(self._done, self._total)
+        return chunk
 
 
 def file_info(item: LocalItem, identity: Identity) -> FileInfo:

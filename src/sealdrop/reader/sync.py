@@ -5,15 +5,27 @@ one transaction; the watermark moves past a page only once every source on it is
 is fetched afterwards for every item not cached (whatever sync listed it), resuming ``.part``
 files. So a sync stopped anywhere (server gone, token expired, laptop closed) loses nothing, and
 the next one, with idempotent upserts, duplicates nothing.
+
+The changes a journalist makes (star, seen, delete) go to the server first; the source is then
+stored as the server has it now (``refresh_source``), so the local copy never claims what the
+server did not do. The local interface and the command line both make them through here.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sealdrop.reader.client import ApiClient, ApiError, Corrupted, RemoteNotFound
+from sealdrop.reader.client import (
+    ApiClient,
+    ApiError,
+    Corrupted,
+    RemoteItem,
+    RemoteNotFound,
+    RemoteSource,
+)
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, Store
 
 PAGE_SIZE = 50
@@ -74,28 +86,41 @@ def _sync_metadata(
             if known is not None and known.items_version == source.version:
                 continue  # its items were stored at this version already (an interrupted sync)
             try:
-                items = client.submissions(source.id) + client.replies(source.id)
+                items = _items(client, source.id)
             except RemoteNotFound:
-                _forget(store, cache, source.id, report)  # deleted since the listing
+                report.removed += _forget(store, cache, source.id)  # deleted since the listing
                 continue
-            gone = store.save_source(source, items)
-            for item_id in gone:
-                cache.remove(item_id)
-            report.removed += gone
+            report.removed += _save(store, cache, source, items)
             report.sources += 1
         if page.sources:
             watermark = max(watermark, max(s.version for s in page.sources))
             store.set_watermark(watermark)
     if full:
         for source_id in store.source_ids() - listed:
-            _forget(store, cache, source_id, report)
+            report.removed += _forget(store, cache, source_id)
 
 
-def _forget(store: Store, cache: CiphertextCache, source_id: str, report: SyncReport) -> None:
+def _items(client: ApiClient, source_id: str) -> list[RemoteItem]:
+    """A source's complete item list on the server: submissions and replies."""
+    return client.submissions(source_id) + client.replies(source_id)
+
+
+def _save(
+    store: Store, cache: CiphertextCache, source: RemoteSource, items: list[RemoteItem]
+) -> list[str]:
+    """Store ``source`` with ``items``; the ciphertext of items no longer listed goes too."""
+    gone = store.save_source(source, items)
+    for item_id in gone:
+        cache.remove(item_id)
+    return gone
+
+
+def _forget(store: Store, cache: CiphertextCache, source_id: str) -> list[str]:
+    """Drop a source, its items and their cached ciphertext here; returns the item ids."""
     gone = store.delete_source(source_id)
     for item_id in gone:
         cache.remove(item_id)
-    report.removed += gone
+    return gone
 
 
 def _fetch(
@@ -128,3 +153,65 @@ def _fetch(
         return
     store.set_cache(item.id, CacheState.CACHED)
     report.downloaded.append(item.id)
+
+
+# -- changes ---------------------------------------------------------------------------------
+
+
+def refresh_source(client: ApiClient, store: Store, cache_dir: Path, source_id: str) -> list[str]:
+    """Store one source as the server has it now, with its complete item list, and remove the
+    cached ciphertext of items the server no longer lists; returns their ids.
+
+    Needed after a change because seen and star marks may not change the version an incremental
+    sync looks at. A source the server no longer has is forgotten here too, as a full sync would.
+    """
+    cache = CiphertextCache(cache_dir)
+    try:
+        remote = client.source(source_id)
+        items = _items(client, source_id)
+    except RemoteNotFound:
+        return _forget(store, cache, source_id)
+    return _save(store, cache, remote, items)
+
+
+def star_source(
+    client: ApiClient, store: Store, cache_dir: Path, source_id: str, starred: bool
+) -> None:
+    """Set or clear the source's star (one flag, shared by every journalist)."""
+    client.set_starred(source_id, starred)
+    refresh_source(client, store, cache_dir, source_id)
+
+
+def mark_source_seen(client: ApiClient, store: Store, cache_dir: Path, source_id: str) -> int:
+    """Mark the source's submissions stored here as seen by this journalist; returns how many
+    were unseen.
+
+    Only what was synced: a submission that arrived since is still unread, as it should be, since
+    the journalist has not seen it. Replies are left alone, as they count for nobody's unread.
+    """
+    unseen = [i.id for i in store.items(source_id) if not i.seen and i.kind != "reply"]
+    if unseen:
+        client.mark_seen(unseen)
+    refresh_source(client, store, cache_dir, source_id)
+    return len(unseen)
+
+
+def delete_source(client: ApiClient, store: Store, cache_dir: Path, source_id: str) -> list[str]:
+    """Delete a source and all its items on the server, then here with their cached ciphertext;
+    returns the item ids removed here."""
+    # The server answers 404 for a source deleted already (by a colleague, say): forgetting it
+    # here is all that is left to do.
+    with contextlib.suppress(RemoteNotFound):
+        client.delete_source(source_id)
+    return _forget(store, CiphertextCache(cache_dir), source_id)
+
+
+def delete_item(client: ApiClient, store: Store, cache_dir: Path, item: LocalItem) -> None:
+    """Delete one submission or reply on the server, then here with its cached ciphertext."""
+    # As for a source: 404 means it is gone already, and the refresh below drops it here.
+    with contextlib.suppress(RemoteNotFound):
+        if item.kind == "reply":
+            client.delete_reply(item.id)
+        else:
+            client.delete_submission(item.id)
+    refresh_source(client, store, cache_dir, item.source_id)

@@ -43,7 +43,13 @@ from sealdrop.reader.export import export as export_file
 from sealdrop.reader.keystore import load_identity
 from sealdrop.reader.profile import Profile
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, LocalSource, Store
-from sealdrop.reader.sync import SyncReport
+from sealdrop.reader.sync import (
+    SyncReport,
+    delete_item,
+    delete_source,
+    mark_source_seen,
+    star_source,
+)
 from sealdrop.reader.sync import sync as run_sync
 
 __all__ = ["COOKIE", "HEADERS", "UiState", "create_app", "serve"]
@@ -149,15 +155,6 @@ def create_app(
     def sync_now(client: ApiClient, local: Store) -> SyncReport:
         return run_sync(client, local, profile.cache_dir)
 
-    def refresh(client: ApiClient, local: Store, source_id: str) -> None:
-        """Store one source as the server has it now (seen and star marks may not change the
-        version an incremental sync looks at)."""
-        remote = client.source(source_id)
-        items = client.submissions(source_id) + client.replies(source_id)
-        cache = CiphertextCache(profile.cache_dir)
-        for gone in local.save_source(remote, items):
-            cache.remove(gone)
-
     def need_source(local: Store, source_id: str) -> LocalSource:
         found = local.source(source_id)
         if found is None:
@@ -245,8 +242,7 @@ def create_app(
         starred = data.get("starred") == "1"
 
         def work(client: ApiClient, local: Store) -> None:
-            client.set_starred(need_source(local, source_id).id, starred)
-            refresh(client, local, source_id)
+            star_source(client, local, profile.cache_dir, need_source(local, source_id).id, starred)
 
         await run_in_threadpool(with_client, work)
         back = f"/sources/{source_id}" if data.get("back") == "source" else "/"
@@ -257,11 +253,7 @@ def create_app(
         source_id = str(request.path_params["source_id"])
 
         def work(client: ApiClient, local: Store) -> None:
-            source = need_source(local, source_id)
-            unseen = [i.id for i in local.items(source.id) if not i.seen and i.kind != "reply"]
-            if unseen:
-                client.mark_seen(unseen)
-            refresh(client, local, source.id)
+            mark_source_seen(client, local, profile.cache_dir, need_source(local, source_id).id)
 
         await run_in_threadpool(with_client, work)
         return RedirectResponse(f"/sources/{source_id}", status_code=303)
@@ -280,7 +272,7 @@ def create_app(
         await run_in_threadpool(with_client, work)
         return RedirectResponse(f"/sources/{source_id}", status_code=303)
 
-    async def delete_source(request: Request) -> Response:
+    async def delete_source_view(request: Request) -> Response:
         source_id = str(request.path_params["source_id"])
         if request.method == "GET":
             with store() as local:
@@ -289,16 +281,12 @@ def create_app(
         await form(request)
 
         def work(client: ApiClient, local: Store) -> None:
-            source = need_source(local, source_id)
-            client.delete_source(source.id)
-            cache = CiphertextCache(profile.cache_dir)
-            for item_id in local.delete_source(source.id):
-                cache.remove(item_id)
+            delete_source(client, local, profile.cache_dir, need_source(local, source_id).id)
 
         await run_in_threadpool(with_client, work)
         return RedirectResponse("/", status_code=303)
 
-    async def delete_item(request: Request) -> Response:
+    async def delete_item_view(request: Request) -> Response:
         item_id = str(request.path_params["item_id"])
         if request.method == "GET":
             with store() as local:
@@ -309,11 +297,7 @@ def create_app(
 
         def work(client: ApiClient, local: Store) -> str:
             item = need_item(local, item_id)
-            if item.kind == "reply":
-                client.delete_reply(item.id)
-            else:
-                client.delete_submission(item.id)
-            sync_now(client, local)
+            delete_item(client, local, profile.cache_dir, item)
             return item.source_id
 
         source_id = await run_in_threadpool(with_client, work)
@@ -526,8 +510,8 @@ def create_app(
         Route("/sources/{source_id:str}/star", star, methods=["POST"]),
         Route("/sources/{source_id:str}/seen", seen, methods=["POST"]),
         Route("/sources/{source_id:str}/reply", reply, methods=["POST"]),
-        Route("/sources/{source_id:str}/delete", delete_source, methods=["GET", "POST"]),
-        Route("/items/{item_id:str}/delete", delete_item, methods=["GET", "POST"]),
+        Route("/sources/{source_id:str}/delete", delete_source_view, methods=["GET", "POST"]),
+        Route("/items/{item_id:str}/delete", delete_item_view, methods=["GET", "POST"]),
         Route("/items/{item_id:str}/export", export_view, methods=["POST"]),
         Route("/admin", admin),
         Route("/admin/users", create_user, methods=["POST"]),
