@@ -280,7 +280,6 @@ SOURCE_RULES: dict[tuple[str, str], tuple[int, int]] = {
     ("POST", "/submit"): (403, 400),
     ("GET", "/submitted"): (403, 200),
     ("POST", "/replies/{reply_id}/delete"): (403, 400),
-    ("GET", "/static/style.css"): (200, 200),
 }
 
 

@@ -11,11 +11,15 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sealdrop.web.source.stylesheet import STYLE_HASH
+
 SOURCE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (
         b"content-security-policy",
-        b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        b"frame-ancestors 'none'; base-uri 'none'",
+        # Styles: only the inlined stylesheet, by hash. Nothing else loads: no images, fonts,
+        # scripts or frames.
+        f"default-src 'none'; style-src '{STYLE_HASH}'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'".encode("ascii"),
     ),
     (b"referrer-policy", b"no-referrer"),
     # A page may show a codename: no cache, shared or private, may keep it.

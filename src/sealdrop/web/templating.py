@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from sealdrop.web.i18n import COOKIE, LANGUAGES, Catalogs, Language, choose
+from sealdrop.web.source.stylesheet import STYLESHEET
 
 
 def human_size_parts(n: int) -> tuple[float, str]:
@@ -50,6 +51,8 @@ class Templates:
             lambda singular, plural, n: self._current.get().ngettext(singular, plural, n),
             newstyle=True,
         )
+        # Inlined in every page (one request per page); the CSP allows it by its hash.
+        self._env.globals["stylesheet"] = STYLESHEET
 
     def language(self, request: Request | None) -> Language:
         if request is None:

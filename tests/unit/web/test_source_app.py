@@ -7,6 +7,8 @@ one instance and creates further sessions through SessionService instead of logg
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import logging
 import re
@@ -246,7 +248,6 @@ SCENARIOS: dict[str, tuple[int, Scenario]] = {
     "conversation": (200, lambda i, m: i.browser(i.new_cookie()).get("/conversation")),
     "submitted": (200, lambda i, m: i.browser(i.new_cookie()).get("/submitted")),
     "logged-out": (200, logout_page),
-    "stylesheet": (200, lambda i, m: i.browser().get("/static/style.css")),
     "to-confirm": (
         303,
         lambda i, m: i.browser(i.new_cookie(confirmed=False)).get("/conversation"),
@@ -273,10 +274,8 @@ SCENARIOS: dict[str, tuple[int, Scenario]] = {
     "server-error": (500, server_error),
     "not-accepting": (503, not_accepting),
 }
-# Pages: every scenario but the stylesheet and the (bodiless) redirects.
-HTML_SCENARIOS = [
-    name for name, (status, _) in SCENARIOS.items() if name != "stylesheet" and status != 303
-]
+# Pages: every scenario but the (bodiless) redirects.
+HTML_SCENARIOS = [name for name, (status, _) in SCENARIOS.items() if status != 303]
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -367,10 +366,24 @@ class PageAudit(HTMLParser):
         self.tags: list[str] = []
         self.urls: list[tuple[str, str, str]] = []
         self.problems: list[str] = []
+        self.styles: list[str] = []
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.styles[-1] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
-        if tag in ("script", "style", "iframe", "object", "embed", "base", "frame", "applet"):
+        if tag == "style":
+            # Allowed only as the packaged stylesheet (checked by the tests, and by the CSP hash).
+            self.styles.append("")
+            self._in_style = True
+        if tag in ("script", "iframe", "object", "embed", "base", "frame", "applet"):
             self.problems.append(f"<{tag}>")
         if tag == "meta" and any(k == "http-equiv" and v == "refresh" for k, v in attrs):
             self.problems.append("meta refresh")
@@ -394,8 +407,9 @@ def audit(response: httpx.Response) -> PageAudit:
 def test_pages_have_no_script_and_load_only_from_this_site(
     instance: Instance, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    """No script, inline style, frame or handler; every link and form is a same-site path (or an
-    in-page #fragment) and the only loaded resource is the stylesheet under /static/."""
+    """No script, frame or handler; the only style is the packaged stylesheet, inlined (one
+    request per page); every link and form is a same-site path (or an in-page #fragment), and
+    nothing is loaded from anywhere."""
     response = SCENARIOS[name][1](instance, monkeypatch)
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     page = audit(response)
@@ -405,9 +419,9 @@ def test_pages_have_no_script_and_load_only_from_this_site(
     for tag, attribute, url in page.urls:
         assert url.startswith(("/", "#")), (tag, attribute, url)
         assert not url.startswith("//"), (tag, attribute, url)
-        if tag == "link" or attribute == "src":
-            assert url.startswith("/static/"), (tag, attribute, url)
-    assert ("link", "href", "/static/style.css") in page.urls
+        assert tag != "link", (tag, attribute, url)
+        assert attribute != "src", (tag, attribute, url)
+    assert page.styles == [STYLESHEET.decode("utf-8")]
 
 
 def test_stylesheet_loads_nothing_else() -> None:
@@ -419,30 +433,31 @@ def test_stylesheet_loads_nothing_else() -> None:
     assert not re.search(r"(?i)https?:|//[a-z0-9]", css)
 
 
-def test_stylesheet_is_served_without_file_times(instance: Instance) -> None:
-    """/static/style.css is the packaged file, as text/css, with no Last-Modified or ETag (a
-    file time would tell when this server was installed or updated)."""
-    response = instance.browser().get("/static/style.css")
-    assert response.status_code == 200
-    assert response.content == STYLESHEET
-    assert response.headers["content-type"].startswith("text/css")
-    assert "last-modified" not in response.headers
-    assert "etag" not in response.headers
+def test_the_csp_allows_exactly_the_inlined_stylesheet(instance: Instance) -> None:
+    """The CSP's only style source is the SHA-256 of the packaged stylesheet, which every page
+    inlines byte for byte; there is no separate stylesheet URL (and so no file time to leak)."""
+    response = instance.browser().get("/")
+    digest = base64.b64encode(hashlib.sha256(STYLESHEET).digest()).decode()
+    policy = response.headers["content-security-policy"]
+    assert f"style-src 'sha256-{digest}';" in policy
+    assert "'unsafe-inline'" not in policy
+    assert f"<style>{STYLESHEET.decode('utf-8')}</style>" in response.text
+    assert instance.browser().get("/static/style.css").status_code == 404
 
 
 @pytest.mark.parametrize("name", HTML_SCENARIOS)
 def test_each_page_with_its_stylesheet_fits_in_16_kb(
     instance: Instance, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    """A page plus the stylesheet stays under 16 KB: quick to load over a slow Tor circuit."""
+    """A page, stylesheet included, stays under 16 KB: quick to load over a slow Tor circuit."""
     response = SCENARIOS[name][1](instance, monkeypatch)
-    assert len(response.content) + len(STYLESHEET) <= PAGE_BUDGET
+    assert len(response.content) <= PAGE_BUDGET
 
 
 def test_codename_page_fits_in_16_kb_and_has_no_script(instance: Instance) -> None:
     """The page that shows the codename meets the same rules as every other page."""
     response = instance.start_response
-    assert len(response.content) + len(STYLESHEET) <= PAGE_BUDGET
+    assert len(response.content) <= PAGE_BUDGET
     assert audit(response).problems == []
     assert_security_headers(response)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Callable
-from importlib import resources
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -48,9 +47,6 @@ class SourceInterface:
         self._templates = templates
         self._settings = services.settings
         self._upload_slots = anyio.CapacityLimiter(MAX_CONCURRENT_UPLOADS)
-        # Served from memory, without Last-Modified: a file time would tell when this server was
-        # installed or updated (the same reason the Date header is dropped).
-        self._css = (resources.files("sealdrop.web.source") / "static" / "style.css").read_bytes()
 
     def routes(self) -> list[Route]:
         return [
@@ -65,7 +61,6 @@ class SourceInterface:
             Route("/submit", self.submit, methods=["POST"]),
             Route("/submitted", self.submitted, methods=["GET"]),
             Route("/replies/{reply_id}/delete", self.delete_reply, methods=["POST"]),
-            Route("/static/style.css", self._stylesheet, methods=["GET"]),
         ]
 
     # -- helpers -------------------------------------------------------------------------------
@@ -167,9 +162,6 @@ class SourceInterface:
         return form, session
 
     # -- pages ---------------------------------------------------------------------------------
-
-    async def _stylesheet(self, request: Request) -> Response:
-        return Response(self._css, media_type="text/css")
 
     async def index(self, request: Request) -> Response:
         return self._render_with_form_token(
