@@ -145,6 +145,18 @@ def _ok(response: httpx.Response) -> httpx.Response:
     return response
 
 
+def new_items(onion: OnionInstance, known_sources: set[str]) -> dict[str, dict[str, Any]]:
+    """The stored items of the one source that is not in ``known_sources``, by kind (the listing
+    is not in arrival order, and other tests of this module add sources too)."""
+    fresh = [item for item in stored(onion.instance) if item["source"] not in known_sources]
+    assert len({item["source"] for item in fresh}) == 1, fresh
+    return {item["kind"]: item for item in fresh}
+
+
+def known_sources(onion: OnionInstance) -> set[str]:
+    return {item["source"] for item in stored(onion.instance)}
+
+
 def onion_source(onion: OnionInstance, client: TorClient, isolation: str) -> Source:
     """A source's browser reduced to HTTP, whose requests go through Tor on their own circuit."""
     source = Source(onion.source_url)
@@ -160,6 +172,7 @@ def test_source_flow_over_the_onion_with_an_http_client(
 ) -> None:
     """Start, confirm, send a message and a file, log out, log in, read a reply: all through
     the client's SOCKS port to the source onion; the stock age opens what was stored."""
+    before = known_sources(onion)
     source = onion_source(onion, client, "http-flow")
     codename = source.start()
     file_content = os.urandom(200_000)
@@ -169,7 +182,8 @@ def test_source_flow_over_the_onion_with_an_http_client(
     assert sent.status_code == 303, sent.text
     assert source.logout().status_code == 200
     assert source.login(codename).status_code == 303
-    message_item, file_item = stored(onion.instance)[-2:]
+    items = new_items(onion, before)
+    message_item, file_item = items["message"], items["file"]
     add_reply(onion.instance, message_item["source"], "Received, thank you.", _recipient(onion))
     conversation = source.http.get("/conversation")
     assert conversation.status_code == 200
@@ -217,6 +231,7 @@ def test_source_flow_over_the_onion_in_chromium_without_javascript(
     context = tor_browser.new_context(java_script_enabled=False, locale="en-US")
     context.set_default_timeout(60_000)  # circuits in a fresh network can take a while
     page = context.new_page()
+    before = known_sources(onion)
     try:
         url = onion.source_url
         retry_until(lambda: _ok_page(page.goto(url + "/")), 60, "Chromium to the onion")
@@ -239,8 +254,7 @@ def test_source_flow_over_the_onion_in_chromium_without_javascript(
         page.get_by_label(M.CODENAME_FIELD).fill(codename)
         submit(page.get_by_role("button", name=M.LOG_IN, exact=True))
         assert page.url == url + "/conversation"
-        message_item = stored(onion.instance)[-2]
-        assert message_item["kind"] == "message"
+        message_item = new_items(onion, before)["message"]
         add_reply(onion.instance, message_item["source"], "<b>Thanks</b>", _recipient(onion))
         page.reload()
         assert page.locator("ol.replies .reply").inner_text() == "<b>Thanks</b>"
