@@ -109,6 +109,14 @@ SETTINGS: dict[str, dict[str, tuple[Any, str]]] = {
             "Largest request body a source may send (all files of one submission), in bytes.",
         ),
         "max_message_chars": (100_000, "Longest message a source may send, in characters."),
+        "max_form_bytes": (
+            64 * 1024,
+            "Largest body of any request other than an upload (forms, pages), in bytes.",
+        ),
+        "source_daily_upload_bytes": (
+            10 * 1024**3,
+            "Most one source may upload in 24 hours, all submissions together, in bytes.",
+        ),
     },
     "privacy": {
         "arrival_granularity": (
@@ -143,6 +151,14 @@ SETTINGS: dict[str, dict[str, tuple[Any, str]]] = {
         "max_bytes": (1024 * 1024, "Largest reply ciphertext accepted, in bytes."),
     },
     "sessions": {
+        "requests_per_minute": (
+            60,
+            "Requests one source session may make per minute (steady rate); beyond it, 429.",
+        ),
+        "request_burst": (
+            30,
+            "Requests one source session may make at once before the rate applies.",
+        ),
         "idle_timeout_minutes": (60, "A source session ends after this long without a request."),
         "absolute_timeout_minutes": (240, "A source session ends this long after it began."),
     },
@@ -162,6 +178,10 @@ class Settings:
     api_port: int
     max_upload_bytes: int
     max_message_chars: int
+    max_form_bytes: int
+    source_daily_upload_bytes: int
+    session_requests_per_minute: int
+    session_request_burst: int
     arrival_granularity: Literal["day", "none"]
     kdf_max_concurrent: int
     login_max_in_flight: int
@@ -256,6 +276,10 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
         api_port=values["api"]["port"],
         max_upload_bytes=values["limits"]["max_upload_bytes"],
         max_message_chars=values["limits"]["max_message_chars"],
+        max_form_bytes=values["limits"]["max_form_bytes"],
+        source_daily_upload_bytes=values["limits"]["source_daily_upload_bytes"],
+        session_requests_per_minute=values["sessions"]["requests_per_minute"],
+        session_request_burst=values["sessions"]["request_burst"],
         arrival_granularity=values["privacy"]["arrival_granularity"],
         kdf_max_concurrent=values["kdf"]["max_concurrent"],
         login_max_in_flight=values["logins"]["max_in_flight"],

@@ -17,6 +17,7 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     │   ├── EmptySubmission
     │   ├── MessageTooLong(limit)
     │   ├── UploadTooLarge(limit)
+    │   ├── UploadQuotaExceeded(limit, retry_after)  one source's uploads in 24 h
     │   ├── MalformedUpload
     │   ├── FilesNotAccepted        a file sent while the instance accepts messages only
     │   ├── CsrfTokenInvalid        a form without the token of the session that served it
@@ -107,6 +108,15 @@ class UploadTooLarge(InputError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"upload larger than {limit} bytes")
         self.limit = limit
+
+
+class UploadQuotaExceeded(InputError):
+    """One source has uploaded ``limit`` bytes within 24 hours; more after ``retry_after`` s."""
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(f"upload quota of {limit} bytes a day reached")
+        self.limit = limit
+        self.retry_after = retry_after
 
 
 class MalformedUpload(InputError):

@@ -17,7 +17,7 @@ from sealdrop.services.replies import ReplyService
 from sealdrop.services.sessions import SessionService
 from sealdrop.services.sources import SourceService
 from sealdrop.services.submissions import SubmissionService
-from sealdrop.services.throttle import CircuitThrottle, LoginThrottle
+from sealdrop.services.throttle import KeyedRateLimit, LoginThrottle, UploadQuota
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase
 
@@ -39,7 +39,9 @@ class Services:
     inbox: Inbox
     audit: AuditTrail
     instance_settings: InstanceSettings
-    circuits: CircuitThrottle
+    circuits: KeyedRateLimit
+    session_requests: KeyedRateLimit
+    upload_quota: UploadQuota
     _database: SqlDatabase
     _kdf: KdfPool
 
@@ -92,9 +94,15 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         inbox=Inbox(database, blobs, replies, audit),
         audit=audit,
         instance_settings=runtime,
-        circuits=CircuitThrottle(
+        circuits=KeyedRateLimit(
             clock, per_minute=settings.circuit_requests_per_minute, burst=settings.circuit_burst
         ),
+        session_requests=KeyedRateLimit(
+            clock,
+            per_minute=settings.session_requests_per_minute,
+            burst=settings.session_request_burst,
+        ),
+        upload_quota=UploadQuota(clock, settings.source_daily_upload_bytes),
         _database=database,
         _kdf=kdf,
     )

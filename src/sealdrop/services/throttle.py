@@ -1,4 +1,5 @@
-"""Throttling that needs no IP address (invariant 10): logins, and requests per Tor circuit.
+"""Throttling that needs no IP address (invariant 10): logins, requests per Tor circuit and per
+session, and uploads per source.
 
 Every onion-service request arrives from 127.0.0.1, so limits cannot be per address. Instead:
 
@@ -8,8 +9,9 @@ Every onion-service request arrives from 127.0.0.1, so limits cannot be per addr
   the whole world can make;
 - a failure counter per visitor (keyed by the hash of the pre-session cookie), which stops one
   browser from guessing repeatedly; an attacker who drops cookies still meets the global limits;
-- a request budget per Tor circuit (CircuitThrottle), which tor tells us through the PROXY line
-  of each onion connection (sealdrop.web.onion).
+- a request budget per Tor circuit (KeyedRateLimit), which tor tells us through the PROXY line
+  of each onion connection (sealdrop.web.onion), and one per source session;
+- an upload quota per source over 24 hours (UploadQuota), so one codename cannot fill the disk.
 
 The state is in memory: one server process holds the instance (the instance lock), so it is
 complete. Each table is bounded in size.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
 from sealdrop.errors import TooManyRequests
@@ -97,12 +99,14 @@ class LoginThrottle:
         self._refilled_at = now
 
 
-MAX_TRACKED_CIRCUITS = 10_000
+MAX_TRACKED_KEYS = 10_000
 
 
-class CircuitThrottle:
-    """A token bucket per Tor circuit (invariant 10): one circuit that floods the source onion
-    is refused with 429 while every other circuit is served.
+class KeyedRateLimit:
+    """A token bucket per key: per Tor circuit, and per source session (invariant 10).
+
+    Per circuit: one circuit that floods the source onion is refused with 429 while every other
+    circuit is served.
 
     Behind an onion service every visitor is 127.0.0.1, but tor tells us the circuit each
     connection came over; one Tor Browser uses one circuit per site for ten minutes or more, so a
@@ -114,6 +118,9 @@ class CircuitThrottle:
     attacker far more to build than this gives back). Only the circuit id is kept, in memory,
     never written anywhere; a keyed hash of it would add nothing, since the key would sit in the
     same memory and 2**32 ids are quickly enumerated.
+
+    Per session: the key is the hash of the session id the server already keeps; a session
+    that floods (say, a script replaying its cookie over many circuits) is slowed the same way.
     """
 
     def __init__(
@@ -121,7 +128,7 @@ class CircuitThrottle:
         clock: Clock,
         per_minute: int,
         burst: int,
-        max_tracked: int = MAX_TRACKED_CIRCUITS,
+        max_tracked: int = MAX_TRACKED_KEYS,
     ) -> None:
         if per_minute < 1 or burst < 1 or max_tracked < 1:
             raise ValueError("per_minute, burst and max_tracked must be positive")
@@ -129,12 +136,12 @@ class CircuitThrottle:
         self._rate = per_minute / 60.0
         self._burst = float(burst)
         self._max_tracked = max_tracked
-        # circuit id -> (tokens left, when they were counted)
-        self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
+        # key -> (tokens left, when they were counted)
+        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def charge(self, circuit: int) -> None:
-        """Spend one request of this circuit's budget, or raise TooManyRequests(retry_after)."""
+    def charge(self, circuit: Hashable) -> None:
+        """Spend one request of this key's budget, or raise TooManyRequests(retry_after)."""
         with self._lock:
             now = self._clock.now()
             entry = self._buckets.pop(circuit, None)
@@ -159,3 +166,59 @@ class CircuitThrottle:
         """How many circuits the table holds now (for tests and monitoring)."""
         with self._lock:
             return len(self._buckets)
+
+
+QUOTA_WINDOW_SECONDS = 24 * 3600
+MAX_TRACKED_SOURCES = 100_000
+
+
+class UploadQuota:
+    """How much each source has uploaded in the last 24 hours, so that one source (or someone
+    who holds one codename) cannot fill the disk: ``limits.source_daily_upload_bytes``.
+
+    In memory, like the other limits: one process holds the instance. A restart forgets the
+    counts (an attacker cannot cause one). At most ``max_tracked`` sources are remembered; the
+    least recently active are forgotten first.
+    """
+
+    def __init__(
+        self, clock: Clock, daily_bytes: int, max_tracked: int = MAX_TRACKED_SOURCES
+    ) -> None:
+        self._clock = clock
+        self._daily = daily_bytes
+        self._max_tracked = max_tracked
+        # source id -> [(when, bytes)], oldest first
+        self._uploads: OrderedDict[str, list[tuple[float, int]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def daily_bytes(self) -> int:
+        return self._daily
+
+    def remaining(self, source: str) -> tuple[int, int]:
+        """(bytes this source may still upload now, seconds until its oldest upload expires)."""
+        with self._lock:
+            entries = self._current(source, self._clock.now())
+            used = sum(size for _, size in entries)
+            wait = 0
+            if entries:
+                wait = max(1, math.ceil(entries[0][0] + QUOTA_WINDOW_SECONDS - self._clock.now()))
+            return max(0, self._daily - used), wait
+
+    def record(self, source: str, size: int) -> None:
+        with self._lock:
+            now = self._clock.now()
+            entries = self._current(source, now)
+            entries.append((now, size))
+            self._uploads[source] = entries
+            self._uploads.move_to_end(source)
+            while len(self._uploads) > self._max_tracked:
+                self._uploads.popitem(last=False)
+
+    def _current(self, source: str, now: float) -> list[tuple[float, int]]:
+        entries = [e for e in self._uploads.get(source, []) if e[0] > now - QUOTA_WINDOW_SECONDS]
+        if entries:
+            self._uploads[source] = entries
+        else:
+            self._uploads.pop(source, None)
+        return entries

@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sealdrop.errors import SealdropError, TooManyRequests
+from sealdrop.errors import SealdropError, TooManyRequests, UploadTooLarge
 from sealdrop.services.container import Services
+from sealdrop.web.body_cap import CapBodies
 from sealdrop.web.errors import HTTP_PAGES, SERVER_ERROR, ErrorPage, page_for
 from sealdrop.web.fetch_metadata import RefuseCrossSitePosts
 from sealdrop.web.headers import SOURCE_HEADERS, ClearnetHeaders, SecurityHeaders
@@ -100,7 +101,14 @@ def create_source_app(
         response = error_response(Request(scope), page)
         await response(scope, receive, send)
 
-    guarded = RefuseCrossSitePosts(LanguagePicker(app), refuse_cross_site)
+    cap = services.settings.max_form_bytes
+
+    async def refuse_large_body(scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(Request(scope), page_for(UploadTooLarge(cap)))
+        await response(scope, receive, send)
+
+    capped = CapBodies(app, cap, {("POST", "/submit")}, refuse_large_body)
+    guarded = RefuseCrossSitePosts(LanguagePicker(capped), refuse_cross_site)
 
     async def limit_circuits(scope: Scope, receive: Receive, send: Send) -> None:
         # First of all, before any routing or page work: a flooding circuit costs us one bucket

@@ -25,6 +25,7 @@ from sealdrop.errors import (
     StorageError,
     StorageFull,
     TooManyRequests,
+    UploadQuotaExceeded,
     UploadTooLarge,
 )
 from sealdrop.web.i18n import N_
@@ -48,6 +49,18 @@ _LOGIN = ("login", N_("Log in"))
 def page_for(error: SealdropError) -> ErrorPage:
     """The page for an error; the most specific class wins."""
     match error:
+        case UploadQuotaExceeded(limit=limit, retry_after=seconds):
+            return ErrorPage(
+                429,
+                N_("Daily limit reached"),
+                N_(
+                    "You have reached the most this site accepts from one codename in 24 hours "
+                    "(%(size)s). Nothing from this upload was stored. Please send the rest later."
+                ),
+                _CONVERSATION,
+                {"size": limit},
+                {"retry-after": str(seconds)},
+            )
         case UploadTooLarge(limit=limit):
             return ErrorPage(
                 413,

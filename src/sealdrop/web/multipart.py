@@ -29,16 +29,24 @@ _Event = tuple[str, Any]
 class BodyLimit:
     """Wraps a chunk source and refuses more than ``limit`` bytes in total, while streaming."""
 
-    def __init__(self, next_chunk: Callable[[], bytes], limit: int) -> None:
+    def __init__(
+        self,
+        next_chunk: Callable[[], bytes],
+        limit: int,
+        too_large: Callable[[], Exception] | None = None,
+    ) -> None:
         self._next_chunk = next_chunk
         self._limit = limit
+        # What to raise beyond the limit: UploadTooLarge, or the daily quota's own error when
+        # the quota is what limits this request.
+        self._too_large = too_large or (lambda: UploadTooLarge(limit))
         self.received = 0
 
     def __call__(self) -> bytes:
         chunk = self._next_chunk()
         self.received += len(chunk)
         if self.received > self._limit:
-            raise UploadTooLarge(self._limit)
+            raise self._too_large()
         return chunk
 
 

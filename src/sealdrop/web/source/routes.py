@@ -22,6 +22,7 @@ from sealdrop.errors import (
     ClientDisconnected,
     CsrfTokenInvalid,
     InvalidCodename,
+    UploadQuotaExceeded,
     UploadTooLarge,
 )
 from sealdrop.services.container import Services
@@ -36,8 +37,6 @@ from sealdrop.web.templating import Templates
 T = TypeVar("T")
 
 COOKIE = "sealdrop_session"
-# Form fields other than the upload are small; a codename is at most 1,000 characters.
-MAX_FORM_BYTES = 64 * 1024
 MAX_CONCURRENT_UPLOADS = 32
 
 
@@ -72,6 +71,9 @@ class SourceInterface:
         """The request's live session, or SessionRequired. With ``confirmed``, a session whose
         codename has not been typed back yet is sent to the confirmation page first."""
         session = await self._call(self._services.sessions.resolve, request.cookies.get(COOKIE))
+        # Per-session request budget: a script replaying one session's cookie, over any number
+        # of circuits, is slowed like a flooding circuit is.
+        self._services.session_requests.charge(session.id_hash)
         if confirmed and not session.confirmed:
             raise Redirect("confirm")
         return session
@@ -129,13 +131,14 @@ class SourceInterface:
         )
 
     async def _small_form(self, request: Request) -> dict[str, str]:
-        """A urlencoded form of at most MAX_FORM_BYTES; larger bodies are refused."""
+        """A urlencoded form of at most ``limits.max_form_bytes``; larger bodies are refused."""
+        limit = self._settings.max_form_bytes
         body = b""
         try:
             async for chunk in request.stream():
                 body += chunk
-                if len(body) > MAX_FORM_BYTES:
-                    raise UploadTooLarge(MAX_FORM_BYTES)
+                if len(body) > limit:
+                    raise UploadTooLarge(limit)
         except ClientDisconnect:
             raise ClientDisconnected() from None
         try:
@@ -280,7 +283,18 @@ class SourceInterface:
     async def submit(self, request: Request) -> Response:
         session = await self._session(request)
         runtime = await self._call(self._services.instance_settings.current)
-        limit = runtime.max_upload_bytes
+        quota = self._services.upload_quota
+        allowed, wait = quota.remaining(session.source_id)
+
+        def over_quota() -> Exception:
+            return UploadQuotaExceeded(quota.daily_bytes, wait)
+
+        if allowed <= 0:
+            raise over_quota()
+        limit = min(runtime.max_upload_bytes, allowed)
+        too_large = (
+            (lambda: UploadTooLarge(limit)) if limit == runtime.max_upload_bytes else over_quota
+        )
         declared = request.headers.get("content-length")
         if (
             declared is not None
@@ -289,7 +303,7 @@ class SourceInterface:
             and int(declared) > limit
         ):
             # Refuse before reading a byte: nothing is staged at all.
-            raise UploadTooLarge(limit)
+            raise too_large()
         boundary = boundary_of(request.headers.get("content-type", ""))
         # Checked before the body is read, so a refused submission costs no encryption work.
         intake = await self._call(self._services.submissions.intake, session.source_id)
@@ -301,8 +315,9 @@ class SourceInterface:
             except ClientDisconnect:
                 raise ClientDisconnected() from None
 
+        read = BodyLimit(next_chunk, limit, too_large)
+
         def receive() -> Receipt:
-            read = BodyLimit(next_chunk, limit)
             reader = MultipartReader(read, boundary)
             checked = False
             with intake:
@@ -328,6 +343,8 @@ class SourceInterface:
                 return intake.commit()
 
         await anyio.to_thread.run_sync(receive, limiter=self._upload_slots)
+        # Counted once stored: a refused or broken upload stored nothing.
+        quota.record(session.source_id, read.received)
         return see_other(request, "submitted")
 
 

@@ -1,0 +1,45 @@
+"""A cap on the body of every request except uploads (``limits.max_form_bytes``).
+
+Forms are a few hundred bytes; a page request has no body at all. Anything larger is refused:
+at once when ``Content-Length`` declares it (nothing is read), and as soon as the count passes the
+cap when the body is sent in chunks (the handler's read fails with UploadTooLarge, which the
+error layer turns into the "Too large" page). Uploads (``POST /submit``) have their own, larger
+limits, checked while streaming.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sealdrop.errors import UploadTooLarge
+
+
+class CapBodies:
+    def __init__(
+        self, app: ASGIApp, cap: int, exempt: set[tuple[str, str]], refuse: ASGIApp
+    ) -> None:
+        self._app = app
+        self._cap = cap
+        self._exempt = exempt
+        self._refuse = refuse
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in self._exempt:
+            await self._app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self._cap):
+                await self._refuse(scope, receive, send)
+                return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._cap:
+                    raise UploadTooLarge(self._cap)
+            return message
+
+        await self._app(scope, counted, send)

@@ -1,0 +1,47 @@
+"""UploadQuota: how much one source may upload in 24 hours, in bounded memory."""
+
+from __future__ import annotations
+
+from sealdrop.services.throttle import QUOTA_WINDOW_SECONDS, UploadQuota
+from sealdrop.testing import FakeClock
+
+
+def test_uploads_count_against_the_source_for_24_hours() -> None:
+    """What a source stored is subtracted from its allowance until 24 hours after each upload;
+    the wait reported is until the oldest upload leaves the window."""
+    clock = FakeClock()
+    quota = UploadQuota(clock, daily_bytes=1000)
+    assert quota.remaining("a") == (1000, 0)
+    quota.record("a", 600)
+    clock.advance(3600)
+    quota.record("a", 300)
+    assert quota.remaining("a") == (100, QUOTA_WINDOW_SECONDS - 3600)
+    clock.advance(QUOTA_WINDOW_SECONDS - 3600 + 1)
+    assert quota.remaining("a")[0] == 700  # the first upload has left the window
+    clock.advance(3600)
+    assert quota.remaining("a") == (1000, 0)
+
+
+def test_sources_are_counted_separately() -> None:
+    """One source's uploads never reduce another's allowance."""
+    quota = UploadQuota(FakeClock(), daily_bytes=1000)
+    quota.record("a", 1000)
+    assert quota.remaining("a")[0] == 0
+    assert quota.remaining("b") == (1000, 0)
+
+
+def test_an_allowance_never_goes_negative() -> None:
+    """A source over its allowance (the limit lowered, say) has zero left, not less."""
+    quota = UploadQuota(FakeClock(), daily_bytes=100)
+    quota.record("a", 250)
+    assert quota.remaining("a")[0] == 0
+
+
+def test_memory_is_bounded() -> None:
+    """At most max_tracked sources are remembered; the least recently active go first."""
+    quota = UploadQuota(FakeClock(), daily_bytes=100, max_tracked=2)
+    quota.record("a", 100)
+    quota.record("b", 100)
+    quota.record("c", 100)
+    assert quota.remaining("a")[0] == 100  # forgotten
+    assert quota.remaining("c")[0] == 0
