@@ -103,6 +103,24 @@ SETTINGS: dict[str, dict[str, tuple[Any, str]]] = {
         ),
         "burst": (60, "Requests one Tor circuit may make in a burst before the rate applies."),
     },
+    "connections": {
+        "head_timeout_seconds": (
+            30,
+            "Seconds a client has to send a request's complete headers, counted from connecting "
+            "or from the end of the previous response; slower connections are closed.",
+        ),
+        "body_timeout_seconds": (
+            60,
+            "While a request body arrives, every this many seconds must bring body_min_bytes "
+            "bytes, or the connection is closed (a stalled or trickling upload).",
+        ),
+        "body_min_bytes": (1024, "Bytes of body each body_timeout_seconds must bring."),
+        "max_per_listener": (
+            512,
+            "Open connections one listener accepts; a request on any further connection gets a "
+            "short 503 page.",
+        ),
+    },
     "limits": {
         "max_upload_bytes": (
             2 * 1024**3,
@@ -196,6 +214,10 @@ class Settings:
     tor_extra_torrc: Path | None
     circuit_requests_per_minute: int
     circuit_burst: int
+    head_timeout_seconds: int
+    body_timeout_seconds: int
+    body_min_bytes: int
+    max_connections: int
     kdf_salt: Secret = field(repr=False)
 
 
@@ -296,6 +318,10 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
         ),
         circuit_requests_per_minute=values["circuits"]["requests_per_minute"],
         circuit_burst=values["circuits"]["burst"],
+        head_timeout_seconds=values["connections"]["head_timeout_seconds"],
+        body_timeout_seconds=values["connections"]["body_timeout_seconds"],
+        body_min_bytes=values["connections"]["body_min_bytes"],
+        max_connections=values["connections"]["max_per_listener"],
         kdf_salt=_load_salt(instance_dir),
     )
 

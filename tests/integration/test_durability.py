@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 from support_http import (
     BOTH_BACKENDS,
     JournalistKey,
@@ -34,10 +36,13 @@ def test_kill_9_mid_upload_then_restart(
     server_tmp: Path,
 ) -> None:
     """Accepted submissions decrypt after kill -9 and restart; the upload in flight when the
-    process died is neither visible nor left in staging."""
+    process died is neither visible (to operators, nor to the source) nor left in staging or
+    among the blobs."""
     source.start()
+    assert source.submit("an earlier message").status_code == 303
     accepted = os.urandom(3 * MiB)
     assert source.submit("before the crash", files=[("a.bin", accepted, "x/y")]).status_code == 303
+    assert received_count(source) == 3
 
     body, content_type = browser_multipart(
         [("csrf_token", source.csrf_token())], [("in-flight.bin", os.urandom(8 * MiB), "x/y")]
@@ -58,23 +63,41 @@ def test_kill_9_mid_upload_then_restart(
         server.kill()
 
     # Dead server: the half upload is still in staging, but it is not a submission.
-    assert len(stored(instance_dir)) == 2
+    assert len(stored(instance_dir)) == 3
 
     restarted = start_server(instance_dir, server_tmp)
     try:
         assert staging_files(instance_dir) == []
         items = stored(instance_dir)
-        assert [i["kind"] for i in items] == ["message", "file"]
-        plain = subprocess.run(
-            ["age", "-d", "-i", str(journalist_key.identity_file), items[1]["path"]],
-            check=True,
-            capture_output=True,
-        ).stdout
-        assert hashlib.sha256(plain).digest() == hashlib.sha256(accepted).digest()
-        # The old session survived the restart (it lives in the DB, split with the cookie).
-        assert Source(restarted.url).http.get("/").status_code == 200
+        assert [i["kind"] for i in items] == ["message", "message", "file"]
+        blobs = {p for p in (instance_dir / "store" / "blobs").rglob("*") if p.is_file()}
+        assert blobs == {Path(i["path"]) for i in items}
+        plain = [
+            subprocess.run(
+                ["age", "-d", "-i", str(journalist_key.identity_file), item["path"]],
+                check=True,
+                capture_output=True,
+            ).stdout
+            for item in items
+        ]
+        assert plain[:2] == [b"an earlier message", b"before the crash"]
+        assert hashlib.sha256(plain[2]).digest() == hashlib.sha256(accepted).digest()
+        # The old session survived the restart (it lives in the DB, split with the cookie), and
+        # the source is shown exactly what was accepted before the crash.
+        source.http.base_url = httpx.URL(restarted.url)
+        assert received_count(source) == 3
     finally:
         restarted.stop()
+
+
+def received_count(source: Source) -> int:
+    """How many items the conversation page says have arrived (the source's only view of what
+    it sent), over all days."""
+    page = source.http.get("/conversation")
+    assert page.status_code == 200, page.text
+    counts = re.findall(r"(\d+) items? received", page.text)
+    assert counts, page.text
+    return sum(map(int, counts))
 
 
 def test_orphan_blob_without_row_is_swept_at_start(

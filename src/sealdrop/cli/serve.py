@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from sealdrop.tor.layout import TorLayout
 from sealdrop.tor.process import Bootstrap, TorSupervisor, find_tor
 from sealdrop.web.api.app import create_api_app
 from sealdrop.web.app import create_source_app
+from sealdrop.web.connections import ConnectionLimits, LimitedH11Protocol, ListenerConfig
 from sealdrop.web.onion import ProxyProtocolH11, onion_listener
 
 # Tor Browser on a slow circuit can take long between chunks; a connection idle this long is cut.
@@ -40,14 +42,17 @@ class _Listener(uvicorn.Server):
 
 def _listener(
     app: ASGIApp,
+    limits: ConnectionLimits,
     host: str = "127.0.0.1",
     port: int = 0,
     uds: Path | None = None,
-    http: type[asyncio.Protocol] | str = "h11",
+    http: type[LimitedH11Protocol] = LimitedH11Protocol,
 ) -> _Listener:
     return _Listener(
-        uvicorn.Config(
+        ListenerConfig(
             app,
+            # Every listener cuts slow clients off and caps its connections (web/connections.py).
+            limits=limits,
             host=host,
             port=port,
             # The onion listeners are unix sockets in the instance's 0700 tor folder.
@@ -67,6 +72,25 @@ def _listener(
             forwarded_allow_ips="",
         )
     )
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    return ConnectionLimits(
+        head_timeout=settings.head_timeout_seconds,
+        body_timeout=settings.body_timeout_seconds,
+        body_min_bytes=settings.body_min_bytes,
+        max_connections=settings.max_connections,
+    )
+
+
+def _raise_file_limit(wanted: int) -> None:
+    """Raise the soft limit on open files towards the hard one: each connection, upload and
+    database connection takes a descriptor, and the usual soft limit (1,024) is below what
+    the connection caps of the listeners allow together."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _url(host: str, port: int) -> str:
@@ -199,9 +223,12 @@ def serve_instance(
 
             source_app = create_source_app(services, onion_address=onion_address)
             api_app = create_api_app(services)
+            limits = connection_limits(settings)
+            # Four listeners at most, plus database connections, uploads and tor's control port.
+            _raise_file_limit(4 * limits.max_connections + 1024)
             listeners = [
-                _listener(source_app, source_host, source_port),
-                _listener(api_app, journalist_host, journalist_port),
+                _listener(source_app, limits, source_host, source_port),
+                _listener(api_app, limits, journalist_host, journalist_port),
             ]
             supervisor: TorSupervisor | None = None
             if tor_path is not None:
@@ -210,9 +237,12 @@ def serve_instance(
                 listeners += [
                     # Only tor connects here, and it puts a PROXY line naming the circuit first.
                     _listener(
-                        onion_listener(source_app), uds=layout.source_socket, http=ProxyProtocolH11
+                        onion_listener(source_app),
+                        limits,
+                        uds=layout.source_socket,
+                        http=ProxyProtocolH11,
                     ),
-                    _listener(api_app, uds=layout.api_socket),
+                    _listener(api_app, limits, uds=layout.api_socket),
                 ]
                 display = _BootstrapDisplay(console)
                 supervisor = TorSupervisor(

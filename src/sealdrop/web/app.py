@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sealdrop.errors import SealdropError, TooManyRequests, UploadTooLarge
+from sealdrop.errors import SealdropError, StorageError, TooManyRequests, UploadTooLarge
 from sealdrop.services.container import Services
 from sealdrop.web.body_cap import CapBodies
 from sealdrop.web.errors import HTTP_PAGES, SERVER_ERROR, ErrorPage, page_for
@@ -67,8 +67,11 @@ def create_source_app(
 
     async def on_sealdrop_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SealdropError)
-        # Only the class name is logged: an error's text could one day carry user input.
-        log.info("request refused: %s", type(exc).__name__)
+        # Only the class name is logged: an error's text could one day carry user input. A
+        # storage fault (a full disk, the database down or locked) is for the operator to fix,
+        # and no source can report it: a warning.
+        level = logging.WARNING if isinstance(exc, StorageError) else logging.INFO
+        log.log(level, "request refused: %s", type(exc).__name__)
         return error_response(request, page_for(exc))
 
     async def on_http_error(request: Request, exc: Exception) -> Response:

@@ -26,7 +26,8 @@ import re
 from typing import Any, Final, final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from sealdrop.web.connections import LimitedH11Protocol
 
 log = logging.getLogger("sealdrop.web")
 
@@ -91,10 +92,12 @@ def parse_proxy_line(line: bytes) -> int | None:
     return int(source_address) & 0xFFFF_FFFF
 
 
-class ProxyProtocolH11(H11Protocol):
-    """uvicorn's h11 protocol that first reads tor's PROXY line (for the onion socket only).
+class ProxyProtocolH11(LimitedH11Protocol):
+    """The listeners' h11 protocol that first reads tor's PROXY line (for the onion socket only).
 
-    Use as ``uvicorn.Config(onion_listener(app), uds=..., http=ProxyProtocolH11, ws="none")``.
+    Use as ``ListenerConfig(onion_listener(app), limits=..., uds=..., http=ProxyProtocolH11,
+    ws="none")``. The head timeout of ``LimitedH11Protocol`` runs from the connection, so it
+    covers the PROXY line and the first request head together.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -102,14 +105,14 @@ class ProxyProtocolH11(H11Protocol):
         self._head = bytearray()
         self._circuit: Circuit | None = None
         self._refused = False
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._line_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._head_timer = self.loop.call_later(PROXY_LINE_TIMEOUT_SECONDS, self._refuse)
+        self._line_timer = self.loop.call_later(PROXY_LINE_TIMEOUT_SECONDS, self._refuse)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
+        self._cancel_line_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -132,7 +135,7 @@ class ProxyProtocolH11(H11Protocol):
         if circuit_id is None:
             self._refuse()
             return
-        self._cancel_head_timer()
+        self._cancel_line_timer()
         self._circuit = Circuit(circuit_id)
         # Every request of this connection goes through the wrapper that tags its scope.
         self.app = _OnCircuit(self.app, self._circuit)
@@ -144,7 +147,7 @@ class ProxyProtocolH11(H11Protocol):
 
     def _refuse(self) -> None:
         """Close without a word: whatever is connected did not come through the onion."""
-        self._cancel_head_timer()
+        self._cancel_line_timer()
         if self._circuit is not None or self._refused:
             return
         self._refused = True
@@ -153,10 +156,10 @@ class ProxyProtocolH11(H11Protocol):
         log.warning("closed a connection to the onion socket that did not start with a PROXY line")
         self.transport.close()
 
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    def _cancel_line_timer(self) -> None:
+        if self._line_timer is not None:
+            self._line_timer.cancel()
+            self._line_timer = None
 
 
 class _OnCircuit:

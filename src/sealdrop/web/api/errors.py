@@ -5,6 +5,7 @@ One table maps Sealdrop's errors to status and code; messages never echo request
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +28,8 @@ from sealdrop.errors import (
     TooManyRequests,
     UploadTooLarge,
 )
+
+log = logging.getLogger("sealdrop.web")
 
 _TABLE: list[tuple[type[SealdropError], int, str]] = [
     (AuthenticationFailed, 401, "unauthenticated"),
@@ -67,6 +70,9 @@ def for_error(exc: SealdropError) -> JSONResponse:
 
 async def on_sealdrop_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SealdropError)
+    if isinstance(exc, StorageError):
+        # A full disk or an unreachable database is the operator's to fix (class name only).
+        log.warning("API request refused: %s", type(exc).__name__)
     return for_error(exc)
 
 

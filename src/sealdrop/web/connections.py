@@ -1,0 +1,199 @@
+"""Connection limits of every listener: slow clients are cut off, and connections are capped.
+
+uvicorn times out only an idle kept-alive connection. A client that connects and sends nothing,
+or sends its request head one byte at a time (slowloris), or stops in the middle of a body, would
+hold a connection, a file descriptor and (during an upload) a staged blob for ever, and a few
+hundred of them exhaust the process. ``LimitedH11Protocol`` is uvicorn's h11 protocol with:
+
+- a **head timeout**: the complete request head (request line and headers) must arrive within
+  ``head_timeout`` seconds of the connection opening or of the end of the previous response;
+- a **body progress check**: while a request body is being received, every ``body_timeout``
+  seconds must bring at least ``body_min_bytes`` bytes, unless the server itself stopped reading
+  (flow control while the app is busy, or a client waiting for ``100 Continue``); a stalled or
+  trickling body closes the connection, and the app sees a disconnect (an upload then discards
+  what it staged);
+- a **connection cap**: beyond ``max_connections`` open connections on one listener, a new
+  connection's request gets a short 503 and the connection is closed.
+
+A timed-out connection is closed without a response, and nothing is logged: a flood of slow
+connections must not fill the log (and a log line per connection would record when sources
+visit).
+
+Use it with ``ListenerConfig``, which carries the limits to each protocol instance; with a plain
+``uvicorn.Config`` the defaults apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Final
+
+import h11
+import uvicorn
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+BUSY_RETRY_AFTER_SECONDS: Final = 60
+_BUSY_BODY: Final = b"This site is busy. Please try again in a few minutes.\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Timeouts in seconds; the cap counts the connections open on one listener."""
+
+    head_timeout: float = 30.0
+    body_timeout: float = 60.0
+    body_min_bytes: int = 1024
+    max_connections: int = 512
+
+
+class ListenerConfig(uvicorn.Config):
+    """A ``uvicorn.Config`` that also carries the connection limits of its listener."""
+
+    def __init__(self, app: Any, *, limits: ConnectionLimits, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.connection_limits = limits
+
+
+class _WatchedFlow(FlowControl):
+    """uvicorn's read/write flow control, remembering whether reading was paused lately: while
+    the server does not read, a client cannot send, and must not be judged slow for it."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        super().__init__(transport)
+        self.paused_lately = False
+
+    def pause_reading(self) -> None:
+        super().pause_reading()
+        self.paused_lately = True
+
+
+async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
+    # Plain text with the headers every source page has (invariant 7): nothing to sniff, frame,
+    # cache or load; and the connection closes after it.
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(_BUSY_BODY)).encode("ascii")),
+                (b"connection", b"close"),
+                (b"retry-after", str(BUSY_RETRY_AFTER_SECONDS).encode("ascii")),
+                (b"cache-control", b"no-store"),
+                (b"x-content-type-options", b"nosniff"),
+                (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+                (b"referrer-policy", b"no-referrer"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _BUSY_BODY})
+
+
+class LimitedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a head timeout, a body progress check and a connection cap.
+
+    Use as ``ListenerConfig(app, limits=..., http=LimitedH11Protocol, ...)``.
+    """
+
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.limits = (
+            config.connection_limits if isinstance(config, ListenerConfig) else ConnectionLimits()
+        )
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._window_bytes = 0
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.flow = _WatchedFlow(transport)
+        if len(self.connections) > self.limits.max_connections:
+            # Refused with a response rather than at accept(): the client learns to come back
+            # later instead of seeing a reset, and the answer costs no app work.
+            self.app = _busy
+        self._follow_request_state()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        self._stop_body_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._window_bytes += len(data)
+        super().data_received(data)
+        self._follow_request_state()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # The next request's head is due from now on (or it was pipelined and is complete).
+        self._follow_request_state()
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def _follow_request_state(self) -> None:
+        """Run the timer that fits where the client is in its request."""
+        if self.transport.is_closing():
+            self._stop_head_timer()
+            self._stop_body_timer()
+            return
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            # Waiting for a request head. Armed once per request, not on every byte: bytes
+            # trickling in must not push the deadline back.
+            self._stop_body_timer()
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(self.limits.head_timeout, self._cut)
+        elif state is h11.SEND_BODY:
+            self._stop_head_timer()
+            if self._body_timer is None:
+                self._start_body_window()
+        else:
+            # The request is complete (the app is working or answering), or the connection is
+            # ending: no client deadline runs.
+            self._stop_head_timer()
+            self._stop_body_timer()
+
+    def _start_body_window(self) -> None:
+        self._window_bytes = 0
+        self._watched_flow().paused_lately = self.flow.read_paused
+        self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_window_ended)
+
+    def _body_window_ended(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
+            return
+        waited_on_us = self._watched_flow().paused_lately or (
+            self.cycle is not None and self.cycle.waiting_for_100_continue
+        )
+        if not waited_on_us and self._window_bytes < self.limits.body_min_bytes:
+            self._cut()
+            return
+        self._start_body_window()
+
+    def _watched_flow(self) -> _WatchedFlow:
+        flow = self.flow
+        assert isinstance(flow, _WatchedFlow)
+        return flow
+
+    def _cut(self) -> None:
+        """Close a connection whose client is too slow. No response: it has not finished
+        asking, and the app (if it runs) sees a disconnect."""
+        self._head_timer = None
+        self._stop_body_timer()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
