@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from support_browser import (
     prove_javascript_is_off,
 )
 from support_http import JournalistKey, run_cli, start_server
+from support_tor import TOR, TOR_GENCERT, PrivateTorNetwork, tor_is_installed
 
 from sealdrop.testing import ServerProcess
 
@@ -126,3 +128,30 @@ def server(
     proc = start_server(instance_dir, server_tmp, **server_settings)
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def tor_network(request: pytest.FixtureRequest) -> Iterator[PrivateTorNetwork]:
+    """A private Tor network on 127.0.0.1 (3 directory authorities, 4 relays), built once per
+    session (~10 s) in a short /tmp folder (unix socket paths must stay under 100 bytes). The
+    folder, with every tor's log, is kept when a test failed or SEALDROP_TEST_TOR_LOG is set."""
+    if not tor_is_installed():
+        pytest.fail(
+            f"{TOR} or {TOR_GENCERT} not found: the Tor tests need Debian's tor "
+            "(apt-get install tor).",
+            pytrace=False,
+        )
+    root = Path(tempfile.mkdtemp(prefix="tn", dir="/tmp"))
+    network = PrivateTorNetwork(root)
+    try:
+        network.start()
+        yield network
+    finally:
+        network.stop()
+        if request.session.testsfailed or os.environ.get("SEALDROP_TEST_TOR_LOG"):
+            # Straight to the terminal: output of a session fixture's teardown is captured.
+            reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(f"The private Tor network's logs are kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
