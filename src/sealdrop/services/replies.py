@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sealdrop.crypto import envelope
 from sealdrop.errors import CryptoError, InvalidReply, NotFound
-from sealdrop.ids import ReplyId, SourceId, UserId
+from sealdrop.ids import ReplyId, SourceId, UserId, is_id
 from sealdrop.services.clock import Clock, Granularity, arrival_day
 from sealdrop.services.sessions import SourceSession
 from sealdrop.storage.interfaces import BlobStore, Database, ReplyRecord
@@ -78,7 +78,9 @@ class ReplyService:
         """Delete one of the session's own replies. Another source's reply, a deleted one and a
         made-up id get the same NotFound."""
         with self._db.transaction() as repos:
-            record = repos.replies.get(ReplyId(reply_id))
+            # The id comes from the URL: anything that is not an id's shape (NUL bytes, which
+            # PostgreSQL refuses with an error, megabytes) never reaches the database.
+            record = repos.replies.get(ReplyId(reply_id)) if is_id(reply_id) else None
             if record is None or record.source_id != session.source_id:
                 raise NotFound("no such reply")
             repos.replies.delete(record.id)
