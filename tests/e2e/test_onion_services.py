@@ -322,7 +322,10 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
     the reader inits and syncs through it. A tor without the key cannot connect. After
     `access revoke` the device's tor (which had the service's descriptor) cannot connect either,
     while the source onion comes back."""
-    line = run_cli("access", "add", onion.instance, "laptop").stdout.strip()
+    added = run_cli("access", "add", onion.instance, "laptop")
+    # access add waits for tor's HS_DESC events: the new descriptor reached a directory.
+    assert "tor has published the new list of devices" in added.stderr
+    line = added.stdout.strip()
     auth_dir = onion.root / "journalist-auth"
     auth_dir.mkdir(mode=0o700)
     (auth_dir / "laptop.auth_private").write_text(line + "\n")

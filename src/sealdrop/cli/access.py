@@ -42,7 +42,6 @@ def access_add(directory: InstanceDir, name: DeviceName) -> None:
         line = add_device(layout, name)
     except SealdropError as exc:
         raise fail(exc) from None
-    reloaded = control.reload(layout)
     # The secret line goes to stdout alone, so that it can be piped into a file.
     print(line, flush=True)
     err.print(
@@ -52,8 +51,18 @@ def access_add(directory: InstanceDir, name: DeviceName) -> None:
         "keeps only its public half.",
         highlight=False,
     )
-    if not reloaded:
+    address = layout.api_onion_address()
+    assert address is not None  # add_device needs it
+    published = control.reload_and_publish(layout, address)
+    if published is None:
         err.print("No `sealdrop serve` is running: the device is admitted from its next start.")
+    elif published:
+        err.print("tor has published the new list of devices: the device can connect now.")
+    else:
+        err.print(
+            "[yellow]tor did not confirm publishing the new list of devices (is it still "
+            "bootstrapping? see `sealdrop status`). The device is admitted once it does.[/]"
+        )
 
 
 @access_app.command("list")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +17,9 @@ from sealdrop.tor.layout import TorLayout
 from sealdrop.tor.process import Bootstrap, connect, read_bootstrap
 
 HALT_GRACE_SECONDS = 10.0
+PUBLISH_TIMEOUT_SECONDS = 60.0
+PUBLISH_ATTEMPTS = 3
+REUPLOAD_PAUSE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +71,8 @@ def _service_options(reply: Iterable[str]) -> dict[str, dict[str, str]]:
 
 
 def reload(layout: TorLayout) -> bool:
-    """Make a running tor re-read its configuration (new authorized clients). False when no
-    serve is running: the change then takes effect at its next start."""
+    """Make a running tor re-read its configuration. False when no serve is running: the
+    change then takes effect at its next start."""
     try:
         controller = connect(layout.control_socket)
     except TorError:
@@ -77,6 +82,74 @@ def reload(layout: TorLayout) -> bool:
     finally:
         controller.close()
     return True
+
+
+def reload_and_publish(
+    layout: TorLayout, address: str, timeout: float = PUBLISH_TIMEOUT_SECONDS
+) -> bool | None:
+    """Reload tor (new authorized clients) and wait until it has published the API onion's new
+    descriptor to at least one directory. None when no serve runs; False if tor did not confirm.
+
+    Onion directories refuse a descriptor whose revision counter equals the one they hold, and
+    tor derives the counter from the time in seconds: a reload within about a second of the
+    previous upload is refused by every directory, and tor does not retry for over an hour
+    (measured with tor 0.4.9 on the test network). So watch tor's HS_DESC events and reload
+    again after a pause when the upload is refused."""
+    try:
+        watcher = connect(layout.control_socket)
+    except TorError:
+        return None
+    onion = address.removesuffix(".onion")
+    events: queue.Queue[str] = queue.Queue()
+
+    def read_events() -> None:
+        with contextlib.suppress(TorError):
+            while True:
+                for line in watcher.next_event():
+                    events.put(line)
+
+    try:
+        if read_bootstrap(watcher).percent < 100:
+            # Nothing is published before tor is connected; it will publish the new list
+            # itself once it is.
+            return False if reload(layout) else None
+        watcher.request("SETEVENTS HS_DESC")
+        threading.Thread(target=read_events, name="tor-events", daemon=True).start()
+        for _attempt in range(PUBLISH_ATTEMPTS):
+            if not reload(layout):
+                return None
+            outcome = _upload_outcome(events, onion, timeout)
+            if outcome is not None:
+                return outcome
+            time.sleep(REUPLOAD_PAUSE_SECONDS)
+        return False
+    finally:
+        watcher.close()
+
+
+def _upload_outcome(events: queue.Queue[str], onion: str, timeout: float) -> bool | None:
+    """True once a directory took the descriptor, None if every try was refused (try again),
+    False if tor said nothing in time."""
+    deadline = time.monotonic() + timeout
+    refused = False
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None if refused else False
+        try:
+            line = events.get(timeout=min(left, 1.0))
+        except queue.Empty:
+            if refused:
+                return None  # refused and quiet for a second: every directory said no
+            continue
+        fields = line.split()
+        # "HS_DESC UPLOADED <address> <auth> <hsdir> ..." / "HS_DESC FAILED ... REASON=..."
+        if len(fields) < 3 or fields[0] != "HS_DESC" or fields[2] != onion:
+            continue
+        if fields[1] == "UPLOADED":
+            return True
+        if fields[1] == "FAILED" and "REASON=UPLOAD_REJECTED" in fields:
+            refused = True
 
 
 def restart(layout: TorLayout) -> bool:

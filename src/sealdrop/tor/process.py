@@ -71,7 +71,7 @@ class ControlConnection:
 
     stem's low-level socket rather than its Controller: the Controller runs event threads
     whose listeners deadlock with close() after a SIGNAL (seen with stem 1.8.2), and Sealdrop
-    needs no events, only a few requests."""
+    needs only a few requests and, on a connection of its own, one kind of event."""
 
     def __init__(self, control_socket: Path) -> None:
         try:
@@ -100,6 +100,14 @@ class ControlConnection:
     def get_info(self, key: str) -> str:
         (line,) = self.request(f"GETINFO {key}")[:1]
         return line.partition("=")[2]
+
+    def next_event(self) -> list[str]:
+        """The lines of the next asynchronous event (after SETEVENTS). Only for a connection
+        that sends no more requests: replies and events would interleave."""
+        try:
+            return [str(line) for line in self._socket.recv()]
+        except SocketError as exc:
+            raise TorError(f"lost the control connection: {type(exc).__name__}") from None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
