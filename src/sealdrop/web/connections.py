@@ -70,26 +70,33 @@ class _WatchedFlow(FlowControl):
         self.paused_lately = True
 
 
-async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
-    # Plain text with the headers every source page has (invariant 7): nothing to sniff, frame,
-    # cache or load; and the connection closes after it.
+async def send_plain(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """A short plain-text answer from below the application (no page templates there), with
+    the headers every source page has (invariant 7): nothing to sniff, frame, cache or load."""
     await send(
         {
             "type": "http.response.start",
-            "status": 503,
+            "status": status,
             "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(_BUSY_BODY)).encode("ascii")),
-                (b"connection", b"close"),
-                (b"retry-after", str(BUSY_RETRY_AFTER_SECONDS).encode("ascii")),
+                (b"content-length", str(len(body)).encode("ascii")),
                 (b"cache-control", b"no-store"),
                 (b"x-content-type-options", b"nosniff"),
                 (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
                 (b"referrer-policy", b"no-referrer"),
+                *(extra or []),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": _BUSY_BODY})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
+    # The connection closes after it.
+    retry = str(BUSY_RETRY_AFTER_SECONDS).encode("ascii")
+    await send_plain(send, 503, _BUSY_BODY, [(b"connection", b"close"), (b"retry-after", retry)])
 
 
 class LimitedH11Protocol(H11Protocol):

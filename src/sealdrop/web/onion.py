@@ -27,7 +27,7 @@ from typing import Any, Final, final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sealdrop.web.connections import LimitedH11Protocol
+from sealdrop.web.connections import LimitedH11Protocol, send_plain
 
 log = logging.getLogger("sealdrop.web")
 
@@ -193,19 +193,7 @@ def onion_listener(app: ASGIApp) -> ASGIApp:
             # Fail closed: without ProxyProtocolH11 every onion request would go unlimited.
             log.error("onion request without a circuit: the listener needs http=ProxyProtocolH11")
             if scope["type"] == "http":
-                body = b"Internal Server Error"
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode("ascii")),
-                            (b"cache-control", b"no-store"),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await send_plain(send, 500, b"Internal Server Error")
             return
         await app({**scope, "client": None}, receive, send)
 
