@@ -486,6 +486,18 @@ def test_audit_page_is_newest_first_with_a_before_id_cursor(database: SqlDatabas
     assert [e.id for e in entries] == sorted({e.id for e in entries}, reverse=True)
 
 
+@pytest.mark.parametrize("bound", [2**31, 2**62])
+def test_audit_page_before_an_id_beyond_the_column_type_lists_everything(
+    database: SqlDatabase, bound: int
+) -> None:
+    """A before_id larger than the 32-bit id column can hold (the API allows up to 2**62) means
+    "from the newest": no database error (PostgreSQL refused it as out of range)."""
+    with database.transaction() as repos:
+        repos.audit.add(DAY, "user", "action", None)
+    with database.transaction() as repos:
+        assert [e.action for e in repos.audit.page(before_id=bound, limit=5)] == ["action"]
+
+
 def test_settings_set_inserts_then_overwrites(database: SqlDatabase) -> None:
     """set() adds a key or replaces its value (an upsert, within one transaction too); all()
     returns every key."""
