@@ -1,0 +1,857 @@
+"""Benchmark 1: one large file uploaded over loopback HTTP, end to end, against the disk's own
+write ceiling and against OnionShare 2.7's receive mode, all in the same run.
+
+For each size:
+
+1. an input file of random bytes is written and fsynced (so that its write-back does not run
+   during a timed step);
+2. disk ceiling: the same number of bytes written in 1 MiB writes to a new file in the instance's
+   filesystem, then fsynced; the time from open to the end of fsync;
+3. Sealdrop: the file posted by ``curl -F`` to ``/submit`` of a real ``sealdrop serve``, as the
+   source form sends it (csrf_token, message, files), timed until the 303, which the server sends
+   only once the ciphertext is fsynced and the row committed; the server's RSS is sampled during
+   the upload and its kernel peak (VmHWM) read after; the stored blob is then decrypted with the
+   organisation key and its SHA-256 compared with the input's;
+4. OnionShare: the same file posted by ``curl -F`` to ``/upload`` of ``onionshare-cli --receive
+   --local-only``, as its web form sends it (file[], text), timed until its 302; the file it saved
+   is compared with the input.
+
+Every big file is deleted as soon as its step is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from benchlib import (
+    BENCH,
+    GIB,
+    MIB,
+    Instance,
+    MemoryWatch,
+    make_instance,
+    new_source,
+    size_label,
+)
+
+ONIONSHARE_VERSION = "2.7"
+ONIONSHARE_VENV = BENCH / ".venv-onionshare"
+TOOLS_VENV = BENCH / ".venv-tools"
+# waitress (OnionShare's HTTP server) refuses request bodies above its default
+# max_request_body_size, 1 GiB, which OnionShare 2.7 does not change.
+ONIONSHARE_BODY_CAP = GIB
+# When OnionShare refuses the benchmark's sizes, both servers are also compared on this one.
+COMPARE_SIZE = 1000 * MIB
+WRITE_BLOCK = MIB
+
+
+def mbps(size: int, seconds: float) -> float:
+    return round(size / 1e6 / seconds, 1) if seconds > 0 else 0.0
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+def make_input(path: Path, size: int) -> str:
+    """Random bytes (a 64 MiB random block, repeated), fsynced; returns their SHA-256."""
+    block = os.urandom(64 * MIB)
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        left = size
+        while left:
+            piece = block[: min(left, len(block))]
+            out.write(piece)
+            digest.update(piece)
+            left -= len(piece)
+        out.flush()
+        os.fsync(out.fileno())
+    return digest.hexdigest()
+
+
+def settle() -> None:
+    """Start each timed step with no dirty pages of an earlier step still being written back."""
+    os.sync()
+    time.sleep(1.0)
+
+
+def disk_ceiling(folder: Path, size: int) -> dict[str, Any]:
+    """Write ``size`` bytes in 1 MiB writes to a new file in ``folder``, fsync it: MB/s."""
+    path = folder / f"ceiling-{uuid.uuid4().hex}.bin"
+    block = os.urandom(WRITE_BLOCK)
+    settle()
+    started = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        left = size
+        while left:
+            left -= os.write(fd, block[: min(left, WRITE_BLOCK)])
+        written = time.perf_counter()
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    seconds = time.perf_counter() - started
+    path.unlink()
+    return {
+        "seconds": round(seconds, 3),
+        "mbps": mbps(size, seconds),
+        "write_seconds": round(written - started, 3),
+        "fsync_seconds": round(seconds - (written - started), 3),
+    }
+
+
+# -- the HTTP client ---------------------------------------------------------------------------
+
+
+def post_file(
+    url: str,
+    fields_before: list[tuple[str, str]],
+    file_field: str,
+    path: Path,
+    fields_after: list[tuple[str, str]],
+    cookies: dict[str, str],
+) -> dict[str, Any]:
+    """POST ``path`` as multipart/form-data, streamed, the fields in the given order; time the
+    whole request until the response. curl when installed, else httpx with a generator body."""
+    if shutil.which("curl"):
+        return _post_with_curl(url, fields_before, file_field, path, fields_after, cookies)
+    return _post_with_httpx(url, fields_before, file_field, path, fields_after, cookies)
+
+
+def _post_with_curl(
+    url: str,
+    fields_before: list[tuple[str, str]],
+    file_field: str,
+    path: Path,
+    fields_after: list[tuple[str, str]],
+    cookies: dict[str, str],
+) -> dict[str, Any]:
+    command = ["curl", "--silent", "--show-error", "--output", "/dev/null"]
+    # A browser never sends Expect: 100-continue; without this curl would wait for a 100.
+    command += ["--header", "Expect:", "--write-out", "%{http_code} %{time_total}"]
+    if cookies:
+        command += ["--cookie", "; ".join(f"{k}={v}" for k, v in cookies.items())]
+    for name, value in fields_before:
+        command += ["--form-string", f"{name}={value}"]
+    command += ["--form", f"{file_field}=@{path};type=application/octet-stream"]
+    for name, value in fields_after:
+        command += ["--form-string", f"{name}={value}"]
+    command.append(url)
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    code, _, total = done.stdout.strip().partition(" ")
+    return {
+        "client": "curl",
+        "status": int(code) if code.isdigit() else 0,
+        "seconds": float(total) if total else wall,
+        "error": done.stderr.strip() or None,
+    }
+
+
+def _post_with_httpx(
+    url: str,
+    fields_before: list[tuple[str, str]],
+    file_field: str,
+    path: Path,
+    fields_after: list[tuple[str, str]],
+    cookies: dict[str, str],
+) -> dict[str, Any]:
+    boundary = "----BenchBoundary" + uuid.uuid4().hex
+
+    def field(name: str, value: str) -> bytes:
+        return (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        ).encode()
+
+    head = (
+        b"".join(field(n, v) for n, v in fields_before)
+        + (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; '
+            f'filename="{path.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+    )
+    tail = b"\r\n" + b"".join(field(n, v) for n, v in fields_after) + f"--{boundary}--\r\n".encode()
+    length = len(head) + path.stat().st_size + len(tail)
+
+    def body() -> Iterator[bytes]:
+        yield head
+        with path.open("rb") as f:
+            while chunk := f.read(MIB):
+                yield chunk
+        yield tail
+
+    headers = {
+        "Content-Type": f"multipart/form-data; boundary={boundary}",
+        "Content-Length": str(length),
+    }
+    started = time.perf_counter()
+    try:
+        with httpx.Client(cookies=cookies, timeout=3600) as client:
+            response = client.post(url, content=body(), headers=headers)
+        status, error = response.status_code, None
+    except httpx.HTTPError as exc:
+        status, error = 0, f"{type(exc).__name__}: {exc}"
+    return {
+        "client": "httpx",
+        "status": status,
+        "seconds": time.perf_counter() - started,
+        "error": error,
+    }
+
+
+# -- Sealdrop ----------------------------------------------------------------------------------
+
+
+class SealdropTarget:
+    def __init__(self, instance: Instance, max_size: int) -> None:
+        self.instance = instance
+        self.server = instance.server(
+            {
+                "SEALDROP_LIMITS_MAX_UPLOAD_BYTES": str(max_size + 16 * MIB),
+                # The daily quota of one source, where the server has one: several large
+                # uploads come from the same source here.
+                "SEALDROP_LIMITS_SOURCE_DAILY_UPLOAD_BYTES": str(1024 * GIB),
+            },
+            name="upload",
+        )
+        self.cookies: dict[str, str] = {}
+        self.csrf = ""
+
+    def __enter__(self) -> SealdropTarget:
+        self.server.start()
+        with httpx.Client(base_url=self.server.url, timeout=60) as client:
+            _, self.csrf = new_source(client)
+            self.cookies = {"sealdrop_session": client.cookies["sealdrop_session"]}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+    def blobs(self) -> set[Path]:
+        store = self.instance.path / "store"
+        return {
+            p
+            for p in store.rglob("*")
+            if p.is_file() and "staging" not in p.relative_to(store).parts
+        }
+
+    def upload(self, path: Path, sha256: str, verify: bool) -> dict[str, Any]:
+        size = path.stat().st_size
+        before = self.blobs()
+        settle()
+        with MemoryWatch(self.server.pid) as memory:
+            sent = post_file(
+                self.server.url + "/submit",
+                [("csrf_token", self.csrf), ("message", "")],
+                "files",
+                path,
+                [],
+                self.cookies,
+            )
+        result: dict[str, Any] = {
+            **sent,
+            "seconds": round(sent["seconds"], 3),
+            "mbps": mbps(size, sent["seconds"]),
+            **memory.report(),
+            "server_cpu_seconds_per_gib": round(memory.cpu_seconds * GIB / size, 2),
+        }
+        new = sorted(self.blobs() - before, key=lambda p: p.stat().st_size)
+        result["stored_bytes"] = new[-1].stat().st_size if new else 0
+        if sent["status"] == 303 and new:
+            if verify:
+                started = time.perf_counter()
+                result["verified"] = decrypt_sha256(new[-1], self.instance.identity) == sha256
+                result["verify_seconds"] = round(time.perf_counter() - started, 1)
+            else:
+                # Not decrypted: at least the ciphertext must be as long as an age file of
+                # the input (16 bytes of tag per 64 KiB chunk and a header).
+                result["verified"] = result["stored_bytes"] >= size + 16 * -(-size // 65536)
+        else:
+            result["verified"] = False
+        for blob in new:
+            blob.unlink()
+        return result
+
+
+def decrypt_sha256(path: Path, identity: Any) -> str:
+    from sealdrop.crypto.envelope import decrypt
+
+    class Hasher:
+        def __init__(self) -> None:
+            self.digest = hashlib.sha256()
+
+        def write(self, data: bytes) -> int:
+            self.digest.update(data)
+            return len(data)
+
+    sink = Hasher()
+    with path.open("rb") as src:
+        decrypt(src, sink, [identity])
+    return sink.digest.hexdigest()
+
+
+def in_process_pipeline(target: SealdropTarget, path: Path) -> dict[str, Any]:
+    """The server's upload path without HTTP: the same multipart reader, age encryption, staged
+    write and fsync + commit, fed 64 KiB body chunks from the file by a plain function call.
+    What HTTP, the event loop and the thread bridge add is the difference to the server's MB/s."""
+    from sealdrop.config import load_settings
+    from sealdrop.services.container import build_services
+    from sealdrop.web.multipart import MultipartReader
+
+    size = path.stat().st_size
+    boundary = "----BenchBoundary" + uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{path.name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def chunks() -> Iterator[bytes]:
+        yield head
+        with path.open("rb", buffering=0) as f:
+            while chunk := f.read(64 * 1024):
+                yield chunk
+        yield tail
+
+    services = build_services(load_settings(target.instance.path))
+    try:
+        session = services.sessions.resolve(target.cookies["sealdrop_session"])
+        before = target.blobs()
+        source = chunks()
+        next_chunk: Callable[[], bytes] = lambda: next(source, b"")  # noqa: E731
+        settle()
+        started = time.perf_counter()
+        cpu = time.process_time()
+        with services.submissions.intake(session.source_id) as intake:
+            for part in MultipartReader(next_chunk, boundary.encode()).parts():
+                if part.name == "files" and part.filename:
+                    intake.add_file(part.filename, part.content_type, part)
+            intake.commit()
+        seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu
+        for blob in target.blobs() - before:
+            blob.unlink()
+    finally:
+        services.close()
+    return {
+        "seconds": round(seconds, 3),
+        "mbps": mbps(size, seconds),
+        "cpu_seconds": round(cpu_seconds, 2),
+        "cpu_seconds_per_gib": round(cpu_seconds * GIB / size, 2),
+    }
+
+
+# -- OnionShare --------------------------------------------------------------------------------
+
+
+def onionshare_cli() -> Path:
+    """onionshare-cli 2.7 in its own virtualenv (bench/.venv-onionshare), installed from PyPI on
+    first use, so that its dependencies never touch the project's .venv."""
+    exe = ONIONSHARE_VENV / "bin" / "onionshare-cli"
+    marker = ONIONSHARE_VENV / f".installed-onionshare-cli-{ONIONSHARE_VERSION}"
+    if exe.exists() and marker.exists():
+        return exe
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    print(f"  installing onionshare-cli=={ONIONSHARE_VERSION} into {ONIONSHARE_VENV} ...")
+    subprocess.run([base, "-m", "venv", "--clear", str(ONIONSHARE_VENV)], check=True)
+    subprocess.run(
+        [
+            str(ONIONSHARE_VENV / "bin" / "pip"),
+            "install",
+            "--quiet",
+            f"onionshare-cli=={ONIONSHARE_VERSION}",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    marker.touch()
+    return exe
+
+
+class OnionShareTarget:
+    """``onionshare-cli --receive --local-only`` (no Tor) saving into a folder of the workdir."""
+
+    def __init__(self, folder: Path, log_dir: Path) -> None:
+        self.folder = folder
+        self.data = folder / "received"
+        self.home = folder / "home"  # its settings go to ~/.config/onionshare
+        self.tmp = folder / "tmp"  # waitress spools large bodies to temporary files
+        self.log = log_dir / "onionshare.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def __enter__(self) -> OnionShareTarget:
+        for path in (self.data, self.home, self.tmp):
+            path.mkdir(parents=True, exist_ok=True)
+        exe = onionshare_cli()
+        env = {**os.environ, "HOME": str(self.home), "TMPDIR": str(self.tmp)}
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(exe), "--receive", "--local-only", "--data-dir", str(self.data)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        # It prints "Give this address and private key to the sender:" and then the URL.
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"onionshare-cli exited:\n{self.log.read_text()}")
+            match = re.search(r"http://127\.0\.0\.1:\d+", self.log.read_text(errors="replace"))
+            if match:
+                self.url = match.group(0)
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(self.url + "/", timeout=2).status_code == 200:
+                        return self
+            time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError(f"onionshare-cli did not start:\n{self.log.read_text()}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(15)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def clean(self) -> None:
+        for path in list(self.data.iterdir()) + list(self.tmp.iterdir()):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+    def upload(self, path: Path, sha256: str) -> dict[str, Any]:
+        assert self.process is not None
+        size = path.stat().st_size
+        # Like a browser: the form page first (OnionShare keeps a Flask session cookie).
+        cookies = dict(httpx.get(self.url + "/", timeout=10).cookies)
+        settle()
+        with MemoryWatch(self.process.pid) as memory:
+            sent = post_file(self.url + "/upload", [], "file[]", path, [("text", "")], cookies)
+        result: dict[str, Any] = {
+            **sent,
+            "seconds": round(sent["seconds"], 3),
+            "mbps": mbps(size, sent["seconds"]),
+            **memory.report(),
+        }
+        saved = [p for p in self.data.rglob("*") if p.is_file() and not p.name.endswith(".part")]
+        result["stored_bytes"] = sum(p.stat().st_size for p in saved)
+        result["verified"] = (
+            sent["status"] == 302
+            and len(saved) == 1
+            and saved[0].stat().st_size == size
+            and file_sha256(saved[0]) == sha256
+        )
+        if sent["status"] == 413 or (sent["status"] == 0 and size + 1024 > ONIONSHARE_BODY_CAP):
+            result["refused"] = (
+                "413: larger than waitress's max_request_body_size (1 GiB), OnionShare 2.7's limit"
+            )
+            result["mbps"] = 0.0  # refused at once: no throughput to speak of
+        self.clean()
+        return result
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(4 * MIB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- profile -----------------------------------------------------------------------------------
+
+
+def py_spy() -> Path:
+    exe = TOOLS_VENV / "bin" / "py-spy"
+    if exe.exists():
+        return exe
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    print(f"  installing py-spy into {TOOLS_VENV} ...")
+    subprocess.run([base, "-m", "venv", "--clear", str(TOOLS_VENV)], check=True)
+    subprocess.run(
+        [str(TOOLS_VENV / "bin" / "pip"), "install", "--quiet", "py-spy"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return exe
+
+
+def profile_upload(target: SealdropTarget, path: Path, out_dir: Path) -> dict[str, Any]:
+    """One more upload with py-spy sampling the server (all threads, 250 Hz, without pausing
+    it): where the server's time goes, by function and by thread."""
+    exe = py_spy()
+    raw = out_dir / "upload-profile.txt"
+    spy = subprocess.Popen(
+        [
+            str(exe),
+            "record",
+            "--pid",
+            str(target.server.pid),
+            "--rate",
+            "250",
+            "--nonblocking",
+            "--threads",
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1.0)
+    result = target.upload(path, "", verify=False)
+    time.sleep(0.5)
+    spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+    try:
+        spy.wait(60)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+    profile = summarise_profile(raw) if raw.exists() else {"error": "py-spy wrote nothing"}
+    # The collapsed stacks load as they are in speedscope or inferno/flamegraph.pl.
+    return {"upload": result, "profile": profile, "raw_stacks": str(raw)}
+
+
+def summarise_profile(raw: Path, top: int = 25) -> dict[str, Any]:
+    """From py-spy's collapsed stacks (busy samples only: py-spy leaves out threads that wait):
+    samples per thread, and the functions with the most samples at the top of the stack (self
+    time) and anywhere in it (total time)."""
+    threads: dict[str, int] = {}
+    self_time: dict[str, int] = {}
+    total_time: dict[str, int] = {}
+    busy = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        thread = frames[0]
+        leaf = frames[-1]
+        busy += count
+        thread_name = re.sub(r"\s*\(?0x[0-9a-f]+\)?", "", thread).strip() or thread
+        threads[thread_name] = threads.get(thread_name, 0) + count
+        self_time[_short(leaf)] = self_time.get(_short(leaf), 0) + count
+        for frame in {_short(f) for f in frames[1:]}:
+            total_time[frame] = total_time.get(frame, 0) + count
+
+    def ranked(table: dict[str, int]) -> list[tuple[str, float]]:
+        rows = sorted(table.items(), key=lambda kv: -kv[1])[:top]
+        return [(name, round(100 * n / busy, 1)) for name, n in rows] if busy else []
+
+    return {
+        "busy_samples": busy,
+        "threads_percent": ranked(threads),
+        "self_percent": ranked(self_time),
+        "total_percent": ranked(total_time),
+    }
+
+
+def _short(frame: str) -> str:
+    """'read (sealdrop/web/multipart.py:72)' -> 'read (web/multipart.py:72)'."""
+    match = re.match(r"(.*?) \((.*?)(?::(\d+))?\)$", frame)
+    if not match:
+        return frame
+    name, file, line = match.groups()
+    parts = Path(file).parts
+    for anchor in ("sealdrop", "site-packages"):
+        if anchor in parts:
+            parts = parts[parts.index(anchor) + 1 :]
+            break
+    else:
+        parts = parts[-2:]
+    return f"{name} ({'/'.join(parts)}{':' + line if line else ''})"
+
+
+def stages(size: int = GIB, chunk: int = 256 * 1024) -> dict[str, float]:
+    """CPU seconds per GiB of each stage of the upload path, each alone, in this process, on
+    data in memory (no disk, no HTTP): what a change to one of them can win at most. ``chunk``
+    is the size of the body pieces the server receives (asyncio reads 256 KiB at a time)."""
+    import anyio
+    import anyio.from_thread
+    import anyio.to_thread
+
+    from sealdrop.crypto import envelope
+    from sealdrop.crypto.keys import generate_identity, recipient_of
+    from sealdrop.web.multipart import MultipartReader
+
+    block = os.urandom(chunk)
+    count = size // chunk
+    boundary = "----BenchBoundary" + uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="x"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    recipients = [recipient_of(generate_identity())]
+
+    class Null:
+        def write(self, data: bytes) -> int:
+            return len(data)
+
+    class Flat:
+        def __init__(self) -> None:
+            self.left = size
+
+        def read(self, n: int) -> bytes:
+            n = min(n, self.left, chunk)
+            self.left -= n
+            return block[:n]
+
+    def body() -> Callable[[], bytes]:
+        pieces = iter([head, *([block] * count), tail])
+        return lambda: next(pieces, b"")
+
+    def multipart() -> None:
+        for part in MultipartReader(body(), boundary.encode()).parts():
+            while part.read(8192):  # pyrage asks for 8 KiB at a time
+                pass
+
+    def encrypt() -> None:
+        envelope.encrypt(Flat(), Null(), recipients)
+
+    def sha256() -> None:
+        digest = hashlib.sha256()
+        for _ in range(size // 65552):
+            digest.update(block[:65552])
+
+    def writes() -> None:
+        path = Path(tempfile.mkstemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None)[1])
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            for _ in range(size // 65552):  # pyrage writes 64 KiB + 16 B chunks
+                os.write(fd, block[:65552])
+        finally:
+            os.close(fd)
+            path.unlink()
+
+    def bridge() -> None:
+        async def piece() -> bytes:
+            return block
+
+        def worker() -> None:
+            for _ in range(count):
+                anyio.from_thread.run(piece)
+
+        async def main() -> None:
+            await anyio.to_thread.run_sync(worker)
+
+        anyio.run(main)
+
+    def cpu(step: Callable[[], None]) -> float:
+        started = time.process_time()
+        step()
+        return round((time.process_time() - started) * GIB / size, 3)
+
+    return {
+        "multipart parse + Part.read(8 KiB)": cpu(multipart),
+        "age encryption (pyrage)": cpu(encrypt),
+        "SHA-256 of the ciphertext": cpu(sha256),
+        "write() of 64 KiB pieces (tmpfs)": cpu(writes),
+        f"anyio from_thread.run, one per {chunk // 1024} KiB": cpu(bridge),
+    }
+
+
+# -- the benchmark -----------------------------------------------------------------------------
+
+
+def run(
+    workdir: Path,
+    log_dir: Path,
+    sizes: list[int],
+    *,
+    repeat: int = 1,
+    onionshare: bool = True,
+    verify: bool = True,
+    diagnostics: bool = True,
+    profile: bool = False,
+) -> dict[str, Any]:
+    """Each size ``repeat`` times, the steps interleaved (disk, Sealdrop, OnionShare, disk, ...)
+    so that a slow moment of a shared disk hits all three alike; the best run of each counts."""
+    folder = workdir / "upload"
+    instance = make_instance(folder, log_dir)
+    results: dict[str, Any] = {
+        "sizes": [],
+        "repeat": repeat,
+        "client": "curl" if shutil.which("curl") else "httpx",
+    }
+    free = shutil.disk_usage(folder).free
+    needed = 2 * max(sizes) + GIB
+    if free < needed:
+        raise RuntimeError(f"{folder}: {free / GIB:.1f} GiB free, {needed / GIB:.1f} GiB needed")
+    try:
+        with SealdropTarget(instance, max(sizes)) as sealdrop, contextlib.ExitStack() as stack:
+            peer: OnionShareTarget | None = None
+            if onionshare:
+                try:
+                    peer = stack.enter_context(OnionShareTarget(folder / "onionshare", log_dir))
+                except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+                    # No PyPI, or it does not start: the rest of the benchmark still runs.
+                    results["onionshare_error"] = f"{type(exc).__name__}: {exc}"[:2000]
+                    print(f"  OnionShare unavailable: {results['onionshare_error']}", flush=True)
+            refused: list[int] = []
+            for size in sizes:
+                label = size_label(size)
+                row: dict[str, Any] = {"size": size, "label": label}
+                path = folder / f"input-{size}.bin"
+                try:
+                    print(f"  {label}: writing the input file ...", flush=True)
+                    sha256 = make_input(path, size)
+                    runs: dict[str, list[dict[str, Any]]] = {"disk": [], "sealdrop": []}
+                    if peer is not None:
+                        runs["onionshare"] = []
+                    for n in range(repeat):
+                        step = f"  {label} [{n + 1}/{repeat}]:"
+                        print(f"{step} disk ceiling ...", flush=True)
+                        runs["disk"].append(disk_ceiling(folder, size))
+                        print(f"{step} Sealdrop ...", flush=True)
+                        runs["sealdrop"].append(sealdrop.upload(path, sha256, verify))
+                        if peer is not None and not (refused and refused[-1] == size):
+                            print(f"{step} OnionShare ...", flush=True)
+                            runs["onionshare"].append(peer.upload(path, sha256))
+                            if "refused" in runs["onionshare"][-1]:
+                                refused.append(size)
+                    _best(row, runs)
+                    if diagnostics and size == min(sizes):
+                        row["diagnostics"] = _diagnose(sealdrop, path, workdir, log_dir, verify)
+                    if profile and size == min(sizes):
+                        print(f"  {label}: profile (py-spy, then each stage alone) ...", flush=True)
+                        results["profile"] = profile_upload(sealdrop, path, log_dir)
+                        results["profile"]["stages_cpu_seconds_per_gib"] = stages()
+                        print_profile(results["profile"])
+                finally:
+                    path.unlink(missing_ok=True)
+                results["sizes"].append(row)
+                _print_row(row)
+            if peer is not None and refused and min(refused) > COMPARE_SIZE:
+                # OnionShare refused the sizes asked for: compare both on one it accepts.
+                size = COMPARE_SIZE
+                label = size_label(size)
+                row = {"size": size, "label": label, "comparison_only": True}
+                path = folder / f"input-{size}.bin"
+                try:
+                    print(f"  {label} (OnionShare's largest): input file ...", flush=True)
+                    sha256 = make_input(path, size)
+                    runs = {"sealdrop": [], "onionshare": []}
+                    for n in range(repeat):
+                        print(f"  {label} [{n + 1}/{repeat}]: Sealdrop, OnionShare ...", flush=True)
+                        runs["sealdrop"].append(sealdrop.upload(path, sha256, verify))
+                        runs["onionshare"].append(peer.upload(path, sha256))
+                    _best(row, runs)
+                finally:
+                    path.unlink(missing_ok=True)
+                results["sizes"].append(row)
+                _print_row(row)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return results
+
+
+def _best(row: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> None:
+    """The fastest verified run of each; every run kept under ``runs``; the ratios."""
+    row["runs"] = runs
+    for name, done in runs.items():
+        if not done:
+            continue
+        good = [r for r in done if r.get("verified", True)] or done
+        row[name] = dict(max(good, key=lambda r: r["mbps"]))
+        if name != "disk":
+            row[name]["rss_growth_mib_max"] = max(r["rss_growth_mib"] for r in done)
+    sealdrop = row.get("sealdrop", {})
+    ok = sealdrop.get("status") == 303 and sealdrop.get("verified")
+    if ok and "disk" in row:
+        row["ratio_to_disk"] = round(sealdrop["mbps"] / row["disk"]["mbps"], 3)
+    peer = row.get("onionshare")
+    if ok and peer and peer.get("verified"):
+        row["ratio_to_onionshare"] = round(sealdrop["mbps"] / peer["mbps"], 2)
+
+
+def _diagnose(
+    sealdrop: SealdropTarget, path: Path, workdir: Path, log_dir: Path, verify: bool
+) -> dict[str, Any]:
+    """Where the time goes, without the disk's noise: the upload path in-process (no HTTP), and
+    the whole server with its instance on tmpfs (no disk)."""
+    label = size_label(path.stat().st_size)
+    out: dict[str, Any] = {}
+    print(f"  {label}: diagnostics: in-process pipeline (disk) ...", flush=True)
+    out["in_process_disk"] = _guarded(lambda: in_process_pipeline(sealdrop, path))
+    shm = Path("/dev/shm")
+    if shm.is_dir() and shutil.disk_usage(shm).free > 2 * path.stat().st_size + GIB:
+        folder = Path(tempfile.mkdtemp(prefix="sealdrop-bench-", dir=shm))
+        try:
+            instance = make_instance(folder / "upload-tmpfs", log_dir)
+            with SealdropTarget(instance, path.stat().st_size) as on_tmpfs:
+                print(f"  {label}: diagnostics: server on tmpfs ...", flush=True)
+                out["server_tmpfs"] = _guarded(lambda: on_tmpfs.upload(path, "", verify=False))
+                print(f"  {label}: diagnostics: in-process pipeline (tmpfs) ...", flush=True)
+                out["in_process_tmpfs"] = _guarded(lambda: in_process_pipeline(on_tmpfs, path))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def _guarded(step: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return step()
+    except Exception as exc:  # a diagnostic never fails the run
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def print_profile(profile: dict[str, Any]) -> None:
+    upload = profile["upload"]
+    summary = profile["profile"]
+    print(
+        f"  profiled upload: {upload['mbps']} MB/s, server CPU "
+        f"{upload['server_cpu_seconds_per_gib']} s per GiB ({upload['server_cpu_percent']}% of "
+        f"one core); py-spy busy samples by thread:"
+    )
+    for name, pct in summary.get("threads_percent", [])[:4]:
+        print(f"    {pct:5.1f}%  {name}")
+    print("  functions with the most busy samples on top of the stack (self):")
+    for name, pct in summary.get("self_percent", [])[:12]:
+        print(f"    {pct:5.1f}%  {name}")
+    print("  each stage alone, CPU seconds per GiB:")
+    for name, seconds in profile["stages_cpu_seconds_per_gib"].items():
+        print(f"    {seconds:6.3f}  {name}")
+    print(f"  collapsed stacks: {profile['raw_stacks']}")
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    parts = [f"  {row['label']}:"]
+    if "disk" in row:
+        parts.append(f"disk {row['disk']['mbps']} MB/s")
+    s = row["sealdrop"]
+    parts.append(
+        f"Sealdrop {s['mbps']} MB/s (HTTP {s['status']}, verified={s['verified']}, "
+        f"RSS +{s['rss_growth_mib_max']} MiB, server CPU {s['server_cpu_seconds']} s)"
+    )
+    if "onionshare" in row:
+        o = row["onionshare"]
+        parts.append(
+            f"OnionShare {o['mbps']} MB/s (HTTP {o['status']}, verified={o['verified']})"
+            if "refused" not in o
+            else f"OnionShare refused ({o['status']})"
+        )
+    for name, d in row.get("diagnostics", {}).items():
+        parts.append(f"{name} {d.get('mbps', d.get('error'))} MB/s")
+    print(", ".join(parts), flush=True)
