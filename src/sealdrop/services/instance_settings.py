@@ -39,7 +39,7 @@ class InstanceSettings:
         self._audit = audit
 
     def current(self) -> RuntimeSettings:
-        with self._db.transaction() as repos:
+        with self._db.transaction(read_only=True) as repos:
             stored = repos.settings.all()
         return self._merge(stored)
 

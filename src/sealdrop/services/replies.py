@@ -70,7 +70,7 @@ class ReplyService:
 
     def for_session(self, session: SourceSession) -> list[ShownReply]:
         """The session's source's replies, decrypted, in order."""
-        with self._db.transaction() as repos:
+        with self._db.transaction(read_only=True) as repos:
             records = list(repos.replies.for_source(session.source_id))
         return [self._decrypt(record, session) for record in records]
 

@@ -37,6 +37,10 @@ class SourceSession:
     confirmed: bool  # False between "start" and the source typing the codename back
 
 
+# How stale a session's last-seen time may get before a request writes it again.
+TOUCH_INTERVAL_SECONDS = 60
+
+
 def _hash_id(session_id: bytes) -> bytes:
     return hashlib.sha256(session_id).digest()
 
@@ -84,25 +88,25 @@ class SessionService:
         session_id, session_key = _split(cookie_value)
         id_hash = _hash_id(session_id)
         now = int(self._clock.now())
-        expired = False
-        with self._db.transaction() as repos:
+        with self._db.transaction(read_only=True) as repos:
             record = repos.sessions.get(id_hash)
-            if record is None:
-                raise SessionRequired()
-            if now - record.last_seen_at > self._idle or now - record.created_at > self._absolute:
-                # Deleted in a transaction that commits: raising inside it would roll back.
+        if record is None:
+            raise SessionRequired()
+        if now - record.last_seen_at > self._idle or now - record.created_at > self._absolute:
+            with self._db.transaction() as repos:
                 repos.sessions.delete(id_hash)
-                expired = True
-        if expired:
             raise SessionRequired(expired=True)
-        with self._db.transaction() as repos:
-            try:
-                secret = sealing.unseal(session_key, record.sealed_identity, id_hash)
-                identity = parse_identity(secret.decode("ascii"))
-            except (CryptoError, UnicodeDecodeError):
-                # A cookie whose id matches but whose key does not: forged or corrupted.
-                raise SessionRequired() from None
-            repos.sessions.touch(id_hash, now)
+        try:
+            secret = sealing.unseal(session_key, record.sealed_identity, id_hash)
+            identity = parse_identity(secret.decode("ascii"))
+        except (CryptoError, UnicodeDecodeError):
+            # A cookie whose id matches but whose key does not: forged or corrupted.
+            raise SessionRequired() from None
+        if now - record.last_seen_at >= TOUCH_INTERVAL_SECONDS:
+            # At most once a minute: the idle timeout is counted in minutes anyway, and a write
+            # (with its fsync) on every page would queue each page behind uploads and logins.
+            with self._db.transaction() as repos:
+                repos.sessions.touch(id_hash, now)
         return SourceSession(
             record.source_id, identity, _csrf_token(session_key), id_hash, record.confirmed
         )

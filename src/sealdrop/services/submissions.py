@@ -230,7 +230,7 @@ class SubmissionService:
 
     def received_days(self, source_id: SourceId) -> list[tuple[dt.date | None, int]]:
         """What a source may see of what it sent: how many items arrived on which day."""
-        with self._db.transaction() as repos:
+        with self._db.transaction(read_only=True) as repos:
             records = repos.submissions.for_source(source_id)
         counts: dict[dt.date | None, int] = {}
         for record in records:
@@ -249,7 +249,7 @@ class SubmissionService:
         """Whether submissions are switched on and there is anyone to encrypt them to."""
         if not self._runtime.current().accepting_submissions:
             return False
-        with self._db.transaction() as repos:
+        with self._db.transaction(read_only=True) as repos:
             return bool(repos.recipients.list()) or bool(repos.user_recipients.active_public_keys())
 
     def intake(self, source_id: SourceId) -> SubmissionIntake:

@@ -18,6 +18,9 @@ from sealdrop.storage import migrations
 from sealdrop.storage.repositories import SqlRepositories
 from sealdrop.storage.sqlerrors import translated_errors
 
+# Execution option of the engine that read-only transactions use.
+_READ_ONLY = "sealdrop_read_only"
+
 
 def sqlite_url_for(path: Path) -> str:
     """The URL of an SQLite database file (characters such as ``?`` or ``%`` escaped)."""
@@ -47,6 +50,10 @@ class SqlDatabase:
             raise ConfigError(f"unsupported database backend {backend!r}: use sqlite or postgresql")
         # expire_on_commit=False: records are copied out of ORM objects inside the transaction.
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        # The same pool; the option tells the SQLite "begin" hook to take no write lock.
+        self._read_sessions = sessionmaker(
+            self._engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+        )
 
     @property
     def engine(self) -> Engine:
@@ -64,9 +71,11 @@ class SqlDatabase:
             return migrations.current_revision(connection) == migrations.head_revision()
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlRepositories]:
-        """One unit of work, committed at the end of the block, rolled back on any exception."""
-        with translated_errors(), self._sessions.begin() as session:
+    def transaction(self, *, read_only: bool = False) -> Iterator[SqlRepositories]:
+        """One unit of work, committed at the end of the block, rolled back on any exception.
+        ``read_only``: see ``Database.transaction``."""
+        sessions = self._read_sessions if read_only else self._sessions
+        with translated_errors(), sessions.begin() as session:
             yield SqlRepositories(session)
             if not session.is_active:
                 # The block caught a StorageError from a failed write and carried on. SQLAlchemy
@@ -117,7 +126,15 @@ def _sqlite_engine(url: URL, lock_timeout: float) -> Engine:
         # transaction that reads and then writes fails at once with SQLITE_BUSY, without waiting,
         # when another writer committed meanwhile. Serialising writers is slower (SQLite is for
         # small instances), but a transaction never fails half-way because of a concurrent one.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only transaction never writes, so it can be deferred: under WAL it reads a
+        # snapshot without taking the write lock, and pages that only read stop queueing
+        # behind uploads and logins. "query_only" makes a stray write fail instead of upgrading.
+        if connection.get_execution_options().get(_READ_ONLY):
+            connection.exec_driver_sql("PRAGMA query_only = ON")
+            connection.exec_driver_sql("BEGIN DEFERRED")
+        else:
+            connection.exec_driver_sql("PRAGMA query_only = OFF")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -390,9 +390,11 @@ class Repositories(Protocol):
 
 
 class Database(Protocol):
-    def transaction(self) -> AbstractContextManager[Repositories]:
+    def transaction(self, *, read_only: bool = False) -> AbstractContextManager[Repositories]:
         """One unit of work: committed when the block ends normally, rolled back on error.
 
+        ``read_only``: the block only reads. On SQLite it then takes no write lock, so it
+        neither waits for nor holds up writers (WAL); a write in it fails.
         Connection failures and lock timeouts surface as ``DatabaseUnavailable``.
         """
         ...

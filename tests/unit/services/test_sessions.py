@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sealdrop.crypto.keys import Identity, generate_identity
 from sealdrop.errors import SessionRequired
 from sealdrop.ids import SourceId
-from sealdrop.services.sessions import SessionService
+from sealdrop.services.sessions import TOUCH_INTERVAL_SECONDS, SessionService
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
 from sealdrop.testing import FakeClock
 
@@ -203,6 +203,35 @@ def test_each_request_extends_the_idle_window(
     for _ in range(4):
         clock.advance(IDLE - 1)
         sessions.resolve(cookie)
+
+
+def test_last_seen_is_written_at_most_once_a_minute_and_the_idle_window_holds(
+    sessions: SessionService, clock: FakeClock, source_id: SourceId, database: SqlDatabase
+) -> None:
+    """Requests within a minute of the last recorded one write nothing (a page that only reads
+    takes no write lock); the idle timeout then counts from the recorded time, so a session is
+    never kept longer than `idle` seconds after the last write, and never more than a minute
+    shorter than `idle` after its last request."""
+
+    def last_seen() -> int:
+        (row,) = session_rows(database)
+        return row[4]
+
+    cookie = sessions.open(source_id, generate_identity())
+    opened = last_seen()
+    clock.advance(TOUCH_INTERVAL_SECONDS - 1)
+    sessions.resolve(cookie)
+    assert last_seen() == opened
+    clock.advance(1)
+    sessions.resolve(cookie)
+    touched = last_seen()
+    assert touched == opened + TOUCH_INTERVAL_SECONDS
+    clock.advance(30)
+    sessions.resolve(cookie)  # not written: within a minute of the last write
+    assert last_seen() == touched
+    clock.advance(IDLE - 30)
+    sessions.resolve(cookie)  # exactly `idle` after the write: still open
+    assert last_seen() == touched + IDLE
 
 
 def test_absolute_timeout_ends_even_an_active_session(

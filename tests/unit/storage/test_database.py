@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from sealdrop.errors import ConfigError, DatabaseUnavailable
+from sealdrop.errors import ConfigError, DatabaseUnavailable, StorageError
 from sealdrop.ids import SourceId
 from sealdrop.storage import migrations
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
@@ -145,3 +145,38 @@ def test_missing_sqlite_directory_raises_database_unavailable(tmp_path: Path) ->
     """A database file that cannot be created is DatabaseUnavailable, not a bare OSError."""
     with pytest.raises(DatabaseUnavailable):
         SqlDatabase(sqlite_url_for(tmp_path / "missing" / "db.sqlite3"))
+
+
+def test_sqlite_read_only_transactions_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """While another connection holds the write lock (an upload committing, say), a read-only
+    transaction reads the last committed state at once; a normal one would wait for the lock."""
+    path = tmp_path / "db.sqlite3"
+    db = SqlDatabase(sqlite_url_for(path), lock_timeout=2.0)
+    db.upgrade()
+    with db.transaction() as repos:
+        repos.sources.add(b"lookup", "age1x", None, "", None)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        with db.transaction(read_only=True) as repos:
+            assert repos.sources.by_lookup_id(b"lookup") is not None
+        assert time.monotonic() - started < 0.5
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    db.close()
+
+
+def test_sqlite_read_only_transactions_refuse_writes(tmp_path: Path) -> None:
+    """A write inside a read-only transaction fails (query_only) instead of quietly taking the
+    write lock, and the next normal transaction writes as usual on the same pooled connection."""
+    db = SqlDatabase(sqlite_url_for(tmp_path / "db.sqlite3"))
+    db.upgrade()
+    with pytest.raises(StorageError), db.transaction(read_only=True) as repos:
+        repos.sources.add(b"lookup", "age1x", None, "", None)
+    with db.transaction() as repos:
+        repos.sources.add(b"lookup", "age1x", None, "", None)
+    with db.transaction(read_only=True) as repos:
+        assert repos.sources.by_lookup_id(b"lookup") is not None
+    db.close()
