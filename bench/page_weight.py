@@ -345,11 +345,14 @@ def run(workdir: Path, log_dir: Path) -> dict[str, Any]:
     result = measure(instance)
     for name, p in result["pages"].items():
         favicon = p.get("implicit_favicon")
-        extra = f" (+ implicit /favicon.ico: {favicon['status']}, {favicon['bytes']} B)"
+        extra = (
+            f" (+ implicit /favicon.ico: {favicon['status']}, {favicon['bytes']} B)"
+            if favicon
+            else ""
+        )
         print(
             f"  {name:<32} {p['bytes']:>6} B in {p['requests']} request(s) "
-            f"(headers {p['header_bytes']} B, body {p['body_bytes']} B)"
-            + (extra if favicon else ""),
+            f"(headers {p['header_bytes']} B, body {p['body_bytes']} B)" + extra,
             flush=True,
         )
     return result
