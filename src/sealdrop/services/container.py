@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sealdrop.config import Settings
+from sealdrop.crypto import envelope
 from sealdrop.services.accounts import AccountService
 from sealdrop.services.audit import AuditTrail
 from sealdrop.services.auth import AuthService
@@ -86,7 +87,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             settings.pending_purge_seconds,
         ),
         sessions=sessions,
-        submissions=SubmissionService(database, blobs, clock, granularity, runtime),
+        submissions=SubmissionService(
+            database, blobs, clock, granularity, runtime, envelope.age_binary()
+        ),
         replies=replies,
         recipients=RecipientService(database, audit),
         accounts=AccountService(database, audit, issuer=f"Sealdrop ({settings.organisation_name})"),

@@ -115,6 +115,7 @@ class SubmissionIntake:
         recipients: Sequence[Recipient],
         max_message_chars: int,
         files_enabled: bool = True,
+        age_binary: str | None = None,
     ) -> None:
         self._db = database
         self._blobs = blobs
@@ -122,6 +123,7 @@ class SubmissionIntake:
         self._granularity = granularity
         self._source_id = source_id
         self._recipients = list(recipients)
+        self._age_binary = age_binary
         self._max_message_chars = max_message_chars
         self._files_enabled = files_enabled
         self._pending: list[_Pending] = []
@@ -154,7 +156,7 @@ class SubmissionIntake:
         if sum(p.kind == "file" for p in self._pending) >= MAX_FILES_PER_SUBMISSION:
             raise MalformedUpload(f"more than {MAX_FILES_PER_SUBMISSION} files")
         reader = _CountingReader(stream)
-        staged = self._encrypt_into_stage(reader)
+        staged = self._encrypt_into_stage(reader, in_child=True)
         try:
             metadata = json.dumps(
                 {"filename": filename, "content_type": content_type, "size": reader.size},
@@ -166,10 +168,17 @@ class SubmissionIntake:
             raise
         self._pending.append(_Pending("file", staged, sealed))
 
-    def _encrypt_into_stage(self, reader: Readable) -> StagedBlob:
+    def _encrypt_into_stage(self, reader: Readable, in_child: bool = False) -> StagedBlob:
+        """Encrypt into a new staged blob. Files (``in_child``), which can be gigabytes, are
+        encrypted by the stock age program in a child process when it is installed: in-process
+        encryption holds the GIL and caps an upload at one core. Messages are small; a child
+        process would cost more than it saves."""
         staged = self._blobs.stage()
         try:
-            envelope.encrypt(reader, staged, self._recipients)
+            if in_child and self._age_binary is not None:
+                envelope.encrypt_in_child(self._age_binary, reader, staged, self._recipients)
+            else:
+                envelope.encrypt(reader, staged, self._recipients)
         except BaseException:
             staged.discard()
             raise
@@ -221,12 +230,14 @@ class SubmissionService:
         clock: Clock,
         granularity: Granularity,
         runtime: InstanceSettings,
+        age_binary: str | None = None,
     ) -> None:
         self._db = database
         self._blobs = blobs
         self._clock = clock
         self._granularity = granularity
         self._runtime = runtime
+        self._age_binary = age_binary
 
     def received_days(self, source_id: SourceId) -> list[tuple[dt.date | None, int]]:
         """What a source may see of what it sent: how many items arrived on which day."""
@@ -274,6 +285,7 @@ class SubmissionService:
             recipients,
             runtime.max_message_chars,
             runtime.files_enabled,
+            self._age_binary,
         )
 
     def listing(self) -> list[StoredItem]:

@@ -112,6 +112,7 @@ class LimitedH11Protocol(H11Protocol):
         )
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._continue_pending = False
         self._window_bytes = 0
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
@@ -168,14 +169,19 @@ class LimitedH11Protocol(H11Protocol):
     def _start_body_window(self) -> None:
         self._window_bytes = 0
         self._watched_flow().paused_lately = self.flow.read_paused
+        # A window in which we were still to send "100 Continue" is never held against the
+        # client: it may have begun its body only a moment before the window ended.
+        self._continue_pending = self.cycle is not None and self.cycle.waiting_for_100_continue
         self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_window_ended)
 
     def _body_window_ended(self) -> None:
         self._body_timer = None
         if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
             return
-        waited_on_us = self._watched_flow().paused_lately or (
-            self.cycle is not None and self.cycle.waiting_for_100_continue
+        waited_on_us = (
+            self._watched_flow().paused_lately
+            or self._continue_pending
+            or (self.cycle is not None and self.cycle.waiting_for_100_continue)
         )
         if not waited_on_us and self._window_bytes < self.limits.body_min_bytes:
             self._cut()

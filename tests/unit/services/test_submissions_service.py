@@ -210,7 +210,9 @@ def test_nothing_in_plaintext_reaches_disk(env: Env) -> None:
 
 
 def test_staged_bytes_are_ciphertext_while_a_file_streams_in(env: Env) -> None:
-    """Even mid-upload, what has reached the staging folder holds no plaintext (invariant 1)."""
+    """Even mid-upload, what has reached the staging folder holds no plaintext (invariant 1).
+    (Large enough that ciphertext has reached the file while the source still sends: files are
+    encrypted by the age program behind 1 MiB pipes.)"""
     canary = b"STREAMING-CANARY"
     observed: list[bytes] = []
 
@@ -218,9 +220,9 @@ def test_staged_bytes_are_ciphertext_while_a_file_streams_in(env: Env) -> None:
         sent = 0
 
         def read(self, size: int = -1, /) -> bytes:
-            if self.sent >= 400_000:
+            if self.sent >= 8_000_000:
                 return b""
-            if self.sent > 200_000:
+            if self.sent > 5_000_000 and self.sent % 200_704 == 0:
                 observed.append(b"".join(p.read_bytes() for p in env.staging()))
             self.sent += 4096
             return (canary * 256)[:4096]

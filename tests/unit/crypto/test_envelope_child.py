@@ -1,0 +1,109 @@
+"""Encryption by the stock age program in a child process (large uploads): the same contract as
+the in-process ``envelope.encrypt``: a valid age file, errors of the caller's streams raised as
+themselves, and a failed child reported as a crypto error."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+
+import pyrage
+import pytest
+
+from sealdrop.crypto import envelope, keys
+from sealdrop.errors import CryptoError, StorageFull, UploadTooLarge
+
+AGE = shutil.which("age")
+
+
+@pytest.fixture
+def age() -> str:
+    if AGE is None:
+        pytest.fail("the age binary is missing: run the README's test command (Debian age)")
+    return AGE
+
+
+class FailingReader(io.RawIOBase):
+    """A source that yields some bytes, then raises the caller's own error."""
+
+    def __init__(self, good: int, error: BaseException) -> None:
+        self._left = good
+        self._error = error
+
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        if self._left <= 0:
+            raise self._error
+        chunk = b"x" * min(size if size > 0 else 65536, self._left)
+        self._left -= len(chunk)
+        return chunk
+
+
+class FailingWriter:
+    def __init__(self, after: int, error: BaseException) -> None:
+        self.written = 0
+        self._after = after
+        self._error = error
+
+    def write(self, data: bytes) -> int:
+        if self.written + len(data) > self._after:
+            raise self._error
+        self.written += len(data)
+        return len(data)
+
+
+@pytest.mark.parametrize("size", [0, 1, 256 * 1024, 3 * 1024 * 1024 + 7])
+def test_round_trip_to_every_recipient(age: str, size: int) -> None:
+    """What the child writes is an age file each recipient opens, holding exactly the input."""
+    first, second = keys.generate_identity(), keys.generate_identity()
+    plaintext = os.urandom(size)
+    out = io.BytesIO()
+    envelope.encrypt_in_child(
+        age,
+        io.BytesIO(plaintext),
+        out,
+        [keys.recipient_of(first), keys.recipient_of(second)],
+    )
+    assert out.getvalue().startswith(envelope.AGE_INTRO)
+    for identity in (first, second):
+        assert pyrage.decrypt(out.getvalue(), [identity]) == plaintext
+
+
+def test_an_error_of_the_source_is_raised_as_itself(age: str) -> None:
+    """An upload cut off mid-file (the body limit, a disconnect) reaches the caller unchanged,
+    and the child is stopped."""
+    error = UploadTooLarge(1000)
+    with pytest.raises(UploadTooLarge) as raised:
+        envelope.encrypt_in_child(
+            age,
+            FailingReader(2 * 1024 * 1024, error),
+            io.BytesIO(),
+            [keys.recipient_of(keys.generate_identity())],
+        )
+    assert raised.value is error
+
+
+def test_an_error_of_the_destination_is_raised_as_itself(age: str) -> None:
+    """A full disk while writing the ciphertext reaches the caller as StorageFull."""
+    error = StorageFull("no space")
+    with pytest.raises(StorageFull) as raised:
+        envelope.encrypt_in_child(
+            age,
+            io.BytesIO(os.urandom(4 * 1024 * 1024)),
+            FailingWriter(100_000, error),
+            [keys.recipient_of(keys.generate_identity())],
+        )
+    assert raised.value is error
+
+
+def test_a_child_that_fails_is_a_crypto_error() -> None:
+    """A program that exits with an error (here `false`) never passes for a finished file."""
+    false = shutil.which("false")
+    assert false is not None
+    with pytest.raises(CryptoError, match="status"):
+        envelope.encrypt_in_child(
+            false,
+            io.BytesIO(b"secret" * 100_000),
+            io.BytesIO(),
+            [keys.recipient_of(keys.generate_identity())],
+        )
