@@ -35,7 +35,7 @@ from rich.text import Text
 from sealdrop.cli.common import err, fail
 from sealdrop.crypto.keys import Identity
 from sealdrop.errors import DecryptionError, SealdropError
-from sealdrop.reader.client import ApiClient, TokenExpired, check_connection
+from sealdrop.reader.client import ApiClient, TokenExpired, check_connection, open_client
 from sealdrop.reader.content import DecryptProgress, decrypt_item, file_info, seal_reply
 from sealdrop.reader.export import export as export_file
 from sealdrop.reader.keystore import create_identity, load_identity, public_key
@@ -148,12 +148,7 @@ def _errors(profile: Profile) -> Iterator[None]:
 
 @contextmanager
 def _client(profile: Profile) -> Iterator[ApiClient]:
-    config = profile.load_config()
-    token = profile.load_token()
-    if token is None:
-        raise TokenExpired("no valid token")
-    client = ApiClient(config.server, proxy=config.proxy)
-    client.use_token(token)
+    client = open_client(profile)
     try:
         yield client
     finally:

@@ -9,6 +9,7 @@ import resource
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from rich.console import Console
@@ -40,14 +41,18 @@ class _Listener(uvicorn.Server):
         yield
 
 
-def _listener(
+def listener(
     app: ASGIApp,
     limits: ConnectionLimits,
     host: str = "127.0.0.1",
     port: int = 0,
     uds: Path | None = None,
     http: type[LimitedH11Protocol] = LimitedH11Protocol,
+    **extra: Any,
 ) -> _Listener:
+    """One listener exactly as `serve` configures it (the tests of the listeners use this
+    too, so that what they check is the server's own configuration). ``extra``: more
+    uvicorn options, for tests (a log level, say)."""
     return _Listener(
         ListenerConfig(
             app,
@@ -70,6 +75,7 @@ def _listener(
             # Secure flag) and a client address. Trust no proxy headers at all.
             proxy_headers=False,
             forwarded_allow_ips="",
+            **extra,
         )
     )
 
@@ -227,8 +233,8 @@ def serve_instance(
             # Four listeners at most, plus database connections, uploads and tor's control port.
             _raise_file_limit(4 * limits.max_connections + 1024)
             listeners = [
-                _listener(source_app, limits, source_host, source_port),
-                _listener(api_app, limits, journalist_host, journalist_port),
+                listener(source_app, limits, source_host, source_port),
+                listener(api_app, limits, journalist_host, journalist_port),
             ]
             supervisor: TorSupervisor | None = None
             if tor_path is not None:
@@ -236,13 +242,13 @@ def serve_instance(
                 layout.prepare()
                 listeners += [
                     # Only tor connects here, and it puts a PROXY line naming the circuit first.
-                    _listener(
+                    listener(
                         onion_listener(source_app),
                         limits,
                         uds=layout.source_socket,
                         http=ProxyProtocolH11,
                     ),
-                    _listener(api_app, limits, uds=layout.api_socket),
+                    listener(api_app, limits, uds=layout.api_socket),
                 ]
                 display = _BootstrapDisplay(console)
                 supervisor = TorSupervisor(

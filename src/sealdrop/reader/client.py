@@ -23,6 +23,7 @@ import httpx
 from socksio.exceptions import ProtocolError as SocksProtocolError
 
 from sealdrop import errors
+from sealdrop.reader.profile import Profile
 
 CHUNK = 64 * 1024
 # A tor SocksPort with ExtendedErrors (Tor Browser's) answers onion failures with codes 0xF0-0xF7,
@@ -570,3 +571,15 @@ def _item(data: object) -> RemoteItem:
         metadata=metadata,
         author=_optional_str(data, "author"),
     )
+
+
+def open_client(profile: Profile) -> ApiClient:
+    """A client of the profile's server (through its proxy, if any) holding the saved token;
+    TokenExpired when there is none or it has expired (the CLI and the UI both start here)."""
+    config = profile.load_config()
+    token = profile.load_token()
+    if token is None:
+        raise TokenExpired("no valid token")
+    client = ApiClient(config.server, proxy=config.proxy)
+    client.use_token(token)
+    return client

@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from sealdrop.crypto.keys import Identity
 from sealdrop.errors import DecryptionError, ReaderError, SealdropError, WrongPassphrase
-from sealdrop.reader.client import ApiClient, ApiError, TokenExpired
+from sealdrop.reader.client import ApiClient, ApiError, TokenExpired, open_client
 from sealdrop.reader.content import NotCached, decrypt_item, file_info, seal_reply
 from sealdrop.reader.export import export as export_file
 from sealdrop.reader.keystore import load_identity
@@ -121,13 +121,7 @@ def create_app(
     def make_client() -> ApiClient:
         if client_factory is not None:
             return client_factory()
-        config = profile.load_config()
-        saved = profile.load_token()
-        if saved is None:
-            raise TokenExpired("no valid token")
-        client = ApiClient(config.server, proxy=config.proxy)
-        client.use_token(saved)
-        return client
+        return open_client(profile)
 
     def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
         body = env.get_template(template).render(csrf=state.csrf, **context)

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.types import ASGIApp
 
+from sealdrop.cli import serve
+from sealdrop.web.connections import ConnectionLimits
 from sealdrop.web.onion import ProxyProtocolH11, onion_listener
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
@@ -48,18 +49,13 @@ def onion_server(app: ASGIApp, **config: Any) -> Iterator[str]:
     propagate = {name: logging.getLogger(name).propagate for name in _UVICORN_LOGGERS}
     folder = Path(tempfile.mkdtemp(prefix="sd-onion-", dir="/tmp"))
     path = str(folder / "source.sock")
-    options: dict[str, Any] = {
-        "uds": path,
-        "http": ProxyProtocolH11,
-        "ws": "none",
-        "lifespan": "off",
-        "access_log": False,
-        "log_config": None,
-        "server_header": False,
-        "date_header": False,
-        "proxy_headers": False,
-    }
-    server = uvicorn.Server(uvicorn.Config(onion_listener(app), **(options | config)))
+    # Built by `serve`'s own function: what these tests check is the server's configuration.
+    server = serve.listener(
+        onion_listener(app),
+        ConnectionLimits(),
+        uds=Path(path),
+        **({"http": ProxyProtocolH11} | config),
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

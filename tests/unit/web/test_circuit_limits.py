@@ -11,12 +11,9 @@ import anyio
 import httpx
 import pytest
 from support_onion import exchange, get, onion_server, parse_response, proxy_line
+from test_source_app import new_instance
 
-from sealdrop.config import load_settings
-from sealdrop.crypto.keys import generate_identity, recipient_of
-from sealdrop.services.container import Services, build_services
-from sealdrop.services.instance import init_instance
-from sealdrop.storage.database import SqlDatabase
+from sealdrop.services.container import Services
 from sealdrop.testing import FakeClock
 from sealdrop.web.app import create_source_app
 from sealdrop.web.headers import SOURCE_HEADERS
@@ -40,22 +37,13 @@ def traces(circuit: int) -> list[re.Pattern[str]]:
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     """An instance with one recipient, a per-circuit burst of 3 and almost no refill (1 a
     minute, and the clock does not move), published at an https:// address."""
-    path = init_instance(tmp_path_factory.mktemp("circuits") / "instance")
-    settings = load_settings(
-        path,
-        env={
-            "SEALDROP_CIRCUITS_BURST": str(BURST),
-            "SEALDROP_CIRCUITS_REQUESTS_PER_MINUTE": "1",
-            "SEALDROP_SOURCE_PUBLIC_URL": "https://drop.example.org",
-        },
+    built = new_instance(
+        tmp_path_factory.mktemp("circuits") / "instance",
+        FakeClock(),
+        SEALDROP_CIRCUITS_BURST=str(BURST),
+        SEALDROP_CIRCUITS_REQUESTS_PER_MINUTE="1",
+        SEALDROP_SOURCE_PUBLIC_URL="https://drop.example.org",
     )
-    database = SqlDatabase(settings.database_url)
-    try:
-        with database.transaction() as repos:
-            repos.recipients.add(str(recipient_of(generate_identity())), "journalist")
-    finally:
-        database.close()
-    built = build_services(settings, FakeClock())
     yield built
     built.close()
 

@@ -22,8 +22,9 @@ from starlette.types import Message, Receive, Scope, Send
 from support_onion import parse_response, proxy_line
 from uvicorn.server import ServerState
 
+from sealdrop.cli import serve
 from sealdrop.testing import free_port
-from sealdrop.web.connections import ConnectionLimits, LimitedH11Protocol, ListenerConfig
+from sealdrop.web.connections import ConnectionLimits, LimitedH11Protocol
 from sealdrop.web.onion import ProxyProtocolH11, onion_listener
 
 HEAD = 0.6
@@ -75,21 +76,14 @@ def listener(
     folder = Path(tempfile.mkdtemp(prefix="sd-conn-", dir="/tmp"))
     uds = str(folder / "listener.sock") if http is ProxyProtocolH11 else None
     port = free_port()
-    config = ListenerConfig(
+    # Built by `serve`'s own function: what these tests check is the server's configuration.
+    server = serve.listener(
         onion_listener(app) if uds else app,
-        limits=limits,
-        host="127.0.0.1",
+        limits,
         port=port,
-        uds=uds,
+        uds=Path(uds) if uds else None,
         http=http,
-        ws="none",
-        lifespan="off",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        date_header=False,
     )
-    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -15,15 +15,12 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from test_source_app import new_instance
 
-from sealdrop.config import load_settings
-from sealdrop.crypto.keys import generate_identity, recipient_of
 from sealdrop.ids import BlobKey, new_id
 from sealdrop.services import container
-from sealdrop.services.container import Services, build_services
-from sealdrop.services.instance import init_instance
+from sealdrop.services.container import Services
 from sealdrop.storage import blobs_fs
-from sealdrop.storage.database import SqlDatabase
 from sealdrop.web.app import create_source_app
 from sealdrop.web.source.routes import COOKIE
 
@@ -97,15 +94,8 @@ def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Instan
     confirmed source session (made through the services: no KDF run needed for the test)."""
     disk = Disk()
     monkeypatch.setattr(container, "FilesystemBlobStore", store_on(disk))
-    path = init_instance(tmp_path / "instance")
-    settings = load_settings(path, env={})
-    database = SqlDatabase(settings.database_url)
-    try:
-        with database.transaction() as repos:
-            repos.recipients.add(str(recipient_of(generate_identity())), "journalist")
-    finally:
-        database.close()
-    services = build_services(settings)
+    services = new_instance(tmp_path / "instance")
+    settings = services.settings
     new = services.sources.create()
     session = services.sessions.resolve(new.session_cookie)
     services.sessions.confirm(session)
