@@ -12,7 +12,7 @@ from typing import Any
 from sealdrop.config import Settings
 from sealdrop.errors import InputError
 from sealdrop.services.audit import AuditTrail
-from sealdrop.storage.interfaces import Database
+from sealdrop.storage.interfaces import Database, Repositories
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +40,12 @@ class InstanceSettings:
 
     def current(self) -> RuntimeSettings:
         with self._db.transaction(read_only=True) as repos:
-            stored = repos.settings.all()
-        return self._merge(stored)
+            return self.current_in(repos)
+
+    def current_in(self, repos: Repositories) -> RuntimeSettings:
+        """The settings as seen by a transaction a caller already has open (a page that reads
+        several things reads them in one transaction)."""
+        return self._merge(repos.settings.all())
 
     def update(self, actor: str, changes: dict[str, Any]) -> RuntimeSettings:
         values: dict[str, str] = {}

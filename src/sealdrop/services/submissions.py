@@ -32,11 +32,12 @@ from sealdrop.errors import (
 )
 from sealdrop.ids import BlobKey, SourceId
 from sealdrop.services.clock import Clock, Granularity, arrival_day
-from sealdrop.services.instance_settings import InstanceSettings
+from sealdrop.services.instance_settings import InstanceSettings, RuntimeSettings
 from sealdrop.storage.interfaces import (
     BlobStore,
     Database,
     NewSubmission,
+    Repositories,
     StagedBlob,
     SubmissionKind,
 )
@@ -47,6 +48,13 @@ MAX_FILES_PER_SUBMISSION = 100
 
 class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOverview:
+    received: list[tuple[dt.date | None, int]]
+    accepting: bool
+    runtime: RuntimeSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +122,13 @@ class SubmissionIntake:
         source_id: SourceId,
         recipients: Sequence[Recipient],
         max_message_chars: int,
+        max_upload_bytes: int,
         files_enabled: bool = True,
         age_binary: str | None = None,
     ) -> None:
         self._db = database
+        # The instance's upload limit when the intake began (the caller enforces it on the body).
+        self.max_upload_bytes = max_upload_bytes
         self._blobs = blobs
         self._clock = clock
         self._granularity = granularity
@@ -239,39 +250,57 @@ class SubmissionService:
         self._runtime = runtime
         self._age_binary = age_binary
 
-    def received_days(self, source_id: SourceId) -> list[tuple[dt.date | None, int]]:
-        """What a source may see of what it sent: how many items arrived on which day."""
+    def overview(self, source_id: SourceId) -> SourceOverview:
+        """What the conversation page shows of the source's own side, read in one transaction:
+        how many items arrived on which day, whether a new submission would be taken, and the
+        limits the form states."""
         with self._db.transaction(read_only=True) as repos:
             records = repos.submissions.for_source(source_id)
+            runtime = self._runtime.current_in(repos)
+            has_recipients = self._has_recipients(repos)
         counts: dict[dt.date | None, int] = {}
         for record in records:
             counts[record.arrival_day] = counts.get(record.arrival_day, 0) + 1
-        return list(counts.items())
+        return SourceOverview(
+            received=list(counts.items()),
+            accepting=runtime.accepting_submissions and has_recipients,
+            runtime=runtime,
+        )
 
     def recipient_keys(self) -> list[str]:
         """Who submissions (and so replies) are encrypted to: organisation recipients and every
         active journalist's device keys, without duplicates."""
-        with self._db.transaction() as repos:
-            keys = [r.public_key for r in repos.recipients.list()]
-            keys += repos.user_recipients.active_public_keys()
+        with self._db.transaction(read_only=True) as repos:
+            return self._recipient_keys(repos)
+
+    @staticmethod
+    def _recipient_keys(repos: Repositories) -> list[str]:
+        keys = [r.public_key for r in repos.recipients.list()]
+        keys += repos.user_recipients.active_public_keys()
         return list(dict.fromkeys(keys))
+
+    @staticmethod
+    def _has_recipients(repos: Repositories) -> bool:
+        return bool(repos.recipients.list()) or bool(repos.user_recipients.active_public_keys())
 
     def accepting(self) -> bool:
         """Whether submissions are switched on and there is anyone to encrypt them to."""
-        if not self._runtime.current().accepting_submissions:
-            return False
         with self._db.transaction(read_only=True) as repos:
-            return bool(repos.recipients.list()) or bool(repos.user_recipients.active_public_keys())
+            if not self._runtime.current_in(repos).accepting_submissions:
+                return False
+            return self._has_recipients(repos)
 
     def intake(self, source_id: SourceId) -> SubmissionIntake:
         """Begin receiving a submission. Raises NotAcceptingSubmissions when there is nobody to
         encrypt to: we refuse rather than store anything we could not seal."""
-        runtime = self._runtime.current()
-        keys = self.recipient_keys()
-        with self._db.transaction() as repos:
+        # One read-only transaction: no write lock is taken before the body is read (the rows
+        # are written by ``commit``, once everything is encrypted and durable).
+        with self._db.transaction(read_only=True) as repos:
             if repos.sources.get(source_id) is None:
                 # The source was deleted while its session lived on.
                 raise SessionRequired()
+            runtime = self._runtime.current_in(repos)
+            keys = self._recipient_keys(repos)
         if not keys or not runtime.accepting_submissions:
             raise NotAcceptingSubmissions("no recipients configured, or intake switched off")
         # Organisation keys and every active journalist's reader keys (invariant 2).
@@ -284,6 +313,7 @@ class SubmissionService:
             source_id,
             recipients,
             runtime.max_message_chars,
+            runtime.max_upload_bytes,
             runtime.files_enabled,
             self._age_binary,
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
@@ -187,8 +187,9 @@ class UploadQuota:
         self._clock = clock
         self._daily = daily_bytes
         self._max_tracked = max_tracked
-        # source id -> [(when, bytes)], oldest first
-        self._uploads: OrderedDict[str, list[tuple[float, int]]] = OrderedDict()
+        # source id -> its uploads of the window, oldest first, and their total: expired ones
+        # are dropped from the left, so a check costs the same after 10 uploads or 80,000.
+        self._uploads: OrderedDict[str, _Window] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -198,27 +199,40 @@ class UploadQuota:
     def remaining(self, source: str) -> tuple[int, int]:
         """(bytes this source may still upload now, seconds until its oldest upload expires)."""
         with self._lock:
-            entries = self._current(source, self._clock.now())
-            used = sum(size for _, size in entries)
-            wait = 0
-            if entries:
-                wait = max(1, math.ceil(entries[0][0] + QUOTA_WINDOW_SECONDS - self._clock.now()))
-            return max(0, self._daily - used), wait
+            now = self._clock.now()
+            window = self._current(source, now)
+            if window is None:
+                return self._daily, 0
+            wait = max(1, math.ceil(window.entries[0][0] + QUOTA_WINDOW_SECONDS - now))
+            return max(0, self._daily - window.total), wait
 
     def record(self, source: str, size: int) -> None:
         with self._lock:
             now = self._clock.now()
-            entries = self._current(source, now)
-            entries.append((now, size))
-            self._uploads[source] = entries
+            window = self._current(source, now) or _Window()
+            window.entries.append((now, size))
+            window.total += size
+            self._uploads[source] = window
             self._uploads.move_to_end(source)
             while len(self._uploads) > self._max_tracked:
                 self._uploads.popitem(last=False)
 
-    def _current(self, source: str, now: float) -> list[tuple[float, int]]:
-        entries = [e for e in self._uploads.get(source, []) if e[0] > now - QUOTA_WINDOW_SECONDS]
-        if entries:
-            self._uploads[source] = entries
-        else:
-            self._uploads.pop(source, None)
-        return entries
+    def _current(self, source: str, now: float) -> _Window | None:
+        window = self._uploads.get(source)
+        if window is None:
+            return None
+        entries = window.entries
+        while entries and entries[0][0] <= now - QUOTA_WINDOW_SECONDS:
+            window.total -= entries.popleft()[1]
+        if not entries:
+            del self._uploads[source]
+            return None
+        return window
+
+
+class _Window:
+    __slots__ = ("entries", "total")
+
+    def __init__(self) -> None:
+        self.entries: deque[tuple[float, int]] = deque()  # (when, bytes), oldest first
+        self.total = 0

@@ -45,3 +45,18 @@ def test_memory_is_bounded() -> None:
     quota.record("c", 100)
     assert quota.remaining("a")[0] == 100  # forgotten
     assert quota.remaining("c")[0] == 0
+
+
+def test_many_small_uploads_slide_out_of_the_window_one_by_one() -> None:
+    """A source that sends a small message every minute for two days keeps exactly the last 24
+    hours counted: the running total drops each upload as it leaves the window (the check does
+    not rescan every upload of the day)."""
+    clock = FakeClock()
+    quota = UploadQuota(clock, daily_bytes=10**9)
+    for _ in range(2 * 24 * 60):
+        quota.record("a", 10)
+        clock.advance(60)
+    # The last upload was a minute ago; the one made exactly 24 hours ago has just left.
+    in_window = QUOTA_WINDOW_SECONDS // 60 - 1
+    assert quota.remaining("a")[0] == 10**9 - 10 * in_window
+    assert 0 < quota.remaining("a")[1] <= 60

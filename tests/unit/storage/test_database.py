@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -179,4 +180,63 @@ def test_sqlite_read_only_transactions_refuse_writes(tmp_path: Path) -> None:
         repos.sources.add(b"lookup", "age1x", None, "", None)
     with db.transaction(read_only=True) as repos:
         assert repos.sources.by_lookup_id(b"lookup") is not None
+    # The pragma is switched only when the kind of transaction changes: after a write, a
+    # read-only transaction on the same connection refuses writes again.
+    with pytest.raises(StorageError), db.transaction(read_only=True) as repos:
+        repos.sources.add(b"other", "age1y", None, "", None)
     db.close()
+
+
+def test_sqlite_writers_of_one_process_queue_and_time_out_like_the_lock(tmp_path: Path) -> None:
+    """Writers in one process wait for each other on the process's own gate: every one of many
+    concurrent writers commits, none is lost to a busy error; one that waits longer than
+    lock_timeout gets DatabaseUnavailable, as for SQLite's own lock; readers do not queue."""
+    path = tmp_path / "db.sqlite3"
+    db = SqlDatabase(sqlite_url_for(path), lock_timeout=5.0)
+    db.upgrade()
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            with db.transaction() as repos:
+                repos.sources.add(f"lookup-{n}".encode(), "age1x", None, "", None)
+                time.sleep(0.005)  # hold the lock a while, as a commit with its fsync does
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with db.transaction(read_only=True) as repos:
+        assert all(repos.sources.by_lookup_id(f"lookup-{n}".encode()) for n in range(24))
+    db.close()
+
+    impatient = SqlDatabase(sqlite_url_for(path), lock_timeout=0.3)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with impatient.transaction() as repos:
+            repos.sources.add(b"holder", "age1x", None, "", None)
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        with impatient.transaction(read_only=True) as repos:  # a reader goes straight through
+            assert repos.sources.by_lookup_id(b"lookup-0") is not None
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable), impatient.transaction() as repos:
+            repos.sources.add(b"late", "age1x", None, "", None)
+        assert 0.25 < time.monotonic() - started < 3
+    finally:
+        release.set()
+        holder.join()
+    with impatient.transaction() as repos:  # usable again once the holder is done
+        repos.sources.add(b"late", "age1x", None, "", None)
+    impatient.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl
 
 import anyio
@@ -26,8 +26,9 @@ from sealdrop.errors import (
     UploadTooLarge,
 )
 from sealdrop.services.container import Services
+from sealdrop.services.replies import ShownReply
 from sealdrop.services.sessions import SessionService, SourceSession
-from sealdrop.services.submissions import Receipt
+from sealdrop.services.submissions import Receipt, SourceOverview, SubmissionIntake
 from sealdrop.web import form_tokens
 from sealdrop.web.i18n import N_
 from sealdrop.web.multipart import BodyLimit, MultipartReader, boundary_of
@@ -70,13 +71,33 @@ class SourceInterface:
     async def _session(self, request: Request, *, confirmed: bool = True) -> SourceSession:
         """The request's live session, or SessionRequired. With ``confirmed``, a session whose
         codename has not been typed back yet is sent to the confirmation page first."""
-        session = await self._call(self._services.sessions.resolve, request.cookies.get(COOKIE))
-        # Per-session request budget: a script replaying one session's cookie, over any number
-        # of circuits, is slowed like a flooding circuit is.
-        self._services.session_requests.charge(session.id_hash)
+        session, _ = await self._session_reading(request, _read_nothing, confirmed=confirmed)
+        return session
+
+    async def _session_reading(
+        self, request: Request, read: Callable[[SourceSession], T], *, confirmed: bool = True
+    ) -> tuple[SourceSession, T]:
+        """The request's live session (as ``_session``) and what ``read`` reads for it, in one
+        trip to a worker thread: each trip costs a GIL hand-over both ways, which under load is
+        much of what a page waits for."""
+        cookie = request.cookies.get(COOKIE)
+        services = self._services
+
+        def work() -> tuple[SourceSession, T | None]:
+            session = services.sessions.resolve(cookie)
+            # Per-session request budget: a script replaying one session's cookie, over any
+            # number of circuits, is slowed like a flooding circuit is. Charged once the session
+            # is known to exist (made-up cookies must not crowd real sessions out of the table)
+            # and before any work for the page.
+            services.session_requests.charge(session.id_hash)
+            if confirmed and not session.confirmed:
+                return session, None
+            return session, read(session)
+
+        session, value = await self._call(work)
         if confirmed and not session.confirmed:
             raise Redirect("confirm")
-        return session
+        return session, cast(T, value)
 
     def _render(
         self,
@@ -253,19 +274,23 @@ class SourceInterface:
         return response
 
     async def conversation(self, request: Request) -> Response:
-        session = await self._session(request)
-        replies = await self._call(self._services.replies.for_session, session)
-        received = await self._call(self._services.submissions.received_days, session.source_id)
-        accepting = await self._call(self._services.submissions.accepting)
-        runtime = await self._call(self._services.instance_settings.current)
+        services = self._services
+
+        def read(session: SourceSession) -> tuple[list[ShownReply], SourceOverview]:
+            return services.replies.for_session(session), services.submissions.overview(
+                session.source_id
+            )
+
+        session, (replies, overview) = await self._session_reading(request, read)
+        runtime = overview.runtime
         return self._render(
             request,
             "conversation.html",
             session,
             title=N_("Your conversation"),
             replies=replies,
-            received=received,
-            accepting=accepting,
+            received=overview.received,
+            accepting=overview.accepting,
             files_enabled=runtime.files_enabled,
             max_message_chars=runtime.max_message_chars,
             max_upload=self._templates.format_param(request, "size", runtime.max_upload_bytes),
@@ -281,9 +306,14 @@ class SourceInterface:
         return see_other(request, "conversation")
 
     async def submit(self, request: Request) -> Response:
-        session = await self._session(request)
-        runtime = await self._call(self._services.instance_settings.current)
-        quota = self._services.upload_quota
+        services = self._services
+
+        def begin(session: SourceSession) -> SubmissionIntake:
+            # Before the body is read, so a refused submission costs no encryption work.
+            return services.submissions.intake(session.source_id)
+
+        session, intake = await self._session_reading(request, begin)
+        quota = services.upload_quota
         allowed, wait = quota.remaining(session.source_id)
 
         def over_quota() -> Exception:
@@ -291,10 +321,9 @@ class SourceInterface:
 
         if allowed <= 0:
             raise over_quota()
-        limit = min(runtime.max_upload_bytes, allowed)
-        too_large = (
-            (lambda: UploadTooLarge(limit)) if limit == runtime.max_upload_bytes else over_quota
-        )
+        max_upload = intake.max_upload_bytes
+        limit = min(max_upload, allowed)
+        too_large = (lambda: UploadTooLarge(limit)) if limit == max_upload else over_quota
         declared = request.headers.get("content-length")
         if (
             declared is not None
@@ -305,8 +334,6 @@ class SourceInterface:
             # Refuse before reading a byte: nothing is staged at all.
             raise too_large()
         boundary = boundary_of(request.headers.get("content-type", ""))
-        # Checked before the body is read, so a refused submission costs no encryption work.
-        intake = await self._call(self._services.submissions.intake, session.source_id)
         body = request.stream().__aiter__()
 
         def next_chunk() -> bytes:
@@ -353,6 +380,10 @@ async def _next(body: AsyncIterator[bytes]) -> bytes:
         return await body.__anext__()
     except StopAsyncIteration:
         return b""
+
+
+def _read_nothing(_session: SourceSession) -> None:
+    return None
 
 
 class Redirect(Exception):
