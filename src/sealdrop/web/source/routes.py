@@ -40,6 +40,9 @@ T = TypeVar("T")
 COOKIE = "sealdrop_session"
 MAX_CONCURRENT_UPLOADS = 32
 
+# How many bytes a submission may have, and the error for a body beyond that.
+_Allowance = tuple[int, Callable[[], Exception]]
+
 
 class SourceInterface:
     def __init__(self, services: Services, templates: Templates) -> None:
@@ -153,6 +156,15 @@ class SourceInterface:
 
     async def _small_form(self, request: Request) -> dict[str, str]:
         """A urlencoded form of at most ``limits.max_form_bytes``; larger bodies are refused."""
+        body = await self._small_body(request)
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+        except (UnicodeDecodeError, ValueError):
+            pairs = []
+        return dict(pairs)
+
+    async def _small_body(self, request: Request) -> bytes:
+        """A whole body of at most ``limits.max_form_bytes``; larger bodies are refused."""
         limit = self._settings.max_form_bytes
         body = b""
         try:
@@ -162,11 +174,7 @@ class SourceInterface:
                     raise UploadTooLarge(limit)
         except ClientDisconnect:
             raise ClientDisconnected() from None
-        try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
-        except (UnicodeDecodeError, ValueError):
-            pairs = []
-        return dict(pairs)
+        return body
 
     async def _pre_session_form(self, request: Request) -> tuple[dict[str, str], bytes | None]:
         """The form of a page without a session, once its form token checks out."""
@@ -307,33 +315,30 @@ class SourceInterface:
 
     async def submit(self, request: Request) -> Response:
         services = self._services
-
-        def begin(session: SourceSession) -> SubmissionIntake:
-            # Before the body is read, so a refused submission costs no encryption work.
-            return services.submissions.intake(session.source_id)
-
-        session, intake = await self._session_reading(request, begin)
-        quota = services.upload_quota
-        allowed, wait = quota.remaining(session.source_id)
-
-        def over_quota() -> Exception:
-            return UploadQuotaExceeded(quota.daily_bytes, wait)
-
-        if allowed <= 0:
-            raise over_quota()
-        max_upload = intake.max_upload_bytes
-        limit = min(max_upload, allowed)
-        too_large = (lambda: UploadTooLarge(limit)) if limit == max_upload else over_quota
-        declared = request.headers.get("content-length")
-        if (
-            declared is not None
-            and declared.isascii()
-            and declared.isdigit()
-            and int(declared) > limit
-        ):
-            # Refuse before reading a byte: nothing is staged at all.
-            raise too_large()
         boundary = boundary_of(request.headers.get("content-type", ""))
+        header = request.headers.get("content-length")
+        declared = int(header) if header and header.isascii() and header.isdigit() else None
+        # A small body (a message: most submissions) is read whole first, as any form is; then
+        # resolving the session, the checks, encrypting and committing take one trip to a worker
+        # thread, instead of a trip per chunk of the body. Larger bodies stream.
+        whole = None
+        if declared is not None and declared <= self._settings.max_form_bytes:
+            whole = await self._small_body(request)
+
+        def begin(session: SourceSession) -> tuple[SubmissionIntake, _Allowance | None]:
+            # Checked before the body is read, so a refused submission costs no encryption work.
+            intake = services.submissions.intake(session.source_id)
+            allowance = self._allowance(intake, session, declared)
+            if whole is None:
+                return intake, allowance  # to stream
+            chunks = iter((whole,))
+            read = BodyLimit(lambda: next(chunks, b""), *allowance)
+            self._receive(intake, session, read, boundary)
+            return intake, None  # stored
+
+        session, (intake, to_stream) = await self._session_reading(request, begin)
+        if to_stream is None:
+            return see_other(request, "submitted")
         body = request.stream().__aiter__()
 
         def next_chunk() -> bytes:
@@ -342,37 +347,65 @@ class SourceInterface:
             except ClientDisconnect:
                 raise ClientDisconnected() from None
 
-        read = BodyLimit(next_chunk, limit, too_large)
-
-        def receive() -> Receipt:
-            reader = MultipartReader(read, boundary)
-            checked = False
-            with intake:
-                for index, part in enumerate(reader.parts()):
-                    if index == 0:
-                        # The token is the form's first field, so a forged post is refused before
-                        # any of its body is encrypted or staged.
-                        token = part.read_small(256).decode("ascii", "replace")
-                        if part.name != "csrf_token" or not SessionService.csrf_valid(
-                            session, token
-                        ):
-                            raise CsrfTokenInvalid()
-                        checked = True
-                    elif part.name == "message" and part.filename is None:
-                        intake.add_message(part)
-                    elif part.name == "files" and part.filename:
-                        intake.add_file(part.filename, part.content_type, part)
-                    # Anything else (an empty file input, unknown fields) is skipped unread.
-                if not checked:
-                    raise CsrfTokenInvalid()
-                while read():
-                    pass  # the epilogue after the closing boundary, within the same limit
-                return intake.commit()
-
-        await anyio.to_thread.run_sync(receive, limiter=self._upload_slots)
-        # Counted once stored: a refused or broken upload stored nothing.
-        quota.record(session.source_id, read.received)
+        read = BodyLimit(next_chunk, *to_stream)
+        await anyio.to_thread.run_sync(
+            functools.partial(self._receive, intake, session, read, boundary),
+            limiter=self._upload_slots,
+        )
         return see_other(request, "submitted")
+
+    def _allowance(
+        self, intake: SubmissionIntake, session: SourceSession, declared: int | None
+    ) -> _Allowance:
+        """How many bytes this submission may have (the upload limit, or what is left of the
+        source's daily quota), and the error for a body beyond it."""
+        quota = self._services.upload_quota
+        allowed, wait = quota.remaining(session.source_id)
+
+        def over_quota() -> Exception:
+            return UploadQuotaExceeded(quota.daily_bytes, wait)
+
+        if allowed <= 0:
+            raise over_quota()
+        limit = min(intake.max_upload_bytes, allowed)
+
+        def too_large() -> Exception:
+            return UploadTooLarge(limit) if limit == intake.max_upload_bytes else over_quota()
+
+        if declared is not None and declared > limit:
+            # Refuse before reading a byte: nothing is staged at all.
+            raise too_large()
+        return limit, too_large
+
+    def _receive(
+        self, intake: SubmissionIntake, session: SourceSession, read: BodyLimit, boundary: bytes
+    ) -> Receipt:
+        """Encrypt and store the parts of a submission's body as they are read (in a worker
+        thread), then count it against the source's quota."""
+        reader = MultipartReader(read, boundary)
+        checked = False
+        with intake:
+            for index, part in enumerate(reader.parts()):
+                if index == 0:
+                    # The token is the form's first field, so a forged post is refused before
+                    # any of its body is encrypted or staged.
+                    token = part.read_small(256).decode("ascii", "replace")
+                    if part.name != "csrf_token" or not SessionService.csrf_valid(session, token):
+                        raise CsrfTokenInvalid()
+                    checked = True
+                elif part.name == "message" and part.filename is None:
+                    intake.add_message(part)
+                elif part.name == "files" and part.filename:
+                    intake.add_file(part.filename, part.content_type, part)
+                # Anything else (an empty file input, unknown fields) is skipped unread.
+            if not checked:
+                raise CsrfTokenInvalid()
+            while read():
+                pass  # the epilogue after the closing boundary, within the same limit
+            receipt = intake.commit()
+        # Counted once stored: a refused or broken upload stored nothing.
+        self._services.upload_quota.record(session.source_id, read.received)
+        return receipt
 
 
 async def _next(body: AsyncIterator[bytes]) -> bytes:
