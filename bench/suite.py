@@ -166,6 +166,26 @@ def upload_rows(result: dict[str, Any]) -> list[Row]:
                         ok,
                     )
                 )
+                if o.get("durable_mbps"):
+                    rows.append(
+                        Row(
+                            f"{key}.onionshare_durable_mbps",
+                            bench,
+                            "  OnionShare, then fsync of its file (durable)",
+                            f"{o['durable_mbps']} MB/s",
+                            o["durable_mbps"],
+                        )
+                    )
+                    durable = size.get("ratio_to_onionshare_durable")
+                    rows.append(
+                        Row(
+                            f"{key}.ratio_onionshare_durable",
+                            bench,
+                            "  Sealdrop / OnionShare made durable",
+                            _num(durable),
+                            durable,
+                        )
+                    )
         if not size.get("comparison_only"):
             growth = s["rss_growth_mib_max"]
             r, ok = at_most(growth, 64, strict=True)

@@ -454,6 +454,21 @@ class OnionShareTarget:
             **memory.report(),
         }
         saved = [p for p in self.data.rglob("*") if p.is_file() and not p.name.endswith(".part")]
+        # OnionShare answers before its file is on disk (it never fsyncs); Sealdrop answers only
+        # once the upload is durable. The same guarantee for OnionShare costs this much more:
+        # fsync of what it wrote and of the folder that names it, timed right after the answer.
+        if sent["status"] == 302 and saved:
+            synced = time.perf_counter()
+            for item in saved:
+                for target in (item, item.parent):
+                    fd = os.open(target, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            durable = sent["seconds"] + time.perf_counter() - synced
+            result["durable_seconds"] = round(durable, 3)
+            result["durable_mbps"] = mbps(size, durable)
         result["stored_bytes"] = sum(p.stat().st_size for p in saved)
         result["verified"] = (
             sent["status"] == 302
@@ -784,6 +799,8 @@ def _best(row: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> None:
     peer = row.get("onionshare")
     if ok and peer and peer.get("verified"):
         row["ratio_to_onionshare"] = round(sealdrop["mbps"] / peer["mbps"], 2)
+        if peer.get("durable_mbps"):
+            row["ratio_to_onionshare_durable"] = round(sealdrop["mbps"] / peer["durable_mbps"], 2)
 
 
 def _diagnose(
