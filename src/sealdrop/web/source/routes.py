@@ -315,7 +315,7 @@ class SourceInterface:
 
     async def submit(self, request: Request) -> Response:
         services = self._services
-        boundary = boundary_of(request.headers.get("content-type", ""))
+        content_type = request.headers.get("content-type", "")
         header = request.headers.get("content-length")
         declared = int(header) if header and header.isascii() and header.isdigit() else None
         # A small body (a message: most submissions) is read whole first, as any form is; then
@@ -333,12 +333,13 @@ class SourceInterface:
                 return intake, allowance  # to stream
             chunks = iter((whole,))
             read = BodyLimit(lambda: next(chunks, b""), *allowance)
-            self._receive(intake, session, read, boundary)
+            self._receive(intake, session, read, boundary_of(content_type))
             return intake, None  # stored
 
         session, (intake, to_stream) = await self._session_reading(request, begin)
         if to_stream is None:
             return see_other(request, "submitted")
+        boundary = boundary_of(content_type)
         body = request.stream().__aiter__()
 
         def next_chunk() -> bytes:
