@@ -26,6 +26,7 @@ from sealdrop.services.maintenance import Maintenance
 from sealdrop.tor.layout import TorLayout
 from sealdrop.tor.process import Bootstrap, TorSupervisor, find_tor
 from sealdrop.web.api.app import create_api_app
+from sealdrop.web.api.errors import busy as api_busy
 from sealdrop.web.app import create_source_app
 from sealdrop.web.connections import ConnectionLimits, LimitedH11Protocol, ListenerConfig
 from sealdrop.web.onion import ProxyProtocolH11, onion_listener
@@ -49,6 +50,7 @@ def listener(
     port: int = 0,
     uds: Path | None = None,
     http: type[LimitedH11Protocol] = LimitedH11Protocol,
+    busy: ASGIApp | None = None,
     **extra: Any,
 ) -> _Listener:
     """One listener exactly as `serve` configures it (the tests of the listeners use this
@@ -59,6 +61,7 @@ def listener(
             app,
             # Every listener cuts slow clients off and caps its connections (web/connections.py).
             limits=limits,
+            busy=busy,
             host=host,
             port=port,
             # The onion listeners are unix sockets in the instance's 0700 tor folder.
@@ -235,7 +238,7 @@ def serve_instance(
             _raise_file_limit(4 * limits.max_connections + 1024)
             listeners = [
                 listener(source_app, limits, source_host, source_port),
-                listener(api_app, limits, journalist_host, journalist_port),
+                listener(api_app, limits, journalist_host, journalist_port, busy=api_busy),
             ]
             supervisor: TorSupervisor | None = None
             if tor_path is not None:
@@ -249,7 +252,7 @@ def serve_instance(
                         uds=layout.source_socket,
                         http=ProxyProtocolH11,
                     ),
-                    listener(api_app, limits, uds=layout.api_socket),
+                    listener(api_app, limits, uds=layout.api_socket, busy=api_busy),
                 ]
                 display = _BootstrapDisplay(console)
                 supervisor = TorSupervisor(

@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import h11
 import uvicorn
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -50,11 +50,16 @@ class ConnectionLimits:
 
 
 class ListenerConfig(uvicorn.Config):
-    """A ``uvicorn.Config`` that also carries the connection limits of its listener."""
+    """A ``uvicorn.Config`` that also carries the connection limits of its listener, and the
+    answer to a connection beyond its cap (``busy``: an ASGI app; plain text by default, the
+    API listeners answer in the API's JSON)."""
 
-    def __init__(self, app: Any, *, limits: ConnectionLimits, **options: Any) -> None:
+    def __init__(
+        self, app: Any, *, limits: ConnectionLimits, busy: ASGIApp | None = None, **options: Any
+    ) -> None:
         super().__init__(app, **options)
         self.connection_limits = limits
+        self.busy_app: ASGIApp = busy or _busy
 
 
 class _WatchedFlow(FlowControl):
@@ -110,6 +115,7 @@ class LimitedH11Protocol(H11Protocol):
         self.limits = (
             config.connection_limits if isinstance(config, ListenerConfig) else ConnectionLimits()
         )
+        self._busy_app = config.busy_app if isinstance(config, ListenerConfig) else _busy
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._continue_pending = False
@@ -123,7 +129,7 @@ class LimitedH11Protocol(H11Protocol):
         if len(self.connections) > self.limits.max_connections:
             # Refused with a response rather than at accept(): the client learns to come back
             # later instead of seeing a reset, and the answer costs no app work.
-            self.app = _busy
+            self.app = self._busy_app
         self._follow_request_state()
 
     def connection_lost(self, exc: Exception | None) -> None:

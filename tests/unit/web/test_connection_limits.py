@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -24,6 +25,7 @@ from uvicorn.server import ServerState
 
 from sealdrop.cli import serve
 from sealdrop.testing import free_port
+from sealdrop.web.api import errors as api_errors
 from sealdrop.web.connections import ConnectionLimits, LimitedH11Protocol
 from sealdrop.web.onion import ProxyProtocolH11, onion_listener
 
@@ -69,7 +71,10 @@ class Recorder:
 
 @contextlib.contextmanager
 def listener(
-    app: Any, limits: ConnectionLimits = LIMITS, http: type[LimitedH11Protocol] = LimitedH11Protocol
+    app: Any,
+    limits: ConnectionLimits = LIMITS,
+    http: type[LimitedH11Protocol] = LimitedH11Protocol,
+    busy: Any = None,
 ) -> Iterator[tuple[str, int] | str]:
     """A listener configured as `sealdrop serve` configures its own; yields its address (a
     (host, port) pair, or a unix socket path for the onion protocol)."""
@@ -83,6 +88,7 @@ def listener(
         port=port,
         uds=Path(uds) if uds else None,
         http=http,
+        busy=busy,
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -300,6 +306,27 @@ def test_connections_beyond_the_cap_get_a_503_and_are_closed() -> None:
             again.sendall(request_head())
             assert parse_response(read_response(again)).status == 200
     assert app.requests == 1
+
+
+def test_the_api_listener_answers_its_cap_in_the_api_json() -> None:
+    """On an API listener the connection beyond the cap gets the API's own 503 (JSON, code
+    "unavailable", Retry-After), which API clients parse like any other error."""
+    app = Recorder()
+    limits = ConnectionLimits(head_timeout=30, body_timeout=30, max_connections=1)
+    with (
+        listener(app, limits, busy=api_errors.busy) as address,
+        connect(address),
+        connect(address) as second,
+    ):
+        second.sendall(request_head())
+        response = parse_response(read_until_closed(second))
+    assert response.status == 503
+    assert response.header("content-type") == ["application/json"]
+    assert response.header("retry-after") == ["60"]
+    assert json.loads(response.body) == {
+        "error": {"code": "unavailable", "message": "The server is busy. Try again in a minute."}
+    }
+    assert app.requests == 0
 
 
 # --- the onion listener ---------------------------------------------------------------------

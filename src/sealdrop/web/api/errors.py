@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from sealdrop.errors import (
     AuthenticationFailed,
@@ -28,6 +29,7 @@ from sealdrop.errors import (
     TooManyRequests,
     UploadTooLarge,
 )
+from sealdrop.web.connections import BUSY_RETRY_AFTER_SECONDS
 
 log = logging.getLogger("sealdrop.web")
 
@@ -53,6 +55,24 @@ def error_json(
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )
+
+
+async def busy(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer to a connection beyond an API listener's cap (``web/connections.py``), given
+    below the app: the API's own 503, so that a client reads it like any other error; the
+    connection closes after it."""
+    response = error_json(
+        503,
+        "unavailable",
+        "The server is busy. Try again in a minute.",
+        headers={
+            "Retry-After": str(BUSY_RETRY_AFTER_SECONDS),
+            "Connection": "close",
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+    await response(scope, receive, send)
 
 
 def for_error(exc: SealdropError) -> JSONResponse:
