@@ -486,7 +486,7 @@ def star(
 
 @reader_app.command()
 def seen(source: SourceArg, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
-    """Mark a source's synced submissions as seen by you (unread drops to 0 in `reader list`)."""
+    """Mark a source's synced (downloaded) submissions as seen by you, for your unread count."""
     profile = _profile(data_dir)
     with _errors(profile), _store(profile) as store, _client(profile) as client:
         found = _find_source(store, source)

@@ -183,13 +183,19 @@ def star_source(
 
 
 def mark_source_seen(client: ApiClient, store: Store, cache_dir: Path, source_id: str) -> int:
-    """Mark the source's submissions stored here as seen by this journalist; returns how many
-    were unseen.
+    """Mark the source's submissions held here as seen by this journalist; returns how many
+    were marked.
 
-    Only what was synced: a submission that arrived since is still unread, as it should be, since
-    the journalist has not seen it. Replies are left alone, as they count for nobody's unread.
+    Only what this device has: a submission that arrived since the last sync, or whose content
+    is not downloaded (a failed or pending download), is still unread, as it should be, since
+    the journalist cannot have read it. Replies are left alone, as they count for nobody's
+    unread.
     """
-    unseen = [i.id for i in store.items(source_id) if not i.seen and i.kind != "reply"]
+    unseen = [
+        i.id
+        for i in store.items(source_id)
+        if not i.seen and i.kind != "reply" and i.cache is CacheState.CACHED
+    ]
     if unseen:
         client.mark_seen(unseen)
     refresh_source(client, store, cache_dir, source_id)

@@ -86,7 +86,8 @@ class FakeServer:
         self.calls.append(("seen", sorted(item_ids)))
         for item_id in item_ids:
             self.items[item_id] = dataclasses.replace(self.items[item_id], seen=True)
-        self.source_row = dataclasses.replace(self.current(), unread=0)
+        unread = sum(1 for i in self.items.values() if not i.seen and i.kind != "reply")
+        self.source_row = dataclasses.replace(self.current(), unread=unread)
         return len(item_ids)
 
     def delete_source(self, source_id: str) -> None:
@@ -165,6 +166,20 @@ def test_seen_marks_only_the_unseen_submissions_held_here(
     assert all(i.seen for i in store.items(SOURCE) if i.kind != "reply")
     assert mark_source_seen(client(server), store, tmp_path / "cache", SOURCE) == 0
     assert len(server.calls) == 1, "nothing left to mark: the server is not asked"
+
+
+def test_seen_leaves_a_submission_whose_content_is_not_downloaded_unread(
+    tmp_path: Path, server: FakeServer, store: Store
+) -> None:
+    """A submission this device could not download (missing or corrupted ciphertext) cannot
+    have been read here: it is not marked seen, and stays unread for every journalist."""
+    store.set_cache(f"{2:032x}", CacheState.MISSING)
+    assert mark_source_seen(client(server), store, tmp_path / "cache", SOURCE) == 1
+    assert server.calls == [("seen", [f"{1:032x}"])]
+    local = store.source(SOURCE)
+    assert local is not None
+    assert local.unread == 1
+    assert not next(i for i in store.items(SOURCE) if i.id == f"{2:032x}").seen
 
 
 def test_deleting_an_item_removes_it_here_with_its_ciphertext(
