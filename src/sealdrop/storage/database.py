@@ -27,11 +27,13 @@ _READ_ONLY = "sealdrop_read_only"
 # under moderate load (anyio runs up to 40, uploads up to 32 more), and a connection beyond the
 # pool is closed when returned: measured, reopening them (connect, pragmas, schema parse on the
 # first statement) took a tenth of the server's busy time at 8 concurrent pages. Beyond the pool,
-# up to POOL_OVERFLOW more are opened for bursts. PostgreSQL keeps fewer (each is a backend
-# process on the server, and several Sealdrop processes may share it).
+# up to the overflow more are opened for a burst; past that, a thread waits for a free one.
+# PostgreSQL gets fewer: each is a backend process on the database server, whose
+# max_connections (100 by default) several Sealdrop processes may share.
 SQLITE_POOL_SIZE = 16
+SQLITE_POOL_OVERFLOW = 64
 POSTGRES_POOL_SIZE = 10
-POOL_OVERFLOW = 64
+POSTGRES_POOL_OVERFLOW = 10
 
 
 def sqlite_url_for(path: Path) -> str:
@@ -126,7 +128,7 @@ def _sqlite_engine(url: URL, lock_timeout: float) -> Engine:
     in_memory = not url.database or url.database == ":memory:" or "mode=memory" in url.database
     # An in-memory database (tests) lives in one connection per thread: SQLAlchemy's own pool.
     pool: dict[str, Any] = (
-        {} if in_memory else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        {} if in_memory else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_OVERFLOW}
     )
     engine = create_engine(url, hide_parameters=True, **pool)
     busy_ms = int(lock_timeout * 1000)
@@ -177,7 +179,7 @@ def _postgres_engine(url: URL, lock_timeout: float, connect_timeout: int) -> Eng
         url,
         hide_parameters=True,
         pool_size=POSTGRES_POOL_SIZE,
-        max_overflow=POOL_OVERFLOW,
+        max_overflow=POSTGRES_POOL_OVERFLOW,
         pool_pre_ping=True,  # survive a server restart without failing the next request
         connect_args={
             "connect_timeout": connect_timeout,
