@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,32 @@ def disk_ceiling(folder: Path, size: int) -> dict[str, Any]:
 # -- the HTTP client ---------------------------------------------------------------------------
 
 
+def multipart_envelope(
+    file_field: str,
+    filename: str,
+    fields_before: Sequence[tuple[str, str]] = (),
+    fields_after: Sequence[tuple[str, str]] = (),
+) -> tuple[str, bytes, bytes]:
+    """(boundary, head, tail) of a multipart/form-data body with one file part: the body is
+    head + the file's bytes + tail, so a file of any size can be streamed between them."""
+    boundary = "----BenchBoundary" + uuid.uuid4().hex
+
+    def field(name: str, value: str) -> bytes:
+        return (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        ).encode()
+
+    head = (
+        b"".join(field(n, v) for n, v in fields_before)
+        + (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+    )
+    tail = b"\r\n" + b"".join(field(n, v) for n, v in fields_after) + f"--{boundary}--\r\n".encode()
+    return boundary, head, tail
+
+
 def post_file(
     url: str,
     fields_before: list[tuple[str, str]],
@@ -169,21 +195,7 @@ def _post_with_httpx(
     fields_after: list[tuple[str, str]],
     cookies: dict[str, str],
 ) -> dict[str, Any]:
-    boundary = "----BenchBoundary" + uuid.uuid4().hex
-
-    def field(name: str, value: str) -> bytes:
-        return (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-        ).encode()
-
-    head = (
-        b"".join(field(n, v) for n, v in fields_before)
-        + (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; '
-            f'filename="{path.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-        ).encode()
-    )
-    tail = b"\r\n" + b"".join(field(n, v) for n, v in fields_after) + f"--{boundary}--\r\n".encode()
+    boundary, head, tail = multipart_envelope(file_field, path.name, fields_before, fields_after)
     length = len(head) + path.stat().st_size + len(tail)
 
     def body() -> Iterator[bytes]:
@@ -312,12 +324,7 @@ def in_process_pipeline(target: SealdropTarget, path: Path) -> dict[str, Any]:
     from sealdrop.web.multipart import MultipartReader
 
     size = path.stat().st_size
-    boundary = "----BenchBoundary" + uuid.uuid4().hex
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{path.name}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
+    boundary, head, tail = multipart_envelope("files", path.name)
 
     def chunks() -> Iterator[bytes]:
         yield head
@@ -360,20 +367,21 @@ def in_process_pipeline(target: SealdropTarget, path: Path) -> dict[str, Any]:
 def onionshare_cli() -> Path:
     """onionshare-cli 2.7 in its own virtualenv (bench/.venv-onionshare), installed from PyPI on
     first use, so that its dependencies never touch the project's .venv."""
-    exe = ONIONSHARE_VENV / "bin" / "onionshare-cli"
-    marker = ONIONSHARE_VENV / f".installed-onionshare-cli-{ONIONSHARE_VERSION}"
+    return tool_in_venv(ONIONSHARE_VENV, f"onionshare-cli=={ONIONSHARE_VERSION}", "onionshare-cli")
+
+
+def tool_in_venv(venv: Path, requirement: str, program: str) -> Path:
+    """``program`` from ``requirement``, installed from PyPI into a virtualenv of its own on
+    first use (again when the requirement changes)."""
+    exe = venv / "bin" / program
+    marker = venv / f".installed-{requirement.replace('=', '-')}"
     if exe.exists() and marker.exists():
         return exe
     base = getattr(sys, "_base_executable", None) or sys.executable
-    print(f"  installing onionshare-cli=={ONIONSHARE_VERSION} into {ONIONSHARE_VENV} ...")
-    subprocess.run([base, "-m", "venv", "--clear", str(ONIONSHARE_VENV)], check=True)
+    print(f"  installing {requirement} into {venv} ...")
+    subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
     subprocess.run(
-        [
-            str(ONIONSHARE_VENV / "bin" / "pip"),
-            "install",
-            "--quiet",
-            f"onionshare-cli=={ONIONSHARE_VERSION}",
-        ],
+        [str(venv / "bin" / "pip"), "install", "--quiet", requirement],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -497,18 +505,7 @@ def file_sha256(path: Path) -> str:
 
 
 def py_spy() -> Path:
-    exe = TOOLS_VENV / "bin" / "py-spy"
-    if exe.exists():
-        return exe
-    base = getattr(sys, "_base_executable", None) or sys.executable
-    print(f"  installing py-spy into {TOOLS_VENV} ...")
-    subprocess.run([base, "-m", "venv", "--clear", str(TOOLS_VENV)], check=True)
-    subprocess.run(
-        [str(TOOLS_VENV / "bin" / "pip"), "install", "--quiet", "py-spy"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return exe
+    return tool_in_venv(TOOLS_VENV, "py-spy", "py-spy")
 
 
 def profile_upload(target: SealdropTarget, path: Path, out_dir: Path) -> dict[str, Any]:
@@ -612,12 +609,7 @@ def stages(size: int = GIB, chunk: int = 256 * 1024) -> dict[str, float]:
 
     block = os.urandom(chunk)
     count = size // chunk
-    boundary = "----BenchBoundary" + uuid.uuid4().hex
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="x"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
+    boundary, head, tail = multipart_envelope("files", "x")
     recipients = [recipient_of(generate_identity())]
 
     class Null:
@@ -792,15 +784,32 @@ def _best(row: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> None:
         row[name] = dict(max(good, key=lambda r: r["mbps"]))
         if name != "disk":
             row[name]["rss_growth_mib_max"] = max(r["rss_growth_mib"] for r in done)
-    sealdrop = row.get("sealdrop", {})
-    ok = sealdrop.get("status") == 303 and sealdrop.get("verified")
-    if ok and "disk" in row:
-        row["ratio_to_disk"] = round(sealdrop["mbps"] / row["disk"]["mbps"], 3)
-    peer = row.get("onionshare")
-    if ok and peer and peer.get("verified"):
-        row["ratio_to_onionshare"] = round(sealdrop["mbps"] / peer["mbps"], 2)
-        if peer.get("durable_mbps"):
-            row["ratio_to_onionshare_durable"] = round(sealdrop["mbps"] / peer["durable_mbps"], 2)
+    # Each ratio is taken within one repetition (runs made a minute apart, so a slow or fast
+    # moment of the shared disk hits both sides), and the best of those counts: a ratio of the
+    # fastest run of one side to the fastest of the other could pair runs minutes apart.
+    for key, peer, peer_mbps, digits in (
+        ("ratio_to_disk", "disk", "mbps", 3),
+        ("ratio_to_onionshare", "onionshare", "mbps", 2),
+        ("ratio_to_onionshare_durable", "onionshare", "durable_mbps", 2),
+    ):
+        ratio = _paired_ratio(runs.get("sealdrop", []), runs.get(peer, []), peer_mbps)
+        if ratio is not None:
+            row[key] = round(ratio, digits)
+
+
+def _paired_ratio(
+    ours: list[dict[str, Any]], theirs: list[dict[str, Any]], their_mbps: str
+) -> float | None:
+    """The best of Sealdrop / peer over the repetitions where both succeeded."""
+    ratios = [
+        mine["mbps"] / other[their_mbps]
+        for mine, other in zip(ours, theirs, strict=False)
+        if mine.get("status") == 303
+        and mine.get("verified")
+        and other.get("verified", True)
+        and other.get(their_mbps)
+    ]
+    return max(ratios) if ratios else None
 
 
 def _diagnose(

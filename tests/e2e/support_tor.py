@@ -27,6 +27,8 @@ import stem.connection
 import stem.control
 import stem.response.events
 
+from sealdrop.testing import free_port
+
 log = logging.getLogger(__name__)
 
 TOR = Path("/usr/sbin/tor")
@@ -56,14 +58,6 @@ class TorNetworkError(RuntimeError):
 
 def tor_is_installed() -> bool:
     return os.access(TOR, os.X_OK) and os.access(TOR_GENCERT, os.X_OK)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now (tor binds it a moment later;
-    the race with other processes is accepted, as for every other test server)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def empty_file(folder: Path) -> Path:

@@ -113,6 +113,32 @@ def test_file_and_message_decrypt_with_stock_age_and_leave_no_plaintext(
     assert canary not in server.log()
 
 
+def test_a_message_alone_is_taken_whole_yet_leaves_no_plaintext(
+    server: ServerProcess,
+    source: Source,
+    instance_dir: Path,
+    journalist_key: JournalistKey,
+    server_tmp: Path,
+) -> None:
+    """A message without files (a body within limits.max_form_bytes, read whole in memory before
+    it is encrypted, unlike a streamed upload) decrypts with `age -d` to its text, and no copy of
+    its canary exists anywhere on disk or in the log (invariant 1 on the small-body path)."""
+    canary = f"canary-{uuid.uuid4().hex}"
+    message = f"Only words this time. {canary} " + "x" * 20_000
+
+    source.start()
+    response = source.submit(message)
+    assert response.status_code == 303
+    assert int(response.request.headers["content-length"]) < 64 * 1024  # the small path
+
+    (item,) = stored(instance_dir)
+    assert age_decrypt(journalist_key.identity_file, Path(item["path"])) == message.encode()
+    roots = [instance_dir, server_tmp, Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")]
+    roots = [r for r in roots if r.exists()]
+    assert scan_for([canary.encode(), canary.encode("utf-16-le")], roots) == []
+    assert canary not in server.log()
+
+
 def test_arrival_is_recorded_as_a_day_and_blob_times_reveal_nothing(
     server: ServerProcess, source: Source, instance_dir: Path
 ) -> None:

@@ -8,23 +8,16 @@ Complements test_codenames.py (fixed examples, retyped codenames, idempotence on
 from __future__ import annotations
 
 import unicodedata
-from importlib import resources
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from support_words import WORDS
 
 from sealdrop.crypto import codenames
 from sealdrop.crypto.derive import derive_source_keys
 from sealdrop.errors import InvalidCodename
 
-WORDS = tuple(
-    line.split("\t")[1]
-    for line in resources.files("sealdrop")
-    .joinpath("data", "eff_large_wordlist.txt")
-    .read_text("utf-8")
-    .splitlines()
-)
 WORD_SET = frozenset(WORDS)
 SALT = bytes(range(32))
 # The only messages InvalidCodename carries: fixed text, never a piece of the input.

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import math
 import time
-from importlib import resources
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support_words import WORDS
 
 from sealdrop.crypto import codenames
 from sealdrop.errors import InvalidCodename
 
-WORDS = tuple(
-    line.split("\t")[1]
-    for line in resources.files("sealdrop")
-    .joinpath("data", "eff_large_wordlist.txt")
-    .read_text("utf-8")
-    .splitlines()
-)
 CANONICAL = "abacus t-shirt zoom drop-down yo-yo felt-tip kinfolk"
 
 

@@ -6,23 +6,15 @@ determinism and separation at once. Complements test_derive.py (the pinned const
 
 from __future__ import annotations
 
-from importlib import resources
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support_words import WORDS
 
 from sealdrop.crypto import codenames, derive
 from sealdrop.crypto.codenames import Codename
 from sealdrop.errors import InvalidCodename
 
-WORDS = tuple(
-    line.split("\t")[1]
-    for line in resources.files("sealdrop")
-    .joinpath("data", "eff_large_wordlist.txt")
-    .read_text("utf-8")
-    .splitlines()
-)
 codenames_st = st.lists(st.sampled_from(WORDS), min_size=7, max_size=7).map(
     lambda words: Codename(" ".join(words))
 )

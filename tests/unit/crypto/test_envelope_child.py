@@ -14,15 +14,6 @@ import pytest
 from sealdrop.crypto import envelope, keys
 from sealdrop.errors import CryptoError, StorageFull, UploadTooLarge
 
-AGE = shutil.which("age")
-
-
-@pytest.fixture
-def age() -> str:
-    if AGE is None:
-        pytest.fail("the age binary is missing: run the README's test command (Debian age)")
-    return AGE
-
 
 class FailingReader(io.RawIOBase):
     """A source that yields some bytes, then raises the caller's own error."""
@@ -53,13 +44,13 @@ class FailingWriter:
 
 
 @pytest.mark.parametrize("size", [0, 1, 256 * 1024, 3 * 1024 * 1024 + 7])
-def test_round_trip_to_every_recipient(age: str, size: int) -> None:
+def test_round_trip_to_every_recipient(age_bin: str, size: int) -> None:
     """What the child writes is an age file each recipient opens, holding exactly the input."""
     first, second = keys.generate_identity(), keys.generate_identity()
     plaintext = os.urandom(size)
     out = io.BytesIO()
     envelope.encrypt_in_child(
-        age,
+        age_bin,
         io.BytesIO(plaintext),
         out,
         [keys.recipient_of(first), keys.recipient_of(second)],
@@ -69,13 +60,13 @@ def test_round_trip_to_every_recipient(age: str, size: int) -> None:
         assert pyrage.decrypt(out.getvalue(), [identity]) == plaintext
 
 
-def test_an_error_of_the_source_is_raised_as_itself(age: str) -> None:
+def test_an_error_of_the_source_is_raised_as_itself(age_bin: str) -> None:
     """An upload cut off mid-file (the body limit, a disconnect) reaches the caller unchanged,
     and the child is stopped."""
     error = UploadTooLarge(1000)
     with pytest.raises(UploadTooLarge) as raised:
         envelope.encrypt_in_child(
-            age,
+            age_bin,
             FailingReader(2 * 1024 * 1024, error),
             io.BytesIO(),
             [keys.recipient_of(keys.generate_identity())],
@@ -83,12 +74,12 @@ def test_an_error_of_the_source_is_raised_as_itself(age: str) -> None:
     assert raised.value is error
 
 
-def test_an_error_of_the_destination_is_raised_as_itself(age: str) -> None:
+def test_an_error_of_the_destination_is_raised_as_itself(age_bin: str) -> None:
     """A full disk while writing the ciphertext reaches the caller as StorageFull."""
     error = StorageFull("no space")
     with pytest.raises(StorageFull) as raised:
         envelope.encrypt_in_child(
-            age,
+            age_bin,
             io.BytesIO(os.urandom(4 * 1024 * 1024)),
             FailingWriter(100_000, error),
             [keys.recipient_of(keys.generate_identity())],

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from starlette.types import ASGIApp
 
 from sealdrop.cli import serve
@@ -38,6 +39,24 @@ def get(path: str = "/", host: str = "example.onion") -> bytes:
 
 
 @contextlib.contextmanager
+def running(server: uvicorn.Server) -> Iterator[None]:
+    """Run a listener built by ``serve.listener`` in a thread (with its own event loop: uvicorn
+    installs no signal handlers outside the main thread) until the block ends."""
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive(), "the server thread died"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@contextlib.contextmanager
 def onion_server(app: ASGIApp, **config: Any) -> Iterator[str]:
     """Serve ``app`` as ``sealdrop serve`` serves the source onion; yields the socket path.
 
@@ -56,18 +75,10 @@ def onion_server(app: ASGIApp, **config: Any) -> Iterator[str]:
         uds=Path(path),
         **({"http": ProxyProtocolH11} | config),
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive(), "the server thread died"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-        yield path
+        with running(server):
+            yield path
     finally:
-        server.should_exit = True
-        thread.join(10)
         shutil.rmtree(folder, ignore_errors=True)
         for name in _UVICORN_LOGGERS:
             logging.getLogger(name).setLevel(levels[name])

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import itertools
 import string
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_multipart_reader import feeder, split
 from urllib3 import encode_multipart_formdata
 
 from sealdrop.errors import MalformedUpload, UploadTooLarge
@@ -149,16 +150,6 @@ ENCODERS: dict[str, Callable[[Sequence[Field], str], Encoded]] = {
 
 
 # --- reading -----------------------------------------------------------------------------------
-
-
-def feeder(chunks: Iterable[bytes]) -> Callable[[], bytes]:
-    iterator = iter(list(chunks))
-    return lambda: next(iterator, b"")
-
-
-def split(data: bytes, cuts: Iterable[int]) -> list[bytes]:
-    points = sorted({min(max(c, 0), len(data)) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
 
 
 def read_all(

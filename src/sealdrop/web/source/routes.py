@@ -320,7 +320,9 @@ class SourceInterface:
         declared = int(header) if header and header.isascii() and header.isdigit() else None
         # A small body (a message: most submissions) is read whole first, as any form is; then
         # resolving the session, the checks, encrypting and committing take one trip to a worker
-        # thread, instead of a trip per chunk of the body. Larger bodies stream.
+        # thread, instead of a trip per chunk of the body. Larger bodies stream. Invariant 1:
+        # the plaintext held is at most limits.max_form_bytes (64 KiB), in memory only, less than
+        # one read from the socket (256 KiB), and it is dropped once encrypted.
         whole = None
         if declared is not None and declared <= self._settings.max_form_bytes:
             whole = await self._small_body(request)
