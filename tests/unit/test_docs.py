@@ -134,12 +134,13 @@ def _command(path: list[str]) -> Any:
     return command
 
 
-def command_problems(text: str) -> list[str]:
-    """Commands of README's table whose `--help` fails, or that lack an option the row names."""
+def command_problems(document: str, text: str) -> list[str]:
+    """Commands in the tables of ``text`` whose `--help` fails, or that lack an option the row
+    names."""
     runner = CliRunner()
     problems = []
     for number, path, options in table_commands(text):
-        where = f"README.md:{number}: sealdrop {' '.join(path)}"
+        where = f"{document}:{number}: sealdrop {' '.join(path)}"
         result = runner.invoke(app, [*path, "--help"])
         command = _command(path)
         if not path or result.exit_code != 0 or command is None:
@@ -217,11 +218,16 @@ def variable_problems(document: str, text: str, known: set[str]) -> list[str]:
 
 
 def test_every_command_in_the_readme_table_exists() -> None:
-    """Each `sealdrop …` row of README's command table, alternatives included, answers --help with
-    exit status 0 and has every option the row names."""
-    text = README.read_text(encoding="utf-8")
-    assert len(list(table_commands(text))) >= 15, "README's command table was not found"
-    assert command_problems(text) == []
+    """Each `sealdrop …` row of README's command table (and of any table in docs/*.md),
+    alternatives included, answers --help with exit status 0 and has every option the row names."""
+    assert len(list(table_commands(README.read_text(encoding="utf-8")))) >= 15, (
+        "README's command table was not found"
+    )
+    problems = []
+    for document in DOCUMENTS:
+        name = str(document.relative_to(REPO_ROOT))
+        problems += command_problems(name, document.read_text(encoding="utf-8"))
+    assert not problems, "\n".join(["", *problems])
 
 
 def test_every_relative_link_in_the_documents_resolves() -> None:
@@ -230,7 +236,7 @@ def test_every_relative_link_in_the_documents_resolves() -> None:
     problems = []
     for document in DOCUMENTS:
         problems += link_problems(document, document.read_text(encoding="utf-8"))
-    assert problems == []
+    assert not problems, "\n".join(["", *problems])
 
 
 def test_every_environment_variable_in_the_documents_is_read(tmp_path: Path) -> None:
@@ -242,7 +248,7 @@ def test_every_environment_variable_in_the_documents_is_read(tmp_path: Path) -> 
     for document in DOCUMENTS:
         name = str(document.relative_to(REPO_ROOT))
         problems += variable_problems(name, document.read_text(encoding="utf-8"), known)
-    assert problems == []
+    assert not problems, "\n".join(["", *problems])
 
 
 # -- the checks themselves catch drift ---------------------------------------------------------
@@ -282,7 +288,7 @@ def test_the_checks_report_every_made_up_command_link_and_variable(tmp_path: Pat
         "| `sealdrop serve DIR [--no-such-option]` | x |\n"
         "| `sealdrop access list DIR` / `access revoke DIR NAME` | x |\n"
     )
-    assert command_problems(table) == [
+    assert command_problems("README.md", table) == [
         "README.md:1: sealdrop user frobnicate: --help exits 2",
         "README.md:2: sealdrop serve: no option --no-such-option",
     ]
