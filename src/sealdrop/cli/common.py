@@ -17,7 +17,8 @@ err = Console(stderr=True)
 
 
 def fail(exc: SealdropError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}")
+    # One line, however narrow the terminal or log: a wrapped error is harder to read and grep.
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
     return typer.Exit(code=1)
 
 

@@ -166,18 +166,24 @@ def serve(
 @app.command()
 def demo(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo.")] = Path("demo"),
+    host: Annotated[
+        str, typer.Option(help="Address of the source interface (the API stays on [api] host).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the source interface.")] = 8080,
+    api_port: Annotated[
+        int | None, typer.Option(help="Port of the journalist API (default: [api] port, 8081).")
+    ] = None,
 ) -> None:
     """Make (once) and serve a demo instance, with a demo journalist key beside it.
 
     DEMO ONLY: the journalist's private key sits on the same machine as the server, which a real
     deployment must never do (the key belongs on the journalist's own computer).
     """
-    from sealdrop.cli.demo import prepare_demo
+    from sealdrop.cli.demo import DEMO_API, DEMO_SOURCE, prepare_demo
 
     try:
-        instance = prepare_demo(directory, port, err)
-        serve_instance(instance, None, port)
+        instance = prepare_demo(directory, host, port, err)
+        serve_instance(instance, host, port, None, api_port, DEMO_SOURCE, DEMO_API)
     except SealdropError as exc:
         raise fail(exc) from None
 
