@@ -14,6 +14,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealdrop.cli.logs import endpoint
 from sealdrop.errors import ConfigError
 
 
@@ -27,10 +28,6 @@ class Knobs:
 
 SERVE_SOURCE = Knobs(host="--host or [source] host", port="--port or [source] port")
 SERVE_API = Knobs(host="--api-host or [api] host", port="--api-port or [api] port")
-
-
-def _endpoint(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _reason(exc: OSError, knobs: Knobs) -> str:
@@ -66,7 +63,7 @@ def bind_tcp(host: str, port: int, knobs: Knobs) -> list[socket.socket]:
         for sock in bound:
             sock.close()
         reason = _reason(exc, knobs)
-        raise ConfigError(f"cannot listen on {_endpoint(host, port)} ({reason}") from None
+        raise ConfigError(f"cannot listen on {endpoint(host, port)} ({reason}") from None
     return bound
 
 

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 from starlette.types import ASGIApp
 
 from sealdrop.cli.listen import SERVE_API, SERVE_SOURCE, Knobs, bind_tcp, bind_unix
-from sealdrop.cli.logs import configure_logging
+from sealdrop.cli.logs import configure_logging, endpoint
 from sealdrop.config import Settings, load_settings
 from sealdrop.errors import ConfigError, TorError
 from sealdrop.services.container import build_services
@@ -201,7 +201,6 @@ def serve_instance(
     """Serve an instance until SIGINT or SIGTERM. ``*_knobs``: what the caller's user changes
     an address with, named when a listener cannot bind."""
     console = Console(stderr=True)
-    configure_logging()
     settings = load_settings(directory)
     source_host = host or settings.source_host
     source_port = port if port is not None else settings.source_port
@@ -209,6 +208,10 @@ def serve_instance(
     journalist_port = api_port if api_port is not None else settings.api_port
     if (source_host, source_port) == (journalist_host, journalist_port):
         raise ConfigError("the source interface and the API need different ports")
+    # The logs may name the server's own listeners (not its peers).
+    configure_logging(
+        keep=[endpoint(source_host, source_port), endpoint(journalist_host, journalist_port)]
+    )
     with instance_lock(settings.instance_dir), contextlib.ExitStack() as sockets:
         # Every TCP socket is bound before anything else is done or said: a port in use is one
         # error line, with nothing announced, no upload recovered and no tor started.
