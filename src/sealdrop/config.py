@@ -352,10 +352,14 @@ def _load_salt(instance_dir: Path) -> Secret:
     return Secret(salt)
 
 
-def default_config_text(host: str = "127.0.0.1", port: int = 8080) -> str:
+def default_config_text(
+    host: str = "127.0.0.1", port: int = 8080, organisation_name: str | None = None
+) -> str:
     """The commented sealdrop.toml written by ``sealdrop init``."""
     lines = ["# Sealdrop instance settings. Every key is optional; defaults shown.", ""]
     overrides: dict[tuple[str, str], Any] = {("source", "host"): host, ("source", "port"): port}
+    if organisation_name is not None:
+        overrides[("source", "organisation_name")] = organisation_name
     for section, keys in SETTINGS.items():
         lines.append(f"[{section}]")
         for key, (default, description) in keys.items():

@@ -72,7 +72,8 @@ def served(short_instance: Path) -> Iterator[ServerProcess]:
 
 def test_serve_runs_its_own_tor_with_both_onions_and_reports_them(served: ServerProcess) -> None:
     """serve starts tor as its child, prints both onion addresses, keeps the keys 0600 in the
-    instance, and `status` reads PoW and circuit-id export back from the running tor."""
+    instance, logs tor's version unredacted, and `status` reads PoW and circuit-id export back
+    from the running tor."""
     layout = TorLayout.of_instance(served.instance)
     source, api = layout.source_onion_address(), layout.api_onion_address()
     assert source
@@ -83,6 +84,8 @@ def test_serve_runs_its_own_tor_with_both_onions_and_reports_them(served: Server
     key = layout.source_onion_dir / "hs_ed25519_secret_key"
     assert key.stat().st_mode & 0o077 == 0
     assert len(tor_children(served)) == 1
+    # The log redaction leaves tor's version alone (it is not a peer's address).
+    assert "tor: Tor 0.4." in served.log()
     text = status(served.instance)
     assert "Tor: running, version 0.4." in text
     assert "Proof-of-work defense (source onion): on" in text

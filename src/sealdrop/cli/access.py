@@ -1,22 +1,20 @@
-"""``sealdrop access``: which reader devices may reach the journalist API onion, and
-``sealdrop status``: what an instance and its tor are doing."""
+"""``sealdrop access``: which reader devices may reach the journalist API onion."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from sealdrop.cli.common import err, fail, open_services
+from sealdrop.cli.common import err, fail
 from sealdrop.config import load_settings
 from sealdrop.errors import SealdropError
 from sealdrop.tor import control
 from sealdrop.tor.client_auth import add_device, list_devices, revoke_device
 from sealdrop.tor.layout import TorLayout
-from sealdrop.tor.process import find_tor
 
 access_app = typer.Typer(
     help="Reader devices allowed to reach the journalist API onion (v3 client authorization).",
@@ -66,11 +64,14 @@ def access_add(directory: InstanceDir, name: DeviceName) -> None:
 
 
 @access_app.command("list")
-def access_list(directory: InstanceDir) -> None:
+def access_list(
+    directory: InstanceDir,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
     """List the authorized reader devices."""
     names = list_devices(_layout(directory))
     for name in names:
-        print(name)
+        print(json.dumps({"name": name}) if as_json else name)
     if not names:
         err.print("No reader device is authorized: the API onion admits nobody.")
 
@@ -93,42 +94,3 @@ def access_revoke(directory: InstanceDir, name: DeviceName) -> None:
         )
     else:
         err.print(f"Revoked {escape(name)}. No `sealdrop serve` is running; nothing else to do.")
-
-
-def status(directory: InstanceDir) -> None:
-    """Show what an instance is doing: database, intake, tor, onion addresses, PoW defense."""
-    out = Console(highlight=False, soft_wrap=True)
-    services = open_services(directory)
-    try:
-        settings = services.settings
-        recipients = len(services.recipients.list())
-        accounts = len(services.accounts.list())
-        accepting = services.submissions.accepting()
-    except SealdropError as exc:
-        raise fail(exc) from None
-    finally:
-        services.close()
-    layout = TorLayout.of_instance(settings.instance_dir)
-    out.print(f"Instance: {escape(str(settings.instance_dir))}")
-    out.print(f"Database: reachable ({settings.database_url.split(':', 1)[0].split('+')[0]})")
-    out.print(f"Recipients: {recipients}   Journalist accounts: {accounts}")
-    out.print(f"Accepting submissions: {'yes' if accepting else 'no'}")
-    if settings.tor_enabled == "no":
-        out.print("Tor: disabled ([tor] enabled = 'no')")
-        return
-    if find_tor(settings.tor_binary) is None:
-        out.print("Tor: not installed (Debian: apt-get install tor)")
-        return
-    state = control.read_status(layout)
-    if not state.running:
-        out.print("Tor: not running (`sealdrop serve` starts it)")
-    else:
-        progress = state.bootstrap.percent if state.bootstrap else 0
-        summary = state.bootstrap.summary if state.bootstrap else ""
-        out.print(f"Tor: running, version {state.version}, bootstrapped {progress}% {summary}")
-        out.print(f"Proof-of-work defense (source onion): {'on' if state.pow_defense else 'OFF'}")
-        out.print(f"Per-circuit limits: {'on' if state.circuit_ids_exported else 'OFF'}")
-    source, api = layout.source_onion_address(), layout.api_onion_address()
-    out.print(f"Source onion: {'http://' + source + '/' if source else 'not created yet'}")
-    out.print(f"Journalist API onion: {'http://' + api + '/api/v1/' if api else 'not created yet'}")
-    out.print(f"Authorized reader devices: {len(list_devices(layout))}")

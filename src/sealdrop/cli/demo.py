@@ -6,36 +6,55 @@ import os
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
+from sealdrop.cli.listen import Knobs
 from sealdrop.config import load_settings
 from sealdrop.services.container import build_services
-from sealdrop.services.demo import new_demo_identity
+from sealdrop.services.demo import (
+    IDENTITY_FILE,
+    demo_identity_text,
+    new_demo_identity,
+)
 from sealdrop.services.instance import init_instance
 
-IDENTITY_FILE = "journalist-identity.DEMO-ONLY.txt"
+# What changes the demo's addresses, named when a port is taken (scripts/demo passes its
+# environment variables to these options).
+DEMO_SOURCE = Knobs(host="--host (scripts/demo: DEMO_HOST=)", port="--port (scripts/demo: PORT=)")
+DEMO_API = Knobs(
+    host="[api] host in the demo's sealdrop.toml", port="--api-port (scripts/demo: API_PORT=)"
+)
 
 
-def prepare_demo(directory: Path, port: int, console: Console) -> Path:
+def prepare_demo(directory: Path, host: str, port: int, console: Console) -> Path:
     directory = directory.resolve()
     instance = directory / "instance"
+    identity_path = directory / IDENTITY_FILE
     if not (instance / "sealdrop.toml").exists():
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        init_instance(instance, "127.0.0.1", port)
+        init_instance(instance, host, port)
         identity_text, recipient = new_demo_identity()
-        path = directory / IDENTITY_FILE
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(identity_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write("# DEMO ONLY: a real journalist key never lives on the server.\n")
-            out.write(f"# public key: {recipient}\n{identity_text}\n")
+            out.write(demo_identity_text(identity_text, recipient))
         services = build_services(load_settings(instance))
         try:
             services.recipients.add(recipient, "demo journalist")
         finally:
             services.close()
-        console.print(f"Created a demo instance in {instance}")
-    console.print(f"Demo journalist key: {directory / IDENTITY_FILE}", soft_wrap=True)
+        console.print(f"Created a demo instance in {escape(str(instance))}")
+    key = escape(str(identity_path))
+    console.print(f"Demo journalist key: {key}", soft_wrap=True, highlight=False)
     console.print(
-        f"  decrypt a stored blob with: age -d -i {directory / IDENTITY_FILE} BLOB",
+        "[yellow]Submissions are encrypted to the demo key, and to a journalist's reader device "
+        "only once `sealdrop reader init` has registered it. Anything submitted before that "
+        "can be read with the demo key alone (the reader cannot open it):[/]",
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print(
+        f"  sealdrop submissions list {escape(str(instance))}   (the blob paths)\n"
+        f"  age -d -i {key} BLOB",
         soft_wrap=True,
         highlight=False,
     )

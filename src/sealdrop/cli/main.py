@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
 
+from sealdrop import __version__
 from sealdrop.cli.access import access_app
-from sealdrop.cli.access import status as status_command
-from sealdrop.cli.common import err, fail, open_services
+from sealdrop.cli.common import err, fail, open_services, print_table, whole_table
 from sealdrop.cli.reader import reader_app
 from sealdrop.cli.serve import serve_instance
-from sealdrop.cli.users import token_app, user_app
+from sealdrop.cli.status import status as status_command
+from sealdrop.cli.users import OPERATOR, token_app, user_app
+from sealdrop.config import SETTINGS
 from sealdrop.errors import SealdropError
 from sealdrop.services.instance import init_instance
 
@@ -46,6 +48,24 @@ app.command("status")(status_command)
 InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"sealdrop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Sealdrop: an anonymous submission system that encrypts everything as it arrives."""
+
+
 @app.command()
 def init(
     directory: InstanceDir,
@@ -53,13 +73,27 @@ def init(
         str, typer.Option(help="Address the source interface will listen on.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the source interface.")] = 8080,
+    org_name: Annotated[
+        str | None,
+        typer.Option(
+            help="Your organisation's name, shown to sources on every page and in "
+            "authenticator apps ([source] organisation_name)."
+        ),
+    ] = None,
 ) -> None:
     """Create a new instance: settings, secrets (0600), database and blob store."""
     try:
-        path = init_instance(directory, host, port)
+        path = init_instance(directory, host, port, org_name)
     except SealdropError as exc:
         raise fail(exc) from None
-    err.print(f"Created a Sealdrop instance in {path}")
+    err.print(f"Created a Sealdrop instance in {escape(str(path))}")
+    if org_name is None:
+        default = SETTINGS["source"]["organisation_name"][0]
+        err.print(
+            f"Sources will see the organisation name {default!r}: set yours with "
+            "`organisation_name` under \\[source] in sealdrop.toml (or `init --org-name`).",
+            highlight=False,
+        )
     err.print("Next: add the public key of each journalist or offline organisation key:")
     err.print(f"  sealdrop recipients add {directory} age1… --name NAME")
 
@@ -78,7 +112,11 @@ def recipients_add(
         raise fail(exc) from None
     finally:
         services.close()
-    err.print(f"Added recipient {record.public_key} ({record.name or 'no name'}), id {record.id}")
+    err.print(
+        f"Added recipient {record.public_key} ({escape(record.name or 'no name')}), id {record.id}",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 @recipients_app.command("list")
@@ -96,12 +134,37 @@ def recipients_list(
         for r in records:
             print(json.dumps({"id": r.id, "public_key": r.public_key, "name": r.name}))
         return
-    table = Table("id", "name", "public key")
+    table = whole_table("id", "name", "public key", wrap=("name",))
     for r in records:
-        table.add_row(r.id, r.name, r.public_key)
-    Console().print(table)
+        table.add_row(r.id, Text(r.name), r.public_key)
+    print_table(table)
     if not records:
         err.print("No recipients: the instance refuses submissions until one is added.")
+
+
+@recipients_app.command("remove")
+def recipients_remove(
+    directory: InstanceDir,
+    recipient_id: Annotated[str, typer.Argument(help="The recipient's id (recipients list).")],
+) -> None:
+    """Stop encrypting new submissions to an organisation recipient. What arrived before stays
+    encrypted to it too (that key still opens it)."""
+    services = open_services(directory)
+    try:
+        # The same service call as the API's DELETE /recipients/{id} (and so the reader's admin
+        # page): one rule, one audit entry (recipient.remove).
+        services.recipients.remove_checked(recipient_id, actor=OPERATOR)
+        accepting = services.submissions.accepting()
+    except SealdropError as exc:
+        raise fail(exc) from None
+    finally:
+        services.close()
+    err.print(f"Removed recipient {escape(recipient_id)}.", highlight=False)
+    if not accepting:
+        err.print(
+            "[yellow]No key to encrypt to is left (or intake is off): the instance refuses "
+            "submissions until one is added.[/]"
+        )
 
 
 @submissions_app.command("list")
@@ -134,7 +197,7 @@ def submissions_list(
                 )
             )
         return
-    table = Table("id", "source", "seq", "kind", "arrival", "bytes", "path")
+    table = whole_table("id", "source", "seq", "kind", "arrival", "bytes", "path")
     for item in items:
         table.add_row(
             item.id,
@@ -145,7 +208,7 @@ def submissions_list(
             f"{item.size:,}",
             item.path or "-",
         )
-    Console().print(table)
+    print_table(table)
 
 
 @app.command()
@@ -166,18 +229,24 @@ def serve(
 @app.command()
 def demo(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo.")] = Path("demo"),
+    host: Annotated[
+        str, typer.Option(help="Address of the source interface (the API stays on [api] host).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the source interface.")] = 8080,
+    api_port: Annotated[
+        int | None, typer.Option(help="Port of the journalist API (default: [api] port, 8081).")
+    ] = None,
 ) -> None:
     """Make (once) and serve a demo instance, with a demo journalist key beside it.
 
     DEMO ONLY: the journalist's private key sits on the same machine as the server, which a real
     deployment must never do (the key belongs on the journalist's own computer).
     """
-    from sealdrop.cli.demo import prepare_demo
+    from sealdrop.cli.demo import DEMO_API, DEMO_SOURCE, prepare_demo
 
     try:
-        instance = prepare_demo(directory, port, err)
-        serve_instance(instance, None, port)
+        instance = prepare_demo(directory, host, port, err)
+        serve_instance(instance, host, port, None, api_port, DEMO_SOURCE, DEMO_API)
     except SealdropError as exc:
         raise fail(exc) from None
 

@@ -8,6 +8,7 @@ import contextlib
 import gc
 import resource
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 from starlette.types import ASGIApp
 
-from sealdrop.cli.logs import configure_logging
+from sealdrop.cli.listen import SERVE_API, SERVE_SOURCE, Knobs, bind_tcp, bind_unix
+from sealdrop.cli.logs import configure_logging, endpoint
 from sealdrop.config import Settings, load_settings
 from sealdrop.errors import ConfigError, TorError
 from sealdrop.services.container import build_services
@@ -107,16 +109,17 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-async def _run(listeners: list[_Listener]) -> None:
+async def _run(listeners: list[tuple[_Listener, list[socket.socket]]]) -> None:
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
-        for listener in listeners:
+        for listener, _ in listeners:
             listener.should_exit = True
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
-    await asyncio.gather(*(listener.serve() for listener in listeners))
+    # Each listener serves the sockets bound before anything was announced.
+    await asyncio.gather(*(listener.serve(sockets) for listener, sockets in listeners))
 
 
 def _print_onions(supervisor: TorSupervisor, console: Console) -> None:
@@ -192,11 +195,30 @@ def serve_instance(
     port: int | None,
     api_host: str | None = None,
     api_port: int | None = None,
+    source_knobs: Knobs = SERVE_SOURCE,
+    api_knobs: Knobs = SERVE_API,
 ) -> None:
+    """Serve an instance until SIGINT or SIGTERM. ``*_knobs``: what the caller's user changes
+    an address with, named when a listener cannot bind."""
     console = Console(stderr=True)
-    configure_logging()
     settings = load_settings(directory)
-    with instance_lock(settings.instance_dir):
+    source_host = host or settings.source_host
+    source_port = port if port is not None else settings.source_port
+    journalist_host = api_host or settings.api_host
+    journalist_port = api_port if api_port is not None else settings.api_port
+    if (source_host, source_port) == (journalist_host, journalist_port):
+        raise ConfigError("the source interface and the API need different ports")
+    # The logs may name the server's own listeners (not its peers).
+    configure_logging(
+        keep=[endpoint(source_host, source_port), endpoint(journalist_host, journalist_port)]
+    )
+    with instance_lock(settings.instance_dir), contextlib.ExitStack() as sockets:
+        # Every TCP socket is bound before anything else is done or said: a port in use is one
+        # error line, with nothing announced, no upload recovered and no tor started.
+        source_sockets = bind_tcp(source_host, source_port, source_knobs)
+        sockets.callback(_close_all, source_sockets)
+        api_sockets = bind_tcp(journalist_host, journalist_port, api_knobs)
+        sockets.callback(_close_all, api_sockets)
         upgrade_database(settings.instance_dir)
         services = build_services(settings)
         try:
@@ -211,12 +233,6 @@ def serve_instance(
                     "be told that submissions are not accepted. Add one with `sealdrop "
                     "recipients add`, or a journalist's reader registers its key.[/]"
                 )
-            source_host = host or settings.source_host
-            source_port = port if port is not None else settings.source_port
-            journalist_host = api_host or settings.api_host
-            journalist_port = api_port if api_port is not None else settings.api_port
-            if (source_host, source_port) == (journalist_host, journalist_port):
-                raise ConfigError("the source interface and the API need different ports")
             tor_path = _tor_path(settings, console)
             layout = TorLayout.of_instance(settings.instance_dir)
 
@@ -237,22 +253,35 @@ def serve_instance(
             # Four listeners at most, plus database connections, uploads and tor's control port.
             _raise_file_limit(4 * limits.max_connections + 1024)
             listeners = [
-                listener(source_app, limits, source_host, source_port),
-                listener(api_app, limits, journalist_host, journalist_port, busy=api_busy),
+                (listener(source_app, limits, source_host, source_port), source_sockets),
+                (
+                    listener(api_app, limits, journalist_host, journalist_port, busy=api_busy),
+                    api_sockets,
+                ),
             ]
             supervisor: TorSupervisor | None = None
             if tor_path is not None:
                 layout.check_paths()
                 layout.prepare()
+                onion_sockets = [bind_unix(layout.source_socket)]
+                sockets.callback(_close_all, onion_sockets)
+                api_onion_sockets = [bind_unix(layout.api_socket)]
+                sockets.callback(_close_all, api_onion_sockets)
                 listeners += [
                     # Only tor connects here, and it puts a PROXY line naming the circuit first.
-                    listener(
-                        onion_listener(source_app),
-                        limits,
-                        uds=layout.source_socket,
-                        http=ProxyProtocolH11,
+                    (
+                        listener(
+                            onion_listener(source_app),
+                            limits,
+                            uds=layout.source_socket,
+                            http=ProxyProtocolH11,
+                        ),
+                        onion_sockets,
                     ),
-                    listener(api_app, limits, uds=layout.api_socket, busy=api_busy),
+                    (
+                        listener(api_app, limits, uds=layout.api_socket, busy=api_busy),
+                        api_onion_sockets,
+                    ),
                 ]
                 display = _BootstrapDisplay(console)
                 supervisor = TorSupervisor(
@@ -280,6 +309,11 @@ def serve_instance(
                 maintenance.stop()
         finally:
             services.close()
+
+
+def _close_all(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
 
 
 def _freeze_startup_objects() -> None:

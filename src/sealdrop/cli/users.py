@@ -13,9 +13,8 @@ from typing import Annotated
 import segno
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from sealdrop.cli.common import fail, open_services
+from sealdrop.cli.common import fail, open_services, print_table, whole_table
 from sealdrop.errors import SealdropError
 
 user_app = typer.Typer(help="Journalist and admin accounts.", no_args_is_help=True)
@@ -75,10 +74,10 @@ def list_users(
                 )
             )
         return
-    table = Table("id", "username", "role", "state")
+    table = whole_table("id", "username", "role", "state")
     for u in users:
         table.add_row(u.id, u.username, u.role, "disabled" if u.disabled else "active")
-    Console().print(table)
+    print_table(table)
 
 
 def _set_disabled(directory: Path, username: str, disabled: bool) -> None:

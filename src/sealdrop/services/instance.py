@@ -16,12 +16,22 @@ from sealdrop.storage.database import SqlDatabase
 LOCK_FILE = ".lock"
 
 
-def init_instance(directory: Path, host: str = "127.0.0.1", port: int = 8080) -> Path:
+MAX_ORGANISATION_NAME = 100
+
+
+def init_instance(
+    directory: Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    organisation_name: str | None = None,
+) -> Path:
     """Create a new instance: settings, secrets (0600), database schema, blob store.
 
     Refuses to touch a folder that already holds an instance, so a mistyped command can never
     replace the KDF salt (which would lock every source out).
     """
+    if organisation_name is not None:
+        organisation_name = _organisation_name(organisation_name)
     directory = directory.resolve()
     if (directory / CONFIG_FILE).exists():
         raise ConfigError(f"{directory} already holds a Sealdrop instance")
@@ -32,7 +42,7 @@ def init_instance(directory: Path, host: str = "127.0.0.1", port: int = 8080) ->
     os.chmod(directory, 0o700)
     config = directory / CONFIG_FILE
     write_new_secrets(directory)
-    config.write_text(default_config_text(host, port), encoding="utf-8")
+    config.write_text(default_config_text(host, port, organisation_name), encoding="utf-8")
     os.chmod(config, 0o600)
     settings = load_settings(directory)
     database = SqlDatabase(settings.database_url)
@@ -42,6 +52,19 @@ def init_instance(directory: Path, host: str = "127.0.0.1", port: int = 8080) ->
         database.close()
     FilesystemBlobStore(settings.blob_dir)
     return directory
+
+
+def _organisation_name(name: str) -> str:
+    """The name as every source page shows it; refused rather than silently changed."""
+    name = " ".join(name.split())
+    if not name or len(name) > MAX_ORGANISATION_NAME:
+        raise ConfigError(
+            f"the organisation name must have 1 to {MAX_ORGANISATION_NAME} characters"
+        )
+    if not name.isprintable():
+        # Control and bidirectional-override characters would garble or disguise the pages.
+        raise ConfigError("the organisation name must not contain control or formatting characters")
+    return name
 
 
 def upgrade_database(directory: Path) -> None:

@@ -1,0 +1,137 @@
+"""``sealdrop status``: what an instance and its tor are doing, and whom new submissions are
+encrypted to (above all: whether only to the demo key, which nobody but the demo can use)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from sealdrop.cli.common import fail, open_services
+from sealdrop.config import Settings
+from sealdrop.errors import SealdropError
+from sealdrop.services.demo import demo_identity_path, demo_recipient
+from sealdrop.tor import control
+from sealdrop.tor.client_auth import list_devices
+from sealdrop.tor.layout import TorLayout
+from sealdrop.tor.process import find_tor
+
+InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
+AsJson = Annotated[bool, typer.Option("--json", help="One JSON object.")]
+
+
+def _tor(settings: Settings, layout: TorLayout) -> dict[str, Any]:
+    if settings.tor_enabled == "no":
+        return {"state": "disabled"}
+    if find_tor(settings.tor_binary) is None:
+        return {"state": "not installed"}
+    state = control.read_status(layout)
+    if not state.running:
+        return {"state": "not running"}
+    return {
+        "state": "running",
+        "version": state.version,
+        "bootstrap_percent": state.bootstrap.percent if state.bootstrap else 0,
+        "bootstrap_summary": state.bootstrap.summary if state.bootstrap else "",
+        "pow_defense": bool(state.pow_defense),
+        "circuit_limits": bool(state.circuit_ids_exported),
+    }
+
+
+def gather(directory: Path) -> dict[str, Any]:
+    """Everything `status` shows, as plain data (the --json output)."""
+    services = open_services(directory)
+    try:
+        settings = services.settings
+        organisation = [r.public_key for r in services.recipients.list()]
+        keys = services.submissions.recipient_keys()
+        accounts = len(services.accounts.list())
+        accepting = services.submissions.accepting()
+    except SealdropError as exc:
+        raise fail(exc) from None
+    finally:
+        services.close()
+    demo = demo_recipient(settings.instance_dir)
+    layout = TorLayout.of_instance(settings.instance_dir)
+    tor = _tor(settings, layout)
+    source, api = layout.source_onion_address(), layout.api_onion_address()
+    tor_used = tor["state"] in ("running", "not running")
+    return {
+        "instance": str(settings.instance_dir),
+        "database": settings.database_url.split(":", 1)[0].split("+")[0],
+        "recipients": len(organisation),
+        "device_keys": len(set(keys) - set(organisation)),
+        "demo_key": demo in keys if demo else False,
+        "only_demo_key": bool(demo) and keys == [demo],
+        "accounts": accounts,
+        "accepting": accepting,
+        "tor": tor,
+        # As the text shows them: not while tor is disabled or not installed.
+        "source_onion": f"http://{source}/" if source and tor_used else None,
+        "api_onion": f"http://{api}/api/v1/" if api and tor_used else None,
+        "authorized_devices": len(list_devices(layout)),
+    }
+
+
+def _encrypted_to(out: Console, info: dict[str, Any]) -> None:
+    recipients, devices = info["recipients"], info["device_keys"]
+    out.print(
+        f"New submissions are encrypted to: {recipients} organisation recipient(s), "
+        f"{devices} reader device key(s)"
+    )
+    register = (
+        "register real keys: `sealdrop reader init` on each journalist's own computer, or "
+        "`sealdrop recipients add DIR age1…` for an offline organisation key"
+    )
+    if info["only_demo_key"]:
+        identity = demo_identity_path(Path(info["instance"]))
+        out.print(
+            "[bold yellow]Warning: submissions are encrypted only to the demo key "
+            f"({escape(str(identity))}), which lives on this server: {register}. Until then, "
+            "only that key opens what arrives (age -d -i FILE BLOB).[/]"
+        )
+    elif info["demo_key"]:
+        out.print(
+            "[yellow]One of them is the demo key, which lives on this server; remove it with "
+            "`sealdrop recipients remove` before real use.[/]"
+        )
+    elif recipients + devices == 0:
+        out.print(f"[bold yellow]Warning: there is no key to encrypt to: {register}.[/]")
+
+
+def status(directory: InstanceDir, as_json: AsJson = False) -> None:
+    """Show what an instance is doing: database, whom submissions are encrypted to, intake, tor,
+    onion addresses, PoW defense."""
+    info = gather(directory)
+    if as_json:
+        print(json.dumps(info))
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"Instance: {escape(info['instance'])}")
+    out.print(f"Database: reachable ({info['database']})")
+    out.print(f"Recipients: {info['recipients']}   Journalist accounts: {info['accounts']}")
+    _encrypted_to(out, info)
+    out.print(f"Accepting submissions: {'yes' if info['accepting'] else 'no'}")
+    tor = info["tor"]
+    if tor["state"] == "disabled":
+        out.print("Tor: disabled ([tor] enabled = 'no')")
+        return
+    if tor["state"] == "not installed":
+        out.print("Tor: not installed (Debian: apt-get install tor)")
+        return
+    if tor["state"] == "not running":
+        out.print("Tor: not running (`sealdrop serve` starts it)")
+    else:
+        out.print(
+            f"Tor: running, version {tor['version']}, bootstrapped {tor['bootstrap_percent']}% "
+            f"{escape(tor['bootstrap_summary'])}"
+        )
+        out.print(f"Proof-of-work defense (source onion): {'on' if tor['pow_defense'] else 'OFF'}")
+        out.print(f"Per-circuit limits: {'on' if tor['circuit_limits'] else 'OFF'}")
+    out.print(f"Source onion: {info['source_onion'] or 'not created yet'}")
+    out.print(f"Journalist API onion: {info['api_onion'] or 'not created yet'}")
+    out.print(f"Authorized reader devices: {info['authorized_devices']}")
