@@ -129,7 +129,8 @@ def test_tor_is_restarted_when_it_dies(served: ServerProcess) -> None:
 
 
 def test_access_add_reloads_and_revoke_restarts_the_running_tor(served: ServerProcess) -> None:
-    """`access add` prints the client key line and makes tor reload (same process); `access
+    """`access add` prints the client key line (and says Tor Browser takes only the key after the
+    last colon) and makes tor reload (same process); `access
     revoke` restarts tor (a new process), so that introduction points change."""
     layout = TorLayout.of_instance(served.instance)
     api = layout.api_onion_address()
@@ -139,6 +140,8 @@ def test_access_add_reloads_and_revoke_restarts_the_running_tor(served: ServerPr
     line = added.stdout.strip()
     assert line.startswith(api.removesuffix(".onion") + ":descriptor:x25519:")
     assert "alice-laptop.auth_private" in added.stderr
+    # Tor Browser asks for the key alone (the part after the last colon), not the whole line.
+    assert "after the last colon" in " ".join(added.stderr.split())
     assert run_cli("access", "list", served.instance).stdout.split() == ["alice-laptop"]
     wait_until(lambda: "Received reload signal (hup)" in served.log())
     assert [p.pid for p in tor_children(served)] == [before.pid]

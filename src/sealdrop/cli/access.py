@@ -44,9 +44,9 @@ def access_add(directory: InstanceDir, name: DeviceName) -> None:
     print(line, flush=True)
     err.print(
         f"Put this line, alone, in a file named {escape(name)}.auth_private in the "
-        "ClientOnionAuthDir of the tor on that device (Tor Browser: Settings, Privacy & "
-        "Security, Onion Services Authentication). It is shown only this once; the server "
-        "keeps only its public half.",
+        "ClientOnionAuthDir of the tor on that device. Tor Browser instead asks for a key "
+        "when the API's onion address is opened: give it only the part after the last colon. "
+        "It is shown only this once; the server keeps only its public half.",
         highlight=False,
     )
     address = layout.api_onion_address()
