@@ -75,7 +75,7 @@ class ReplyRecord:
 @dataclass(frozen=True, slots=True)
 class UserRecord:
     id: UserId
-    username: str  # stored lower-case; unique
+    username: str  # stored as services.accounts normalises it (lower case); unique
     passphrase_hash: str  # Argon2id (PHC string)
     totp_secret: str  # base32; empty until enrolled
     totp_last_step: int | None  # the last accepted TOTP time step: a code is usable once
@@ -263,13 +263,14 @@ class SessionRepository(Protocol):
 
 class UserRepository(Protocol):
     def add(self, username: str, passphrase_hash: str, totp_secret: str, role: Role) -> UserRecord:
-        """Insert a user; a duplicate username (case-insensitive) raises StorageError."""
+        """Insert a user under a name already normalised (``services.accounts``: lower case);
+        a duplicate username raises StorageError."""
         ...
 
     def get(self, user_id: UserId) -> UserRecord | None: ...
 
     def by_username(self, username: str) -> UserRecord | None:
-        """Case-insensitive lookup."""
+        """Exact lookup of a name already normalised by ``services.accounts``."""
         ...
 
     def list(self) -> Sequence[UserRecord]: ...
