@@ -247,7 +247,9 @@ def test_reply_reaches_the_source_and_the_journalist_can_fetch_and_delete_it(
     assert fetched.content == ciphertext
     assert age_decrypt(deployment.device.identity_file, fetched.content).decode() == text
 
-    browser = Source(deployment.server.url)  # a new visit: the source logs in with the codename
+    # A new visit: the source logs in with the codename. The same browser, because a login ends
+    # the source's other sessions, and later tests submit with this one.
+    browser = conversation.source
     assert browser.login(conversation.codename).status_code == 303
     page = browser.http.get("/conversation").text
     assert html.escape(text) in page  # shown as text, never as markup
