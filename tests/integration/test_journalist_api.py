@@ -247,7 +247,9 @@ def test_reply_reaches_the_source_and_the_journalist_can_fetch_and_delete_it(
     assert fetched.content == ciphertext
     assert age_decrypt(deployment.device.identity_file, fetched.content).decode() == text
 
-    browser = Source(deployment.server.url)  # a new visit: the source logs in with the codename
+    # A new visit: the source logs in with the codename. The same browser, because a login ends
+    # the source's other sessions, and later tests submit with this one.
+    browser = conversation.source
     assert browser.login(conversation.codename).status_code == 303
     page = browser.http.get("/conversation").text
     assert html.escape(text) in page  # shown as text, never as markup
@@ -446,6 +448,45 @@ def test_admin_creates_a_user_and_its_secrets_are_shown_once(deployment: Deploym
     assert_api_error(admin.post("/users", json={"username": "newsdesk"}), 409, "conflict")
 
 
+def test_a_username_reaches_the_same_account_through_every_entry_point(
+    deployment: Deployment,
+) -> None:
+    """' Frontdesk ', 'FRONTDESK' and 'frontdesk' are one account for POST /users (a second one
+    is a 409 that does not repeat the name), POST /token and the CLI's disable, enable, token
+    revoke and reset-2fa: one rule, in one place."""
+    admin, anonymous = deployment.admin_api, deployment.anonymous()
+    created = admin.ok("POST", "/users", 201, json={"username": " Frontdesk "})
+    assert created["user"]["username"] == "frontdesk"
+    for spelling in ("frontdesk", "FRONTDESK", " frontDesk\t"):
+        again = admin.post("/users", json={"username": spelling})
+        assert_api_error(again, 409, "conflict")
+        assert "frontdesk" not in again.text.lower()
+    account = Account(
+        "frontdesk",
+        created["passphrase"],
+        totp_secret_of(created["totp_uri"]),
+        created["user"]["id"],
+    )
+    tokens = []
+    for spelling in (" Frontdesk ", "FRONTDESK"):
+        issued = anonymous.login_response(spelling, account.passphrase, account.fresh_code())
+        assert issued.status_code == 200, issued.text
+        tokens.append(issued.json()["token"])
+        assert admin.as_(tokens[-1]).ok("GET", "/me")["id"] == account.id
+
+    run_cli("user", "disable", deployment.instance, " Frontdesk ")
+    assert cli_users(deployment.instance)["frontdesk"]["disabled"] is True
+    run_cli("user", "enable", deployment.instance, "FRONTDESK")
+    assert cli_users(deployment.instance)["frontdesk"]["disabled"] is False
+    fresh = anonymous.login_response("frontdesk", account.passphrase, account.fresh_code())
+    assert fresh.status_code == 200, fresh.text
+    run_cli("token", "revoke", deployment.instance, " FrontDesk")
+    assert_api_error(admin.as_(fresh.json()["token"]).get("/me"), 401, "unauthenticated")
+    out = run_cli("user", "reset-2fa", deployment.instance, "FRONTDESK ").stdout
+    account.reenrol(out)
+    assert anonymous.login(account)
+
+
 def test_disabling_a_user_revokes_their_token_and_their_key_at_once(
     deployment: Deployment, conversation: Conversation
 ) -> None:
@@ -518,7 +559,8 @@ def test_organisation_recipients_are_added_listed_and_removed(
     deployment: Deployment, conversation: Conversation
 ) -> None:
     """An organisation key receives every new submission from when it is added until it is
-    removed; bad and duplicate keys are refused; removing twice is a 404."""
+    removed; bad and duplicate keys are refused (the 409 does not repeat the key: API messages
+    never repeat request data); removing twice is a 404."""
     admin, api = deployment.admin_api, deployment.api
     archive = age_keygen(deployment.root / "offline-archive.txt")
     assert admin.ok("GET", "/recipients") == {"recipients": []}
@@ -529,6 +571,7 @@ def test_organisation_recipients_are_added_listed_and_removed(
     assert admin.ok("GET", "/recipients") == {"recipients": [added]}
     duplicate = admin.post("/recipients", json={"public_key": archive.recipient})
     assert_api_error(duplicate, 409, "conflict")
+    assert archive.recipient not in duplicate.text
     bad = admin.post("/recipients", json={"public_key": "age1" + "q" * 58})
     assert_api_error(bad, 400, "invalid_key")
     # A journalist's device key that is also an organisation key would be a second way in.

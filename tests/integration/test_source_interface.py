@@ -9,7 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support_api import instance_database
 from support_http import (
+    BOTH_BACKENDS,
     JournalistKey,
     Source,
     add_reply,
@@ -151,6 +153,44 @@ def test_logout_and_old_cookie_replay_show_nothing(
     replay = httpx.get(server.url + "/conversation", cookies={"sealdrop_session": old_cookie})
     assert replay.status_code == 403
     assert "Not logged in" in replay.text
+
+
+@BOTH_BACKENDS
+def test_a_login_ends_the_sources_other_sessions_and_deletion_ends_all(
+    server: ServerProcess, instance_dir: Path, backend: str
+) -> None:
+    """Logging in with the codename on a second device makes the first device's cookie open
+    nothing (403 "Not logged in"), while another source stays logged in; deleting the source
+    then ends the second device's session too: sessions name no source, so no foreign key
+    cascades, yet none outlives its source."""
+    first, second, bystander = Source(server.url), Source(server.url), Source(server.url)
+    try:
+        codename = first.start()
+        assert first.submit("from the first device").status_code == 303
+        bystander.start()
+        assert first.http.get("/conversation").status_code == 200
+
+        assert second.login(codename).status_code == 303
+        assert second.http.get("/conversation").status_code == 200
+        stale = first.http.get("/conversation")
+        assert stale.status_code == 403
+        assert "Not logged in" in stale.text
+        assert bystander.http.get("/conversation").status_code == 200
+
+        (item,) = stored(instance_dir)
+        db = instance_database(instance_dir)
+        try:
+            with db.transaction() as repos:
+                assert repos.sources.delete(item["source"]) is True
+        finally:
+            db.close()
+        gone = second.http.get("/conversation")
+        assert gone.status_code == 403
+        assert "Not logged in" in gone.text
+        assert bystander.http.get("/conversation").status_code == 200
+    finally:
+        for browser in (first, second, bystander):
+            browser.http.close()
 
 
 def test_cookie_from_another_instance_is_treated_as_logged_out(

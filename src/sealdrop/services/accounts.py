@@ -24,7 +24,14 @@ from sealdrop.storage.interfaces import (
     UserRecord,
 )
 
-__all__ = ["AccountService", "Enrolment", "NewAccount", "UserRecord", "normalise_username"]
+__all__ = [
+    "AccountService",
+    "Enrolment",
+    "NewAccount",
+    "UserRecord",
+    "normalise_username",
+    "username_or_none",
+]
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_PASSPHRASE_CHARS = 16
@@ -50,9 +57,24 @@ def printable_label(name: str, limit: int = 200) -> str:
     return " ".join(cleaned.split())[:limit]
 
 
-def normalise_username(username: str) -> str:
+def username_or_none(username: str) -> str | None:
+    """The stored form of a username, or None if it cannot be one.
+
+    The one rule for usernames: every entry point that takes a name (creating an account, the
+    API login, the CLI's disable, enable, reset-2fa and token revoke) goes through it, so that
+    " Alice " and "ALICE" always reach the same account. Storage compares names exactly: lower
+    case here makes uniqueness ignore case on every backend (PostgreSQL compares
+    case-sensitively; SQLite's NOCASE folds ASCII only).
+    """
     name = username.strip().lower()
-    if not _USERNAME.match(name):
+    # fullmatch: "$" would also match before a trailing newline.
+    return name if _USERNAME.fullmatch(name) else None
+
+
+def normalise_username(username: str) -> str:
+    """The stored form of a username; InputError if it cannot be one (see username_or_none)."""
+    name = username_or_none(username)
+    if name is None:
         raise InputError(
             "usernames are 1-64 characters: letters a-z, digits, dot, dash, underscore"
         )
@@ -78,7 +100,8 @@ class AccountService:
         hashed = passwords.hash_passphrase(phrase)
         with self._db.transaction() as repos:
             if repos.users.by_username(name) is not None:
-                raise Conflict(f"a user named {name!r} exists")
+                # Not the name itself: API messages never repeat what the request sent.
+                raise Conflict("a user with this name exists")
             user = repos.users.add(name, hashed, secret, role)
             self._audit.record(repos, actor, f"user.create.{role}", None)
         uri = passwords.provisioning_uri(secret, name, self._issuer)
@@ -98,8 +121,9 @@ class AccountService:
         return user
 
     def by_username(self, username: str) -> UserRecord:
+        name = normalise_username(username)
         with self._db.transaction() as repos:
-            user = repos.users.by_username(username.strip().lower())
+            user = repos.users.by_username(name)
         if user is None:
             raise NotFound("no such user")
         return user

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from sealdrop.crypto import passwords
 from sealdrop.errors import AuthenticationFailed
+from sealdrop.services.accounts import username_or_none
 from sealdrop.services.audit import AuditTrail
 from sealdrop.services.clock import Clock
 from sealdrop.services.throttle import LoginThrottle
@@ -73,9 +74,10 @@ class AuthService:
     def login(self, username: str, passphrase: str, code: str) -> IssuedToken:
         with self._throttle.attempt(None):
             now = int(self._clock.now())
-            name = username.strip().lower()
+            # The accounts' own rule: a name that cannot be one fails like an unknown one.
+            name = username_or_none(username)
             user = None
-            if name.isprintable() and 0 < len(name) <= 64:
+            if name is not None:
                 with self._db.transaction() as repos:
                     user = repos.users.by_username(name)
             if user is None:

@@ -156,10 +156,14 @@ class Inbox:
         return [_reply_view(i, i.id in seen, authors) for i in items]
 
     def add_reply(self, principal: Principal, source_id: str, ciphertext: bytes) -> ItemView:
-        with self._db.transaction() as repos:
+        """Store a reply: once its blob is durable, one transaction checks the source, writes
+        the row, the author's seen mark and the audit entry, so that a reply never exists
+        without its entry (nor an entry without its reply). If it fails, the blob is deleted."""
+        if not is_id(source_id):
+            raise NotFound("no such source")  # before writing a blob for a made-up id
+        with self._replies.staged(ciphertext) as blob, self._db.transaction() as repos:
             record = self._source(repos, source_id)
-        reply = self._replies.store(record.id, ciphertext, principal.user.id)
-        with self._db.transaction() as repos:
+            reply = self._replies.add(repos, record.id, blob, principal.user.id)
             # A journalist has seen their own reply.
             repos.seen.mark(principal.user.id, [reply.id])
             self._audit.record(repos, principal.user.username, "reply.create", record.pseudonym)

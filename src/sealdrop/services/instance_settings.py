@@ -64,7 +64,7 @@ class InstanceSettings:
                     raise InputError(f"{key} must be an integer from {low} to {high}")
                 values[key] = str(value)
             else:
-                raise InputError(f"unknown setting {key!r}")
+                raise InputError("unknown setting")  # not the key: it came from the request
         with self._db.transaction() as repos:
             for key, value in values.items():
                 repos.settings.set(key, value)

@@ -32,7 +32,7 @@ class RecipientService:
         canonical = str(recipient)
         with self._db.transaction() as repos:
             if any(r.public_key == canonical for r in repos.recipients.list()):
-                raise Conflict(f"recipient {canonical} is already registered")
+                raise Conflict("this key is already an organisation recipient")
             if canonical in repos.user_recipients.active_public_keys():
                 raise Conflict("this key is already a journalist's device key")
             record = repos.recipients.add(canonical, name)

@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sealdrop.crypto import envelope
 from sealdrop.errors import CryptoError, InvalidReply, NotFound
-from sealdrop.ids import ReplyId, SourceId, UserId, is_id
+from sealdrop.ids import BlobKey, ReplyId, SourceId, UserId, is_id
 from sealdrop.services.clock import Clock, Granularity, arrival_day
 from sealdrop.services.sessions import SourceSession
-from sealdrop.storage.interfaces import BlobStore, Database, ReplyRecord
+from sealdrop.storage.interfaces import BlobStore, Database, ReplyRecord, Repositories
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A reply's ciphertext, committed to the blob store but not yet recorded."""
+
+    key: BlobKey
+    size: int
+    sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,27 +57,47 @@ class ReplyService:
         self, source_id: SourceId, ciphertext: bytes, author_id: UserId | None = None
     ) -> ReplyRecord:
         """Store a reply given as an age file. Raises InvalidReply, NotFound (no such source)."""
+        with self.staged(ciphertext) as blob, self._db.transaction() as repos:
+            if repos.sources.get(source_id) is None:
+                raise NotFound("no such source")
+            return self.add(repos, source_id, blob, author_id)
+
+    @contextmanager
+    def staged(self, ciphertext: bytes) -> Iterator[StoredBlob]:
+        """Check a reply's size and shape, write it to the blob store, and delete it again if
+        the block raises: open the transaction that records it inside this block, so that a
+        reply whose row (or anything written with it) fails leaves no blob behind.
+
+        Raises InvalidReply before anything is written.
+        """
         if len(ciphertext) > self._max_bytes:
             raise InvalidReply(f"reply larger than {self._max_bytes} bytes")
         problem = envelope.check_age_structure(ciphertext)
         if problem is not None:
             raise InvalidReply(problem)
-        with self._db.transaction() as repos:
-            if repos.sources.get(source_id) is None:
-                raise NotFound("no such source")
-        with self._blobs.stage() as staged:
-            staged.write(ciphertext)
-            digest = staged.sha256
-            key, size = staged.commit()
+        with self._blobs.stage() as staging:
+            staging.write(ciphertext)
+            digest = staging.sha256
+            key, size = staging.commit()
         try:
-            with self._db.transaction() as repos:
-                seq = repos.sources.reserve_sequence(source_id, 1)
-                repos.sources.bump_version(source_id)
-                day = arrival_day(self._clock, self._granularity)
-                return repos.replies.add(source_id, seq, day, key, size, digest, author_id)
+            yield StoredBlob(key, size, digest)
         except BaseException:
             self._blobs.delete(key)
             raise
+
+    def add(
+        self,
+        repos: Repositories,
+        source_id: SourceId,
+        blob: StoredBlob,
+        author_id: UserId | None = None,
+    ) -> ReplyRecord:
+        """Record a reply whose blob is durable, in the caller's transaction (which has checked
+        that the source exists)."""
+        seq = repos.sources.reserve_sequence(source_id, 1)
+        repos.sources.bump_version(source_id)
+        day = arrival_day(self._clock, self._granularity)
+        return repos.replies.add(source_id, seq, day, blob.key, blob.size, blob.sha256, author_id)
 
     def for_session(self, session: SourceSession) -> list[ShownReply]:
         """The session's source's replies, decrypted, in order."""

@@ -1,10 +1,15 @@
 """Split-knowledge source sessions (invariant 4).
 
 The cookie holds a random session id and a random session key. The server stores only
-SHA-256(session id) and the source's reply identity sealed under the session key. So the database
-alone (a seized server) opens no session and reveals no reply identity, and the cookie alone (a
-stolen browser profile after logout or expiry) finds no row. The codename itself never leaves the
-request that carried it.
+SHA-256(session id) and, sealed under the session key, the source id, the source's session epoch
+and its reply identity. So the database alone (a seized server) opens no session, reveals no
+reply identity and cannot tell whose session a row is, so the rows' times are no timeline of
+any source's visits (invariant 6); the cookie alone (a stolen browser profile after logout or
+expiry) finds no row. The codename itself never leaves the request that carried it.
+
+A codename login replaces the source's session epoch (random bytes in the source row); a session
+whose sealed epoch is no longer the source's, or whose source is gone, is refused and deleted.
+So a login ends the source's other sessions without any row linking them.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from sealdrop.crypto import sealing
 from sealdrop.crypto.keys import Identity, parse_identity
 from sealdrop.errors import CryptoError, SessionRequired
-from sealdrop.ids import SourceId
+from sealdrop.ids import SourceId, is_id
 from sealdrop.services.clock import Clock
 from sealdrop.storage.interfaces import Database, SessionRecord
 
@@ -39,6 +44,29 @@ class SourceSession:
 
 # How stale a session's last-seen time may get before a request writes it again.
 TOUCH_INTERVAL_SECONDS = 60
+# Opening times are stored to the minute: the expiry checks need no more, and a "start"
+# session's second would equal its new source's ``pending_since``, pairing the two.
+OPENED_GRANULARITY_SECONDS = 60
+
+_SOURCE_ID_CHARS = 32  # ids.new_id(): 32 hex characters
+_EPOCH_BYTES = 16  # storage's SESSION_EPOCH_BYTES
+
+
+def _seal_payload(source_id: SourceId, epoch: bytes, identity: Identity) -> bytes:
+    # Fixed lengths, so every sealed value has the same size and none stands out.
+    if len(source_id) != _SOURCE_ID_CHARS or len(epoch) != _EPOCH_BYTES:
+        raise ValueError("unexpected source id or session epoch length")
+    return source_id.encode("ascii") + epoch + str(identity).encode("ascii")
+
+
+def _open_payload(payload: bytes) -> tuple[SourceId, bytes, Identity]:
+    """Raises CryptoError or UnicodeDecodeError if the payload is not one _seal_payload made."""
+    source_id = payload[:_SOURCE_ID_CHARS].decode("ascii")
+    epoch = payload[_SOURCE_ID_CHARS : _SOURCE_ID_CHARS + _EPOCH_BYTES]
+    identity = parse_identity(payload[_SOURCE_ID_CHARS + _EPOCH_BYTES :].decode("ascii"))
+    if not is_id(source_id) or len(epoch) != _EPOCH_BYTES:
+        raise CryptoError("malformed session payload")
+    return SourceId(source_id), epoch, identity
 
 
 def _hash_id(session_id: bytes) -> bytes:
@@ -70,19 +98,47 @@ class SessionService:
         self._idle = idle_seconds
         self._absolute = absolute_seconds
 
-    def open(self, source_id: SourceId, reply_identity: Identity, *, confirmed: bool = True) -> str:
-        """Start a session; return the cookie value (the only copy of the id and key)."""
+    def open(
+        self,
+        source_id: SourceId,
+        reply_identity: Identity,
+        *,
+        confirmed: bool = True,
+        end_others: bool = False,
+    ) -> str:
+        """Start a session; return the cookie value (the only copy of the id and key).
+
+        ``end_others`` (a codename login): first replace the source's session epoch, which ends
+        every session opened before. Raises SessionRequired if the source does not exist.
+        """
+        if end_others:
+            # Its own transaction, not the one that inserts the session: on PostgreSQL, rows
+            # written in one transaction share a transaction id (xmin), which would link the
+            # session row to the source row.
+            with self._db.transaction() as repos:
+                epoch = repos.sources.renew_session_epoch(source_id)
+        else:
+            with self._db.transaction(read_only=True) as repos:
+                epoch = repos.sources.session_epoch(source_id)
+        if epoch is None:
+            raise SessionRequired()
         session_id = secrets.token_bytes(_ID_BYTES)
         session_key = sealing.new_session_key()
         id_hash = _hash_id(session_id)
-        sealed = sealing.seal(session_key, str(reply_identity).encode("ascii"), id_hash)
+        payload = _seal_payload(source_id, epoch, reply_identity)
+        sealed = sealing.seal(session_key, payload, id_hash)
         now = int(self._clock.now())
+        opened = now - now % OPENED_GRANULARITY_SECONDS
         with self._db.transaction() as repos:
-            repos.sessions.add(SessionRecord(id_hash, source_id, sealed, now, now, confirmed))
+            repos.sessions.add(SessionRecord(id_hash, sealed, opened, opened, confirmed))
         return base64.urlsafe_b64encode(session_id + session_key).rstrip(b"=").decode("ascii")
 
     def resolve(self, cookie_value: str | None) -> SourceSession:
-        """The live session a cookie opens; SessionRequired (expired=True if timed out) if none."""
+        """The live session a cookie opens; SessionRequired (expired=True if timed out) if none.
+
+        A session whose source is gone, or that a later login of its source superseded, is
+        refused (not "expired": it did not time out) and its row deleted.
+        """
         if not cookie_value:
             raise SessionRequired()
         session_id, session_key = _split(cookie_value)
@@ -97,18 +153,24 @@ class SessionService:
                 repos.sessions.delete(id_hash)
             raise SessionRequired(expired=True)
         try:
-            secret = sealing.unseal(session_key, record.sealed_identity, id_hash)
-            identity = parse_identity(secret.decode("ascii"))
+            payload = sealing.unseal(session_key, record.sealed_identity, id_hash)
+            source_id, epoch, identity = _open_payload(payload)
         except (CryptoError, UnicodeDecodeError):
             # A cookie whose id matches but whose key does not: forged or corrupted.
             raise SessionRequired() from None
+        with self._db.transaction(read_only=True) as repos:
+            current = repos.sources.session_epoch(source_id)
+        if current is None or not hmac.compare_digest(current, epoch):
+            with self._db.transaction() as repos:
+                repos.sessions.delete(id_hash)
+            raise SessionRequired()
         if now - record.last_seen_at >= TOUCH_INTERVAL_SECONDS:
             # At most once a minute: the idle timeout is counted in minutes anyway, and a write
             # (with its fsync) on every page would queue each page behind uploads and logins.
             with self._db.transaction() as repos:
                 repos.sessions.touch(id_hash, now)
         return SourceSession(
-            record.source_id, identity, _csrf_token(session_key), id_hash, record.confirmed
+            source_id, identity, _csrf_token(session_key), id_hash, record.confirmed
         )
 
     def confirm(self, session: SourceSession) -> None:

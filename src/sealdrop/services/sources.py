@@ -96,7 +96,8 @@ class SourceService:
                 self._throttle.record_failure(visitor)
                 raise InvalidCodename("unknown codename")
         self._throttle.record_success(visitor)
-        return self._sessions.open(source.id, keys.reply_identity)
+        # A login ends the source's other sessions (a forgotten tab, another device).
+        return self._sessions.open(source.id, keys.reply_identity, end_others=True)
 
     def confirm(self, session: SourceSession, codename_text: str, visitor: bytes | None) -> None:
         """Check that a new source has its codename, by deriving what they typed."""

@@ -34,6 +34,9 @@ class SourceRecord:
     # A change counter, not a time: bumped (from one instance-wide counter) whenever the source
     # gets a submission or a reply, is starred or unstarred. Readers sync "changes since N".
     version: int = 0
+    # Random bytes replaced at every codename login; a session whose sealed copy differs is
+    # refused (b"" for a source older than the column that has not logged in since).
+    session_epoch: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,7 @@ class ReplyRecord:
 @dataclass(frozen=True, slots=True)
 class UserRecord:
     id: UserId
-    username: str  # stored lower-case; unique
+    username: str  # stored as services.accounts normalises it (lower case); unique
     passphrase_hash: str  # Argon2id (PHC string)
     totp_secret: str  # base32; empty until enrolled
     totp_last_step: int | None  # the last accepted TOTP time step: a code is usable once
@@ -119,9 +122,12 @@ class RecipientRecord:
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
+    """A source session as stored: it names no source (see ``models.SourceSession``)."""
+
     id_hash: bytes  # SHA-256 of the random session id held only by the cookie
-    source_id: SourceId
-    sealed_identity: bytes  # reply identity sealed under the key held only by the cookie
+    # The source id, its session epoch and the reply identity, sealed under the key held only by
+    # the cookie.
+    sealed_identity: bytes
     created_at: int  # epoch seconds; sessions are short-lived and deleted on logout/expiry
     last_seen_at: int
     confirmed: bool = True  # False from "start" until the source has typed the codename back
@@ -145,7 +151,7 @@ class SourceRepository(Protocol):
 
     def purge_pending(self, created_before: int) -> int:
         """Delete sources still pending since before ``created_before`` that have no submission
-        (their sessions and replies go with them); return how many."""
+        (their replies go with them; their sessions stop resolving); return how many."""
         ...
 
     def delete(self, source_id: SourceId) -> bool: ...
@@ -171,6 +177,15 @@ class SourceRepository(Protocol):
 
     def reserve_sequence(self, source_id: SourceId, count: int) -> int:
         """Atomically reserve ``count`` consecutive sequence numbers; return the first."""
+        ...
+
+    def session_epoch(self, source_id: SourceId) -> bytes | None:
+        """The source's current session epoch (b"" if it has none yet); None: no such source."""
+        ...
+
+    def renew_session_epoch(self, source_id: SourceId) -> bytes | None:
+        """Replace the source's session epoch with new random bytes and return them, so that
+        every session opened before no longer resolves; None: no such source."""
         ...
 
 
@@ -254,8 +269,6 @@ class SessionRepository(Protocol):
 
     def delete(self, id_hash: bytes) -> None: ...
 
-    def delete_for_source(self, source_id: SourceId) -> None: ...
-
     def purge(self, idle_before: int, created_before: int) -> int:
         """Delete sessions idle since before ``idle_before`` or begun before ``created_before``."""
         ...
@@ -263,13 +276,14 @@ class SessionRepository(Protocol):
 
 class UserRepository(Protocol):
     def add(self, username: str, passphrase_hash: str, totp_secret: str, role: Role) -> UserRecord:
-        """Insert a user; a duplicate username (case-insensitive) raises StorageError."""
+        """Insert a user under a name already normalised (``services.accounts``: lower case);
+        a duplicate username raises StorageError."""
         ...
 
     def get(self, user_id: UserId) -> UserRecord | None: ...
 
     def by_username(self, username: str) -> UserRecord | None:
-        """Case-insensitive lookup."""
+        """Exact lookup of a name already normalised by ``services.accounts``."""
         ...
 
     def list(self) -> Sequence[UserRecord]: ...

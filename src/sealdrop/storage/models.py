@@ -4,7 +4,8 @@ Metadata minimisation (invariant 6): no row carries a creation or update timesta
 listed here. Sources, submissions and replies keep at most a day (``None`` when arrival granularity
 is "none"); order comes from per-source sequence numbers, which submissions and replies share.
 About sources, epoch seconds appear in two places only, both short-lived: sessions, because
-they must expire (and they are deleted on logout or expiry), and ``sources.pending_since``, which
+they must expire (they are deleted on logout or expiry, and no session row names its source),
+and ``sources.pending_since``, which
 records when a source was created only until its first submission (then it is set to NULL), so
 that sources that never sent anything can be purged; a source that did send something keeps no
 creation time finer than its day. ``sources.version`` is a change counter, not a time: it tells
@@ -75,6 +76,12 @@ class Source(Base):
     # From the "source_version" counter (see Counter); 0 until the first bump. Unique once bumped,
     # so that a reader can page "changes since N" with the last version seen as its cursor.
     version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Random bytes, replaced at every codename login. A session carries, sealed, the value that
+    # was current when it opened, and is refused once it differs: a login ends the source's
+    # other sessions without any session row naming its source. Random, not a counter: a
+    # counter would count logins. NULL for sources older than the column, until their next
+    # login.
+    session_epoch: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     __table_args__ = (
         # Partial: every source that was never bumped shares version 0.
@@ -135,15 +142,22 @@ class Recipient(Base):
 
 
 class SourceSession(Base):
+    """A source's session, which names no source: the source id is inside the sealed value,
+    whose key only the cookie holds, so that the database alone cannot tell whose session a row
+    is, nor build a timeline of a source's visits from the rows' times (invariant 6)."""
+
     __tablename__ = "source_sessions"
+    # SQLite: no implicit rowid, so rows are kept in the order of their random id_hash, not in
+    # the order they were inserted (which would pair a "start" session with the source row
+    # inserted just before it).
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     # Only a hash of the cookie's session id: the DB alone cannot resume a session (invariant 4).
     id_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
-    source_id: Mapped[str] = mapped_column(
-        ID, ForeignKey("sources.id", ondelete="CASCADE"), index=True
-    )
-    # Sealed under a key that lives only in the cookie.
+    # The source id, its session epoch and the reply identity, sealed under a key that lives
+    # only in the cookie.
     sealed_identity: Mapped[bytes] = mapped_column(LargeBinary)
+    # Epoch seconds, the minute when opened (see services/sessions.py), for the expiry checks.
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_seen_at: Mapped[int] = mapped_column(BigInteger)
     # False from "start" until the source has typed its codename back. Sessions that existed

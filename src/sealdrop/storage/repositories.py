@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from sealdrop.ids import RecipientId, SourceId, new_id
+from sealdrop.ids import RecipientId, new_id
 from sealdrop.storage.interfaces import RecipientRecord, SessionRecord
 from sealdrop.storage.models import Recipient, SourceSession
 from sealdrop.storage.repositories_accounts import (
@@ -53,7 +53,6 @@ __all__ = [
 def _session(row: SourceSession) -> SessionRecord:
     return SessionRecord(
         id_hash=row.id_hash,
-        source_id=SourceId(row.source_id),
         sealed_identity=row.sealed_identity,
         created_at=row.created_at,
         last_seen_at=row.last_seen_at,
@@ -87,7 +86,6 @@ class SqlSessionRepository:
         self._session.add(
             SourceSession(
                 id_hash=record.id_hash,
-                source_id=record.source_id,
                 sealed_identity=record.sealed_identity,
                 created_at=record.created_at,
                 last_seen_at=record.last_seen_at,
@@ -110,11 +108,6 @@ class SqlSessionRepository:
 
     def delete(self, id_hash: bytes) -> None:
         execute_dml(self._session, delete(SourceSession).where(SourceSession.id_hash == id_hash))
-
-    def delete_for_source(self, source_id: SourceId) -> None:
-        execute_dml(
-            self._session, delete(SourceSession).where(SourceSession.source_id == source_id)
-        )
 
     def purge(self, idle_before: int, created_before: int) -> int:
         stmt = delete(SourceSession).where(

@@ -43,12 +43,6 @@ from sealdrop.storage.sqlhelpers import (
 )
 
 
-def normalise_username(username: str) -> str:
-    """The stored form of a username: lower case, so that uniqueness ignores case everywhere
-    (PostgreSQL compares case-sensitively; SQLite's NOCASE folds ASCII only)."""
-    return username.lower()
-
-
 def _user(row: User) -> UserRecord:
     return UserRecord(
         id=UserId(row.id),
@@ -91,7 +85,7 @@ class SqlUserRepository:
     def add(self, username: str, passphrase_hash: str, totp_secret: str, role: Role) -> UserRecord:
         row = User(
             id=new_id(),
-            username=normalise_username(username),
+            username=username,
             passphrase_hash=passphrase_hash,
             totp_secret=totp_secret,
             totp_last_step=None,
@@ -109,7 +103,9 @@ class SqlUserRepository:
         return None if row is None else _user(row)
 
     def by_username(self, username: str) -> UserRecord | None:
-        stmt = select(User).where(User.username == normalise_username(username))
+        # An exact match: the name is already in its stored form (services.accounts owns the
+        # rule, so that one rule serves every entry point).
+        stmt = select(User).where(User.username == username)
         row = self._session.scalars(stmt).first()
         return None if row is None else _user(row)
 

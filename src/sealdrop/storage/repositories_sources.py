@@ -1,7 +1,9 @@
 """SQLAlchemy repositories for sources and their conversation: submissions and replies.
 
 Deleting a source relies on the database's ON DELETE CASCADE (SQLite included: ``database.py``
-turns foreign keys on for every connection) to remove its submissions, replies and sessions.
+turns foreign keys on for every connection) to remove its submissions and replies. Its sessions
+are not linked to it (``models.SourceSession``): they stop resolving once the source is gone, and
+are deleted then or when they expire.
 Journalists' "seen" marks name submissions and replies without a foreign key (``models.Seen``):
 the delete methods here remove the marks of what they delete, in the same transaction. A mark
 that escapes (``purge_pending`` deletes sources that never sent anything, so they have none; a
@@ -11,6 +13,7 @@ mark written concurrently with a delete) is harmless: ids are random and never r
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterator, Sequence
 from typing import cast
 
@@ -32,12 +35,13 @@ from sealdrop.storage.sqlhelpers import execute_dml, flush, next_counter_value
 
 # The name of the counters row that source versions come from.
 SOURCE_VERSION = "source_version"
+SESSION_EPOCH_BYTES = 16
 
 
 def _delete_sources(session: Session, stmt: Delete) -> int:
     """Run a DELETE on sources in one statement; return how many sources it removed.
 
-    The database cascades to submissions, replies and sessions behind the ORM's back. The
+    The database cascades to submissions and replies behind the ORM's back. The
     identity map holds objects weakly and this module keeps none, so a deleted row is normally
     not cached; expiring everything guarantees that ``Session.get`` goes to the database and
     never serves a row deleted here, whatever still references it. Safe because every write here
@@ -60,6 +64,7 @@ def _source(row: Source) -> SourceRecord:
         pending_since=row.pending_since,
         starred=row.starred,
         version=row.version,
+        session_epoch=row.session_epoch or b"",
     )
 
 
@@ -112,6 +117,7 @@ class SqlSourceRepository:
             last_seq=0,
             starred=False,
             version=0,
+            session_epoch=secrets.token_bytes(SESSION_EPOCH_BYTES),
         )
         self._session.add(row)
         flush(self._session)
@@ -194,6 +200,18 @@ class SqlSourceRepository:
     def by_lookup_id(self, lookup_id: bytes) -> SourceRecord | None:
         row = self._session.scalars(select(Source).where(Source.lookup_id == lookup_id)).first()
         return None if row is None else _source(row)
+
+    def session_epoch(self, source_id: SourceId) -> bytes | None:
+        stmt = select(Source.session_epoch).where(Source.id == source_id)
+        found = self._session.execute(stmt).one_or_none()
+        return None if found is None else (found[0] or b"")
+
+    def renew_session_epoch(self, source_id: SourceId) -> bytes | None:
+        # Random, not a counter (a counter would count logins), and written in place: the row
+        # says only that the source logged in at some time, not when.
+        epoch = secrets.token_bytes(SESSION_EPOCH_BYTES)
+        stmt = update(Source).where(Source.id == source_id).values(session_epoch=epoch)
+        return epoch if execute_dml(self._session, stmt) > 0 else None
 
     def reserve_sequence(self, source_id: SourceId, count: int) -> int:
         if count < 1:

@@ -69,6 +69,22 @@ def test_usernames_are_unique_whatever_the_case(accounts_env: AccountsEnv) -> No
     assert len(accounts_env.services.accounts.list()) == 1
 
 
+def test_every_spelling_of_a_name_reaches_the_same_account(accounts_env: AccountsEnv) -> None:
+    """' Alice ' and 'ALICE' find the account 'alice' by name (the CLI's commands) and log it
+    in (the API); a name that breaks the rule is refused as input, not looked up."""
+    account = accounts_env.account(" Alice ")
+    assert account.user.username == "alice"
+    for spelling in (" Alice ", "ALICE", "alice"):
+        assert accounts_env.services.accounts.by_username(spelling).id == account.user.id
+        token = accounts_env.services.auth.login(
+            spelling, account.passphrase, accounts_env.code(account)
+        )
+        assert accounts_env.services.auth.authenticate(token.token).user.id == account.user.id
+        accounts_env.next_step()
+    with pytest.raises(InputError):
+        accounts_env.services.accounts.by_username("al ice")
+
+
 # -- passphrases and TOTP enrolment ----------------------------------------------------------
 
 

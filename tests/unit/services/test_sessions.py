@@ -11,7 +11,7 @@ import pytest
 from bech32 import bech32_decode, convertbits
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from sealdrop.crypto.keys import Identity, generate_identity
 from sealdrop.errors import SessionRequired
@@ -63,13 +63,10 @@ def cookie_halves(cookie: str) -> tuple[bytes, bytes]:
     return raw[:32], raw[32:]
 
 
-def session_rows(database: SqlDatabase) -> list[tuple[bytes, str, bytes, int, int]]:
+def session_rows(database: SqlDatabase) -> list[tuple[bytes, bytes, int, int]]:
     with database.engine.connect() as conn:
         rows = conn.execute(
-            text(
-                "SELECT id_hash, source_id, sealed_identity, created_at, last_seen_at "
-                "FROM source_sessions"
-            )
+            text("SELECT id_hash, sealed_identity, created_at, last_seen_at FROM source_sessions")
         )
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
@@ -215,7 +212,7 @@ def test_last_seen_is_written_at_most_once_a_minute_and_the_idle_window_holds(
 
     def last_seen() -> int:
         (row,) = session_rows(database)
-        return row[4]
+        return row[3]
 
     cookie = sessions.open(source_id, generate_identity())
     opened = last_seen()
@@ -426,13 +423,109 @@ def test_close_with_a_missing_or_broken_cookie_does_nothing(
 def test_deleting_the_source_ends_its_sessions(
     sessions: SessionService, database: SqlDatabase, source_id: SourceId
 ) -> None:
-    """A session of a deleted source no longer opens (rows cascade away)."""
+    """A session of a deleted source no longer opens, and its row is deleted when its cookie
+    comes back (no foreign key can cascade: rows do not name their source)."""
     cookie = sessions.open(source_id, generate_identity())
+    other = sessions.open(add_source(database, b"lookup-2"), generate_identity())
     with database.engine.begin() as conn:
         conn.execute(text("DELETE FROM sources WHERE id = :id"), {"id": source_id})
-    assert session_rows(database) == []
-    with pytest.raises(SessionRequired):
+    with pytest.raises(SessionRequired) as refused:
         sessions.resolve(cookie)
+    assert refused.value.expired is False
+    assert len(session_rows(database)) == 1
+    sessions.resolve(other)
+
+
+# --- unlinkable rows, one login at a time --------------------------------------------------------
+
+
+def test_no_session_column_names_or_orders_by_its_source(database: SqlDatabase) -> None:
+    """source_sessions has no column that could hold a source id (only the id hash, the sealed
+    value, two times and the confirmed flag), no foreign key, and no implicit SQLite rowid that
+    would keep rows in the order they were inserted."""
+    inspector = inspect(database.engine)
+    columns = {c["name"] for c in inspector.get_columns("source_sessions")}
+    assert columns == {"id_hash", "sealed_identity", "created_at", "last_seen_at", "confirmed"}
+    assert inspector.get_foreign_keys("source_sessions") == []
+    assert inspector.get_indexes("source_sessions") == []
+    with database.engine.connect() as conn:
+        ddl = conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE name = 'source_sessions'")
+        ).scalar_one()
+    assert "WITHOUT ROWID" in ddl
+
+
+def test_the_database_cannot_tell_whose_session_a_row_is(
+    sessions: SessionService, database: SqlDatabase, source_id: SourceId
+) -> None:
+    """Two sources' sessions: neither row holds either source's id or any of its columns, and
+    the sealed values have one length, so nothing but a cookie pairs a row with its source."""
+    other = add_source(database, b"lookup-2")
+    sessions.open(source_id, generate_identity())
+    sessions.open(other, generate_identity())
+    rows = session_rows(database)
+    with database.transaction() as repos:
+        sources = [repos.sources.get(i) for i in (source_id, other)]
+    for source in sources:
+        assert source is not None
+        for row in rows:
+            stored = b"".join(v if isinstance(v, bytes) else str(v).encode() for v in row)
+            for value in (source.id.encode(), source.lookup_id, source.session_epoch):
+                assert value not in stored
+    assert len({len(row[1]) for row in rows}) == 1
+
+
+def test_a_login_ends_the_sources_other_sessions_only(
+    sessions: SessionService, database: SqlDatabase, source_id: SourceId
+) -> None:
+    """A session opened by a login (end_others) makes every earlier session of that source stop
+    opening (and deletes their rows when they come back); another source's session stays."""
+    first = sessions.open(source_id, generate_identity())
+    start = sessions.open(source_id, generate_identity(), confirmed=False)
+    other = sessions.open(add_source(database, b"lookup-2"), generate_identity())
+    latest = sessions.open(source_id, generate_identity(), end_others=True)
+    for cookie in (first, start):
+        with pytest.raises(SessionRequired) as refused:
+            sessions.resolve(cookie)
+        assert refused.value.expired is False
+    assert len(session_rows(database)) == 2
+    assert sessions.resolve(latest).source_id == source_id
+    sessions.resolve(other)
+
+
+def test_a_login_replaces_the_epoch_with_random_bytes_not_a_count(
+    sessions: SessionService, database: SqlDatabase, source_id: SourceId
+) -> None:
+    """Each login writes new random bytes (16), never a number that would count the logins."""
+    epochs = []
+    for _ in range(3):
+        sessions.open(source_id, generate_identity(), end_others=True)
+        with database.transaction() as repos:
+            source = repos.sources.get(source_id)
+        assert source is not None
+        epochs.append(source.session_epoch)
+    assert len(set(epochs)) == 3
+    assert all(len(e) == 16 for e in epochs)
+
+
+def test_opening_a_session_for_a_missing_source_fails(sessions: SessionService) -> None:
+    """No row is written for a source that does not exist (deleted meanwhile)."""
+    with pytest.raises(SessionRequired):
+        sessions.open(SourceId("0" * 32), generate_identity())
+    with pytest.raises(SessionRequired):
+        sessions.open(SourceId("0" * 32), generate_identity(), end_others=True)
+
+
+def test_opening_times_are_kept_to_the_minute(
+    sessions: SessionService, database: SqlDatabase, clock: FakeClock, source_id: SourceId
+) -> None:
+    """A session opened 59 s into a minute records that minute's start, not its second (which
+    would equal a new source's pending_since and pair the two rows)."""
+    clock.advance(59)
+    sessions.open(source_id, generate_identity())
+    [row] = session_rows(database)
+    assert row[2] == row[3] == int(clock.now()) - 59
+    assert row[2] % 60 == 0
 
 
 # --- CSRF tokens -------------------------------------------------------------------------------

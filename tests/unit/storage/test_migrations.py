@@ -53,8 +53,9 @@ def count_rows(db: SqlDatabase, table: str) -> int:
 
 
 def test_upgrade_from_0001_keeps_existing_rows(empty_database: SqlDatabase) -> None:
-    """A source, submission and session written under 0001 survive the upgrade to head, with
-    pseudonym '', pending_since None (so never purged as pending) and the session confirmed."""
+    """A source and submission written under 0001 survive the upgrade to head, with pseudonym
+    '', pending_since None (so never purged as pending); the session ends (0004: it cannot name
+    its source any more)."""
     db = empty_database
     migrate(db, "0001")
     source_id, submission_id, blob = SourceId(new_id()), SubmissionId(new_id()), new_id()
@@ -102,9 +103,7 @@ def test_upgrade_from_0001_keeps_existing_rows(empty_database: SqlDatabase) -> N
             BlobKey(blob),
         )
         assert submission.metadata_ciphertext == b"AGE"
-        assert repos.sessions.get(b"old-session") == SessionRecord(
-            b"old-session", source_id, b"sealed", 100, 150, confirmed=True
-        )
+        assert repos.sessions.get(b"old-session") is None
         assert repos.replies.for_source(source_id) == []
         assert repos.sources.purge_pending(created_before=2**62) == 0
         # The sequence carries on after the old submission, for replies too.
@@ -113,12 +112,12 @@ def test_upgrade_from_0001_keeps_existing_rows(empty_database: SqlDatabase) -> N
         repos.replies.add(source_id, seq, DAY, BlobKey(new_id()), 1)
 
 
-def test_downgrade_to_0001_keeps_sources_submissions_and_sessions(
+def test_downgrade_to_0001_keeps_sources_and_submissions(
     empty_database: SqlDatabase,
 ) -> None:
-    """Downgrading below 0002 drops replies and the new columns only: no submission or session
-    is lost (on SQLite a table rebuild of sources would have cascaded to them), and upgrading
-    again gives the head schema back."""
+    """Downgrading below 0002 drops replies and the new columns only: no submission is lost (on
+    SQLite a table rebuild of sources would have cascaded to them), sessions end (0004), and
+    upgrading again gives the head schema back."""
     db = empty_database
     db.upgrade()
     with db.transaction() as repos:
@@ -128,7 +127,7 @@ def test_downgrade_to_0001_keeps_sources_submissions_and_sessions(
             source.id, seq, DAY, NewSubmission("message", BlobKey(new_id()), 1, None)
         )
         repos.replies.add(source.id, seq + 1, DAY, BlobKey(new_id()), 9)
-        repos.sessions.add(SessionRecord(b"h", source.id, b"sealed", 1, 2, confirmed=False))
+        repos.sessions.add(SessionRecord(b"h", b"sealed", 1, 2, confirmed=False))
 
     migrate(db, "0001")
 
@@ -144,7 +143,7 @@ def test_downgrade_to_0001_keeps_sources_submissions_and_sessions(
     assert "confirmed" not in {c["name"] for c in insp.get_columns("source_sessions")}
     assert count_rows(db, "sources") == 1
     assert count_rows(db, "submissions") == 1
-    assert count_rows(db, "source_sessions") == 1
+    assert count_rows(db, "source_sessions") == 0
 
     migrate(db, "head")
     assert schema_diff(db) == []
@@ -153,9 +152,7 @@ def test_downgrade_to_0001_keeps_sources_submissions_and_sessions(
         assert again is not None
         assert (again.pseudonym, again.pending_since) == ("", None)
         assert len(repos.submissions.for_source(source.id)) == 1
-        session = repos.sessions.get(b"h")
-        assert session is not None
-        assert session.confirmed is True
+        assert repos.sessions.get(b"h") is None
 
 
 def insert_0002_conversation(db: SqlDatabase, n: int) -> tuple[SourceId, str, str]:
@@ -205,7 +202,7 @@ def test_upgrade_from_0002_gives_existing_sources_distinct_versions(
     """Sources written under 0002 (with submissions, replies and sessions, and one pending
     source with nothing) survive the upgrade to head with distinct versions 1…n, unstarred; the
     counter continues after them; old submissions and replies get sha256 '' and no author; the
-    feed lists every source that has a submission."""
+    feed lists every source that has a submission; the sessions end (0004)."""
     db = empty_database
     migrate(db, "0002")
     conversations = [insert_0002_conversation(db, n) for n in range(5)]
@@ -223,7 +220,7 @@ def test_upgrade_from_0002_gives_existing_sources_distinct_versions(
 
     assert db.schema_is_current()
     assert schema_diff(db) == []
-    for table, rows in (("sources", 6), ("submissions", 5), ("replies", 5), ("source_sessions", 5)):
+    for table, rows in (("sources", 6), ("submissions", 5), ("replies", 5), ("source_sessions", 0)):
         assert count_rows(db, table) == rows, table
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT name, value FROM counters")).all() == [
@@ -245,15 +242,15 @@ def test_upgrade_from_0002_gives_existing_sources_distinct_versions(
         assert repos.sources.bump_version(source_ids[0]) == 7
         assert repos.sources.page(after_version=6, limit=100)[0].id == source_ids[0]
         assert repos.users.list() == []
-        assert repos.sessions.get(b"session-0") is not None
+        assert repos.sessions.get(b"session-0") is None
 
 
 def test_downgrade_from_head_to_0002_keeps_every_conversation(
     empty_database: SqlDatabase,
 ) -> None:
     """Downgrading to 0002 drops the journalist tables and the new columns only: sources,
-    submissions, replies (rebuilt on SQLite) and sessions stay; upgrading again numbers the
-    sources afresh and gives the head schema back."""
+    submissions and replies (rebuilt on SQLite) stay, sessions end (0004); upgrading again
+    numbers the sources afresh and gives the head schema back."""
     db = empty_database
     db.upgrade()
     with db.transaction() as repos:
@@ -270,7 +267,7 @@ def test_downgrade_from_head_to_0002_keeps_every_conversation(
             repos.submissions.add(source.id, seq, DAY, new)
             repos.replies.add(source.id, seq + 1, DAY, BlobKey(new_id()), 9, "cd" * 32, author.id)
             repos.sources.bump_version(source.id)
-            repos.sessions.add(SessionRecord(f"h{n}".encode(), source.id, b"sealed", 1, 2))
+            repos.sessions.add(SessionRecord(f"h{n}".encode(), b"sealed", 1, 2))
             sources.append(source)
 
     migrate(db, "0002")
@@ -294,8 +291,9 @@ def test_downgrade_from_head_to_0002_keeps_every_conversation(
     }
     assert {"starred", "version"}.isdisjoint(c["name"] for c in insp.get_columns("sources"))
     assert "sha256" not in {c["name"] for c in insp.get_columns("submissions")}
-    for table in ("sources", "submissions", "replies", "source_sessions"):
+    for table in ("sources", "submissions", "replies"):
         assert count_rows(db, table) == 3, table
+    assert count_rows(db, "source_sessions") == 0
 
     migrate(db, "head")
     assert schema_diff(db) == []
@@ -307,3 +305,47 @@ def test_downgrade_from_head_to_0002_keeps_every_conversation(
             assert (reply.sha256, reply.author_id) == ("", None)
             assert len(repos.submissions.for_source(source.id)) == 1
         assert repos.users.list() == []
+
+
+def test_upgrade_from_0003_ends_sessions_and_unlinks_them_from_sources(
+    empty_database: SqlDatabase,
+) -> None:
+    """0004 deletes every session (their sealed values name no source, so none could resolve),
+    drops source_sessions.source_id with its foreign key and index, and gives sources a
+    session_epoch (empty until their next login); sources and conversations stay. Downgrading
+    to 0003 and upgrading again both work, on SQLite and PostgreSQL."""
+    db = empty_database
+    migrate(db, "0003")
+    conversations = [insert_0002_conversation(db, n) for n in range(3)]
+
+    migrate(db, "0004")
+
+    assert db.schema_is_current()
+    assert schema_diff(db) == []
+    insp = inspect(db.engine)
+    assert "source_id" not in {c["name"] for c in insp.get_columns("source_sessions")}
+    assert insp.get_foreign_keys("source_sessions") == []
+    assert insp.get_indexes("source_sessions") == []
+    assert count_rows(db, "source_sessions") == 0
+    assert count_rows(db, "sources") == 3
+    with db.transaction() as repos:
+        for source_id, submission_id, reply_id in conversations:
+            source = repos.sources.get(source_id)
+            assert source is not None
+            assert source.session_epoch == b""
+            assert [s.id for s in repos.submissions.for_source(source_id)] == [submission_id]
+            assert [r.id for r in repos.replies.for_source(source_id)] == [reply_id]
+            epoch = repos.sources.renew_session_epoch(source_id)
+            assert epoch is not None
+            assert len(epoch) == 16
+        repos.sessions.add(SessionRecord(b"new", b"sealed", 1, 2))
+
+    migrate(db, "0003")
+    assert "source_id" in {c["name"] for c in inspect(db.engine).get_columns("source_sessions")}
+    assert "session_epoch" not in {c["name"] for c in inspect(db.engine).get_columns("sources")}
+    assert count_rows(db, "source_sessions") == 0
+    assert count_rows(db, "submissions") == 3
+
+    migrate(db, "head")
+    assert schema_diff(db) == []
+    assert count_rows(db, "replies") == 3

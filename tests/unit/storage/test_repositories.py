@@ -59,14 +59,13 @@ def add_reply(db: SqlDatabase, source: SourceRecord) -> ReplyRecord:
 
 
 def session(
-    source_id: SourceId,
     id_hash: bytes,
     created: int = 100,
     seen: int = 100,
     *,
     confirmed: bool = True,
 ) -> SessionRecord:
-    return SessionRecord(id_hash, source_id, b"sealed" + id_hash, created, seen, confirmed)
+    return SessionRecord(id_hash, b"sealed" + id_hash, created, seen, confirmed)
 
 
 def count_rows(db: SqlDatabase, table: str) -> int:
@@ -243,27 +242,23 @@ def test_purge_pending_deletes_only_old_pending_sources_without_submissions(
         assert repos.sources.purge_pending(created_before=500) == 0
 
 
-def test_purge_pending_takes_sessions_and_replies_along_and_counts_sources(
+def test_purge_pending_takes_replies_along_and_counts_sources(
     database: SqlDatabase,
 ) -> None:
-    """A purged source's sessions and replies go with it; the count is of sources only."""
+    """A purged source's replies go with it; the count is of sources only. Sessions name no
+    source, so they stay until they come back or expire (services/sessions.py refuses them)."""
     stale = add_source(database, pending_since=100)
     kept = add_source(database, pending_since=None)
     reply = add_reply(database, stale)
     kept_reply = add_reply(database, kept)
     with database.transaction() as repos:
-        repos.sessions.add(session(stale.id, b"s1"))
-        repos.sessions.add(session(stale.id, b"s2"))
-        repos.sessions.add(session(kept.id, b"k1"))
+        repos.sessions.add(session(b"s1"))
     with database.transaction() as repos:
         assert repos.sources.purge_pending(created_before=200) == 1
     with database.transaction() as repos:
         assert repos.replies.get(reply.id) is None
-        assert repos.sessions.get(b"s1") is None
-        assert repos.sessions.get(b"s2") is None
         assert repos.replies.for_source(kept.id) == [kept_reply]
-        assert repos.sessions.get(b"k1") is not None
-    assert count_rows(database, "source_sessions") == 1
+        assert repos.sessions.get(b"s1") is not None
     assert count_rows(database, "replies") == 1
 
 
@@ -321,16 +316,13 @@ def test_purge_pending_waits_for_a_first_submission_that_marks_the_source_active
         assert repos.submissions.for_source(source.id) == [submission]
 
 
-def test_source_delete_cascades_to_submissions_replies_and_sessions(database: SqlDatabase) -> None:
-    """delete() removes the source with every submission, reply and session it has, and no
-    other's; it reports whether a source was there."""
+def test_source_delete_cascades_to_submissions_and_replies(database: SqlDatabase) -> None:
+    """delete() removes the source with every submission and reply it has, and no other's; it
+    reports whether a source was there."""
     source, other = add_source(database), add_source(database)
     for s in (source, other):
         add_submission(database, s)
         add_reply(database, s)
-    with database.transaction() as repos:
-        repos.sessions.add(session(source.id, b"h1"))
-        repos.sessions.add(session(other.id, b"h2"))
     with database.transaction() as repos:
         assert repos.sources.delete(source.id) is True
         assert repos.sources.delete(source.id) is False
@@ -339,11 +331,9 @@ def test_source_delete_cascades_to_submissions_replies_and_sessions(database: Sq
         assert repos.sources.get(source.id) is None
         assert repos.submissions.for_source(source.id) == []
         assert repos.replies.for_source(source.id) == []
-        assert repos.sessions.get(b"h1") is None
         assert len(repos.submissions.for_source(other.id)) == 1
         assert len(repos.replies.for_source(other.id)) == 1
-        assert repos.sessions.get(b"h2") is not None
-    for table in ("submissions", "replies", "source_sessions"):
+    for table in ("submissions", "replies"):
         assert count_rows(database, table) == 1, table
 
 
@@ -354,17 +344,12 @@ def test_deleted_rows_are_gone_later_in_the_same_transaction(database: SqlDataba
     submission = add_submission(database, doomed)
     reply, stale_reply = add_reply(database, doomed), add_reply(database, stale)
     with database.transaction() as repos:
-        repos.sessions.add(session(doomed.id, b"d"))
-        repos.sessions.add(session(stale.id, b"s"))
-    with database.transaction() as repos:
         # Load everything into the transaction first.
         assert repos.sources.get(doomed.id) == doomed
         assert repos.sources.get(stale.id) == stale
         assert repos.submissions.get(submission.id) == submission
         assert repos.replies.get(reply.id) == reply
         assert repos.replies.get(stale_reply.id) == stale_reply
-        assert repos.sessions.get(b"d") is not None
-        assert repos.sessions.get(b"s") is not None
         assert repos.sources.delete(doomed.id) is True
         assert repos.sources.purge_pending(created_before=10) == 1
         assert repos.sources.get(doomed.id) is None
@@ -372,8 +357,6 @@ def test_deleted_rows_are_gone_later_in_the_same_transaction(database: SqlDataba
         assert repos.submissions.get(submission.id) is None
         assert repos.replies.get(reply.id) is None
         assert repos.replies.get(stale_reply.id) is None
-        assert repos.sessions.get(b"d") is None
-        assert repos.sessions.get(b"s") is None
 
 
 # --- submissions ---------------------------------------------------------------------------------
@@ -425,14 +408,11 @@ def test_submission_for_unknown_source_raises_storage_error(database: SqlDatabas
 
 def test_deleting_a_source_row_cascades_in_the_database(database: SqlDatabase) -> None:
     """ON DELETE CASCADE is in force in the schema itself (on SQLite too, where foreign keys are
-    off unless turned on): a plain SQL DELETE leaves no orphan submission, reply or session."""
+    off unless turned on): a plain SQL DELETE leaves no orphan submission or reply."""
     source, other = add_source(database), add_source(database)
     for s in (source, other):
         add_submission(database, s)
         add_reply(database, s)
-    with database.transaction() as repos:
-        repos.sessions.add(session(source.id, b"h1"))
-        repos.sessions.add(session(other.id, b"h2"))
     with database.engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -440,10 +420,8 @@ def test_deleting_a_source_row_cascades_in_the_database(database: SqlDatabase) -
     with database.transaction() as repos:
         assert repos.submissions.for_source(source.id) == []
         assert repos.replies.for_source(source.id) == []
-        assert repos.sessions.get(b"h1") is None
         assert len(repos.submissions.for_source(other.id)) == 1
         assert len(repos.replies.for_source(other.id)) == 1
-        assert repos.sessions.get(b"h2") is not None
 
 
 # --- replies -------------------------------------------------------------------------------------
@@ -560,8 +538,7 @@ def test_duplicate_recipient_public_key_raises_storage_error(database: SqlDataba
 
 def test_sessions_add_get_touch_delete(database: SqlDatabase) -> None:
     """A session round-trips; touch() moves last_seen_at only; delete() removes it."""
-    source = add_source(database)
-    record = session(source.id, b"\x01" * 32, created=100, seen=100)
+    record = session(b"\x01" * 32, created=100, seen=100)
     with database.transaction() as repos:
         repos.sessions.add(record)
     with database.transaction() as repos:
@@ -577,27 +554,12 @@ def test_sessions_add_get_touch_delete(database: SqlDatabase) -> None:
         assert repos.sessions.get(record.id_hash) is None
 
 
-def test_sessions_delete_for_source(database: SqlDatabase) -> None:
-    """delete_for_source() removes that source's sessions and no other."""
-    a, b = add_source(database), add_source(database)
-    with database.transaction() as repos:
-        repos.sessions.add(session(a.id, b"a1"))
-        repos.sessions.add(session(a.id, b"a2"))
-        repos.sessions.add(session(b.id, b"b1"))
-        repos.sessions.delete_for_source(a.id)
-    with database.transaction() as repos:
-        assert repos.sessions.get(b"a1") is None
-        assert repos.sessions.get(b"a2") is None
-        assert repos.sessions.get(b"b1") is not None
-
-
 def test_sessions_purge_idle_or_too_old(database: SqlDatabase) -> None:
     """purge() deletes sessions idle too long or created too long ago, and counts them."""
-    source = add_source(database)
     with database.transaction() as repos:
-        repos.sessions.add(session(source.id, b"idle", created=900, seen=100))
-        repos.sessions.add(session(source.id, b"old", created=10, seen=990))
-        repos.sessions.add(session(source.id, b"live", created=900, seen=990))
+        repos.sessions.add(session(b"idle", created=900, seen=100))
+        repos.sessions.add(session(b"old", created=10, seen=990))
+        repos.sessions.add(session(b"live", created=900, seen=990))
     with database.transaction() as repos:
         assert repos.sessions.purge(idle_before=500, created_before=50) == 2
     with database.transaction() as repos:
@@ -608,9 +570,8 @@ def test_sessions_purge_idle_or_too_old(database: SqlDatabase) -> None:
 
 def test_sessions_are_confirmed_by_default_and_keep_the_flag(database: SqlDatabase) -> None:
     """A SessionRecord is confirmed unless said otherwise; both values round-trip."""
-    source = add_source(database)
-    default = SessionRecord(b"dflt", source.id, b"sealed", 100, 100)
-    pending = session(source.id, b"pending", confirmed=False)
+    default = SessionRecord(b"dflt", b"sealed", 100, 100)
+    pending = session(b"pending", confirmed=False)
     assert default.confirmed is True
     with database.transaction() as repos:
         repos.sessions.add(default)
@@ -623,10 +584,9 @@ def test_sessions_are_confirmed_by_default_and_keep_the_flag(database: SqlDataba
 def test_session_confirm_sets_confirmed_for_that_session_only(database: SqlDatabase) -> None:
     """confirm() marks one unconfirmed session confirmed, visible at once; touch() keeps the flag;
     confirming an unknown or already confirmed session is a no-op."""
-    source = add_source(database)
     with database.transaction() as repos:
-        repos.sessions.add(session(source.id, b"one", confirmed=False))
-        repos.sessions.add(session(source.id, b"two", confirmed=False))
+        repos.sessions.add(session(b"one", confirmed=False))
+        repos.sessions.add(session(b"two", confirmed=False))
     with database.transaction() as repos:
         repos.sessions.touch(b"one", 200)
         got = repos.sessions.get(b"one")
@@ -648,11 +608,10 @@ def test_session_confirm_sets_confirmed_for_that_session_only(database: SqlDatab
 
 def test_duplicate_session_raises_storage_error(database: SqlDatabase) -> None:
     """Two sessions with the same id hash cannot coexist."""
-    source = add_source(database)
     with database.transaction() as repos:
-        repos.sessions.add(session(source.id, b"dup"))
+        repos.sessions.add(session(b"dup"))
     with pytest.raises(StorageError), database.transaction() as repos:
-        repos.sessions.add(session(source.id, b"dup"))
+        repos.sessions.add(session(b"dup"))
 
 
 # --- transactions and schema ---------------------------------------------------------------------
@@ -675,7 +634,7 @@ def test_exception_rolls_back_everything_in_the_transaction(database: SqlDatabas
             repos.replies.add(source.id, seq, DAY, BlobKey(new_id()), 1)
             repos.sources.mark_active(source.id)
             repos.recipients.add("age1rolled", "gone")
-            repos.sessions.add(session(source.id, b"gone"))
+            repos.sessions.add(session(b"gone"))
             raise Boom
 
     with pytest.raises(Boom):
@@ -720,7 +679,8 @@ def test_transaction_yields_the_repositories_protocol(database: SqlDatabase) -> 
 def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) -> None:
     """upgrade() creates exactly these tables and columns: no timestamp about sources beyond
     sessions' and a source's pending_since, and times about journalists only where a security
-    check needs them (token expiry, TOTP replay, login back-off)."""
+    check needs them (token expiry, TOTP replay, login back-off); no column or foreign key
+    links a session to its source."""
     insp = inspect(database.engine)
     columns = {t: {c["name"] for c in insp.get_columns(t)} for t in insp.get_table_names()}
     assert columns == {
@@ -735,6 +695,7 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
             "pending_since",
             "starred",
             "version",
+            "session_epoch",
         },
         "submissions": {
             "id",
@@ -758,9 +719,9 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
             "author_id",
         },
         "recipients": {"id", "public_key", "name"},
+        # No source_id: a session row does not say whose it is (the id is sealed inside).
         "source_sessions": {
             "id_hash",
-            "source_id",
             "sealed_identity",
             "created_at",
             "last_seen_at",
@@ -797,7 +758,6 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
     assert fks == {
         ("submissions", ("source_id",), "sources", "CASCADE"),
         ("replies", ("source_id",), "sources", "CASCADE"),
-        ("source_sessions", ("source_id",), "sources", "CASCADE"),
         ("replies", ("author_id",), "users", "SET NULL"),
         ("user_recipients", ("user_id",), "users", "CASCADE"),
         ("api_tokens", ("user_id",), "users", "CASCADE"),

@@ -24,8 +24,14 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+# Usernames: only a bound on the size here. What makes a name (spaces around it dropped, lower
+# case, 1-64 of a-z 0-9 . _ -) is one rule in services.accounts, shared with the CLI, so that
+# " Alice " and "ALICE" reach the same account through every entry point.
+USERNAME_FIELD_MAX = 128
+
+
 class TokenRequest(Strict):
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=USERNAME_FIELD_MAX)
     passphrase: str = Field(min_length=1, max_length=1024)
     totp: str = Field(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")
 
@@ -58,7 +64,12 @@ class Me(User):
 
 
 class NewUser(Strict):
-    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    username: str = Field(
+        min_length=1,
+        max_length=USERNAME_FIELD_MAX,
+        description="1-64 characters of a-z, 0-9, '.', '_', '-' (starting with a letter or"
+        " digit) once surrounding spaces are dropped and letters lower-cased",
+    )
     role: Literal["admin", "journalist"] = "journalist"
 
 
