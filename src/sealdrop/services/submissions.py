@@ -3,10 +3,9 @@
 The order is what makes a submission survive kill -9 and never appear half-stored (invariant 9):
 
 1. every part is encrypted chunk by chunk into a staged blob (plaintext exists only as the chunk in
-   hand; invariant 1), and the staged blob is closed as soon as its part ends, so that a body of
+   hand; invariant 1), which is fsynced and closed as soon as its part ends, so that a body of
    many parts holds one file descriptor at a time, not one per part until the request ends;
-2. on ``commit`` each staged blob is reopened, fsynced and atomically renamed into place, and its
-   directory fsynced;
+2. on ``commit`` each staged blob is atomically renamed into place, and its directory fsynced;
 3. only then are the rows inserted, in one transaction.
 
 A crash before 3 leaves staged files (removed at the next start) or committed blobs no row points
@@ -213,7 +212,7 @@ class SubmissionIntake:
                 envelope.encrypt_in_child(self._age_binary, reader, staged, self._recipients)
             else:
                 envelope.encrypt(reader, staged, self._recipients)
-            # Written: let go of its descriptor now; ``commit`` reopens it (see module docstring).
+            # Written: fsync it and let go of its descriptor now (see the module docstring).
             staged.close()
         except BaseException:
             staged.discard()

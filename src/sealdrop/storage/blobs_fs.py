@@ -141,10 +141,10 @@ class FilesystemBlobStore:
 class FilesystemStagedBlob:
     """A blob being written into ``staging/``; see ``interfaces.StagedBlob``.
 
-    Its file descriptor is held only while it is written. ``close`` releases it and ``commit``
-    works from the path (reopen, fsync, rename), so a request that stages many parts holds one
-    descriptor at a time, not one per part until it ends: descriptors stay bounded by the uploads
-    in flight, whatever a body holds (a body of 20,000 parts once took 19,000 of them).
+    Its file descriptor is held only while it is written: ``close`` makes the file durable and
+    releases the descriptor, and ``commit`` renames it by path. A request that stages many parts
+    so holds one descriptor at a time, not one per part until it ends: descriptors stay bounded
+    by the uploads in flight, whatever a body holds (20,000 parts once took 19,052 of them).
     """
 
     def __init__(self, key: BlobKey, path: Path, final: Path) -> None:
@@ -156,7 +156,6 @@ class FilesystemStagedBlob:
         # at commit without reading the ciphertext back.
         self._hash = hashlib.sha256()
         self._done = False
-        self._closed = False
         try:
             # O_EXCL: never reuse or follow anything already at this name; 0600: owner only.
             fd = os.open(
@@ -167,7 +166,7 @@ class FilesystemStagedBlob:
         except OSError as exc:
             raise _storage_error(exc) from exc
         self._fd: int | None = fd
-        # Which file this is: commit reopens it by name and checks that it is still this one.
+        # Which file this is: commit renames it by name, so it checks the name still means it.
         st = os.fstat(fd)
         self._identity = (st.st_dev, st.st_ino)
 
@@ -208,59 +207,50 @@ class FilesystemStagedBlob:
         self._open_fd()  # writes are unbuffered: nothing to flush, but refuse a finished blob
 
     def close(self) -> None:
-        """Writing is done: release the descriptor now, not when the request ends.
-
-        Nothing is made durable here (``commit`` does that, for an accepted submission only), so
-        a refused request costs no fsync of its parts.
-        """
+        """Writing is done: make the file durable and release its descriptor, now rather than
+        when the request ends. Its times are set to the epoch first, so that no real time is
+        ever seen, then it is fsynced through the descriptor that wrote it (a write-back error
+        is reported there, never lost with the descriptor). Closing twice is harmless."""
         if self._done:
             raise StorageError("staged blob already committed or discarded")
-        fd, self._fd = self._fd, None
-        self._closed = True
-        if fd is not None:
+        fd, self._fd = self._fd, None  # closed below even if an error comes: never close twice
+        if fd is None:
+            return
+        try:
             try:
+                os.utime(fd, _EPOCH)
+                os.fsync(fd)  # data and metadata on disk before any name points at them
+            finally:
                 os.close(fd)
-            except OSError as exc:
-                self.discard()
-                raise _storage_error(exc) from exc
+        except OSError as exc:
+            self.discard()
+            raise _storage_error(exc) from exc
 
-    def _reopen(self) -> int:
-        """The staged file again, by name: never through a symlink, and only if it still looks
-        like the file this blob wrote (same inode, same size). staging/ is 0700, so only our own
-        user could change it: this is a consistency check, not a boundary, but a file that is not
-        what was written must never be committed."""
-        fd = os.open(self._path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        st = os.fstat(fd)
+    def _check_still_staged(self) -> None:
+        """The staged name must still be this blob's file (same inode, never a symlink, same
+        size) before it is renamed into place. staging/ is 0700, so only our own user could
+        change it: a consistency check, not a boundary, but what was not written here must
+        never be committed."""
+        st = os.lstat(self._path)
         if (st.st_dev, st.st_ino) != self._identity or st.st_size != self._size:
-            os.close(fd)
             raise OSError(errno.ESTALE, "the staged file was replaced")
-        return fd
 
     def commit(self) -> tuple[BlobKey, int]:
         """Make the blob durable, then visible. The order (invariant 9):
 
-        1. ``write``: the ciphertext goes to the staged file (``close`` then drops the
-           descriptor, so a request with many parts holds one at a time);
-        2. the staged file is reopened by name if it was closed (the same inode, or refused);
-        3. its times are set to the epoch and it is fsynced: data and metadata on disk before
-           any name points at them. fsync flushes the file, not one descriptor's writes, and
-           Linux (4.16 and later) reports a write-back error that happened while the file was
-           closed to the next fsync, so nothing written before ``close`` escapes it;
-        4. it is renamed into ``blobs/``, and the shard (and ``blobs/`` for a new shard) and
-           ``staging/`` are fsynced, so the name survives a crash;
+        1. ``write``: the ciphertext goes to the staged file, unbuffered;
+        2. ``close`` (here, if the caller has not closed it already): times set to the epoch,
+           **fsync**, close; a request with many parts closes each as it ends, so it holds one
+           descriptor at a time;
+        3. the staged name is checked to be still that file, and **renamed** into ``blobs/``;
+        4. the shard (and ``blobs/`` for a new shard) and ``staging/`` are **fsynced**, so the
+           name survives a crash;
         5. only then does the caller insert the row that points at it.
         """
-        if self._done:
-            raise StorageError("staged blob already committed or discarded")
+        self.close()
         final = self._final
         try:
-            fd = self._reopen() if self._closed else self._open_fd()
-            self._fd = None  # closed below even if close() reports an error: never close twice
-            try:
-                os.utime(fd, _EPOCH)  # before it becomes visible, so no real time is ever seen
-                os.fsync(fd)  # data and metadata on disk before the name points at them
-            finally:
-                os.close(fd)
+            self._check_still_staged()
             new_shard = not final.parent.exists()
             _private_dir(final.parent)
             os.replace(self._path, final)

@@ -416,15 +416,15 @@ class StagedBlob(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None:
-        """Writing is done: release what writing holds (a file descriptor), before ``commit``.
-        ``write`` is refused afterwards; ``commit`` and ``discard`` still work. A submission
-        closes each part once it is written, so what stays held is bounded by the uploads in
-        flight, not by how many parts one body carries."""
+        """Writing is done: make it durable (fsync) and release what writing holds (a file
+        descriptor), before ``commit``. ``write`` is refused afterwards; ``commit`` and
+        ``discard`` still work. A submission closes each part once it is written, so what stays
+        held is bounded by the uploads in flight, not by how many parts one body carries."""
         ...
 
     def commit(self) -> tuple[BlobKey, int]:
-        """fsync (reopening a closed blob), atomically move into place, fsync the directory;
-        return (key, size). Works whether or not ``close`` was called."""
+        """``close`` if not closed yet (fsync), atomically move into place, fsync the directory;
+        return (key, size)."""
         ...
 
     def discard(self) -> None: ...

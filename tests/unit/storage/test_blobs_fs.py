@@ -295,13 +295,13 @@ def test_closed_staged_blobs_hold_no_descriptor_and_commit_exactly(
     times, leaving nothing in staging/."""
     before = open_descriptors()
     staged = []
-    for i in range(200):
+    for i in range(50):
         blob = store.stage()
         blob.write(b"ciphertext %d " % i + os.urandom(1000))
         blob.close()
         staged.append(blob)
     assert open_descriptors() == before
-    assert len(staging_files(tmp_path)) == 200
+    assert len(staging_files(tmp_path)) == 50
     expected = [blob.sha256 for blob in staged]
     keys = [blob.commit()[0] for blob in staged]
     assert open_descriptors() == before
@@ -314,12 +314,8 @@ def test_closed_staged_blobs_hold_no_descriptor_and_commit_exactly(
     assert staging_files(tmp_path) == []
 
 
-def test_commit_of_a_closed_blob_fsyncs_it_before_the_rename_and_the_directory_after(
-    store: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The durability order survives closing: the reopened file is fsynced (with its epoch
-    time already set) before the rename, and the directories after it, so a blob's name never
-    points at data that is not on disk."""
+def record_durability_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record each fsync (of a file, with its mtime then, or of a directory) and each rename."""
     events: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
 
@@ -333,11 +329,24 @@ def test_commit_of_a_closed_blob_fsyncs_it_before_the_rename_and_the_directory_a
         events.append("rename")
         real_replace(src, dst)  # type: ignore[arg-type]
 
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+@pytest.mark.parametrize("closed_first", [True, False], ids=["closed", "open"])
+def test_durability_order_is_fsync_rename_fsync_directories(
+    store: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch, closed_first: bool
+) -> None:
+    """Whether the blob was closed before commit or not: the file is fsynced once (with its
+    epoch time already set) before it is renamed, and the directories after the rename, so a
+    blob's name never points at data that is not on disk."""
+    events = record_durability_steps(monkeypatch)
     with store.stage() as staged:
         staged.write(b"ciphertext")
-        staged.close()
-        monkeypatch.setattr(os, "fsync", fsync)
-        monkeypatch.setattr(os, "replace", replace)
+        if closed_first:
+            staged.close()
+            assert events == ["fsync file(mtime=0)"]
         staged.commit()
     assert events[:2] == ["fsync file(mtime=0)", "rename"]
     assert set(events[2:]) == {"fsync dir"}
@@ -361,9 +370,9 @@ def test_a_closed_blob_refuses_writes_and_can_still_be_discarded(
 def test_commit_refuses_a_staged_file_replaced_while_closed(
     store: FilesystemBlobStore, tmp_path: Path
 ) -> None:
-    """commit reopens the staged file by name and checks it is the file it wrote: another file
-    put at that name, a symlink, or the file cut short is never committed, and nothing is left
-    behind."""
+    """commit renames the staged file by name, after checking that the name still means the
+    file it wrote: another file put at that name, a symlink, or the file cut short is never
+    committed, and nothing is left behind."""
     aside = tmp_path / "aside"
     for swap in ("other file", "symlink", "truncated"):
         with store.stage() as staged:
