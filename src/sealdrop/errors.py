@@ -19,6 +19,8 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     │   ├── UploadTooLarge(limit)
     │   ├── UploadQuotaExceeded(limit, retry_after)  one source's uploads in 24 h
     │   ├── MalformedUpload
+    │   ├── TooManyItems(limit)     more parts in one upload than it may hold
+    │   ├── DuplicateMessage        a second message field in one upload
     │   ├── FilesNotAccepted        a file sent while the instance accepts messages only
     │   ├── CsrfTokenInvalid        a form without the token of the session that served it
     │   └── InvalidReply            a reply that is not an age file, or too large
@@ -121,6 +123,18 @@ class UploadQuotaExceeded(InputError):
 
 class MalformedUpload(InputError):
     """A request body that is not the multipart form we expect."""
+
+
+class TooManyItems(InputError):
+    """An upload with more than ``limit`` parts (the message and the files together)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} items in one upload")
+        self.limit = limit
+
+
+class DuplicateMessage(InputError):
+    """An upload with more than one message field (the form has one)."""
 
 
 class FilesNotAccepted(InputError):

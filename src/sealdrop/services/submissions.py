@@ -3,12 +3,17 @@
 The order is what makes a submission survive kill -9 and never appear half-stored (invariant 9):
 
 1. every part is encrypted chunk by chunk into a staged blob (plaintext exists only as the chunk in
-   hand; invariant 1);
-2. on ``commit`` each staged blob is fsynced and atomically renamed into place;
+   hand; invariant 1), which is fsynced and closed as soon as its part ends, so that a body of
+   many parts holds one file descriptor at a time, not one per part until the request ends;
+2. on ``commit`` each staged blob is atomically renamed into place, and its directory fsynced;
 3. only then are the rows inserted, in one transaction.
 
 A crash before 3 leaves staged files (removed at the next start) or committed blobs no row points
 to (orphans, swept at the next start); neither is ever shown as a submission.
+
+What one request may store is bounded (invariant 10): one message (the form has one message box)
+and at most ``MAX_ITEMS_PER_SUBMISSION`` items in all, counted before a part is read. A request
+over either bound is refused whole: nothing it staged is kept.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from typing import Protocol
 from sealdrop.crypto import envelope
 from sealdrop.crypto.keys import Recipient, parse_recipient
 from sealdrop.errors import (
+    DuplicateMessage,
     EmptySubmission,
     FilesNotAccepted,
     MalformedUpload,
     MessageTooLong,
     NotAcceptingSubmissions,
     SessionRequired,
+    TooManyItems,
 )
 from sealdrop.ids import BlobKey, SourceId
 from sealdrop.services.clock import Clock, Granularity, arrival_day
@@ -42,8 +49,9 @@ from sealdrop.storage.interfaces import (
     SubmissionKind,
 )
 
-# How many files one submission may carry; each is a blob and a row.
-MAX_FILES_PER_SUBMISSION = 100
+# How many items (the message and the files together) one submission may carry; each is a blob
+# and a row. Before this covered messages too, one body of 5,000 message parts stored 5,000.
+MAX_ITEMS_PER_SUBMISSION = 100
 
 
 class Readable(Protocol):
@@ -138,6 +146,8 @@ class SubmissionIntake:
         self._max_message_chars = max_message_chars
         self._files_enabled = files_enabled
         self._pending: list[_Pending] = []
+        self._items = 0  # parts taken so far, blank messages included
+        self._has_message = False
         self._done = False
 
     def __enter__(self) -> SubmissionIntake:
@@ -147,8 +157,21 @@ class SubmissionIntake:
         if not self._done:
             self.abort()
 
+    def _take_item(self) -> None:
+        """Count one more part against the cap, before any of it is read or staged."""
+        if self._items >= MAX_ITEMS_PER_SUBMISSION:
+            raise TooManyItems(MAX_ITEMS_PER_SUBMISSION)
+        self._items += 1
+
     def add_message(self, stream: Readable) -> None:
-        """Encrypt a message as it streams in. Empty or blank messages are dropped."""
+        """Encrypt a message as it streams in. Empty or blank messages are dropped.
+
+        One per submission: the form has one message box, so a second is a forged body, refused
+        before it is read (even after a blank first one)."""
+        if self._has_message:
+            raise DuplicateMessage("more than one message")
+        self._take_item()
+        self._has_message = True
         reader = _MessageReader(stream, self._max_message_chars)
         staged = self._encrypt_into_stage(reader)
         if not reader.has_text:
@@ -164,8 +187,7 @@ class SubmissionIntake:
         """
         if not self._files_enabled:
             raise FilesNotAccepted("this instance accepts messages only")
-        if sum(p.kind == "file" for p in self._pending) >= MAX_FILES_PER_SUBMISSION:
-            raise MalformedUpload(f"more than {MAX_FILES_PER_SUBMISSION} files")
+        self._take_item()
         reader = _CountingReader(stream)
         staged = self._encrypt_into_stage(reader, in_child=True)
         try:
@@ -190,6 +212,8 @@ class SubmissionIntake:
                 envelope.encrypt_in_child(self._age_binary, reader, staged, self._recipients)
             else:
                 envelope.encrypt(reader, staged, self._recipients)
+            # Written: fsync it and let go of its descriptor now (see the module docstring).
+            staged.close()
         except BaseException:
             staged.discard()
             raise

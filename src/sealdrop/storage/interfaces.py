@@ -429,8 +429,16 @@ class StagedBlob(Protocol):
 
     def flush(self) -> None: ...
 
+    def close(self) -> None:
+        """Writing is done: make it durable (fsync) and release what writing holds (a file
+        descriptor), before ``commit``. ``write`` is refused afterwards; ``commit`` and
+        ``discard`` still work. A submission closes each part once it is written, so what stays
+        held is bounded by the uploads in flight, not by how many parts one body carries."""
+        ...
+
     def commit(self) -> tuple[BlobKey, int]:
-        """fsync, atomically move into place, fsync the directory; return (key, size)."""
+        """``close`` if not closed yet (fsync), atomically move into place, fsync the directory;
+        return (key, size)."""
         ...
 
     def discard(self) -> None: ...

@@ -12,6 +12,7 @@ from sealdrop.errors import (
     ClientDisconnected,
     CsrfTokenInvalid,
     DatabaseUnavailable,
+    DuplicateMessage,
     EmptySubmission,
     FilesNotAccepted,
     InputError,
@@ -24,6 +25,7 @@ from sealdrop.errors import (
     SessionRequired,
     StorageError,
     StorageFull,
+    TooManyItems,
     TooManyRequests,
     UploadQuotaExceeded,
     UploadTooLarge,
@@ -71,6 +73,27 @@ def page_for(error: SealdropError) -> ErrorPage:
                 ),
                 _CONVERSATION,
                 {"size": limit},
+            )
+        case TooManyItems(limit=limit):
+            return ErrorPage(
+                413,
+                N_("Too many files"),
+                N_(
+                    "One submission can hold at most %(limit)s items: the message and the files "
+                    "together. Nothing was stored. Send fewer files at a time."
+                ),
+                _CONVERSATION,
+                {"limit": limit},
+            )
+        case DuplicateMessage():
+            return ErrorPage(
+                400,
+                N_("More than one message"),
+                N_(
+                    "The form held more than one message, so nothing was stored. Write "
+                    "everything in the one message box and send again."
+                ),
+                _CONVERSATION,
             )
         case MessageTooLong(limit=limit):
             return ErrorPage(

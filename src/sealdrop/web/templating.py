@@ -85,6 +85,8 @@ class Templates:
         root = (request.scope.get("root_path", "") if request else "") + "/"
         # Where the language links lead: this page again if it can be fetched with GET; the
         # answer to a form post (logout, an upload refused) cannot, so those lead to the start.
+        # A GET that reaches a page template matched one of our routes, so its path is ours;
+        # error.html overrides ``here`` with the start page, since its path is the client's.
         here = root
         if request is not None and request.method == "GET":
             path = request.scope.get("root_path", "") + request.url.path

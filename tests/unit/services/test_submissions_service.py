@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import itertools
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -21,19 +22,21 @@ from sealdrop.errors import (
     ClientDisconnected,
     CryptoError,
     DatabaseUnavailable,
+    DuplicateMessage,
     EmptySubmission,
     MalformedUpload,
     MessageTooLong,
     NotAcceptingSubmissions,
     SessionRequired,
     StorageFull,
+    TooManyItems,
     UploadTooLarge,
 )
 from sealdrop.ids import BlobKey, SourceId, new_id
 from sealdrop.services.container import build_services
 from sealdrop.services.instance import init_instance
 from sealdrop.services.submissions import (
-    MAX_FILES_PER_SUBMISSION,
+    MAX_ITEMS_PER_SUBMISSION,
     Receipt,
     SubmissionIntake,
 )
@@ -463,19 +466,70 @@ def test_every_recipient_can_decrypt(env: Env) -> None:
         assert envelope.decrypt_bytes(row.metadata_ciphertext, [identity])
 
 
-def test_file_count_is_limited_per_submission(env: Env) -> None:
-    """MAX_FILES_PER_SUBMISSION files are taken; one more is refused before its stream is read."""
+def test_one_cap_covers_the_message_and_the_files_together(env: Env) -> None:
+    """MAX_ITEMS_PER_SUBMISSION items in all, the message counted with the files: a message and
+    MAX - 1 files are taken; one more file is refused before its stream is read, and leaving the
+    intake keeps nothing of what was staged."""
     with intake(env) as submission:
-        for i in range(MAX_FILES_PER_SUBMISSION):
+        submission.add_message(io.BytesIO(b"and a message"))
+        for i in range(MAX_ITEMS_PER_SUBMISSION - 1):
+            submission.add_file(f"{i}.txt", "text/plain", io.BytesIO(b"x"))
+        assert len(env.staging()) == MAX_ITEMS_PER_SUBMISSION
+        extra = Chunks([b"never read"])
+        with pytest.raises(TooManyItems) as refused:
+            submission.add_file("one-too-many.txt", "text/plain", extra)
+        assert refused.value.limit == MAX_ITEMS_PER_SUBMISSION
+        assert extra.reads == 0
+    assert_nothing_stored(env)
+
+
+def test_a_message_after_the_cap_of_files_is_refused(env: Env) -> None:
+    """Messages are not outside the cap: after MAX_ITEMS_PER_SUBMISSION files a message is
+    refused unread (it used to be taken, so one body could store any number of messages)."""
+    with intake(env) as submission:
+        for i in range(MAX_ITEMS_PER_SUBMISSION):
             submission.add_file(f"{i}.txt", "text/plain", io.BytesIO(b"x"))
         extra = Chunks([b"never read"])
-        with pytest.raises(MalformedUpload):
-            submission.add_file("one-too-many.txt", "text/plain", extra)
+        with pytest.raises(TooManyItems):
+            submission.add_message(extra)
         assert extra.reads == 0
-        # Messages are not files: one still fits.
-        submission.add_message(io.BytesIO(b"and a message"))
-        assert len(env.staging()) == MAX_FILES_PER_SUBMISSION + 1
     assert_nothing_stored(env)
+
+
+@pytest.mark.parametrize("first", [b"the message", b"", b"  \r\n "])
+def test_a_second_message_is_refused_unread(env: Env, first: bytes) -> None:
+    """The form has one message box: a second message, even after an empty or blank first one,
+    is refused before it is read, and nothing of the submission is stored."""
+    with intake(env) as submission:
+        submission.add_message(io.BytesIO(first))
+        submission.add_file("f.txt", "text/plain", io.BytesIO(b"a file"))
+        second = Chunks([b"never read"])
+        with pytest.raises(DuplicateMessage):
+            submission.add_message(second)
+        assert second.reads == 0
+    assert_nothing_stored(env)
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_staged_parts_hold_no_descriptor_until_commit(env: Env) -> None:
+    """Each part's staged blob is closed once written: staging a message and MAX - 1 files
+    holds no more descriptors than staging one (before, each part kept one open until the
+    request ended, and 20,000 parts exhausted the server's descriptors); commit still stores
+    them all."""
+    with intake(env) as submission:
+        submission.add_file("warm-up.txt", "text/plain", io.BytesIO(b"x"))
+        before = open_descriptors()
+        submission.add_message(io.BytesIO(b"a message"))
+        for i in range(MAX_ITEMS_PER_SUBMISSION - 2):
+            submission.add_file(f"{i}.txt", "text/plain", io.BytesIO(b"x"))
+        assert open_descriptors() - before <= 2
+        receipt = submission.commit()
+    assert receipt == Receipt(messages=1, files=MAX_ITEMS_PER_SUBMISSION - 1)
+    assert len(env.rows()) == MAX_ITEMS_PER_SUBMISSION
+    assert env.staging() == []
 
 
 # --- failures during commit --------------------------------------------------------------------

@@ -278,3 +278,117 @@ def test_short_writes_are_completed(
     with store.open(key) as f:
         assert f.read() == b"hello"
     assert size == 5
+
+
+# --- closed while waiting for commit ------------------------------------------------------------
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_closed_staged_blobs_hold_no_descriptor_and_commit_exactly(
+    store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    """Staged blobs closed after writing hold no file descriptor while they wait (one request
+    can stage many parts), and each still commits to its exact bytes, owner-only, at epoch
+    times, leaving nothing in staging/."""
+    before = open_descriptors()
+    staged = []
+    for i in range(50):
+        blob = store.stage()
+        blob.write(b"ciphertext %d " % i + os.urandom(1000))
+        blob.close()
+        staged.append(blob)
+    assert open_descriptors() == before
+    assert len(staging_files(tmp_path)) == 50
+    expected = [blob.sha256 for blob in staged]
+    keys = [blob.commit()[0] for blob in staged]
+    assert open_descriptors() == before
+    for key, digest in zip(keys, expected, strict=True):
+        path = store.local_path(key)
+        assert path is not None
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+        assert mode(path) == 0o600
+        assert path.stat().st_mtime == 0
+    assert staging_files(tmp_path) == []
+
+
+def record_durability_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record each fsync (of a file, with its mtime then, or of a directory) and each rename."""
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        kind = "dir" if stat.S_ISDIR(st.st_mode) else f"file(mtime={int(st.st_mtime)})"
+        events.append(f"fsync {kind}")
+        real_fsync(fd)
+
+    def replace(src: object, dst: object) -> None:
+        events.append("rename")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+@pytest.mark.parametrize("closed_first", [True, False], ids=["closed", "open"])
+def test_durability_order_is_fsync_rename_fsync_directories(
+    store: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch, closed_first: bool
+) -> None:
+    """Whether the blob was closed before commit or not: the file is fsynced once (with its
+    epoch time already set) before it is renamed, and the directories after the rename, so a
+    blob's name never points at data that is not on disk."""
+    events = record_durability_steps(monkeypatch)
+    with store.stage() as staged:
+        staged.write(b"ciphertext")
+        if closed_first:
+            staged.close()
+            assert events == ["fsync file(mtime=0)"]
+        staged.commit()
+    assert events[:2] == ["fsync file(mtime=0)", "rename"]
+    assert set(events[2:]) == {"fsync dir"}
+    assert len(events) >= 4  # the shard and staging/ (and blobs/ for a new shard)
+
+
+def test_a_closed_blob_refuses_writes_and_can_still_be_discarded(
+    store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    """After close, write() is refused; leaving the block without commit still removes it."""
+    with store.stage() as staged:
+        staged.write(b"written")
+        staged.close()
+        staged.close()  # idempotent
+        with pytest.raises(StorageError):
+            staged.write(b"late")
+    assert staging_files(tmp_path) == []
+    assert list(store.keys()) == []
+
+
+def test_commit_refuses_a_staged_file_replaced_while_closed(
+    store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    """commit renames the staged file by name, after checking that the name still means the
+    file it wrote: another file put at that name, a symlink, or the file cut short is never
+    committed, and nothing is left behind."""
+    aside = tmp_path / "aside"
+    for swap in ("other file", "symlink", "truncated"):
+        with store.stage() as staged:
+            staged.write(b"the real ciphertext")
+            staged.close()
+            [path] = staging_files(tmp_path)
+            if swap == "truncated":
+                os.truncate(path, 3)
+            else:
+                path.rename(aside)  # kept, so the new file cannot get the same inode number
+                if swap == "other file":
+                    path.write_bytes(b"the planted ciphertext")
+                else:
+                    path.symlink_to(aside)
+            with pytest.raises(StorageError):
+                staged.commit()
+        aside.unlink(missing_ok=True)
+        assert staging_files(tmp_path) == []
+        assert list(store.keys()) == []

@@ -31,8 +31,9 @@ from sealdrop.services.sessions import SessionService, SourceSession
 from sealdrop.services.submissions import Receipt, SourceOverview, SubmissionIntake
 from sealdrop.web import form_tokens
 from sealdrop.web.i18n import N_
-from sealdrop.web.multipart import BodyLimit, MultipartReader, boundary_of
+from sealdrop.web.multipart import BodyLimit, boundary_of
 from sealdrop.web.onion import circuit_of
+from sealdrop.web.source.upload import receive_form
 from sealdrop.web.templating import Templates
 
 T = TypeVar("T")
@@ -385,27 +386,7 @@ class SourceInterface:
     ) -> Receipt:
         """Encrypt and store the parts of a submission's body as they are read (in a worker
         thread), then count it against the source's quota."""
-        reader = MultipartReader(read, boundary)
-        checked = False
-        with intake:
-            for index, part in enumerate(reader.parts()):
-                if index == 0:
-                    # The token is the form's first field, so a forged post is refused before
-                    # any of its body is encrypted or staged.
-                    token = part.read_small(256).decode("ascii", "replace")
-                    if part.name != "csrf_token" or not SessionService.csrf_valid(session, token):
-                        raise CsrfTokenInvalid()
-                    checked = True
-                elif part.name == "message" and part.filename is None:
-                    intake.add_message(part)
-                elif part.name == "files" and part.filename:
-                    intake.add_file(part.filename, part.content_type, part)
-                # Anything else (an empty file input, unknown fields) is skipped unread.
-            if not checked:
-                raise CsrfTokenInvalid()
-            while read():
-                pass  # the epilogue after the closing boundary, within the same limit
-            receipt = intake.commit()
+        receipt = receive_form(intake, session, read, boundary)
         # Counted once stored: a refused or broken upload stored nothing.
         self._services.upload_quota.record(session.source_id, read.received)
         return receipt
