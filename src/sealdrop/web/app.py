@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sealdrop.errors import SealdropError, StorageError, TooManyRequests, UploadTooLarge
@@ -111,7 +112,12 @@ def create_source_app(
         await response(scope, receive, send)
 
     capped = CapBodies(app, cap, {("POST", "/submit")}, refuse_large_body)
-    guarded = RefuseCrossSitePosts(LanguagePicker(capped), refuse_cross_site)
+    pages = frozenset(
+        route.path
+        for route in app.routes
+        if isinstance(route, Route) and "GET" in (route.methods or ()) and "{" not in route.path
+    )
+    guarded = RefuseCrossSitePosts(LanguagePicker(capped, pages), refuse_cross_site)
 
     async def limit_circuits(scope: Scope, receive: Receive, send: Send) -> None:
         # First of all, before any routing or page work: a flooding circuit costs us one bucket

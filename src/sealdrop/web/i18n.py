@@ -115,15 +115,18 @@ class LanguagePicker:
     and ends with the browser session, like the session cookie.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, pages: frozenset[str]) -> None:
         self._app = app
+        # The pages it may come back to: the app's own GET pages. Anything else the client sent
+        # (a made-up path, 100 KB long) is never echoed into the Location header: it goes to "/".
+        self._pages = pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and scope.get("query_string"):
             query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
             code = query.get("lang")
             if code in LANGUAGES:
-                path = _same_site_path(scope)
+                path = self._return_path(scope)
                 cookie = f"{COOKIE}={code}; Path=/; HttpOnly; SameSite=Strict"
                 if scope.get("scheme") == "https":
                     cookie += "; Secure"
@@ -142,11 +145,13 @@ class LanguagePicker:
                 return
         await self._app(scope, receive, send)
 
-
-def _same_site_path(scope: Scope) -> bytes:
-    """The path to come back to, never anything that leaves the site ("//host" would)."""
-    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-    path = str(scope.get("root_path", "")).encode("utf-8") + raw.split(b"?", 1)[0]
-    if not path.startswith(b"/") or path.startswith((b"//", b"/\\")):
-        return b"/"
-    return path
+    def _return_path(self, scope: Scope) -> bytes:
+        """The page to come back to: one of ours, never anything that leaves the site ("//host"
+        would) or repeats what the client sent."""
+        root = str(scope.get("root_path", ""))
+        path = str(scope["path"])
+        if root and path.startswith(root):  # ASGI servers differ on whether path includes it
+            path = path[len(root) :]
+        if path not in self._pages:
+            path = "/"
+        return (root + path).encode("utf-8")

@@ -129,3 +129,16 @@ def test_normal_pages_keep_their_own_path_in_language_links(app: Any) -> None:
         response = Browser(app).get(path)
         assert response.status_code == 200
         assert language_links(response.text) == [path] * len(LANGUAGES)
+
+
+def test_choosing_a_language_comes_back_only_to_our_own_pages(app: Any) -> None:
+    """`?lang=` on one of our pages comes back to it; on any other path (made up, crafted, or
+    100 KB long) it comes back to the start page, so the redirect never repeats what was sent."""
+    browser = Browser(app)
+    back = browser.get("/login?lang=fa", follow_redirects=False)
+    assert back.status_code == 303
+    assert back.headers["location"] == "/login"
+    for path in [*CRAFTED, "/" + "Zq9" * 5_000, "//evil.example/x", "/replies/1/delete"]:
+        moved = browser.get(path + "?lang=fa", follow_redirects=False)
+        assert moved.status_code == 303, path
+        assert moved.headers["location"] == "/", path
