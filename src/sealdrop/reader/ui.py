@@ -450,12 +450,11 @@ def create_app(
         """Where an error page's link goes: the conversation the request was about, the admin
         page, or the list of sources."""
         parts = path.strip("/").split("/")
-        if parts[0] == "sources" and len(parts) > 1:
-            return f"/sources/{parts[1]}"
-        if parts[0] == "items" and len(parts) > 1:
+        if parts[0] in ("sources", "items") and len(parts) > 1:
             with store() as local:
-                item = local.item(parts[1])
-            return f"/sources/{item.source_id}" if item is not None else "/"
+                item = local.item(parts[1]) if parts[0] == "items" else None
+                source = local.source(item.source_id if item else parts[1])
+            return f"/sources/{source.id}" if source is not None else "/"
         return "/admin" if parts[0] == "admin" else "/"
 
     async def failed(request: Request, exc: Exception) -> Response:
