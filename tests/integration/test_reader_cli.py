@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import os
 import pty
 import re
 import select
+import shutil
 import stat
 import struct
 import subprocess
@@ -31,12 +33,15 @@ from typing import Any
 
 import piexif
 import pytest
+import typer
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
 from support_api import Account, Api, cli_account, new_source, start_instance
 from support_http import Source, run_cli
 
+from sealdrop.cli.reader import reader_app
 from sealdrop.reader.export import safe_name
+from sealdrop.reader.keystore import create_identity
 from sealdrop.reader.profile import Profile
 from sealdrop.reader.store import LocalSource, Store
 from sealdrop.testing import ServerProcess, sealdrop_command
@@ -542,3 +547,239 @@ def test_export_of_a_large_file_shows_progress_only_on_a_terminal(
     assert code == 0, stdout + shown
     assert f"decrypting file {item_id[:8]}" in shown, shown
     assert (shown_to / "large.bin").read_bytes() == content
+
+
+# Names that lie about themselves: each invisible character must be shown as <U+XXXX>.
+LYING_NAMES = {
+    "evil\u202etxt.exe": "evil<U+202E>txt.exe",
+    "report\u2066\u200f.pdf\u2069.sh": "report<U+2066><U+200F>.pdf<U+2069>.sh",
+    "in\u200bvisible\u2028line.txt": "in<U+200B>visible<U+2028>line.txt",
+}
+
+
+def test_show_and_export_neutralise_invisible_characters_in_file_names(
+    reader: ReaderSetup, tmp_path: Path
+) -> None:
+    """A file name with a right-to-left override, isolates, marks, a zero-width space or a line
+    separator is shown by `show` and `export` with each of them as a visible <U+XXXX>, and is
+    exported under a name without them."""
+    files = [(name, b"x\n", "text/plain") for name in LYING_NAMES]
+    source, _ = new_source(reader.server, "names that lie", files=files)
+    source.http.close()
+    reader.run("sync")
+    shown = reader.unlocked("show", reader.newest_source().id).stdout
+    items = file_items(shown)
+    assert set(items) == set(LYING_NAMES.values()), shown
+    for name, visible in LYING_NAMES.items():
+        for invisible in set(name) - set(visible):
+            assert invisible not in shown, (name, shown)
+    target = tmp_path / "export"
+    target.mkdir()
+    for name, visible in LYING_NAMES.items():
+        exported = reader.unlocked("export", items[visible][0], "--to", target).stdout
+        assert exported.startswith(f"Exported {visible} to {target}/{safe_name(name)}"), exported
+    assert sorted(p.name for p in files_under(target)) == sorted(map(safe_name, LYING_NAMES))
+    assert sorted(map(safe_name, LYING_NAMES)) == [
+        "eviltxt.exe",
+        "invisibleline.txt",
+        "report.pdf.sh",
+    ]
+
+
+def test_show_prints_markup_and_multi_line_messages_as_sent(reader: ReaderSetup) -> None:
+    """A message sent with CRLF line endings (as browsers send them) and rich markup in it is
+    printed with plain line breaks, no U+FFFD, and every bracket as typed."""
+    message = "first line\r\nsecond [red]line[/]\r\n[bold]third[/bold] [/]\rfourth"
+    mine = synced_source(reader, message)
+    shown = reader.unlocked("show", mine.id).stdout
+    assert "first line\nsecond [red]line[/]\n[bold]third[/bold] [/]\nfourth\n" in shown, shown
+    assert "\ufffd" not in shown
+    assert "\r" not in shown
+
+
+def test_show_says_why_items_do_not_open_on_a_later_device(
+    reader: ReaderSetup, tmp_path: Path
+) -> None:
+    """On a device whose key was registered after a message and a file arrived, `show` prints a
+    reason for each (not a blank line) and says which keys can open them."""
+    source, _ = new_source(reader.server, "sent before", files=[("a.txt", b"a\n", "text/plain")])
+    source.http.close()
+    reader.run("sync")
+    mine = reader.newest_source()
+    later = tmp_path / "later-device"
+    shutil.copytree(reader.data_dir, later)
+    (later / "identity.age").unlink()
+    create_identity(later / "identity.age", IDENTITY_PASSPHRASE)  # a key these never saw
+    shown = subprocess.run(
+        sealdrop_command(
+            "reader", "--data-dir", later, "show", mine.id,
+            "--identity-passphrase-file", reader.identity_passphrase_file,
+        ),
+        capture_output=True, text=True, timeout=120, env={**os.environ, **CLI_ENV},
+        stdin=subprocess.DEVNULL, check=True,
+    ).stdout  # fmt: skip
+    assert "[cannot decrypt: not encrypted to this device's key]" in shown, shown
+    assert "[file: its name and size are not encrypted to this device's key]" in shown, shown
+    assert "2 item(s) could not be decrypted here" in shown, shown
+    assert "an organisation key, or another device" in shown, shown
+    assert "\n\n\n" not in shown, shown  # no blank line where a reason should be
+
+
+def test_list_json_and_whole_ids_in_a_narrow_terminal(reader: ReaderSetup) -> None:
+    """`reader list --json` prints one JSON object per source; the table never cuts an id, even
+    at 80 columns."""
+    mine = synced_source(reader, "listed")
+    lines = reader.run("list", "--json").stdout.splitlines()
+    found = [json.loads(line) for line in lines]
+    (entry,) = [e for e in found if e["id"] == mine.id]
+    assert entry == {
+        "id": mine.id,
+        "pseudonym": mine.pseudonym,
+        "unread": 1,
+        "items": 1,
+        "starred": False,
+    }
+    narrow = subprocess.run(
+        reader.command("list"), capture_output=True, text=True, timeout=120, check=True,
+        env={**os.environ, **CLI_ENV, "COLUMNS": "80"}, stdin=subprocess.DEVNULL,
+    ).stdout  # fmt: skip
+    for source in found:
+        assert source["id"] in narrow, narrow
+
+
+def test_init_against_the_source_listener_says_which_url_to_give(
+    reader: ReaderSetup, tmp_path: Path
+) -> None:
+    """`reader init --server` with the source listener's URL says it is not a Sealdrop journalist
+    API and which URL is expected, before any passphrase is asked for or sent; nothing is set
+    up."""
+    data = tmp_path / "wrong-server"
+    result = subprocess.run(
+        sealdrop_command(
+            "reader", "init", "--server", reader.server.url, "--username", "reporter",
+            "--data-dir", data,
+            "--identity-passphrase-file", reader.identity_passphrase_file,
+            "--passphrase-file", reader.account_passphrase_file, "--totp", "000000",
+        ),
+        capture_output=True, text=True, timeout=120, env={**os.environ, **CLI_ENV},
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = " ".join(result.stderr.split())
+    assert "is not a Sealdrop journalist API" in error, error
+    assert "http://127.0.0.1:8081" in error, error
+    assert "onion" in error, error
+    assert "Traceback" not in error
+    assert not (data / "config.json").exists()
+    assert not (data / "identity.age").exists()
+
+
+def test_export_without_to_goes_to_the_private_exports_folder(reader: ReaderSetup) -> None:
+    """`reader export ITEM` without --to writes into exports/ of the data folder, made 0700."""
+    source, _ = new_source(reader.server, "x", files=[("plain.txt", b"plain\n", "text/plain")])
+    source.http.close()
+    reader.run("sync")
+    ((item_id, _),) = file_items(reader.unlocked("show", reader.newest_source().id).stdout).values()
+    exported = reader.unlocked("export", item_id, "--no-strip").stdout
+    folder = reader.data_dir / "exports"
+    assert f"to {folder}/plain" in exported, exported
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert any(p.read_bytes() == b"plain\n" for p in files_under(folder))
+
+
+@pytest.fixture(scope="module")
+def file_source(reader: ReaderSetup) -> tuple[LocalSource, str]:
+    """A synced source that sent a message and a file, and the file item's id."""
+    source, _ = new_source(
+        reader.server, "for every command", files=[("f.txt", b"f\n", "text/plain")]
+    )
+    source.http.close()
+    reader.run("sync")
+    mine = reader.newest_source()
+    ((item_id, _),) = file_items(reader.unlocked("show", mine.id).stdout).values()
+    return mine, item_id
+
+
+def group_option_case(
+    reader: ReaderSetup, mine: LocalSource, item_id: str, tmp: Path, command: str
+) -> tuple[list[Any], int, str]:
+    """(arguments, exit code, text its output must hold) for ``command``: it does its work in the
+    data folder, or fails in a way that shows it found that folder."""
+    unlock = ["--identity-passphrase-file", reader.identity_passphrase_file]
+    # Only for login: every fresh code moves the account's used TOTP step on.
+    code = reader.journalist.fresh_code() if command == "login" else ""
+    (tmp / "to").mkdir()
+    return {
+        "init": (["--server", reader.server.api_url, "--username", "x"], 1, "already set up in"),
+        "login": (
+            ["--passphrase-file", reader.account_passphrase_file, "--totp", code],
+            0,
+            "Logged",
+        ),
+        "sync": ([], 0, "source(s) updated"),
+        "list": ([], 0, mine.id),
+        "show": ([mine.id, *unlock], 0, "for every command"),
+        "export": ([item_id, "--to", tmp / "to", "--no-strip", *unlock], 0, "Exported f.txt"),
+        "reply": ([mine.id, "--message", "a reply"], 0, "sent to"),
+        "star": ([mine.id], 0, "Starred"),
+        "seen": ([mine.id], 0, "marked seen"),
+        "delete": ([mine.id], 1, "pass --yes"),
+    }[command]
+
+
+READER_COMMANDS = sorted(typer.main.get_command(reader_app).commands)  # type: ignore[attr-defined]
+CASE_NAMES = ["init", "login", "sync", "list", "show", "export", "reply", "star", "seen", "delete"]
+
+
+def test_the_data_dir_test_covers_every_reader_command() -> None:
+    """Every `sealdrop reader` command is in the --data-dir test below (ui is run apart)."""
+    assert sorted(["ui", *CASE_NAMES]) == READER_COMMANDS
+
+
+def test_two_different_data_dirs_are_refused(reader: ReaderSetup, tmp_path: Path) -> None:
+    """--data-dir before and after the command naming two folders is an error, not a guess."""
+    other = tmp_path / "other"
+    result = subprocess.run(
+        sealdrop_command("reader", "--data-dir", other, "list", "--data-dir", reader.data_dir),
+        capture_output=True, text=True, timeout=120, env={**os.environ, **CLI_ENV},
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "given twice" in result.stderr
+    assert not other.exists()
+
+
+@pytest.mark.parametrize("command", READER_COMMANDS)
+def test_data_dir_before_the_command_is_the_folder_every_command_uses(
+    reader: ReaderSetup, file_source: tuple[LocalSource, str], tmp_path: Path, command: str
+) -> None:
+    """`sealdrop reader --data-dir DIR COMMAND` uses DIR for every command: with HOME an empty
+    folder, each works on DIR (or refuses for a reason found in DIR) and writes nothing in HOME."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "SEALDROP_READER_DIR"}
+    env.update(CLI_ENV, HOME=str(home))
+    group = sealdrop_command("reader", "--data-dir", reader.data_dir, command)
+    if command == "ui":
+        process = subprocess.Popen(
+            group, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            text=True, env=env,
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert "?token=" in line, line + (process.stderr.read() if process.poll() else "")
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    else:
+        mine, item_id = file_source
+        args, code, expected = group_option_case(reader, mine, item_id, tmp_path, command)
+        result = subprocess.run(
+            [*group, *map(str, args)], capture_output=True, text=True, timeout=120, env=env,
+            stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+        assert result.returncode == code, result.stdout + result.stderr
+        assert expected in result.stdout + result.stderr, result.stdout + result.stderr
+        assert str(reader.data_dir) in result.stderr or command != "init"
+    assert sorted(home.rglob("*")) == []

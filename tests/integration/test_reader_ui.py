@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 import os
 import re
+import shutil
+import stat
 import subprocess
 import time
 import uuid
@@ -34,6 +36,7 @@ from test_reader_cli import (
 )
 
 from sealdrop.reader.client import ApiClient
+from sealdrop.reader.keystore import create_identity
 from sealdrop.reader.profile import Profile
 from sealdrop.reader.ui import HEADERS, create_app
 from sealdrop.testing import sealdrop_command
@@ -417,3 +420,209 @@ def test_admin_pages_refused_to_a_journalist(ui: tuple[Ui, str]) -> None:
     assert browser.get("/admin").status_code == 403
     assert browser.post("/admin/users", {"username": "sneaky"}).status_code == 403
     assert browser.post("/admin/settings", {"max_upload_bytes": "2048"}).status_code == 403
+
+
+def error_page(response: httpx.Response, status: int, back: str | None) -> str:
+    """Check that ``response`` is an error page of the interface (its layout, the message, a link
+    back or none) and return its text."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/html"), response.headers
+    check_headers(response)
+    text = response.text
+    assert "<header>" in text, text  # the interface's layout, not a bare page
+    assert 'class="error"' in text, text
+    if back is None:
+        assert 'class="back"' not in text, text
+    else:
+        assert f'href="{back}" class="back"' in text, text
+    return text
+
+
+def test_every_error_is_a_page_of_the_interface_with_a_way_back(
+    reader: ReaderSetup, ui: tuple[Ui, str], tmp_path: Path
+) -> None:
+    """A missing source or item, an unknown page, a missing CSRF token, an export into a folder
+    that does not exist, no session and a wrong Host all answer an HTML page of the interface
+    with the reason (and, inside a session, a link back)."""
+    browser, token = ui
+    error_page(browser.get("/"), 403, back=None)
+    error_page(browser.get("/", headers={"host": "evil.example"}), 400, back=None)
+    login(browser, token)
+    assert browser.post("/unlock", {"passphrase": IDENTITY_PASSPHRASE}).status_code == 303
+    source, _ = new_source(reader.server, "errors", files=[("e.txt", b"e\n", "text/plain")])
+    source.http.close()
+    assert browser.post("/sync", {}).status_code == 200
+    mine = reader.newest_source()
+    page = browser.get(f"/sources/{mine.id}").text
+    found = re.search(r'id="item-([0-9a-f]{32})"(?:(?!id="item-).)*?class="filename"', page, re.S)
+    assert found, page
+
+    assert "no such source" in error_page(browser.get(f"/sources/{'0' * 32}"), 404, back="/")
+    assert "no such item" in error_page(browser.get(f"/items/{'0' * 32}/delete"), 404, back="/")
+    error_page(browser.get("/nowhere"), 404, back="/")
+    error_page(browser.post(f"/sources/{mine.id}/seen", {}, csrf=False), 403, f"/sources/{mine.id}")
+    missing = tmp_path / "not-there"
+    refused = browser.post(f"/items/{found.group(1)}/export", {"dest": str(missing)})
+    assert "does not exist" in error_page(refused, 400, back=f"/sources/{mine.id}")
+    assert not missing.exists()
+
+
+def test_export_needs_no_folder_and_names_are_shown_neutralised(
+    reader: ReaderSetup, ui: tuple[Ui, str]
+) -> None:
+    """A file named with a right-to-left override is shown as evil<U+202E>txt.exe on the
+    conversation and export pages; exporting without typing a folder writes it, under a safe
+    name, into the data folder's exports/ (made 0700); a CRLF message shows without CRs."""
+    browser, token = ui
+    login(browser, token)
+    assert browser.post("/unlock", {"passphrase": IDENTITY_PASSPHRASE}).status_code == 303
+    files = [("evil\u202etxt.exe", b"not really\n", "text/plain")]
+    source, _ = new_source(reader.server, "one\r\ntwo\rthree", files=files)
+    source.http.close()
+    assert browser.post("/sync", {}).status_code == 200
+    mine = reader.newest_source()
+    page = browser.get(f"/sources/{mine.id}").text
+    assert "\u202e" not in page
+    assert "\r" not in page
+    assert "one\ntwo\nthree" in page
+    found = re.search(
+        r'id="item-([0-9a-f]{32})"(?:(?!id="item-).)*?class="filename">evil&lt;U\+202E&gt;txt\.exe<',
+        page,
+        re.S,
+    )
+    assert found, page
+    exports = reader.data_dir / "exports"
+    assert f'value="{exports}"' in page  # the folder is shown, filled in
+
+    done = browser.post(f"/items/{found.group(1)}/export", {"strip": "1"})
+    assert done.status_code == 200, done.text
+    assert "evil&lt;U+202E&gt;txt.exe" in done.text
+    assert "\u202e" not in done.text
+    assert stat.S_IMODE(exports.stat().st_mode) == 0o700
+    exported = files_under(exports)
+    assert [p.name for p in exported] == ["eviltxt.exe"]
+    assert exported[0].read_bytes() == b"not really\n"
+    assert f"{exports}/eviltxt.exe" in done.text
+
+
+def test_a_later_device_is_told_why_items_do_not_open(reader: ReaderSetup, tmp_path: Path) -> None:
+    """On a device whose key was registered after the items arrived, the conversation page says
+    for each item that it is not encrypted to this device's key, and which keys can open it."""
+    source, _ = new_source(reader.server, "before", files=[("b.txt", b"b\n", "text/plain")])
+    source.http.close()
+    assert reader.run("sync").returncode == 0
+    mine = reader.newest_source()
+    later = tmp_path / "later-device"
+    shutil.copytree(reader.data_dir, later)
+    (later / "identity.age").unlink()
+    create_identity(later / "identity.age", IDENTITY_PASSPHRASE)
+    token = uuid.uuid4().hex
+    app = create_app(Profile(later), PORT, token)
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        browser = Ui(client)
+        login(browser, token)
+        assert browser.post("/unlock", {"passphrase": IDENTITY_PASSPHRASE}).status_code == 303
+        page = browser.get(f"/sources/{mine.id}").text
+    assert "[cannot decrypt: not encrypted to this device&#39;s key]" in page, page
+    assert "[file: its name and size are not encrypted to this device&#39;s key]" in page, page
+    assert "an organisation key, or another device" in page, page
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = [  # as in tests/e2e/support_browser.py (no calls to Google from the sandbox)
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ELSEWHERE = "http://elsewhere.invalid/"  # another site, answered by Playwright
+
+
+def test_the_link_works_again_in_the_same_browser_and_never_in_another(
+    reader: ReaderSetup,
+) -> None:
+    """In Chromium (JavaScript off): once the one-time link is used, the interface opens again in
+    new tabs of that browser, typed or followed from another site (where a SameSite=Strict cookie
+    is withheld); another browser gets the error page, with the link or without. Screenshots of an
+    error page and of an export are kept."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    source, _ = new_source(
+        reader.server, "shot", files=[("photo.jpg", jpeg_with_gps(), "image/jpeg")]
+    )
+    source.http.close()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        sealdrop_command("reader", "--data-dir", reader.data_dir),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        found = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=[\w-]+", process.stdout.readline())
+        assert found
+        link, base = found.group(0), found.group(1)
+        with playwright_api.sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+            )
+            session = chromium.new_context(
+                java_script_enabled=False, viewport={"width": 1000, "height": 700}
+            )
+            first = session.new_page()
+            for _ in range(100):  # the socket is bound before the link is printed
+                try:
+                    first.goto(link)
+                    break
+                except playwright_api.Error:
+                    time.sleep(0.1)
+            assert first.url == f"{base}/"
+            assert first.locator("h1").inner_text() == "Sources"
+
+            for address in (f"{base}/", link):
+                tab = session.new_page()
+                tab.goto(address)
+                assert tab.locator("h1").inner_text() == "Sources", address
+                tab.close()
+            via = session.new_page()
+            via.route(ELSEWHERE, lambda route: route.fulfill(
+                status=200, content_type="text/html", body=f'<a id="go" href="{link}">reader</a>'
+            ))  # fmt: skip
+            via.goto(ELSEWHERE)
+            via.click("#go")
+            via.wait_for_selector("h1")  # after the bounce
+            assert via.locator("h1").inner_text() == "Sources"
+
+            # The screenshots: a missing item's error page, and an export.
+            first.goto(f"{base}/items/{'0' * 32}/delete")
+            assert first.locator("p.error").inner_text() == "no such item"
+            first.screenshot(path=SCREENSHOTS / "reader-error-page.png", full_page=True)
+            first.click("a.back")
+            assert first.url == f"{base}/"
+            first.goto(f"{base}/unlock")
+            first.fill("input[name=passphrase]", IDENTITY_PASSPHRASE)
+            first.click("button[type=submit]")
+            first.click("text=Sync now")
+            first.click(f'a[href="/sources/{reader.newest_source().id}"]')
+            first.click("form[action$='/export'] button[type=submit]")
+            assert first.locator("h1").inner_text() == "Exported"
+            first.screenshot(path=SCREENSHOTS / "reader-export-result.png", full_page=True)
+
+            stranger = chromium.new_context(java_script_enabled=False).new_page()
+            for address in (link, f"{base}/"):
+                refused = stranger.goto(address)
+                assert refused is not None
+                assert refused.status == 403
+                assert "no session of this reader" in stranger.locator("p.error").inner_text()
+            stranger.route(ELSEWHERE, lambda route: route.fulfill(
+                status=200, content_type="text/html", body=f'<a id="go" href="{link}">reader</a>'
+            ))  # fmt: skip
+            stranger.goto(ELSEWHERE)
+            stranger.click("#go")
+            stranger.wait_for_selector("p.error")
+            assert "no session of this reader" in stranger.locator("p.error").inner_text()
+            chromium.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -11,8 +11,9 @@ and environment variables for scripting.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import sys
-import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -29,7 +30,7 @@ from rich.progress import (
     TextColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from sealdrop.cli.common import err, fail
@@ -37,6 +38,15 @@ from sealdrop.crypto.keys import Identity
 from sealdrop.errors import DecryptionError, SealdropError
 from sealdrop.reader.client import ApiClient, TokenExpired, check_connection, open_client
 from sealdrop.reader.content import DecryptProgress, decrypt_item, file_info, seal_reply
+from sealdrop.reader.display import (
+    CANNOT_DECRYPT,
+    FILE_CANNOT_DECRYPT,
+    REPLY_CANNOT_DECRYPT,
+    WHY_CANNOT_DECRYPT,
+    not_synced,
+    shown_name,
+    shown_text,
+)
 from sealdrop.reader.export import export as export_file
 from sealdrop.reader.keystore import create_identity, load_identity, public_key
 from sealdrop.reader.profile import DEFAULT_DATA_DIR, Profile, ReaderConfig
@@ -51,12 +61,26 @@ reader_app = typer.Typer(
     invoke_without_command=True,
 )
 
-DataDir = Annotated[
-    Path,
+GroupDataDir = Annotated[
+    Path | None,
     typer.Option(
         "--data-dir",
-        envvar="SEALDROP_READER_DIR",
-        help="The reader's data folder (created with mode 0700).",
+        help="The reader's data folder (created with mode 0700), for every command "
+        "[default: $SEALDROP_READER_DIR, or ~/.local/share/sealdrop-reader].",
+        show_default=False,
+    ),
+]
+# Also accepted after the command (`reader show X --data-dir DIR`). Without it a command uses the
+# group's folder: --data-dir before the command, $SEALDROP_READER_DIR, or the default. Ignoring
+# the group's option once put a journalist's key in their home folder instead of the encrypted
+# volume they had pointed the reader at.
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="The reader's data folder (default: --data-dir before the command, "
+        "$SEALDROP_READER_DIR, or ~/.local/share/sealdrop-reader).",
+        show_default=False,
     ),
 ]
 IdentityPassphraseFile = Annotated[
@@ -86,7 +110,10 @@ Proxy = Annotated[
     ),
 ]
 
-out = Console(highlight=False)
+# No markup and no emoji codes in anything printed to stdout: a source's message, a file name or
+# a server's answer holding "[red]" or "[/]" (or ":warning:") must print as it is, not vanish
+# into styling. Untrusted text also goes through display.shown_* (invisible characters).
+out = Console(highlight=False, markup=False, emoji=False)
 
 
 # -- secrets -----------------------------------------------------------------------------------
@@ -123,9 +150,25 @@ def _open_identity(profile: Profile, passphrase_file: Path | None) -> Identity:
 # -- plumbing ----------------------------------------------------------------------------------
 
 
-def _profile(data_dir: Path) -> Profile:
+def _data_dir(ctx: typer.Context, given: Path | None) -> Path:
+    """The data folder a command uses: its own --data-dir, else the group's (``ctx.obj``, set by
+    ``reader_main``), else $SEALDROP_READER_DIR, else the default. Two different folders, one
+    before and one after the command, are refused rather than one of them silently ignored."""
+    group: Path | None = ctx.obj
+    if given is not None and group is not None and given.expanduser() != group.expanduser():
+        raise typer.BadParameter(
+            f"given twice, as {group} and as {given}: give one", param_hint="--data-dir"
+        )
+    chosen = given or group
+    if chosen is None:
+        from_env = os.environ.get("SEALDROP_READER_DIR")
+        chosen = Path(from_env) if from_env else DEFAULT_DATA_DIR
+    return chosen
+
+
+def _profile(ctx: typer.Context, data_dir: Path | None) -> Profile:
     try:
-        return Profile(data_dir).ensure()
+        return Profile(_data_dir(ctx, data_dir)).ensure()
     except SealdropError as exc:
         raise fail(exc) from None
 
@@ -189,14 +232,16 @@ def _find_source(store: Store, wanted: str) -> LocalSource:
     return matches[0]
 
 
-def _plain(text: str) -> Text:
-    """Untrusted text for the terminal: no markup (a Text is never parsed), no control
-    characters (no escape sequences), line breaks and tabs kept."""
-    cleaned = "".join(
-        ch if ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cf"} else "\ufffd"
-        for ch in text
-    )
-    return Text(cleaned)
+def _name(text: str) -> Text:
+    """One line of untrusted text (a file name, a pseudonym) for the terminal: a Text (never
+    parsed as markup), every invisible character shown as <U+XXXX> (display.shown_name)."""
+    return Text(shown_name(text))
+
+
+def _text(text: str) -> Text:
+    """A message or reply for the terminal: line endings normalised, tabs kept, other invisible
+    characters shown (display.shown_text)."""
+    return Text(shown_text(text))
 
 
 def _size(size: int) -> str:
@@ -241,18 +286,19 @@ OpenBrowser = Annotated[
 @reader_app.callback()
 def reader_main(
     ctx: typer.Context,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: GroupDataDir = None,
     open_browser: OpenBrowser = False,
 ) -> None:
     """Without a command, start the local web interface (as `sealdrop reader ui`)."""
+    ctx.obj = data_dir  # every command's default folder (see _data_dir)
     if ctx.invoked_subcommand is None:
-        ui(data_dir=data_dir, open_browser=open_browser)
+        ui(ctx, data_dir=None, open_browser=open_browser)
 
 
 @reader_app.command()
-def ui(data_dir: DataDir = DEFAULT_DATA_DIR, open_browser: OpenBrowser = False) -> None:
+def ui(ctx: typer.Context, data_dir: DataDir = None, open_browser: OpenBrowser = False) -> None:
     """Serve the local web interface on 127.0.0.1 (a random port, a one-time link)."""
-    profile = _profile(data_dir)
+    profile = _profile(ctx, data_dir)
 
     def announce(url: str) -> None:
         out.print(f"Open {url}", soft_wrap=True)
@@ -265,23 +311,26 @@ def ui(data_dir: DataDir = DEFAULT_DATA_DIR, open_browser: OpenBrowser = False) 
 
 @reader_app.command()
 def init(
+    ctx: typer.Context,
     server: Annotated[str, typer.Option(help="The server's journalist API URL.")],
     username: Annotated[str, typer.Option(help="Your account's username.")],
     device_name: Annotated[
         str, typer.Option(help="A name for this device's key, shown to admins.")
     ] = "reader",
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDir = None,
     identity_passphrase_file: IdentityPassphraseFile = None,
     passphrase_file: PassphraseFile = None,
     totp: Totp = None,
     proxy: Proxy = None,
 ) -> None:
     """Create this device's age identity, log in, and register its public key."""
-    profile = _profile(data_dir)
+    profile = _profile(ctx, data_dir)
     with _errors(profile):
         if profile.config_path.exists():
             raise fail(SealdropError(f"a reader is already set up in {profile.root}"))
         check_connection(server, proxy)
+        with ApiClient(server, proxy=proxy) as probe:
+            probe.check_api()  # before any passphrase is typed or sent
         config = ReaderConfig(server=server, username=username, proxy=proxy)
         resume = profile.identity_path.exists()
         identity_passphrase = _identity_passphrase(identity_passphrase_file, new=not resume)
@@ -296,19 +345,21 @@ def init(
                 recipient = create_identity(profile.identity_path, identity_passphrase)
             key_id = client.register_key(recipient, device_name)
             profile.save_config(config)
-    err.print(f"Identity created in {profile.identity_path} (public key {recipient}).")
-    err.print(f"Registered as key {key_id} of {username}. Next: `sealdrop reader sync`.")
+    # Text: a folder or username holding "[…]" is not markup on the shared (markup) stderr console.
+    err.print(Text(f"Identity created in {profile.identity_path} (public key {recipient})."))
+    err.print(Text(f"Registered as key {key_id} of {username}. Next: `sealdrop reader sync`."))
 
 
 @reader_app.command()
 def login(
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    ctx: typer.Context,
+    data_dir: DataDir = None,
     passphrase_file: PassphraseFile = None,
     totp: Totp = None,
     proxy: Proxy = None,
 ) -> None:
     """Log in again (the token lasts 8 hours)."""
-    profile = _profile(data_dir)
+    profile = _profile(ctx, data_dir)
     with _errors(profile):
         config = profile.load_config()
         if proxy is not None:
@@ -318,13 +369,13 @@ def login(
         passphrase, code = _credentials(passphrase_file, totp)
         _login(profile, config, passphrase, code).close()
         profile.save_config(config)
-    err.print(f"Logged in as {config.username}.")
+    err.print(Text(f"Logged in as {config.username}."))
 
 
 @reader_app.command()
-def sync(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def sync(ctx: typer.Context, data_dir: DataDir = None) -> None:
     """Fetch new sources, items and their ciphertext (verified, resumable)."""
-    profile = _profile(data_dir)
+    profile = _profile(ctx, data_dir)
     with (
         _errors(profile),
         _client(profile) as client,
@@ -350,83 +401,106 @@ def sync(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 
 
 @reader_app.command("list")
-def list_sources(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def list_sources(
+    ctx: typer.Context,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
     """List the synced sources: pseudonym, id, unread, items, starred."""
-    profile = _profile(data_dir)
+    profile = _profile(ctx, data_dir)
     with _errors(profile), _store(profile) as store:
-        table = Table("pseudonym", "id", "unread", "items", "starred")
-        for source in store.sources():
-            table.add_row(
-                _plain(source.pseudonym),
-                source.id,
-                str(source.unread),
-                str(len(store.items(source.id))),
-                "★" if source.starred else "",
-            )
+        rows = [(source, len(store.items(source.id))) for source in store.sources()]
+    if as_json:
+        for source, count in rows:
+            fields = {"id": source.id, "pseudonym": source.pseudonym, "unread": source.unread}
+            print(json.dumps({**fields, "items": count, "starred": source.starred}))
+        return
+    # An id is pasted into other commands: never wrapped or cut, whatever the terminal's width.
+    whole_id = Column("id", no_wrap=True, min_width=32)
+    table = Table("pseudonym", whole_id, "unread", "items", "starred")
+    for source, count in rows:
+        table.add_row(
+            _name(source.pseudonym),
+            source.id,
+            str(source.unread),
+            str(count),
+            "★" if source.starred else "",
+        )
     out.print(table)
 
 
 @reader_app.command()
 def show(
+    ctx: typer.Context,
     source: SourceArg,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDir = None,
     identity_passphrase_file: IdentityPassphraseFile = None,
 ) -> None:
     """Show a source's conversation, decrypted in memory (nothing decrypted is written)."""
-    profile = _profile(data_dir)
+    profile = _profile(ctx, data_dir)
     with _errors(profile), _store(profile) as store:
         found = _find_source(store, source)
         identity = _open_identity(profile, identity_passphrase_file)
         cache = CiphertextCache(profile.cache_dir)
-        out.print(Text.assemble("Source ", _plain(found.pseudonym), f" ({found.id})"))
-        for item in store.items(found.id):
-            _show_item(cache, item, identity)
+        out.print(Text.assemble("Source ", _name(found.pseudonym), f" ({found.id})"))
+        opened = [_show_item(cache, item, identity) for item in store.items(found.id)]
+    if not all(opened):
+        out.print()
+        failed = opened.count(False)
+        out.print(f"{failed} item(s) could not be decrypted here. {WHY_CANNOT_DECRYPT}")
 
 
-def _show_item(cache: CiphertextCache, item: LocalItem, identity: Identity) -> None:
+def _show_item(cache: CiphertextCache, item: LocalItem, identity: Identity) -> bool:
+    """Print one item; False if this device's key cannot open it."""
     day = item.arrival_day or "-"
-    heading = f"\n── {item.kind} #{item.seq} · {day} · {item.id}"
-    if item.author:
-        heading += f" · by {item.author}"
-    out.print(_plain(heading))
+    heading = f"── {item.kind} #{item.seq} · {day} · {item.id}"
+    out.print()
+    out.print(Text.assemble(heading, *((" · by ", _name(item.author)) if item.author else ())))
     if item.kind == "file":
         try:
             info = file_info(item, identity)
         except DecryptionError:
-            out.print("[file: metadata not encrypted to this device]")
-            return
+            out.print(f"[{FILE_CANNOT_DECRYPT}]")
+            return False
         state = "" if item.cache is CacheState.CACHED else f" ({item.cache.value})"
-        out.print(Text.assemble("file: ", _plain(info.name), f" · {_size(info.size)}{state}"))
-        return
+        out.print(Text.assemble("file: ", _name(info.name), f" · {_size(info.size)}{state}"))
+        return True
     if item.cache is not CacheState.CACHED:
-        out.print(f"[{item.cache.value}: run `sealdrop reader sync`]")
-        return
+        out.print(f"[{not_synced(item.cache.value)}]")
+        return True
     try:
         with _decrypting(item) as progress:
             plaintext = decrypt_item(cache, item, identity, progress)
-        text = plaintext.decode("utf-8", errors="replace")
     except DecryptionError:
-        what = "reply not encrypted to this device" if item.kind == "reply" else "cannot decrypt"
-        out.print(f"[{what}]")
-        return
-    out.print(_plain(text))
+        out.print(f"[{REPLY_CANNOT_DECRYPT if item.kind == 'reply' else CANNOT_DECRYPT}]")
+        return False
+    out.print(_text(plaintext.decode("utf-8", errors="replace")))
+    return True
 
 
 @reader_app.command("export")
 def export_item(
+    ctx: typer.Context,
     item: Annotated[str, typer.Argument(help="The id of a file item (see `reader show`).")],
-    to: Annotated[Path, typer.Option("--to", help="The folder to export into.")],
+    to: Annotated[
+        Path | None,
+        typer.Option(
+            "--to",
+            help="The folder to export into (default: exports/ in the data folder, made 0700).",
+            show_default=False,
+        ),
+    ] = None,
     keep_original: Annotated[
         bool, typer.Option(help="Also keep the unstripped file (NAME.original.EXT).")
     ] = False,
     no_strip: Annotated[
         bool, typer.Option("--no-strip", help="Export without removing metadata (mat2).")
     ] = False,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDir = None,
     identity_passphrase_file: IdentityPassphraseFile = None,
 ) -> None:
     """Decrypt a file into a folder, with its metadata removed by mat2 (unless --no-strip)."""
-    profile = _profile(data_dir)
+    profile = _profile(ctx, data_dir)
     with _errors(profile), _store(profile) as store:
         local = store.item(item.lower())
         if local is None or local.kind != "file":
@@ -435,16 +509,17 @@ def export_item(
         info = file_info(local, identity)
         with _decrypting(local) as progress:
             plaintext = decrypt_item(CiphertextCache(profile.cache_dir), local, identity, progress)
+        folder = profile.ensure_exports() if to is None else to
         result = export_file(
-            plaintext, info.name, to, strip_metadata=not no_strip, keep_original=keep_original
+            plaintext, info.name, folder, strip_metadata=not no_strip, keep_original=keep_original
         )
-    out.print(Text.assemble("Exported ", _plain(info.name), f" to {result.path}"))
+    out.print(Text.assemble("Exported ", _name(info.name), f" to {result.path}"))
     if result.warning:
-        out.print(_plain(f"warning: {result.warning}"))
+        out.print(_text(f"warning: {result.warning}"))
     elif result.cleaned:
         out.print("Metadata removed:" if result.removed else "No metadata found.")
         for entry in result.removed:
-            out.print(_plain(f"  {entry}"))
+            out.print(_name(f"  {entry}"))
     else:
         out.print("Metadata NOT removed (--no-strip).")
     if result.original is not None:
@@ -453,16 +528,17 @@ def export_item(
 
 @reader_app.command()
 def reply(
+    ctx: typer.Context,
     source: SourceArg,
     message: Annotated[str | None, typer.Option(help="The reply's text.")] = None,
     file: Annotated[Path | None, typer.Option(help="Read the reply's text from a file.")] = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDir = None,
 ) -> None:
     """Encrypt a reply here (to the source and every journalist's key) and upload it."""
     if (message is None) == (file is None):
         raise typer.BadParameter("give exactly one of --message and --file")
     text = message if message is not None else _read_text(file)
-    profile = _profile(data_dir)
+    profile = _profile(ctx, data_dir)
     with _errors(profile), _store(profile) as store, _client(profile) as client:
         found = _find_source(store, source)
         ciphertext = seal_reply(text, [found.reply_key, *client.reply_keys()])
@@ -472,29 +548,28 @@ def reply(
 
 @reader_app.command()
 def star(
+    ctx: typer.Context,
     source: SourceArg,
     off: Annotated[bool, typer.Option("--off", help="Remove the star instead.")] = False,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDir = None,
 ) -> None:
     """Star a source (or unstar it with --off): one flag, seen by every journalist."""
-    profile = _profile(data_dir)
+    profile = _profile(ctx, data_dir)
     with _errors(profile), _store(profile) as store, _client(profile) as client:
         found = _find_source(store, source)
         star_source(client, store, profile.cache_dir, found.id, not off)
-    out.print(Text.assemble(f"{'Unstarred' if off else 'Starred'} ", _plain(found.pseudonym), "."))
+    out.print(Text.assemble(f"{'Unstarred' if off else 'Starred'} ", _name(found.pseudonym), "."))
 
 
 @reader_app.command()
-def seen(source: SourceArg, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def seen(ctx: typer.Context, source: SourceArg, data_dir: DataDir = None) -> None:
     """Mark a source's synced (downloaded) submissions as seen by you, for your unread count."""
-    profile = _profile(data_dir)
+    profile = _profile(ctx, data_dir)
     with _errors(profile), _store(profile) as store, _client(profile) as client:
         found = _find_source(store, source)
         marked = mark_source_seen(client, store, profile.cache_dir, found.id)
         now = store.source(found.id)
-    out.print(
-        Text.assemble(f"{marked} submission(s) of ", _plain(found.pseudonym), " marked seen.")
-    )
+    out.print(Text.assemble(f"{marked} submission(s) of ", _name(found.pseudonym), " marked seen."))
     if now is not None and now.unread:
         # New since the last sync: not shown yet, so not marked.
         out.print(f"{now.unread} unread submission(s) not synced yet: run `sealdrop reader sync`.")
@@ -502,6 +577,7 @@ def seen(source: SourceArg, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 
 @reader_app.command()
 def delete(
+    ctx: typer.Context,
     target: Annotated[
         str,
         typer.Argument(
@@ -512,10 +588,10 @@ def delete(
     yes: Annotated[
         bool, typer.Option("--yes", help="Do not ask for confirmation (needed without a terminal).")
     ] = False,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDir = None,
 ) -> None:
     """Delete a source or one submission or reply, on the server (for everyone) and here."""
-    profile = _profile(data_dir)
+    profile = _profile(ctx, data_dir)
     remove: Callable[[ApiClient, Store, Path], object]
     with _errors(profile), _store(profile) as store, _client(profile) as client:
         item = store.item(target.lower()) if len(target) == 32 else None
@@ -526,7 +602,7 @@ def delete(
             found = _find_source(store, target)
             count = len(store.items(found.id))
             what = Text.assemble(
-                "source ", _plain(found.pseudonym), f" ({found.id}) with {count} item(s)"
+                "source ", _name(found.pseudonym), f" ({found.id}) with {count} item(s)"
             )
             remove = partial(delete_source, source_id=found.id)
         _confirm_delete(what, yes)

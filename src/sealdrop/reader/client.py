@@ -81,6 +81,10 @@ class ProtocolViolation(ReaderError):
     """The server answered something that is not what the API promises."""
 
 
+class NotAnApi(ReaderError):
+    """The URL answers, but not as a Sealdrop journalist API (say, the source interface)."""
+
+
 @dataclass(frozen=True)
 class RemoteSource:
     id: str
@@ -204,6 +208,28 @@ class ApiClient:
         if not token:
             raise ValueError("empty token")
         self._token = token
+
+    def check_api(self) -> None:
+        """NotAnApi unless ``base_url`` answers as a Sealdrop journalist API.
+
+        Asked before any passphrase is sent: an unauthenticated ``GET /me`` must be the API's
+        JSON 401 (``{"error": {"code": …}}``). The source listener, a web server or a proxy page
+        answers something else (often an HTML 404), and the journalist is told which URL to give
+        instead of a bare "404 Not Found"."""
+        response = self._send("GET", "/me", auth=False)
+        try:
+            detail = response.json()["error"]
+            is_api = response.status_code == 401 and isinstance(detail["code"], str)
+        except (ValueError, KeyError, TypeError):
+            is_api = False
+        if not is_api:
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            raise NotAnApi(
+                f"{self.base_url} is not a Sealdrop journalist API (it answered "
+                f"{response.status_code} {response.reason_phrase}, {kind}). Give the journalist "
+                "API's URL: its own listener (by default http://127.0.0.1:8081, the [api] port "
+                "of the instance) or the API's onion address, not the source interface's"
+            )
 
     # -- authentication --------------------------------------------------------------------
 

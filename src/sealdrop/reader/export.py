@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sealdrop.errors import ExportError
+from sealdrop.reader.display import is_invisible
 
 __all__ = ["MAT2", "ExportResult", "export", "safe_name"]
 
@@ -58,16 +59,17 @@ class ExportResult:
 def safe_name(original: str) -> str:
     """A file name derived from the untrusted ``original`` that is safe in any folder on any OS.
 
-    Keeps only the last path component (``/`` or ``\\``), drops control characters, strips leading
+    Keeps only the last path component (``/`` or ``\\``), drops invisible characters, strips leading
     dots and spaces (no hidden files, no ``..``), replaces ``<>:"|?*``, avoids Windows device names
     (``CON``, ``NUL``, ``COM1``…), keeps at most 120 characters with the extension, and is never
     empty.
     """
     name = unicodedata.normalize("NFC", original)
     name = re.split(r"[/\\]", name)[-1]
-    # Control characters (C0, DEL, C1) and NUL; also Unicode format characters such as the
-    # right-to-left override that makes "photo\u202egnp.exe" display as "photoexe.png".
-    name = "".join(ch for ch in name if unicodedata.category(ch) not in {"Cc", "Cf"})
+    # The characters the reader never shows as they are (display.is_invisible): controls (C0,
+    # DEL, C1, NUL), format characters such as the right-to-left override that makes
+    # "photo\u202egnp.exe" display as "photoexe.png", and the line and paragraph separators.
+    name = "".join(ch for ch in name if not is_invisible(ch))
     name = _UNSAFE.sub("_", name)
     # Windows silently drops trailing dots and spaces, which can turn "x.exe." into "x.exe".
     name = name.lstrip(". ").rstrip(". ")

@@ -1,4 +1,5 @@
-"""The reader's data folder (mode 0700): identity, config, token, local DB and ciphertext cache.
+"""The reader's data folder (mode 0700): identity, config, token, local DB, ciphertext cache, and
+``exports/`` (0700), where exported files go unless another folder is chosen.
 
 ``config.json`` (0600) holds the server URL, the username and the Tor SOCKS proxy if any;
 ``token.json`` (0600) the bearer token of the last login and its expiry (8 h). Neither holds
@@ -70,6 +71,23 @@ class Profile:
     @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    def ensure_exports(self) -> Path:
+        """The default export folder, created 0700 if needed (and tightened if it exists).
+
+        Inside the data folder on purpose: a journalist who keeps the reader on an encrypted
+        volume keeps its decrypted exports there too, not in an unencrypted home folder."""
+        folder = self.exports_dir
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(folder, 0o700)
+        except OSError as exc:
+            raise ReaderError(f"cannot use the export folder {folder}: {exc.strerror}") from None
+        return folder
 
     # -- config ----------------------------------------------------------------------------
 

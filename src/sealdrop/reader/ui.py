@@ -1,11 +1,16 @@
 """``sealdrop reader``'s local web interface: server-rendered pages on 127.0.0.1, no JavaScript.
 
 Access: the command prints ``http://127.0.0.1:PORT/?token=…``; the first request with that
-one-time token gets an HttpOnly, SameSite=Strict cookie holding a random session secret, and the
-token is spent. Every other request without the cookie is refused (403), and a Host header other
-than ``127.0.0.1:PORT`` or ``localhost:PORT`` is refused (400, against DNS rebinding). Every POST
-carries a CSRF token (an HMAC of the session secret). Every answer has a strict CSP, no-referrer,
-no-store and nosniff; the pages load nothing but their own style sheet.
+one-time token gets an HttpOnly, SameSite=Strict session cookie holding a random session secret,
+and the token is spent. Every other request without the cookie is refused (403), and a Host header
+other than ``127.0.0.1:PORT`` or ``localhost:PORT`` is refused (400, against DNS rebinding). A
+navigation that arrives from another site or application (``Sec-Fetch-Site`` cross-site or
+same-site), to which the browser does not send a Strict cookie, is first bounced once through a
+same-origin refresh, so that the link (or the bare address) opened again in the same browser
+session still works; a browser without the cookie is refused after the bounce. Every POST carries
+a CSRF token (an HMAC of the session secret). Every answer has a strict CSP, no-referrer, no-store
+and nosniff; the pages load nothing but their own style sheet. Errors are pages of the interface,
+with a link back.
 
 The identity passphrase is asked once per run; the identity stays in this process's memory only.
 Messages and replies are decrypted in memory and shown as escaped text; files are never rendered,
@@ -25,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -36,13 +40,14 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from sealdrop.crypto.keys import Identity
-from sealdrop.errors import DecryptionError, ReaderError, SealdropError, WrongPassphrase
+from sealdrop.errors import ReaderError, SealdropError, WrongPassphrase
 from sealdrop.reader.client import ApiClient, ApiError, TokenExpired, open_client
-from sealdrop.reader.content import NotCached, decrypt_item, file_info, seal_reply
+from sealdrop.reader.content import decrypt_item, file_info, seal_reply
+from sealdrop.reader.display import WHY_CANNOT_DECRYPT, shown_name, shown_text
 from sealdrop.reader.export import export as export_file
 from sealdrop.reader.keystore import load_identity
 from sealdrop.reader.profile import Profile
-from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, LocalSource, Store
+from sealdrop.reader.store import CiphertextCache, LocalItem, LocalSource, Store
 from sealdrop.reader.sync import (
     SyncReport,
     delete_item,
@@ -51,30 +56,11 @@ from sealdrop.reader.sync import (
     star_source,
 )
 from sealdrop.reader.sync import sync as run_sync
+from sealdrop.reader.ui_views import BOUNCE, HEADERS, STYLE, ItemView, Pages, item_view
 
 __all__ = ["COOKIE", "HEADERS", "UiState", "create_app", "serve"]
 
 COOKIE = "sealdrop_reader"
-HEADERS = {
-    "content-security-policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "referrer-policy": "no-referrer",
-    "cache-control": "no-store",
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-}
-_TEMPLATES = Path(__file__).parent / "templates"
-_STYLE = """\
-body { font-family: sans-serif; max-width: 60rem; margin: 1rem auto; padding: 0 1rem; }
-table { border-collapse: collapse; } td, th { padding: .2rem .6rem; text-align: left; }
-.item { border-top: 1px solid #ccc; padding: .5rem 0; }
-.text { white-space: pre-wrap; font-family: monospace; background: #f6f6f6; padding: .5rem; }
-.reply { margin-left: 2rem; } .error { color: #a00; } .note { color: #555; }
-form.inline { display: inline; }
-"""
-
 ClientFactory = Callable[[], ApiClient]
 
 
@@ -92,15 +78,6 @@ class UiState:
         return hmac.new(bytes.fromhex(self.session), b"csrf", hashlib.sha256).hexdigest()
 
 
-@dataclass(frozen=True)
-class ItemView:
-    item: LocalItem
-    text: str | None = None
-    name: str | None = None
-    size: int | None = None
-    problem: str | None = None
-
-
 def create_app(
     profile: Profile,
     port: int,
@@ -114,9 +91,7 @@ def create_app(
     """
     state = UiState(token=token)
     hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
-    env = Environment(
-        loader=FileSystemLoader(_TEMPLATES), autoescape=select_autoescape(default=True)
-    )
+    pages = Pages()
 
     def make_client() -> ApiClient:
         if client_factory is not None:
@@ -124,8 +99,9 @@ def create_app(
         return open_client(profile)
 
     def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        body = env.get_template(template).render(csrf=state.csrf, **context)
-        return HTMLResponse(body, status_code=status)
+        return pages.render(template, status, csrf=state.csrf, **context)
+
+    error_page = pages.error
 
     def store() -> Store:
         return Store(profile.db_path)
@@ -225,10 +201,17 @@ def create_app(
             with store() as local:
                 source = need_source(local, source_id)
                 cache = CiphertextCache(profile.cache_dir)
-                return source, [_view(cache, item, identity) for item in local.items(source.id)]
+                return source, [item_view(cache, item, identity) for item in local.items(source.id)]
 
         source, views = await run_in_threadpool(load)
-        return page("source.html", source=source, views=views)
+        not_here = any(view.not_for_this_device for view in views)
+        return page(
+            "source.html",
+            source=source,
+            views=views,
+            why=WHY_CANNOT_DECRYPT if not_here else None,
+            exports=profile.exports_dir,
+        )
 
     async def star(request: Request) -> Response:
         data = await form(request)
@@ -271,7 +254,8 @@ def create_app(
         if request.method == "GET":
             with store() as local:
                 source = need_source(local, source_id)
-            return page("confirm.html", what=f"source {source.pseudonym}", action=request.url.path)
+            what = f"source {shown_name(source.pseudonym)}"
+            return page("confirm.html", what=what, action=request.url.path)
         await form(request)
 
         def work(client: ApiClient, local: Store) -> None:
@@ -304,11 +288,15 @@ def create_app(
             return RedirectResponse("/unlock", status_code=303)
         item_id = str(request.path_params["item_id"])
         dest = data.get("dest", "").strip()
-        if not dest:
-            raise HTTPException(400, "choose a destination folder")
-        folder = Path(dest).expanduser()
-        if not folder.is_dir():
-            raise HTTPException(400, "the destination is not an existing folder")
+        # Nothing to type: by default the data folder's exports/, made 0700 here. Another folder
+        # must exist already (a typo must not create folders elsewhere).
+        chosen = Path(dest).expanduser() if dest else profile.exports_dir
+        if chosen == profile.exports_dir:
+            folder = await run_in_threadpool(profile.ensure_exports)
+        elif chosen.is_dir():
+            folder = chosen
+        else:
+            raise HTTPException(400, f"the folder {chosen} does not exist: create it first")
 
         def work() -> tuple[LocalItem, str, Any]:
             with store() as local:
@@ -327,7 +315,9 @@ def create_app(
             return item, info.name, result
 
         item, name, result = await run_in_threadpool(work)
-        return page("exported.html", item=item, name=name, result=result)
+        removed = [shown_text(entry) for entry in result.removed]  # mat2's words about the file
+        shown = shown_name(name)
+        return page("exported.html", item=item, name=shown, result=result, removed=removed)
 
     # -- administration (admins only) -------------------------------------------------------
 
@@ -448,7 +438,7 @@ def create_app(
         return await run_admin(work)
 
     async def style(request: Request) -> Response:
-        return PlainTextResponse(_STYLE, media_type="text/css")
+        return PlainTextResponse(STYLE, media_type="text/css")
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -456,12 +446,30 @@ def create_app(
         profile.forget_token()
         return page("expired.html", status=401)
 
+    def back_from(path: str) -> str:
+        """Where an error page's link goes: the conversation the request was about, the admin
+        page, or the list of sources."""
+        parts = path.strip("/").split("/")
+        if parts[0] in ("sources", "items") and len(parts) > 1:
+            with store() as local:
+                item = local.item(parts[1]) if parts[0] == "items" else None
+                source = local.source(item.source_id if item else parts[1])
+            return f"/sources/{source.id}" if source is not None else "/"
+        return "/admin" if parts[0] == "admin" else "/"
+
     async def failed(request: Request, exc: Exception) -> Response:
-        return page("error.html", status=502 if isinstance(exc, ReaderError) else 400, error=exc)
+        status = 502 if isinstance(exc, ReaderError) else 400
+        back = await run_in_threadpool(back_from, request.url.path)
+        return error_page(status, str(exc), back)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return PlainTextResponse(exc.detail, status_code=exc.status_code)
+        back = await run_in_threadpool(back_from, request.url.path)
+        return error_page(exc.status_code, exc.detail, back)
+
+    async def crashed(request: Request, exc: Exception) -> Response:
+        # A bug: the traceback goes to the terminal (uvicorn), the page says where to look.
+        return error_page(500, "unexpected error: the terminal running the reader has details")
 
     # -- access ----------------------------------------------------------------------------
 
@@ -473,10 +481,21 @@ def create_app(
 
         async def _answer(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
             if request.headers.get("host") not in hosts:
-                return PlainTextResponse("bad Host header", status_code=400)
+                # No link back: this is not a name the interface answers to.
+                return error_page(400, "bad Host header: open the reader's own link", back=None)
             cookie = request.cookies.get(COOKIE, "")
             if cookie and hmac.compare_digest(cookie, state.session):
                 return await call_next(request)
+            if request.method == "GET" and request.headers.get("sec-fetch-site") in (
+                "cross-site",
+                "same-site",
+            ):
+                # A browser withholds a SameSite=Strict cookie from a navigation that comes from
+                # elsewhere (a link in another application or site). Answer with a same-origin
+                # refresh to the same address: that navigation carries the cookie if this browser
+                # has it, and is refused below if not. The page holds nothing but the address
+                # (the spent token at most); Strict stays, so no other site's request carries it.
+                return HTMLResponse(BOUNCE, headers=HEADERS)
             offered = request.query_params.get("token", "")
             expected = state.token
             if (
@@ -491,8 +510,11 @@ def create_app(
                     COOKIE, state.session, httponly=True, samesite="strict", path="/"
                 )
                 return response
-            return PlainTextResponse(
-                "forbidden: open the link `sealdrop reader ui` printed", status_code=403
+            return error_page(
+                403,
+                "this browser has no session of this reader: open the link that `sealdrop reader` "
+                "printed (it works once; to start again, stop the reader and run it again)",
+                back=None,
             )
 
     routes = [
@@ -518,29 +540,11 @@ def create_app(
         HTTPException: http_error,
         TokenExpired: expired,
         SealdropError: failed,
+        Exception: crashed,
     }
     app = Starlette(routes=routes, middleware=[Middleware(Guard)], exception_handlers=handlers)
     app.state.ui = state
     return app
-
-
-def _view(cache: CiphertextCache, item: LocalItem, identity: Identity) -> ItemView:
-    """An item as the conversation shows it: text decrypted in memory, or a file's name/size."""
-    if item.kind == "file":
-        try:
-            info = file_info(item, identity)
-        except DecryptionError:
-            return ItemView(item, problem="file metadata not encrypted to this device")
-        problem = None if item.cache is CacheState.CACHED else f"{item.cache.value}: sync again"
-        return ItemView(item, name=info.name, size=info.size, problem=problem)
-    try:
-        plaintext = decrypt_item(cache, item, identity)
-    except NotCached as exc:
-        return ItemView(item, problem=str(exc))
-    except DecryptionError:
-        what = "reply not encrypted to this device" if item.kind == "reply" else "cannot decrypt"
-        return ItemView(item, problem=what)
-    return ItemView(item, text=plaintext.decode("utf-8", errors="replace"))
 
 
 def serve(profile: Profile, *, open_browser: bool = False, announce: Callable[[str], None]) -> None:
