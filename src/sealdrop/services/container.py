@@ -18,7 +18,8 @@ from sealdrop.services.replies import ReplyService
 from sealdrop.services.sessions import SessionService
 from sealdrop.services.sources import SourceService
 from sealdrop.services.submissions import SubmissionService
-from sealdrop.services.throttle import KeyedRateLimit, LoginThrottle, UploadQuota
+from sealdrop.services.throttle import KeyedRateLimit, LoginThrottle
+from sealdrop.services.upload_quota import UploadQuota
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase
 
@@ -75,6 +76,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     )
     granularity = settings.arrival_granularity
     replies = ReplyService(database, blobs, clock, granularity, settings.max_reply_bytes)
+    # One quota for the instance: the submission service sets bytes aside against it.
+    upload_quota = UploadQuota(clock, settings.source_daily_upload_bytes)
     return Services(
         settings=settings,
         sources=SourceService(
@@ -88,7 +91,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         ),
         sessions=sessions,
         submissions=SubmissionService(
-            database, blobs, clock, granularity, runtime, envelope.age_binary()
+            database, blobs, clock, granularity, runtime, envelope.age_binary(), upload_quota
         ),
         replies=replies,
         recipients=RecipientService(database, audit),
@@ -105,7 +108,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             per_minute=settings.session_requests_per_minute,
             burst=settings.session_request_burst,
         ),
-        upload_quota=UploadQuota(clock, settings.source_daily_upload_bytes),
+        upload_quota=upload_quota,
         _database=database,
         _kdf=kdf,
     )

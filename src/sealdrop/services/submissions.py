@@ -36,10 +36,12 @@ from sealdrop.errors import (
     NotAcceptingSubmissions,
     SessionRequired,
     TooManyItems,
+    UploadTooLarge,
 )
 from sealdrop.ids import BlobKey, SourceId
 from sealdrop.services.clock import Clock, Granularity, arrival_day
 from sealdrop.services.instance_settings import InstanceSettings, RuntimeSettings
+from sealdrop.services.upload_quota import QuotaReservation, UploadQuota
 from sealdrop.storage.interfaces import (
     BlobStore,
     Database,
@@ -133,10 +135,15 @@ class SubmissionIntake:
         max_upload_bytes: int,
         files_enabled: bool = True,
         age_binary: str | None = None,
+        reservation: QuotaReservation | None = None,
     ) -> None:
         self._db = database
-        # The instance's upload limit when the intake began (the caller enforces it on the body).
+        # How many bytes of body this submission may have: the instance's upload limit, or what
+        # is left of the source's daily quota if that is less. The caller stops reading there
+        # (the body is read outside services) and refuses with ``too_large()``.
         self.max_upload_bytes = max_upload_bytes
+        self._reservation = reservation
+        self.limit = max_upload_bytes if reservation is None else reservation.granted
         self._blobs = blobs
         self._clock = clock
         self._granularity = granularity
@@ -148,14 +155,26 @@ class SubmissionIntake:
         self._pending: list[_Pending] = []
         self._items = 0  # parts taken so far, blank messages included
         self._has_message = False
+        self._stored_bytes = 0  # what the quota counts: the bytes of the parts kept
         self._done = False
 
     def __enter__(self) -> SubmissionIntake:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the intake: without ``commit``, discard what was staged and give back the quota
+        set aside. Safe to call more than once, and after ``commit``."""
         if not self._done:
             self.abort()
+
+    def too_large(self) -> Exception:
+        """The refusal for a body beyond ``limit``: the upload limit, or the daily quota."""
+        if self._reservation is None or self.limit >= self.max_upload_bytes:
+            return UploadTooLarge(self.max_upload_bytes)
+        return self._reservation.exceeded()
 
     def _take_item(self) -> None:
         """Count one more part against the cap, before any of it is read or staged."""
@@ -173,10 +192,12 @@ class SubmissionIntake:
         self._take_item()
         self._has_message = True
         reader = _MessageReader(stream, self._max_message_chars)
-        staged = self._encrypt_into_stage(reader)
+        counted = _CountingReader(reader)
+        staged = self._encrypt_into_stage(counted)
         if not reader.has_text:
             staged.discard()
             return
+        self._stored_bytes += counted.size
         self._pending.append(_Pending("message", staged, None))
 
     def add_file(self, filename: str, content_type: str, stream: Readable) -> None:
@@ -200,6 +221,7 @@ class SubmissionIntake:
             staged.discard()
             raise
         self._pending.append(_Pending("file", staged, sealed))
+        self._stored_bytes += reader.size
 
     def _encrypt_into_stage(self, reader: Readable, in_child: bool = False) -> StagedBlob:
         """Encrypt into a new staged blob. Files (``in_child``), which can be gigabytes, are
@@ -247,6 +269,8 @@ class SubmissionIntake:
                 self._blobs.delete(key)
             raise
         self._done = True
+        if self._reservation is not None:
+            self._reservation.settle(self._stored_bytes)
         files = sum(p.kind == "file" for p in self._pending)
         return Receipt(messages=len(self._pending) - files, files=files)
 
@@ -255,6 +279,8 @@ class SubmissionIntake:
             pending.staged.discard()
         self._pending.clear()
         self._done = True
+        if self._reservation is not None:
+            self._reservation.release()
 
 
 class SubmissionService:
@@ -266,6 +292,7 @@ class SubmissionService:
         granularity: Granularity,
         runtime: InstanceSettings,
         age_binary: str | None = None,
+        quota: UploadQuota | None = None,
     ) -> None:
         self._db = database
         self._blobs = blobs
@@ -273,6 +300,7 @@ class SubmissionService:
         self._granularity = granularity
         self._runtime = runtime
         self._age_binary = age_binary
+        self._quota = quota
 
     def overview(self, source_id: SourceId) -> SourceOverview:
         """What the conversation page shows of the source's own side, read in one transaction:
@@ -314,9 +342,12 @@ class SubmissionService:
                 return False
             return self._has_recipients(repos)
 
-    def intake(self, source_id: SourceId) -> SubmissionIntake:
-        """Begin receiving a submission. Raises NotAcceptingSubmissions when there is nobody to
-        encrypt to: we refuse rather than store anything we could not seal."""
+    def intake(self, source_id: SourceId, declared_bytes: int | None = None) -> SubmissionIntake:
+        """Begin receiving a submission of ``declared_bytes`` of body (None: not known before it
+        is read). Raises NotAcceptingSubmissions when there is nobody to encrypt to (we refuse
+        rather than store anything we could not seal), UploadTooLarge or UploadQuotaExceeded
+        when the declared size is beyond the upload limit or the source's quota: all before a
+        byte of the body is read. The intake's ``limit`` bounds the body that follows."""
         # One read-only transaction: no write lock is taken before the body is read (the rows
         # are written by ``commit``, once everything is encrypted and durable).
         with self._db.transaction(read_only=True) as repos:
@@ -329,6 +360,18 @@ class SubmissionService:
             raise NotAcceptingSubmissions("no recipients configured, or intake switched off")
         # Organisation keys and every active journalist's reader keys (invariant 2).
         recipients = [parse_recipient(key) for key in keys]
+        maximum = runtime.max_upload_bytes
+        if declared_bytes is not None and declared_bytes > maximum:
+            raise UploadTooLarge(maximum)
+        reservation = None
+        if self._quota is not None:
+            # Set aside now, so that uploads of one source running at once share the allowance
+            # instead of each seeing all of it.
+            wanted = maximum if declared_bytes is None else declared_bytes
+            reservation = self._quota.reserve(source_id, wanted)
+            if declared_bytes is not None and reservation.granted < declared_bytes:
+                reservation.release()
+                raise reservation.exceeded()
         return SubmissionIntake(
             self._db,
             self._blobs,
@@ -340,6 +383,7 @@ class SubmissionService:
             runtime.max_upload_bytes,
             runtime.files_enabled,
             self._age_binary,
+            reservation,
         )
 
     def listing(self) -> list[StoredItem]:

@@ -11,7 +11,8 @@ Every onion-service request arrives from 127.0.0.1, so limits cannot be per addr
   browser from guessing repeatedly; an attacker who drops cookies still meets the global limits;
 - a request budget per Tor circuit (KeyedRateLimit), which tor tells us through the PROXY line
   of each onion connection (sealdrop.web.onion), and one per source session;
-- an upload quota per source over 24 hours (UploadQuota), so one codename cannot fill the disk.
+- an upload quota per source over 24 hours (``upload_quota.UploadQuota``), so one codename
+  cannot fill the disk.
 
 The state is in memory: one server process holds the instance (the instance lock), so it is
 complete. Each table is bounded in size.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
@@ -166,73 +167,3 @@ class KeyedRateLimit:
         """How many circuits the table holds now (for tests and monitoring)."""
         with self._lock:
             return len(self._buckets)
-
-
-QUOTA_WINDOW_SECONDS = 24 * 3600
-MAX_TRACKED_SOURCES = 100_000
-
-
-class UploadQuota:
-    """How much each source has uploaded in the last 24 hours, so that one source (or someone
-    who holds one codename) cannot fill the disk: ``limits.source_daily_upload_bytes``.
-
-    In memory, like the other limits: one process holds the instance. A restart forgets the
-    counts (an attacker cannot cause one). At most ``max_tracked`` sources are remembered; the
-    least recently active are forgotten first.
-    """
-
-    def __init__(
-        self, clock: Clock, daily_bytes: int, max_tracked: int = MAX_TRACKED_SOURCES
-    ) -> None:
-        self._clock = clock
-        self._daily = daily_bytes
-        self._max_tracked = max_tracked
-        # source id -> its uploads of the window, oldest first, and their total: expired ones
-        # are dropped from the left, so a check costs the same after 10 uploads or 80,000.
-        self._uploads: OrderedDict[str, _Window] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @property
-    def daily_bytes(self) -> int:
-        return self._daily
-
-    def remaining(self, source: str) -> tuple[int, int]:
-        """(bytes this source may still upload now, seconds until its oldest upload expires)."""
-        with self._lock:
-            now = self._clock.now()
-            window = self._current(source, now)
-            if window is None:
-                return self._daily, 0
-            wait = max(1, math.ceil(window.entries[0][0] + QUOTA_WINDOW_SECONDS - now))
-            return max(0, self._daily - window.total), wait
-
-    def record(self, source: str, size: int) -> None:
-        with self._lock:
-            now = self._clock.now()
-            window = self._current(source, now) or _Window()
-            window.entries.append((now, size))
-            window.total += size
-            self._uploads[source] = window
-            self._uploads.move_to_end(source)
-            while len(self._uploads) > self._max_tracked:
-                self._uploads.popitem(last=False)
-
-    def _current(self, source: str, now: float) -> _Window | None:
-        window = self._uploads.get(source)
-        if window is None:
-            return None
-        entries = window.entries
-        while entries and entries[0][0] <= now - QUOTA_WINDOW_SECONDS:
-            window.total -= entries.popleft()[1]
-        if not entries:
-            del self._uploads[source]
-            return None
-        return window
-
-
-class _Window:
-    __slots__ = ("entries", "total")
-
-    def __init__(self) -> None:
-        self.entries: deque[tuple[float, int]] = deque()  # (when, bytes), oldest first
-        self.total = 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sealdrop.services.throttle import QUOTA_WINDOW_SECONDS, UploadQuota
+import pytest
+
+from sealdrop.errors import UploadQuotaExceeded
+from sealdrop.services.upload_quota import QUOTA_WINDOW_SECONDS, UploadQuota
 from sealdrop.testing import FakeClock
 
 
@@ -60,3 +63,32 @@ def test_many_small_uploads_slide_out_of_the_window_one_by_one() -> None:
     in_window = QUOTA_WINDOW_SECONDS // 60 - 1
     assert quota.remaining("a")[0] == 10**9 - 10 * in_window
     assert 0 < quota.remaining("a")[1] <= 60
+
+
+def test_uploads_in_progress_set_aside_their_bytes() -> None:
+    """A reservation takes what is left, less what the source's other uploads in progress hold;
+    with nothing left the next is refused, and a released reservation gives its bytes back."""
+    quota = UploadQuota(FakeClock(), daily_bytes=1000)
+    first = quota.reserve("a", 600)
+    second = quota.reserve("a", 600)
+    assert (first.granted, second.granted) == (600, 400)
+    with pytest.raises(UploadQuotaExceeded) as refused:
+        quota.reserve("a", 1)
+    assert refused.value.retry_after == QUOTA_WINDOW_SECONDS
+    assert quota.remaining("b") == (1000, 0)  # other sources are not touched
+    second.release()
+    assert quota.reserve("a", 600).granted == 400
+
+
+def test_settling_counts_what_was_stored_and_returns_the_rest() -> None:
+    """An upload that stored less than it set aside counts only what it stored, for 24 hours;
+    settling or releasing twice changes nothing."""
+    clock = FakeClock()
+    quota = UploadQuota(clock, daily_bytes=1000)
+    reservation = quota.reserve("a", 1000)
+    reservation.settle(250)
+    reservation.settle(250)
+    reservation.release()
+    assert quota.remaining("a") == (750, QUOTA_WINDOW_SECONDS)
+    clock.advance(QUOTA_WINDOW_SECONDS)
+    assert quota.remaining("a") == (1000, 0)

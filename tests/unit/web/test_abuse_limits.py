@@ -4,10 +4,11 @@ uploads, a request budget per session, and an upload quota per source over 24 ho
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from test_source_app import COOKIE, Browser, new_instance
@@ -146,3 +147,69 @@ def test_the_quota_is_per_source(limited: Limited) -> None:
     other = limited.services.sessions.resolve(other_browser.cookies[COOKIE]).source_id
     second = Limited(limited.services, limited.clock, other).browser()
     assert upload(second, 45_000).status_code == 303
+
+
+def test_uploads_running_at_once_share_the_quota(limited: Limited) -> None:
+    """Two uploads of one source in flight at the same time share its allowance: while the
+    first (of unknown length) holds the whole quota, a second is refused before any of its
+    body is read, and once the first is stored the source has what it did not use. (Before,
+    each upload saw the whole allowance, so parallel uploads passed it several times over.)"""
+    first_browser, second_browser = limited.browser(), limited.browser()
+    tokens = []
+    for browser in (first_browser, second_browser):
+        page = browser.get("/conversation")
+        match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+        assert match
+        tokens.append(match.group(1))
+    boundary = "quota-race"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{tokens[0]}'
+        f"\r\n--{boundary}\r\nContent-Disposition: form-data; "
+        'name="files"; filename="a.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    half_sent, go_on = anyio.Event(), anyio.Event()
+    results: dict[str, httpx.Response] = {}
+
+    async def body() -> AsyncIterator[bytes]:
+        # No Content-Length (chunked), as a browser's upload of unknown size would be.
+        yield head + b"\0" * 10_000
+        half_sent.set()
+        await go_on.wait()
+        yield b"\0" * 10_000 + tail
+
+    async def race() -> None:
+        app = limited.browser().app
+        transport = httpx.ASGITransport(app=app)
+
+        async def first() -> None:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://testserver", cookies=first_browser.cookies
+            ) as client:
+                results["first"] = await client.post(
+                    "/submit",
+                    content=body(),
+                    headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+                )
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(first)
+            await half_sent.wait()
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://testserver", cookies=second_browser.cookies
+            ) as client:
+                results["second"] = await client.post(
+                    "/submit",
+                    data={"csrf_token": tokens[1], "message": "hello"},
+                    files=[("files", ("b.bin", b"\0" * 1_000, "application/octet-stream"))],
+                )
+            go_on.set()
+
+    anyio.run(race)
+    assert_error_page(results["second"], 429, "Daily limit reached")
+    assert results["first"].status_code == 303, results["first"].text
+    assert stored_count(limited) == 1
+    left, _ = limited.services.upload_quota.remaining(limited.source_id)
+    assert DAILY - 20_000 <= left < DAILY - 19_000  # what the first stored, no more
+    limited.clock.advance(60)  # the session budget refills
+    assert upload(second_browser, 1_000).status_code == 303

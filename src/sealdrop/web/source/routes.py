@@ -22,13 +22,12 @@ from sealdrop.errors import (
     ClientDisconnected,
     CsrfTokenInvalid,
     InvalidCodename,
-    UploadQuotaExceeded,
     UploadTooLarge,
 )
 from sealdrop.services.container import Services
 from sealdrop.services.replies import ShownReply
 from sealdrop.services.sessions import SessionService, SourceSession
-from sealdrop.services.submissions import Receipt, SourceOverview, SubmissionIntake
+from sealdrop.services.submissions import SourceOverview, SubmissionIntake
 from sealdrop.web import form_tokens
 from sealdrop.web.i18n import N_
 from sealdrop.web.multipart import BodyLimit, boundary_of
@@ -42,7 +41,6 @@ COOKIE = "sealdrop_session"
 MAX_CONCURRENT_UPLOADS = 32
 
 # How many bytes a submission may have, and the error for a body beyond that.
-_Allowance = tuple[int, Callable[[], Exception]]
 
 
 class SourceInterface:
@@ -328,68 +326,43 @@ class SourceInterface:
         if declared is not None and declared <= self._settings.max_form_bytes:
             whole = await self._small_body(request)
 
-        def begin(session: SourceSession) -> tuple[SubmissionIntake, _Allowance | None]:
-            # Checked before the body is read, so a refused submission costs no encryption work.
-            intake = services.submissions.intake(session.source_id)
-            allowance = self._allowance(intake, session, declared)
+        def begin(session: SourceSession) -> tuple[SubmissionIntake, bool]:
+            # The service decides the limits (upload size, the source's quota) before the body
+            # is read, so a refused submission costs no encryption work and stages nothing.
+            intake = services.submissions.intake(session.source_id, declared)
             if whole is None:
-                return intake, allowance  # to stream
-            chunks = iter((whole,))
-            read = BodyLimit(lambda: next(chunks, b""), *allowance)
-            self._receive(intake, session, read, boundary_of(content_type))
-            return intake, None  # stored
+                return intake, False  # to stream
+            with intake:  # ended here, stored or not
+                chunks = iter((whole,))
+                read = BodyLimit(lambda: next(chunks, b""), intake.limit, intake.too_large)
+                receive_form(intake, session, read, boundary_of(content_type))
+            return intake, True  # stored
 
-        session, (intake, to_stream) = await self._session_reading(request, begin)
-        if to_stream is None:
-            return see_other(request, "submitted")
-        boundary = boundary_of(content_type)
-        body = request.stream().__aiter__()
+        intake: SubmissionIntake | None = None
+        try:
+            session, (intake, stored) = await self._session_reading(request, begin)
+            if stored:
+                return see_other(request, "submitted")
+            boundary = boundary_of(content_type)
+            body = request.stream().__aiter__()
 
-        def next_chunk() -> bytes:
-            try:
-                return anyio.from_thread.run(_next, body)
-            except ClientDisconnect:
-                raise ClientDisconnected() from None
+            def next_chunk() -> bytes:
+                try:
+                    return anyio.from_thread.run(_next, body)
+                except ClientDisconnect:
+                    raise ClientDisconnected() from None
 
-        read = BodyLimit(next_chunk, *to_stream)
-        await anyio.to_thread.run_sync(
-            functools.partial(self._receive, intake, session, read, boundary),
-            limiter=self._upload_slots,
-        )
+            read = BodyLimit(next_chunk, intake.limit, intake.too_large)
+            await anyio.to_thread.run_sync(
+                functools.partial(receive_form, intake, session, read, boundary),
+                limiter=self._upload_slots,
+            )
+        finally:
+            # Whatever happened between the intake's start and its end (a disconnect while
+            # waiting for an upload slot, a cancelled request) gives back what it set aside.
+            if intake is not None:
+                intake.close()
         return see_other(request, "submitted")
-
-    def _allowance(
-        self, intake: SubmissionIntake, session: SourceSession, declared: int | None
-    ) -> _Allowance:
-        """How many bytes this submission may have (the upload limit, or what is left of the
-        source's daily quota), and the error for a body beyond it."""
-        quota = self._services.upload_quota
-        allowed, wait = quota.remaining(session.source_id)
-
-        def over_quota() -> Exception:
-            return UploadQuotaExceeded(quota.daily_bytes, wait)
-
-        if allowed <= 0:
-            raise over_quota()
-        limit = min(intake.max_upload_bytes, allowed)
-
-        def too_large() -> Exception:
-            return UploadTooLarge(limit) if limit == intake.max_upload_bytes else over_quota()
-
-        if declared is not None and declared > limit:
-            # Refuse before reading a byte: nothing is staged at all.
-            raise too_large()
-        return limit, too_large
-
-    def _receive(
-        self, intake: SubmissionIntake, session: SourceSession, read: BodyLimit, boundary: bytes
-    ) -> Receipt:
-        """Encrypt and store the parts of a submission's body as they are read (in a worker
-        thread), then count it against the source's quota."""
-        receipt = receive_form(intake, session, read, boundary)
-        # Counted once stored: a refused or broken upload stored nothing.
-        self._services.upload_quota.record(session.source_id, read.received)
-        return receipt
 
 
 async def _next(body: AsyncIterator[bytes]) -> bytes:
