@@ -48,13 +48,22 @@ def shown_name(name: str) -> str:
     return "".join(_visible(ch) if is_invisible(ch) else ch for ch in name)
 
 
+# Kept as they are in a message (never in a name): line breaks and tabs, and the characters that
+# writing needs. Persian writes the zero-width non-joiner (U+200C) inside ordinary words, emoji
+# and several Indic scripts need the joiner (U+200D), and right-to-left text uses the
+# left-to-right, right-to-left and Arabic letter marks (U+200E, U+200F, U+061C) to place numbers
+# and Latin words. None of them reorders or hides anything beyond the one character; the
+# embeddings, overrides and isolates that do (and every control) are still shown as codes.
+_WRITING = frozenset("\n\t\u200c\u200d\u200e\u200f\u061c")
+
+
 def shown_text(text: str) -> str:
     """A message or reply as it is shown: line endings normalised to ``\\n`` (a browser sends CRLF;
-    a lone CR would move the terminal's cursor back over the line), tabs kept, every other
-    invisible character a visible ``<U+XXXX>``. For display only: an export keeps the exact
-    bytes."""
+    a lone CR would move the terminal's cursor back over the line), tabs and the characters of
+    ``_WRITING`` kept, every other invisible character a visible ``<U+XXXX>``. For display only:
+    an export keeps the exact bytes."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return "".join(_visible(ch) if is_invisible(ch) and ch not in "\n\t" else ch for ch in text)
+    return "".join(_visible(ch) if is_invisible(ch) and ch not in _WRITING else ch for ch in text)
 
 
 # Why an item does not open here, and what to do: the same words in the terminal and the UI.

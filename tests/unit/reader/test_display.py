@@ -31,6 +31,7 @@ INVISIBLE = [
     "\t",
     "\u2028",  # line separator
     "\u2029",  # paragraph separator
+    "\u061c",  # Arabic letter mark
 ]
 
 
@@ -59,7 +60,21 @@ def test_a_message_keeps_its_lines_with_every_line_ending_normalised() -> None:
     assert shown_text("one\r\ntwo\rthree\n\tfour\x1b[2J") == "one\ntwo\nthree\n\tfour<U+001B>[2J"
 
 
-@pytest.mark.parametrize("ch", [c for c in INVISIBLE if c not in "\n\r\t"])
+# What writing needs (see display._WRITING): kept in messages, still escaped in names.
+WRITING = ["\u200c", "\u200d", "\u200e", "\u200f", "\u061c"]
+
+
+@pytest.mark.parametrize("ch", [c for c in INVISIBLE if c not in "\n\r\t" and c not in WRITING])
 def test_a_message_shows_every_other_invisible_character(ch: str) -> None:
-    """In a message only line breaks and tabs are kept as they are."""
+    """In a message, line breaks, tabs and the joiners and marks of writing are kept; every
+    other invisible character (the bidi overrides, isolates and embeddings among them) is shown
+    as its code."""
     assert shown_text(f"a{ch}b") == f"a<U+{ord(ch):04X}>b"
+
+
+def test_a_persian_message_keeps_its_joiners_and_marks() -> None:
+    """Persian writes U+200C inside words (می‌خواهم); a message in it reads as written, while the
+    same character in a file name is shown as its code."""
+    message = "می\u200cخواهم \u200f۲۰۲۶\u200e 👩\u200d💻 \u061c"
+    assert shown_text(message) == message
+    assert shown_name("می\u200cخواهم.pdf") == "می<U+200C>خواهم.pdf"
