@@ -144,22 +144,27 @@ class SessionService:
         session_id, session_key = _split(cookie_value)
         id_hash = _hash_id(session_id)
         now = int(self._clock.now())
+        # One read-only transaction for the row and its source's epoch (a page's session check
+        # runs on every request: one trip, no write lock).
         with self._db.transaction(read_only=True) as repos:
             record = repos.sessions.get(id_hash)
-        if record is None:
-            raise SessionRequired()
-        if now - record.last_seen_at > self._idle or now - record.created_at > self._absolute:
+            if record is None:
+                raise SessionRequired()
+            expired = (
+                now - record.last_seen_at > self._idle or now - record.created_at > self._absolute
+            )
+            if not expired:
+                try:
+                    payload = sealing.unseal(session_key, record.sealed_identity, id_hash)
+                    source_id, epoch, identity = _open_payload(payload)
+                except (CryptoError, UnicodeDecodeError):
+                    # A cookie whose id matches but whose key does not: forged or corrupted.
+                    raise SessionRequired() from None
+                current = repos.sources.session_epoch(source_id)
+        if expired:
             with self._db.transaction() as repos:
                 repos.sessions.delete(id_hash)
             raise SessionRequired(expired=True)
-        try:
-            payload = sealing.unseal(session_key, record.sealed_identity, id_hash)
-            source_id, epoch, identity = _open_payload(payload)
-        except (CryptoError, UnicodeDecodeError):
-            # A cookie whose id matches but whose key does not: forged or corrupted.
-            raise SessionRequired() from None
-        with self._db.transaction(read_only=True) as repos:
-            current = repos.sources.session_epoch(source_id)
         if current is None or not hmac.compare_digest(current, epoch):
             with self._db.transaction() as repos:
                 repos.sessions.delete(id_hash)
