@@ -24,6 +24,7 @@ from sealdrop.config import (
     setting_names,
     write_new_secrets,
 )
+from sealdrop.config.setting import Setting, https_url, positive_int
 from sealdrop.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -462,7 +463,7 @@ def test_setting_names_cover_every_section_and_key() -> None:
     """setting_names() lists each setting once as 'section.key'."""
     names = setting_names()
     assert len(names) == len(set(names))
-    assert names == [f"{s}.{k}" for s, keys in config.SETTINGS.items() for k in keys]
+    assert names == list(config.SETTINGS)
     assert "limits.max_upload_bytes" in names
 
 
@@ -480,7 +481,7 @@ def test_every_environment_variable_name_is_derivable(instance: Path) -> None:
     for name in setting_names():
         section, key = name.split(".")
         variable = f"SEALDROP_{section}_{key}".upper()
-        default = config.SETTINGS[section][key][0]
+        default = config.SETTINGS[name].default
         if name == "privacy.arrival_granularity":
             value = "none"
         elif name == "tor.enabled":
@@ -491,3 +492,62 @@ def test_every_environment_variable_name_is_derivable(instance: Path) -> None:
             value = "7" if isinstance(default, int) else "x"
         settings = load(instance, **{variable: value})
         assert comparable(settings) != comparable(load(instance)), variable
+
+
+def test_the_documents_settings_table_is_generated_from_the_declaration() -> None:
+    """docs/configuration.md's table of settings is exactly the one rendered from the declaration
+    (name, default, environment variable and meaning of each), so the two cannot drift."""
+    doc = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert config.settings_table() in doc
+    assert config.with_settings_table(doc) == doc, (
+        "docs/configuration.md differs from the declaration: "
+        "python -m sealdrop.config docs/configuration.md"
+    )
+
+
+def test_a_drifted_settings_table_is_rewritten(tmp_path: Path) -> None:
+    """A stale row (a changed default, a setting missing) is replaced by the declared table, by
+    `python -m sealdrop.config FILE`, and the text around the table is kept."""
+    from sealdrop.config.__main__ import main
+
+    doc = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    stale = doc.replace("| `8080` |", "| `8000` |").replace(
+        config.settings_table().splitlines()[-1] + "\n", ""
+    )
+    assert stale != doc
+    assert config.with_settings_table(stale) == doc
+    copy = tmp_path / "configuration.md"
+    copy.write_text(stale, encoding="utf-8")
+    assert main([str(copy)]) == 0
+    assert copy.read_text(encoding="utf-8") == doc
+
+
+def test_the_settings_table_shows_each_default_as_written() -> None:
+    """Text defaults are quoted, integers plain, byte sizes also in binary units."""
+    rows = {line.split(" | ")[0]: line for line in config.settings_table().splitlines()}
+    assert '| `"store"` |' in rows["| `storage.blob_dir`"]
+    assert "| `8080` |" in rows["| `source.port`"]
+    assert "| `2147483648` (2 GiB) |" in rows["| `limits.max_upload_bytes`"]
+    assert "| `SEALDROP_LIMITS_MAX_UPLOAD_BYTES` |" in rows["| `limits.max_upload_bytes`"]
+
+
+def test_every_settings_attribute_comes_from_one_setting() -> None:
+    """Each attribute of Settings but the instance folder and the salt is declared by exactly one
+    setting, and each setting names one attribute."""
+    attributes = [f.name for f in dataclasses.fields(Settings)]
+    declared = [setting.attr for setting in config.SETTINGS.values()]
+    assert sorted(declared) == sorted(set(attributes) - {"instance_dir", "kdf_salt"})
+    assert len(set(declared)) == len(declared)
+
+
+@pytest.mark.parametrize(
+    ("name", "default"), [("limits.bad", 0), ("source.bad", "ftp://x"), ("Limits.x", 1)]
+)
+def test_a_setting_declared_with_an_invalid_default_or_name_is_refused(
+    name: str, default: int | str
+) -> None:
+    """A default its own kind refuses, or a name that is not lower-case `section.key`, fails when
+    the module is imported rather than when an operator loads an instance."""
+    kind = https_url if isinstance(default, str) else positive_int
+    with pytest.raises((ConfigError, ValueError)):
+        Setting(name, default, kind, help="h", doc="d")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from sealdrop.cli.main import app
-from sealdrop.config import CONFIG_FILE, load_settings, write_new_secrets
+from sealdrop.config import SETTINGS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
@@ -155,35 +155,11 @@ def command_problems(document: str, text: str) -> list[str]:
 # -- environment variables ---------------------------------------------------------------------
 
 
-class _AskedFor(Mapping[str, str]):
-    """An empty environment that remembers every name the code looked up in it."""
-
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-
-    def __contains__(self, key: object) -> bool:
-        self.names.add(str(key))
-        return False
-
-    def __getitem__(self, key: str) -> str:
-        self.names.add(key)
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
-def known_variables(tmp_path: Path) -> set[str]:
-    """The SEALDROP_* names the code reads: each one that load_settings looks up, and each
-    environment variable a command-line option takes its value from (the reader's)."""
-    tmp_path.joinpath(CONFIG_FILE).write_text("", encoding="utf-8")
-    write_new_secrets(tmp_path)
-    environment = _AskedFor()
-    load_settings(tmp_path, env=environment)
-    names = set(environment.names)
+def known_variables() -> set[str]:
+    """The SEALDROP_* names the code reads: each setting's, from the declaration that loading
+    uses (test_config checks that each one takes effect), and each environment variable a
+    command-line option takes its value from (the reader's)."""
+    names = {declared.env_name for declared in SETTINGS.values()}
 
     def walk(command: Any) -> None:
         for param in command.params:
@@ -240,11 +216,11 @@ def test_every_relative_link_in_the_documents_resolves() -> None:
     assert not problems, "\n".join(["", *problems])
 
 
-def test_every_environment_variable_in_the_documents_is_read(tmp_path: Path) -> None:
+def test_every_environment_variable_in_the_documents_is_read() -> None:
     """Every SEALDROP_* variable named in README.md and docs/*.md is one that the settings (or a
     command-line option) read."""
-    known = known_variables(tmp_path)
-    assert "SEALDROP_LIMITS_MAX_UPLOAD_BYTES" in known  # the recorder sees the settings
+    known = known_variables()
+    assert "SEALDROP_LIMITS_MAX_UPLOAD_BYTES" in known  # the settings are there
     problems = []
     for document in DOCUMENTS:
         name = str(document.relative_to(REPO_ROOT))
@@ -282,7 +258,7 @@ def test_a_repeated_heading_gets_a_numbered_anchor() -> None:
     }
 
 
-def test_the_checks_report_every_made_up_command_link_and_variable(tmp_path: Path) -> None:
+def test_the_checks_report_every_made_up_command_link_and_variable() -> None:
     """A made-up command, option, link, anchor and variable are each reported, all in one run."""
     table = (
         "| `sealdrop user disable DIR NAME` / `frobnicate DIR` | x |\n"
@@ -300,7 +276,7 @@ def test_the_checks_report_every_made_up_command_link_and_variable(tmp_path: Pat
         "docs/made-up.md:1: (missing.md) no such file",
     ]
     names = "SEALDROP_LIMITS_MAX_UPLOAD_BYTES SEALDROP_NO_SUCH SEALDROP_NOPE_* SEALDROP_<SECTION>\n"
-    assert variable_problems("x.md", names, known_variables(tmp_path)) == [
+    assert variable_problems("x.md", names, known_variables()) == [
         "x.md:1: SEALDROP_NO_SUCH is read by nothing",
         "x.md:1: no variable matches SEALDROP_NOPE_*",
     ]

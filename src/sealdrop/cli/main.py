@@ -88,7 +88,7 @@ def init(
         raise fail(exc) from None
     err.print(f"Created a Sealdrop instance in {escape(str(path))}")
     if org_name is None:
-        default = SETTINGS["source"]["organisation_name"][0]
+        default = SETTINGS["source.organisation_name"].default
         err.print(
             f"Sources will see the organisation name {default!r}: set yours with "
             "`organisation_name` under \\[source] in sealdrop.toml (or `init --org-name`).",

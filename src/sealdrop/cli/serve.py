@@ -25,8 +25,9 @@ from sealdrop.errors import ConfigError, TorError
 from sealdrop.services.container import build_services
 from sealdrop.services.instance import instance_lock, upgrade_database
 from sealdrop.services.maintenance import Maintenance
+from sealdrop.tor.control import Bootstrap
 from sealdrop.tor.layout import TorLayout
-from sealdrop.tor.process import Bootstrap, TorSupervisor, find_tor
+from sealdrop.tor.process import TorSupervisor, find_tor
 from sealdrop.web.api.app import create_api_app
 from sealdrop.web.api.errors import busy as api_busy
 from sealdrop.web.app import create_source_app

@@ -1,25 +1,94 @@
-"""Talking to the tor that a running ``sealdrop serve`` manages, from another command
-(``sealdrop status``, ``sealdrop access``): read its state, make it reload or restart."""
+"""The control port of Sealdrop's tor: the authenticated connection (``ControlConnection``) that
+the process manager (``tor/process.py``) owns tor through, and what other commands
+(``sealdrop status``, ``sealdrop access``) ask of the tor a running ``sealdrop serve`` manages:
+its state, a reload, a restart."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import queue
+import re
 import signal
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+
+from stem import SocketError
+from stem.connection import AuthenticationFailure, authenticate
+from stem.socket import ControlSocketFile
 
 from sealdrop.errors import TorError
 from sealdrop.tor.layout import TorLayout
-from sealdrop.tor.process import Bootstrap, connect, read_bootstrap
 
 HALT_GRACE_SECONDS = 10.0
 PUBLISH_TIMEOUT_SECONDS = 60.0
 PUBLISH_ATTEMPTS = 3
 REUPLOAD_PAUSE_SECONDS = 2.0
+_BOOTSTRAP = re.compile(r"PROGRESS=(\d+)(?:.*?SUMMARY=\"([^\"]*)\")?")
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrap:
+    percent: int
+    summary: str
+
+
+class ControlConnection:
+    """An authenticated control connection (cookie authentication), request by request.
+
+    stem's low-level socket rather than its Controller: the Controller runs event threads
+    whose listeners deadlock with close() after a SIGNAL (seen with stem 1.8.2), and Sealdrop
+    needs only a few requests and, on a connection of its own, one kind of event."""
+
+    def __init__(self, control_socket: Path) -> None:
+        try:
+            self._socket = ControlSocketFile(str(control_socket))
+        except SocketError:
+            raise TorError("tor is not running (no control socket)") from None
+        try:
+            authenticate(self._socket)
+        except (AuthenticationFailure, SocketError) as exc:
+            self._socket.close()
+            raise TorError(f"tor refused the control connection: {type(exc).__name__}") from None
+        self._lock = threading.Lock()
+
+    def request(self, command: str) -> list[str]:
+        """Send one command; the reply's lines. TorError if tor refuses it or is gone."""
+        with self._lock:
+            try:
+                self._socket.send(command)
+                reply = self._socket.recv()
+            except SocketError as exc:
+                raise TorError(f"lost the control connection: {type(exc).__name__}") from None
+        if not reply.is_ok():
+            raise TorError(f"tor refused {command.split()[0]}: {reply}")
+        return [str(line) for line in reply]
+
+    def get_info(self, key: str) -> str:
+        (line,) = self.request(f"GETINFO {key}")[:1]
+        return line.partition("=")[2]
+
+    def next_event(self) -> list[str]:
+        """The lines of the next asynchronous event (after SETEVENTS). Only for a connection
+        that sends no more requests: replies and events would interleave."""
+        try:
+            return [str(line) for line in self._socket.recv()]
+        except SocketError as exc:
+            raise TorError(f"lost the control connection: {type(exc).__name__}") from None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._socket.close()
+
+
+def read_bootstrap(control: ControlConnection) -> Bootstrap:
+    found = _BOOTSTRAP.search(control.get_info("status/bootstrap-phase"))
+    if not found:
+        return Bootstrap(0, "starting")
+    return Bootstrap(int(found.group(1)), found.group(2) or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +105,7 @@ def read_status(layout: TorLayout) -> TorStatus:
     if not layout.control_socket.exists():
         return TorStatus(running=False)
     try:
-        controller = connect(layout.control_socket)
+        controller = ControlConnection(layout.control_socket)
     except TorError:
         return TorStatus(running=False)
     try:
@@ -74,7 +143,7 @@ def reload(layout: TorLayout) -> bool:
     """Make a running tor re-read its configuration. False when no serve is running: the
     change then takes effect at its next start."""
     try:
-        controller = connect(layout.control_socket)
+        controller = ControlConnection(layout.control_socket)
     except TorError:
         return False
     try:
@@ -96,7 +165,7 @@ def reload_and_publish(
     (measured with tor 0.4.9 on the test network). So watch tor's HS_DESC events and reload
     again after a pause when the upload is refused."""
     try:
-        watcher = connect(layout.control_socket)
+        watcher = ControlConnection(layout.control_socket)
     except TorError:
         return None
     onion = address.removesuffix(".onion")
@@ -156,7 +225,7 @@ def restart(layout: TorLayout) -> bool:
     """Stop the running tor so that ``serve`` starts it again (with new introduction points).
     False when no serve is running."""
     try:
-        controller = connect(layout.control_socket)
+        controller = ControlConnection(layout.control_socket)
     except TorError:
         return False
     try:

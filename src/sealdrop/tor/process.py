@@ -1,5 +1,5 @@
-"""Running Sealdrop's own tor: start it, control it through stem, watch its bootstrap, restart it
-when it dies, stop it.
+"""Running Sealdrop's own tor: start it, hold its control connection (``tor/control.py``), watch
+its bootstrap, restart it when it dies, stop it.
 
 The control connection takes ownership of tor (TAKEOWNERSHIP): tor exits as soon as that
 connection closes, and ``__OwningControllerProcess`` covers the moments before it exists, so a
@@ -19,15 +19,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-
-from stem import SocketError
-from stem.connection import AuthenticationFailure, authenticate
-from stem.socket import ControlSocketFile
 
 from sealdrop.errors import TorError
 from sealdrop.tor.client_auth import ensure_placeholder
+from sealdrop.tor.control import Bootstrap, ControlConnection, read_bootstrap
 from sealdrop.tor.layout import TorLayout, render_torrc
 
 log = logging.getLogger("sealdrop.tor")
@@ -39,13 +35,6 @@ STOP_GRACE_SECONDS = 5.0
 RESTART_DELAYS = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 # A tor that ran this long before dying counts as healthy: the next restart is immediate again.
 HEALTHY_AFTER_SECONDS = 60.0
-_BOOTSTRAP = re.compile(r"PROGRESS=(\d+)(?:.*?SUMMARY=\"([^\"]*)\")?")
-
-
-@dataclass(frozen=True, slots=True)
-class Bootstrap:
-    percent: int
-    summary: str
 
 
 def find_tor(binary: str) -> str | None:
@@ -64,65 +53,6 @@ def tor_version(path: str) -> tuple[int, ...]:
     if not found:
         raise TorError(f"{path} did not report a tor version")
     return tuple(int(part) for part in found.groups())
-
-
-class ControlConnection:
-    """An authenticated control connection (cookie authentication), request by request.
-
-    stem's low-level socket rather than its Controller: the Controller runs event threads
-    whose listeners deadlock with close() after a SIGNAL (seen with stem 1.8.2), and Sealdrop
-    needs only a few requests and, on a connection of its own, one kind of event."""
-
-    def __init__(self, control_socket: Path) -> None:
-        try:
-            self._socket = ControlSocketFile(str(control_socket))
-        except SocketError:
-            raise TorError("tor is not running (no control socket)") from None
-        try:
-            authenticate(self._socket)
-        except (AuthenticationFailure, SocketError) as exc:
-            self._socket.close()
-            raise TorError(f"tor refused the control connection: {type(exc).__name__}") from None
-        self._lock = threading.Lock()
-
-    def request(self, command: str) -> list[str]:
-        """Send one command; the reply's lines. TorError if tor refuses it or is gone."""
-        with self._lock:
-            try:
-                self._socket.send(command)
-                reply = self._socket.recv()
-            except SocketError as exc:
-                raise TorError(f"lost the control connection: {type(exc).__name__}") from None
-        if not reply.is_ok():
-            raise TorError(f"tor refused {command.split()[0]}: {reply}")
-        return [str(line) for line in reply]
-
-    def get_info(self, key: str) -> str:
-        (line,) = self.request(f"GETINFO {key}")[:1]
-        return line.partition("=")[2]
-
-    def next_event(self) -> list[str]:
-        """The lines of the next asynchronous event (after SETEVENTS). Only for a connection
-        that sends no more requests: replies and events would interleave."""
-        try:
-            return [str(line) for line in self._socket.recv()]
-        except SocketError as exc:
-            raise TorError(f"lost the control connection: {type(exc).__name__}") from None
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._socket.close()
-
-
-def read_bootstrap(control: ControlConnection) -> Bootstrap:
-    found = _BOOTSTRAP.search(control.get_info("status/bootstrap-phase"))
-    if not found:
-        return Bootstrap(0, "starting")
-    return Bootstrap(int(found.group(1)), found.group(2) or "")
-
-
-def connect(control_socket: Path) -> ControlConnection:
-    return ControlConnection(control_socket)
 
 
 class TorProcess:
@@ -185,7 +115,7 @@ class TorProcess:
                 raise TorError(f"tor exited at start:\n{self.output()}")
             if self._layout.control_socket.exists():
                 with contextlib.suppress(TorError):
-                    return connect(self._layout.control_socket)
+                    return ControlConnection(self._layout.control_socket)
             time.sleep(0.1)
         raise TorError(f"tor did not open its control socket in time:\n{self.output()}")
 

@@ -1,0 +1,406 @@
+"""Every setting of sealdrop.toml, declared once: its name (``section.key``, which also gives its
+environment variable SEALDROP_<SECTION>_<KEY>), default, kind of value, meaning, and the attribute
+of Settings that the code reads.
+
+Loading (``load_settings``), the commented sealdrop.toml that ``sealdrop init`` writes and the
+table of docs/configuration.md (``python -m sealdrop.config docs/configuration.md``) all come
+from this one declaration. The order of the fields is the order of both documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+from sealdrop.config.setting import (
+    Secret,
+    Setting,
+    byte_size,
+    declaration,
+    declared,
+    hours_to_seconds,
+    https_url,
+    in_instance,
+    minutes_to_seconds,
+    one_of,
+    optional_in_instance,
+    port,
+    positive_int,
+    setting,
+    text,
+)
+from sealdrop.storage.database import sqlite_url_for
+
+DATABASE_FILE = "sealdrop.db"
+
+
+def _sqlite_file_unless_set(url: str, instance_dir: Path) -> str:
+    return url or sqlite_url_for(instance_dir / DATABASE_FILE)
+
+
+def _one_line_name(name: str, instance_dir: Path) -> str:
+    # Shown in every page's header and title: one line, of a length the layout can take.
+    return " ".join(name.split())[:100]
+
+
+def _without_trailing_slash(url: str, instance_dir: Path) -> str:
+    return url.rstrip("/")
+
+
+@declaration
+class Settings:
+    """An instance's settings, loaded once at the edge (``load_settings``) and never changed."""
+
+    instance_dir: Path
+    database_url: str = setting(
+        "database.url",
+        "",
+        text,
+        help="SQLAlchemy URL. Empty: SQLite file sealdrop.db in the instance. PostgreSQL: "
+        "postgresql+psycopg://user:password@host/db",
+        doc="SQLAlchemy URL of the database. Empty: the SQLite file `sealdrop.db` in the instance "
+        "folder. PostgreSQL: `postgresql+psycopg://user:password@host/db` (any `postgresql` URL is "
+        "accepted; the psycopg driver is always used). Only SQLite and PostgreSQL are supported.",
+        finish=_sqlite_file_unless_set,
+    )
+    blob_dir: Path = setting(
+        "storage.blob_dir",
+        "store",
+        text,
+        help="Folder of the filesystem blob store (ciphertext only), relative to the instance.",
+        doc="Folder of the filesystem blob store (ciphertext only), relative to the instance "
+        "folder (an absolute path is used as is). It holds `blobs/` and `staging/`, which are on "
+        "the same filesystem so that the final rename is atomic.",
+        finish=in_instance,
+    )
+    organisation_name: str = setting(
+        "source.organisation_name",
+        "Sealdrop",
+        text,
+        help="The organisation's name, shown on every page of the source interface.",
+        doc="The organisation's name, shown in the header and the title of every source page and "
+        "in the landing text. Whitespace is collapsed; at most 100 characters are used. `sealdrop "
+        "init --org-name NAME` sets it when the instance is made.",
+        finish=_one_line_name,
+    )
+    source_host: str = setting(
+        "source.host",
+        "127.0.0.1",
+        text,
+        help="Address the source interface listens on.",
+        doc="Address the source interface listens on. Sealdrop serves plain HTTP: keep a loopback "
+        "address. `sealdrop serve --host` overrides it.",
+    )
+    source_port: int = setting(
+        "source.port",
+        8080,
+        port,
+        help="TCP port of the source interface.",
+        doc="TCP port of the source interface, 1–65535. `sealdrop serve --port` overrides it.",
+    )
+    public_url: str = setting(
+        "source.public_url",
+        "",
+        https_url,
+        help="The https:// address sources use when a TLS reverse proxy serves this listener to "
+        "the clearnet (VPN users). When set, responses on it carry HSTS, and Onion-Location once "
+        "the source onion address is known.",
+        doc="The `https://` address at which a TLS reverse proxy serves the source listener to the "
+        "clearnet, for sources who use a VPN rather than Tor (see "
+        "[operator.md](operator.md#clearnet-through-a-tls-reverse-proxy)). When set, every "
+        "response on the TCP source listener carries `Strict-Transport-Security` and, once the "
+        "managed tor has created the source onion, `Onion-Location` pointing at the same page on "
+        "the onion. Must start with `https://`; a trailing `/` is dropped. The onion listener "
+        "never sends either header.",
+        finish=_without_trailing_slash,
+    )
+    api_host: str = setting(
+        "api.host",
+        "127.0.0.1",
+        text,
+        help="Address the journalist API listens on.",
+        doc="Address the journalist API listens on (a listener of its own, under `/api/v1`: it "
+        "serves no source page, and the source listener serves no API route). It serves plain "
+        "HTTP, passphrases and tokens included: keep a loopback address; journalists reach the API "
+        "through its onion service (with tor) or, without tor, an SSH tunnel or a VPN; never "
+        "expose it publicly (see [operator.md](operator.md#the-journalist-api-listener)). "
+        "`sealdrop serve --api-host` overrides it.",
+    )
+    api_port: int = setting(
+        "api.port",
+        8081,
+        port,
+        help="TCP port of the journalist API (never the source interface's port).",
+        doc="TCP port of the journalist API, 1–65535. A configuration in which `source.host` and "
+        '`source.port` equal `api.host` and `api.port` is refused ("[source] and [api] must not '
+        'listen on the same address and port"). `sealdrop serve --api-port` overrides it; `serve` '
+        'refuses options that put both listeners on the same address and port too ("the source '
+        'interface and the API need different ports").',
+    )
+    tor_enabled: Literal["auto", "yes", "no"] = setting(
+        "tor.enabled",
+        "auto",
+        one_of("auto", "yes", "no"),
+        help="'auto': run the onion services with Sealdrop's own tor when tor is installed; 'yes': "
+        "refuse to start without tor; 'no': never start tor (127.0.0.1 only).",
+        doc='`"auto"`: `sealdrop serve` runs its own tor (the source onion service and the '
+        "journalist API onion service) when the tor program is installed, and otherwise serves on "
+        'its TCP listeners only, saying how to install tor. `"yes"`: refuse to start without tor. '
+        '`"no"`: never start tor.',
+    )
+    tor_binary: str = setting(
+        "tor.binary",
+        "tor",
+        text,
+        help="The tor program to run (a name on PATH or an absolute path).",
+        doc="The tor program: a name looked up on `PATH` or an absolute path. Tor 0.4.8 or newer "
+        "is needed (proof-of-work defense).",
+    )
+    tor_extra_torrc: Path | None = setting(
+        "tor.extra_torrc",
+        "",
+        text,
+        help="A file of extra torrc lines for the managed tor (e.g. bridges, or a private test "
+        "network); relative to the instance. Empty: none.",
+        doc="A file of extra torrc lines that the managed tor includes (with `%include`) after "
+        "Sealdrop's general lines and before its two onion services (for example `UseBridges` and "
+        "`Bridge` lines when the server itself sits behind a censoring network, or a private test "
+        "network's `DirAuthority` lines). Relative paths are relative to the instance folder. "
+        "Sealdrop's own onion-service lines cannot be overridden by it; do not put "
+        "`HiddenService…` lines in it.",
+        finish=optional_in_instance,
+    )
+    circuit_requests_per_minute: int = setting(
+        "circuits.requests_per_minute",
+        120,
+        positive_int,
+        help="Requests one Tor circuit may make to the source onion per minute (steady rate); "
+        "beyond it that circuit alone gets 429 pages. One Tor Browser tab set = one circuit.",
+        doc="Steady request rate one Tor circuit may make to the source onion service. Tor tells "
+        "Sealdrop which circuit each connection came over (`HiddenServiceExportCircuitID "
+        'haproxy`); a circuit that goes faster gets "Too many attempts" pages (429) while every '
+        "other circuit is served as usual. The circuit id is kept only in memory, in a table of at "
+        "most 10,000 circuits, and never logged or written anywhere.",
+    )
+    circuit_burst: int = setting(
+        "circuits.burst",
+        60,
+        positive_int,
+        help="Requests one Tor circuit may make in a burst before the rate applies.",
+        doc="Requests one circuit may make at once before `circuits.requests_per_minute` applies "
+        "(a token bucket, full when the circuit is first seen).",
+    )
+    head_timeout_seconds: int = setting(
+        "connections.head_timeout_seconds",
+        30,
+        positive_int,
+        help="Seconds a client has to send a request's complete headers, counted from connecting "
+        "or from the end of the previous response; slower connections are closed.",
+        doc="Seconds a client has to send the complete head of a request (request line and "
+        "headers), counted from when it connected, and on a kept-alive connection from the end of "
+        "the previous response. A connection that sends nothing, or sends its head slowly "
+        "(slowloris), is closed at that moment without a response. Time the server spends working "
+        "on a request does not count. Applies to every listener (source and API, TCP and onion; on "
+        "the source onion the window includes tor's PROXY line).",
+    )
+    body_timeout_seconds: int = setting(
+        "connections.body_timeout_seconds",
+        60,
+        positive_int,
+        help="While a request body arrives, every this many seconds must bring body_min_bytes "
+        "bytes, or the connection is closed (a stalled or trickling upload).",
+        doc="While a request body (an upload, a form) arrives, each period of this many seconds "
+        "must bring at least `connections.body_min_bytes` bytes, or the connection is closed; the "
+        "app sees a disconnect and an upload stores nothing. Periods in which the server itself "
+        "was not reading (it was busy, all upload slots were taken, or it had not yet answered "
+        "`Expect: 100-continue`) do not count.",
+    )
+    body_min_bytes: int = setting(
+        "connections.body_min_bytes",
+        1024,
+        byte_size,
+        help="Bytes of body each body_timeout_seconds must bring.",
+        doc="Bytes of request body each `connections.body_timeout_seconds` must bring (1,024 per "
+        "60 s by default, about 17 bytes a second: far below any working Tor circuit). `1` turns "
+        "the check into a plain idle timeout.",
+    )
+    max_connections: int = setting(
+        "connections.max_per_listener",
+        512,
+        positive_int,
+        help="Open connections one listener accepts; a request on any further connection gets a "
+        "short 503 page.",
+        doc="Open connections each listener accepts. A request on a connection beyond it is "
+        'answered with a short plain-text 503 ("This site is busy", `Retry-After: 60`) and the '
+        "connection is closed. `serve` raises its open-file limit (the soft `RLIMIT_NOFILE`, up to "
+        "the hard one) to 4 × this + 1,024, so that the caps are reached before the process runs "
+        "out of file descriptors.",
+    )
+    max_upload_bytes: int = setting(
+        "limits.max_upload_bytes",
+        2 * 1024**3,
+        byte_size,
+        help="Largest request body a source may send (all files of one submission), in bytes.",
+        doc="Largest request body a source may send in one submission, in bytes: all files, the "
+        "message and the form encoding together. A larger declared `Content-Length` is refused "
+        "before anything is read; a body that grows past the limit is cut off while streaming. "
+        'Either way nothing is stored and the source gets a "Too large" page (413). The form shows '
+        "this limit. An admin can change it at run time (see [Run-time "
+        "settings](#run-time-settings)).",
+    )
+    max_message_chars: int = setting(
+        "limits.max_message_chars",
+        100_000,
+        positive_int,
+        help="Longest message a source may send, in characters.",
+        doc="Longest message a source may send, in characters (Unicode code points, after UTF-8 "
+        'decoding). Longer messages are refused whole ("Message too long", 400). Also set as the '
+        "text box's `maxlength`. An admin can change it at run time (see [Run-time "
+        "settings](#run-time-settings)).",
+    )
+    max_form_bytes: int = setting(
+        "limits.max_form_bytes",
+        64 * 1024,
+        byte_size,
+        help="Largest body of any request other than an upload (forms, pages), in bytes.",
+        doc="Largest body of any source request other than an upload (`POST /submit`): the start, "
+        "confirm, login, logout and delete-reply forms are a few hundred bytes, page requests have "
+        "none. A larger declared `Content-Length` is refused before anything is read; a body sent "
+        'in chunks is cut off once it passes the limit. Either way the answer is the "Too large" '
+        "page (413) and nothing is changed.",
+    )
+    source_daily_upload_bytes: int = setting(
+        "limits.source_daily_upload_bytes",
+        10 * 1024**3,
+        byte_size,
+        help="Most one source may upload in 24 hours, all submissions together, in bytes.",
+        doc="The most one source (one codename) may upload in 24 hours, all its submissions "
+        "together (counted as request bytes, once stored). An upload that would pass it is refused "
+        'with "Daily limit reached" (429, with `Retry-After` until the oldest counted upload is '
+        "24 hours old) and stores nothing; while some allowance is left, it is also the largest "
+        "single upload accepted. Counts are kept in memory only (a restart forgets them), for at "
+        "most 100,000 sources.",
+    )
+    arrival_granularity: Literal["day", "none"] = setting(
+        "privacy.arrival_granularity",
+        "day",
+        one_of("day", "none"),
+        help="How precisely arrival is recorded: 'day' (the UTC date) or 'none' (not at all).",
+        doc='How precisely arrival is recorded: `"day"` stores the UTC date on each source '
+        "(`created_day`), each submission and each reply (`arrival_day`), and sources see the day "
+        'of each reply and of what they sent; `"none"` stores none of these dates. Any other value '
+        "is refused. Changing it affects only what is stored from then on. It does not affect "
+        "session times or a new source's `pending_since` (see `sources.pending_purge_hours`), "
+        "which are kept in seconds either way, for a limited time.",
+    )
+    kdf_max_concurrent: int = setting(
+        "kdf.max_concurrent",
+        2,
+        positive_int,
+        help="Codename derivations (Argon2id, 64 MiB each) running at once; memory = this x 64 "
+        "MiB.",
+        doc="How many codename derivations (Argon2id, 64 MiB each) run at once. Memory for them is "
+        "this × 64 MiB; further new codenames, and logins and confirmations up to "
+        "`logins.max_in_flight`, wait their turn. It does not change the derivation itself.",
+    )
+    login_max_in_flight: int = setting(
+        "logins.max_in_flight",
+        8,
+        positive_int,
+        help="Codename logins waiting for or running the KDF at once; more are refused (429).",
+        doc='Codename checks (logins and the confirmation after "start") waiting for or running '
+        'the KDF at once. One more is refused at once with "Too many attempts" (429) instead of '
+        "queueing, so a flood cannot pile up threads or memory.",
+    )
+    logins_per_minute: int = setting(
+        "logins.per_minute",
+        60,
+        positive_int,
+        help="Codename logins accepted per minute, for all visitors together.",
+        doc="Codename checks accepted per minute for all visitors together (a token bucket that is "
+        "full at start, so up to this many can come at once): a bound on how many codenames the "
+        "whole world can try. Onion traffic all arrives from 127.0.0.1, so no limit is per "
+        "address. The budget is shared, so a flood of wrong codenames can hold up every source's "
+        "login until it stops. Kept in memory; a restart refills it.",
+    )
+    login_failures_per_visitor: int = setting(
+        "logins.failures_per_visitor",
+        10,
+        positive_int,
+        help="Wrong codenames one browser may try in 10 minutes before it must wait.",
+        doc="Wrong codenames one browser (one pre-session cookie) may try within 10 minutes of its "
+        "first wrong one; then it gets 429 until the 10 minutes have passed. A successful login "
+        'clears the count. The confirmation step after "start" counts per session instead. A '
+        "visitor who drops cookies still meets the global limits. Kept in memory; a restart clears "
+        "it.",
+    )
+    pending_purge_seconds: int = setting(
+        "sources.pending_purge_hours",
+        24,
+        positive_int,
+        help="Sources that never sent anything are deleted this many hours after they began.",
+        doc="A source that has not sent anything this many hours after it was created is deleted "
+        "by the server's housekeeping, which runs every minute while `serve` runs (with its "
+        "sessions and any replies); its codename stops working. The creation time "
+        "(`pending_since`, seconds) is kept only until the first submission. Sources created "
+        "before database migration `0002` are never deleted this way.",
+        finish=hours_to_seconds,
+    )
+    max_reply_bytes: int = setting(
+        "replies.max_bytes",
+        1024**2,
+        byte_size,
+        help="Largest reply ciphertext accepted, in bytes.",
+        doc="Largest reply ciphertext the server stores, in bytes; a larger reply is refused "
+        "whole. Journalists upload replies through the API (`POST /api/v1/sources/{id}/replies`): "
+        "a body more than 1 KiB over this limit is refused with `413` without being read to the "
+        "end, one just over it with `400 invalid_reply`. A reply is held in memory, whole, while "
+        "it is uploaded, and decrypted in memory, whole, each time its source's conversation page "
+        "is shown.",
+    )
+    session_requests_per_minute: int = setting(
+        "sessions.requests_per_minute",
+        60,
+        positive_int,
+        help="Requests one source session may make per minute (steady rate); beyond it, 429.",
+        doc="Steady request rate of one source session (a logged-in source). A session that goes "
+        'faster gets "Too many attempts" pages (429, `Retry-After`) while every other session is '
+        "served: a script replaying one session's cookie, over any number of Tor circuits, is "
+        "slowed. A person reading and sending uses a few requests a minute. Kept in memory, keyed "
+        "by the hash of the session id the server already stores.",
+    )
+    session_request_burst: int = setting(
+        "sessions.request_burst",
+        30,
+        positive_int,
+        help="Requests one source session may make at once before the rate applies.",
+        doc="Requests one session may make at once before `sessions.requests_per_minute` applies "
+        "(a token bucket, full when the session is first seen).",
+    )
+    session_idle_seconds: int = setting(
+        "sessions.idle_timeout_minutes",
+        60,
+        positive_int,
+        help="A source session ends after this long without a request.",
+        doc="A source session ends after this many minutes without a request. The time of the last "
+        "request is written at most once a minute (so that pages which only read take no write "
+        "lock), so a session may end up to a minute earlier than this after its last request, "
+        "never later.",
+        finish=minutes_to_seconds,
+    )
+    session_absolute_seconds: int = setting(
+        "sessions.absolute_timeout_minutes",
+        240,
+        positive_int,
+        help="A source session ends this long after it began.",
+        doc="A source session ends this many minutes after it began, however active.",
+        finish=minutes_to_seconds,
+    )
+    kdf_salt: Secret = field(repr=False)  # from secrets.toml, not a setting
+
+
+# Every setting by name ("section.key"), in declaration order.
+SETTINGS: Mapping[str, Setting] = MappingProxyType(dict(declared(Settings)))
