@@ -527,7 +527,7 @@ async def _new_source(url: str) -> Session:
 
 
 def _print_row(row: dict[str, Any]) -> None:
-    parts = [f"  {row['label']}:"]
+    parts: list[str] = []
     if "disk" in row:
         parts.append(f"disk {row['disk']['mbps']} MB/s")
     s = row["sealdrop"]
@@ -544,4 +544,4 @@ def _print_row(row: dict[str, Any]) -> None:
         )
     if "tmpfs" in row:
         parts.append(f"on tmpfs {row['tmpfs'].get('mbps', row['tmpfs'].get('error'))} MB/s")
-    print(", ".join(parts), flush=True)
+    print(f"  {row['label']}: " + ", ".join(parts), flush=True)
