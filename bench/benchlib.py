@@ -1,5 +1,5 @@
 """What the benchmarks of bench/suite.py share: the machine, instances and servers, a source's
-browser reduced to HTTP, memory sampling and percentiles.
+browser reduced to HTTP, a journalist's login, memory sampling and percentiles.
 
 Not a test helper and not part of the product: only the scripts in bench/ import it.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pyrage
 
 from sealdrop.services.instance import init_instance
@@ -179,24 +179,17 @@ def make_instance(folder: Path, log_dir: Path) -> Instance:
     return Instance(path, identity, log_dir)
 
 
-# -- a source's browser, reduced to HTTP -------------------------------------------------------
+# -- a source's browser, and a journalist's login ----------------------------------------------
 
-_FORM_TOKEN = re.compile(r'name="form_token" value="([0-9a-f]+)"')
-_CSRF_TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 _CODENAME = re.compile(r'<p class="codename"[^>]*>([^<]+)</p>')
 
 
-def form_token(page: str) -> str:
-    match = _FORM_TOKEN.search(page)
+def hidden_field(page: str, name: str) -> str:
+    """The value of a form's hidden token field (``form_token``, ``csrf_token``): the one scraper
+    of bench/."""
+    match = re.search(rf'name="{re.escape(name)}" value="([0-9a-f]+)"', page)
     if not match:
-        raise RuntimeError("no form token on the page")
-    return match.group(1)
-
-
-def csrf_token(page: str) -> str:
-    match = _CSRF_TOKEN.search(page)
-    if not match:
-        raise RuntimeError("no csrf token on the page")
+        raise RuntimeError(f"no {name} on the page")
     return match.group(1)
 
 
@@ -207,25 +200,25 @@ def codename_of(page: str) -> str:
     return html.unescape(match.group(1))
 
 
-def new_source(client: httpx.Client) -> tuple[str, str]:
-    """Start and confirm a source on ``client`` (which keeps its cookies): (codename, csrf)."""
-    token = form_token(_ok(client.get("/")).text)
-    codename = codename_of(_ok(client.post("/start", data={"form_token": token})).text)
-    csrf = csrf_token(_ok(client.get("/confirm")).text)
-    done = client.post("/confirm", data={"csrf_token": csrf, "codename": codename})
-    if done.status_code != 303:
-        raise RuntimeError(f"confirm answered {done.status_code}")
-    return codename, csrf_token(_ok(client.get("/conversation")).text)
+@dataclass(frozen=True)
+class Session:
+    """A confirmed source's session: its cookie and the form token of its conversation."""
+
+    cookie: str
+    csrf: str
 
 
-async def new_source_async(client: httpx.AsyncClient) -> tuple[str, str]:
-    token = form_token(_ok(await client.get("/")).text)
-    codename = codename_of(_ok(await client.post("/start", data={"form_token": token})).text)
-    csrf = csrf_token(_ok(await client.get("/confirm")).text)
+async def new_source(client: httpx.AsyncClient) -> Session:
+    """Start and confirm a source on ``client`` (which keeps its cookies), as a browser does."""
+    token = hidden_field(_ok(await client.get("/")).text, "form_token")
+    started = _ok(await client.post("/start", data={"form_token": token}))
+    codename = codename_of(started.text)
+    csrf = hidden_field(_ok(await client.get("/confirm")).text, "csrf_token")
     done = await client.post("/confirm", data={"csrf_token": csrf, "codename": codename})
     if done.status_code != 303:
         raise RuntimeError(f"confirm answered {done.status_code}")
-    return codename, csrf_token(_ok(await client.get("/conversation")).text)
+    page = _ok(await client.get("/conversation")).text
+    return Session(client.cookies["sealdrop_session"], hidden_field(page, "csrf_token"))
 
 
 def _ok(response: httpx.Response) -> httpx.Response:
@@ -234,6 +227,28 @@ def _ok(response: httpx.Response) -> httpx.Response:
             f"{response.request.method} {response.request.url.path}: {response.status_code}"
         )
     return response
+
+
+def admin_token(instance: Path, api_url: str) -> str:
+    """An admin account made in the instance, logged in through the API as the reader does:
+    its bearer token."""
+    from sealdrop.config import load_settings
+    from sealdrop.crypto import passwords
+    from sealdrop.services.container import build_services
+
+    services = build_services(load_settings(instance))
+    try:
+        account = services.accounts.create("bench-admin", "admin", actor="bench")
+    finally:
+        services.close()
+    body = {
+        "username": "bench-admin",
+        "passphrase": account.passphrase,
+        "totp": passwords.totp_code(account.totp_secret, time.time()),
+    }
+    answer = httpx.post(f"{api_url}/api/v1/token", json=body, timeout=60)
+    answer.raise_for_status()
+    return str(answer.json()["token"])
 
 
 # -- memory ------------------------------------------------------------------------------------
@@ -278,7 +293,7 @@ class MemoryWatch:
 
     def _rss(self) -> int:
         process = psutil.Process(self.pid)
-        total = process.memory_info().rss
+        total: int = process.memory_info().rss
         for child in process.children(recursive=True):
             with contextlib.suppress(psutil.Error):
                 total += child.memory_info().rss
@@ -286,7 +301,7 @@ class MemoryWatch:
 
     def _cpu(self) -> float:
         times = psutil.Process(self.pid).cpu_times()
-        return times.user + times.system
+        return float(times.user + times.system)
 
     def __enter__(self) -> MemoryWatch:
         self.idle = self._rss()

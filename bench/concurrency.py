@@ -11,7 +11,6 @@ default settings. Sessions live in the database, so they survive the restart.
    conversation, think, send a short message, get the "received" page, think, go to the home
    page, think), with a think time drawn uniformly from ``think`` seconds, for ``seconds`` seconds
    after a warm-up. The latency of each request (none of them runs the KDF) is recorded by route.
-   Then a burst: every session asks for its conversation at the same instant, three times.
 4. Flood: ``attackers`` browsers each fetch the login form (their own form cookie: a flood drops
    cookies to dodge the per-visitor limit) and then post a wrong codename, all at once; the next
    wave starts when all are answered (at most one wave a second), for ``seconds`` seconds.
@@ -22,8 +21,7 @@ default settings. Sessions live in the database, so they survive the restart.
    form token (refused before the KDF: the same burst of requests without the KDF), whose probe
    latency is reported beside the flood's; then one wave of the flood that is not measured (the
    first logins start worker threads, load the word list). The RSS growth of the flood over the
-   server after them is what the KDF adds; its growth over the idle server before the control is
-   reported too.
+   server after them is what the KDF adds.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +43,18 @@ from benchlib import (
     MIB,
     Instance,
     MemoryWatch,
-    form_token,
+    Session,
+    hidden_field,
     latency_summary,
     make_instance,
-    new_source_async,
+    new_source,
 )
 
 from sealdrop.config import load_settings
 from sealdrop.crypto import codenames
 from sealdrop.crypto.derive import ARGON2_MEMORY_KIB
+from sealdrop.testing import ServerProcess
 
-TARGET_P99_MS = 50.0
 # What one derivation holds: the KDF's own memory cost.
 KDF_MIB = ARGON2_MEMORY_KIB // 1024
 SETUP_ENV = {"SEALDROP_LOGINS_PER_MINUTE": "1000000", "SEALDROP_LOGINS_MAX_IN_FLIGHT": "1000"}
@@ -82,23 +81,23 @@ def _client(url: str, cookies: dict[str, str] | None = None) -> httpx.AsyncClien
 # -- the population ----------------------------------------------------------------------------
 
 
-async def _populate(url: str, count: int, parallel: int) -> list[dict[str, str]]:
+async def _populate(url: str, count: int, parallel: int) -> list[Session]:
     gate = asyncio.Semaphore(parallel)
     made = 0
 
-    async def one() -> dict[str, str]:
+    async def one() -> Session:
         nonlocal made
         async with gate, _client(url) as client:
-            _, csrf = await new_source_async(client)
+            session = await new_source(client)
             made += 1
             if made % max(1, count // 5) == 0:
                 print(f"  sources made: {made}/{count}", flush=True)
-            return {"cookie": client.cookies["sealdrop_session"], "csrf": csrf}
+            return session
 
     return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
-def populate(instance: Instance, count: int) -> tuple[list[dict[str, str]], dict[str, Any]]:
+def populate(instance: Instance, count: int) -> tuple[list[Session], dict[str, Any]]:
     server = instance.server(SETUP_ENV, name="setup").start()
     started = time.perf_counter()
     try:
@@ -125,7 +124,7 @@ class Recorder:
         self.samples: list[tuple[str, int, float]] = []
         self.on = True
 
-    async def timed(self, route: str, call: Any) -> httpx.Response:
+    async def timed(self, route: str, call: Awaitable[httpx.Response]) -> httpx.Response:
         started = time.perf_counter()
         response = await call
         if self.on:
@@ -160,7 +159,7 @@ async def _loop_lag(stop: asyncio.Event, lags: list[float]) -> None:
 
 async def _browse(
     url: str,
-    sessions: list[dict[str, str]],
+    sessions: list[Session],
     seconds: float,
     warmup: float,
     think: tuple[float, float],
@@ -169,7 +168,7 @@ async def _browse(
     rec = Recorder()
     rec.on = False
     stop_at = time.monotonic() + warmup + seconds
-    clients = [_client(url, {"sealdrop_session": s["cookie"]}) for s in sessions]
+    clients = [_client(url, {"sealdrop_session": s.cookie}) for s in sessions]
 
     async def source(client: httpx.AsyncClient, csrf: str) -> None:
         await asyncio.sleep(random.uniform(0, think[1]))  # staggered arrivals
@@ -199,8 +198,7 @@ async def _browse(
     lag_task = asyncio.create_task(_loop_lag(stop, lags))
     try:
         tasks = [
-            asyncio.create_task(source(c, s["csrf"]))
-            for c, s in zip(clients, sessions, strict=True)
+            asyncio.create_task(source(c, s.csrf)) for c, s in zip(clients, sessions, strict=True)
         ]
         await asyncio.sleep(warmup)
         rec.on = True
@@ -210,15 +208,7 @@ async def _browse(
         paced = rec.summary()
         paced["requests_per_second"] = round(len(rec.samples) / measured, 1)
         paced["client_loop_lag"] = latency_summary(lags)
-
-        # The burst: every session asks for its conversation at the same instant.
-        burst = Recorder()
-        for _ in range(3):
-            await asyncio.gather(
-                *(burst.timed("GET /conversation", c.get("/conversation")) for c in clients)
-            )
-            await asyncio.sleep(2)
-        return {"paced": paced, "burst": burst.summary()}
+        return {"paced": paced}
     finally:
         stop.set()
         await lag_task
@@ -227,8 +217,8 @@ async def _browse(
 
 
 def run_sessions(
-    server: Any,
-    sessions: list[dict[str, str]],
+    server: ServerProcess,
+    sessions: list[Session],
     seconds: float,
     think: tuple[float, float] = (1.0, 3.0),
 ) -> dict[str, Any]:
@@ -243,16 +233,13 @@ def run_sessions(
             "seconds": seconds,
             "think_seconds": list(think),
             "server": memory.report(),
-            "target_p99_ms": TARGET_P99_MS,
         }
     )
     paced = result["paced"]
     print(
         f"  {len(sessions)} sessions, {paced['requests_per_second']} req/s: "
         f"p50 {paced['all']['p50_ms']} ms, p99 {paced['all']['p99_ms']} ms "
-        f"(client loop lag p99 {paced['client_loop_lag']['p99_ms']} ms); burst of "
-        f"{len(sessions)}: p50 {result['burst']['all']['p50_ms']} ms, "
-        f"p99 {result['burst']['all']['p99_ms']} ms",
+        f"(client loop lag p99 {paced['client_loop_lag']['p99_ms']} ms)",
         flush=True,
     )
     return result
@@ -327,14 +314,14 @@ async def _flood(
             client.cookies.clear()
         pages = await asyncio.gather(*(c.get("/login") for c in browsers))
         # The control: a bad form token is refused before the KDF.
-        tokens = ["0" * 64 if control else form_token(p.text) for p in pages]
+        tokens = ["0" * 64 if control else hidden_field(p.text, "form_token") for p in pages]
         wrong = [str(codenames.generate()) for _ in range(attackers)]
         return await asyncio.gather(
             *(attempt(c, t, w) for c, t, w in zip(browsers, tokens, wrong, strict=True))
         )
 
     async def waves_for(seconds: float, control: bool = False) -> list[list[tuple[int, float]]]:
-        out = []
+        out: list[list[tuple[int, float]]] = []
         until = time.monotonic() + seconds
         while time.monotonic() < until:
             started = time.monotonic()
@@ -344,18 +331,17 @@ async def _flood(
 
     lag_task = asyncio.create_task(_loop_lag(stop, lags))
     try:
-        with MemoryWatch(pid, interval=0.01) as cold:
-            mark("control")
-            control = await waves_for(max(3.0, seconds / 2), control=True)
-            # One real wave, not measured: what a server loads on its first logins (the word
-            # list, the KDF pool's threads) is then in the idle RSS that the flood starts from.
-            mark("warm-up")
-            await wave()
-            await asyncio.sleep(1.0)
-            with MemoryWatch(pid, interval=0.01) as memory:
-                mark("during")
-                flood = await waves_for(seconds)
-                mark("after")
+        mark("control")
+        control = await waves_for(max(3.0, seconds / 2), control=True)
+        # One real wave, not measured: what a server loads on its first logins (the word list,
+        # the KDF pool's threads) is then in the idle RSS that the flood starts from.
+        mark("warm-up")
+        await wave()
+        await asyncio.sleep(1.0)
+        with MemoryWatch(pid, interval=0.01) as memory:
+            mark("during")
+            flood = await waves_for(seconds)
+            mark("after")
     finally:
         stop.set()
         await lag_task
@@ -378,15 +364,14 @@ async def _flood(
         "client_loop_lag": latency_summary(lags),
         "control_waves": len(control),
         "control_statuses": dict(Counter(str(s) for w in control for s, _ in w)),
-        # Over the idle server before the control, and over the server after the warm-up wave.
-        "server_from_cold": cold.report(),
+        # Over the server after the control and the warm-up wave.
         "server": memory.report(),
     }
 
 
 def run_flood(
-    server: Any,
-    sessions: list[dict[str, str]],
+    server: ServerProcess,
+    sessions: list[Session],
     attackers: int,
     seconds: float,
     folder: Path,
@@ -394,7 +379,7 @@ def run_flood(
     baseline: float = 5.0,
 ) -> dict[str, Any]:
     cookies, out, stop_file = folder / "probe-cookies", folder / "probes.tsv", folder / "stop"
-    cookies.write_text("\n".join(s["cookie"] for s in sessions))
+    cookies.write_text("\n".join(s.cookie for s in sessions))
     stop_file.unlink(missing_ok=True)
     probe = subprocess.Popen(
         [sys.executable, __file__, "probe", server.url, str(cookies), str(out), str(stop_file)]
@@ -422,7 +407,6 @@ def run_flood(
         result[f"probes_{name}"] = recorder.summary()
     bound = kdf_max_concurrent * KDF_MIB
     result["rss_bound_mib"] = bound
-    result["target_p99_ms"] = TARGET_P99_MS
     server_mem = result["server"]
     print(
         f"  {result['attempts']} wrong logins in {result['waves']} waves of {attackers}: "

@@ -22,17 +22,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pyrage
 from benchlib import (
     BROWSER_HEADERS,
     Instance,
+    admin_token,
     codename_of,
-    csrf_token,
-    form_token,
+    hidden_field,
     make_instance,
 )
-
-TARGET_BYTES = 16 * 1024
-TARGET_REQUESTS = 1
 
 
 @dataclass
@@ -51,7 +50,7 @@ class Wire:
         return None
 
     def cookies(self) -> dict[str, str]:
-        out = {}
+        out: dict[str, str] = {}
         for key, value in self.headers:
             if key.lower() == "set-cookie":
                 pair = value.split(";", 1)[0]
@@ -133,10 +132,14 @@ def parse(raw: bytes) -> Wire:
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
-    headers = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:] if ":" in line]
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if colon:
+            headers.append((name.strip(), value.strip()))
     if any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in headers):
         body = _dechunk(body)
-    return Wire(raw, status, headers, body)  # type: ignore[arg-type]
+    return Wire(raw, status, headers, body)
 
 
 def _dechunk(data: bytes) -> bytes:
@@ -207,7 +210,7 @@ def weigh(browser: Browser, path: str, page: Wire) -> dict[str, Any]:
         parser.feed(page.text)
     pending = [urllib.parse.urljoin(path, u) for u in parser.urls if _loadable(u)]
     seen: set[str] = set()
-    subresources = []
+    subresources: list[dict[str, Any]] = []
     while pending:
         url = pending.pop(0)
         if url in seen:
@@ -254,12 +257,14 @@ def measure(instance: Instance) -> dict[str, Any]:
 
         landing = b.get("/")
         page("landing", "/", landing)
-        codename_page = b.post_form("/start", {"form_token": form_token(landing.text)})
+        codename_page = b.post_form(
+            "/start", {"form_token": hidden_field(landing.text, "form_token")}
+        )
         page("codename", "/start", codename_page)
         codename = codename_of(codename_page.text)
         confirm = b.get("/confirm")
         page("confirm", "/confirm", confirm)
-        csrf = csrf_token(confirm.text)
+        csrf = hidden_field(confirm.text, "csrf_token")
         wrong = b.post_form("/confirm", {"csrf_token": csrf, "codename": "wrong " * 7})
         page("confirm, wrong codename (400)", "/confirm", wrong, 400)
         done = b.post_form("/confirm", {"csrf_token": csrf, "codename": codename})
@@ -267,13 +272,13 @@ def measure(instance: Instance) -> dict[str, Any]:
         if done.status != 303:
             raise RuntimeError(f"confirm answered {done.status}")
         page("conversation, empty", "/conversation", b.get("/conversation"))
-        csrf = csrf_token(pages_text(b, "/conversation"))
+        csrf = hidden_field(b.get("/conversation").text, "csrf_token")
         sent = b.post_multipart("/submit", [("csrf_token", csrf), ("message", "Hello " * 40)])
         redirects["POST /submit"] = {"status": sent.status, "bytes": len(sent.raw)}
         if sent.status != 303:
             raise RuntimeError(f"submit answered {sent.status}")
         page("submitted", "/submitted", b.get("/submitted"))
-        add_reply(instance, "A reply from the newsroom. " * 8)
+        add_reply(instance, server.api_url, "A reply from the newsroom. " * 8)
         page("conversation, with items", "/conversation", b.get("/conversation"))
         huge = b.request(
             "POST",
@@ -283,15 +288,16 @@ def measure(instance: Instance) -> dict[str, Any]:
             {"Content-Length": str(64 * 1024**3)},
         )
         page("too large (413)", "/submit", huge, 413)
-        csrf = csrf_token(pages_text(b, "/conversation"))
+        csrf = hidden_field(b.get("/conversation").text, "csrf_token")
         page("logged out", "/logout", b.post_form("/logout", {"csrf_token": csrf}))
         page("not logged in (403)", "/conversation", b.get("/conversation"), 403)
         login = b.get("/login")
         page("login", "/login", login)
-        failed = b.post_form("/login", {"form_token": form_token(login.text), "codename": "x"})
+        wrong_login = {"form_token": hidden_field(login.text, "form_token"), "codename": "x"}
+        failed = b.post_form("/login", wrong_login)
         page("login, wrong codename (400)", "/login", failed, 400)
         for _ in range(50):  # logins.failures_per_visitor (10) wrong codenames, then 429
-            again = b.post_form("/login", {"form_token": form_token(login.text), "codename": "x"})
+            again = b.post_form("/login", wrong_login)
             if again.status != 400:
                 break
         page("too many attempts (429)", "/login", again, 429)
@@ -301,43 +307,25 @@ def measure(instance: Instance) -> dict[str, Any]:
         page("method not allowed (405)", "/submit", b.get("/submit"), 405)
     finally:
         server.stop()
-    return {
-        "target_bytes": TARGET_BYTES,
-        "target_requests": TARGET_REQUESTS,
-        "pages": pages,
-        "redirects": redirects,
-    }
+    return {"pages": pages, "redirects": redirects}
 
 
-def pages_text(browser: Browser, path: str) -> str:
-    return browser.get(path).text
-
-
-def add_reply(instance: Instance, text: str) -> None:
-    """A journalist reply to the only source, stored as the journalist API stores one: an age file
-    to the source's reply key and the organisation key, made outside the server."""
-    import pyrage
-
-    from sealdrop.config import load_settings
-    from sealdrop.services.container import build_services
-    from sealdrop.storage.database import SqlDatabase
-
-    settings = load_settings(instance.path)
-    database = SqlDatabase(settings.database_url)
-    try:
-        with database.transaction() as repos:
-            source = repos.sources.page(after_version=0, limit=1)[0]
-    finally:
-        database.close()
-    recipients = [
-        pyrage.x25519.Recipient.from_str(source.reply_recipient),
-        instance.identity.to_public(),
-    ]
-    services = build_services(settings)
-    try:
-        services.replies.store(source.id, pyrage.encrypt(text.encode(), recipients))
-    finally:
-        services.close()
+def add_reply(instance: Instance, api_url: str, text: str) -> None:
+    """A journalist reply to the only source, sent as the reader sends one: an age file to the
+    source's reply key and the organisation key, uploaded through the journalist API."""
+    headers = {"Authorization": f"Bearer {admin_token(instance.path, api_url)}"}
+    with httpx.Client(base_url=f"{api_url}/api/v1", headers=headers, timeout=60) as api:
+        listed = api.get("/sources", params={"updated_since": 0, "limit": 1})
+        source = listed.raise_for_status().json()["sources"][0]
+        recipients = [
+            pyrage.x25519.Recipient.from_str(source["reply_key"]),
+            instance.identity.to_public(),
+        ]
+        api.post(
+            f"/sources/{source['id']}/replies",
+            content=pyrage.encrypt(text.encode(), recipients),
+            headers={"Content-Type": "application/octet-stream"},
+        ).raise_for_status()
 
 
 def run(workdir: Path, log_dir: Path) -> dict[str, Any]:

@@ -14,13 +14,16 @@ For each size:
    organisation key and its SHA-256 compared with the input's;
 4. OnionShare: the same file posted by ``curl -F`` to ``/upload`` of ``onionshare-cli --receive
    --local-only``, as its web form sends it (file[], text), timed until its 302; the file it saved
-   is compared with the input.
+   is compared with the input; then fsynced, as OnionShare would have to to answer only once
+   the upload is durable (the "made durable" comparison);
+5. at the smallest size, Sealdrop once more with its instance on tmpfs (no disk at all).
 
 Every big file is deleted as soon as its step is done.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -31,7 +34,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from benchlib import (
     MIB,
     Instance,
     MemoryWatch,
+    Session,
     make_instance,
     new_source,
     size_label,
@@ -49,7 +52,6 @@ from benchlib import (
 
 ONIONSHARE_VERSION = "2.7"
 ONIONSHARE_VENV = BENCH / ".venv-onionshare"
-TOOLS_VENV = BENCH / ".venv-tools"
 # waitress (OnionShare's HTTP server) refuses request bodies above its default
 # max_request_body_size, 1 GiB, which OnionShare 2.7 does not change.
 ONIONSHARE_BODY_CAP = GIB
@@ -115,32 +117,6 @@ def disk_ceiling(folder: Path, size: int) -> dict[str, Any]:
 # -- the HTTP client ---------------------------------------------------------------------------
 
 
-def multipart_envelope(
-    file_field: str,
-    filename: str,
-    fields_before: Sequence[tuple[str, str]] = (),
-    fields_after: Sequence[tuple[str, str]] = (),
-) -> tuple[str, bytes, bytes]:
-    """(boundary, head, tail) of a multipart/form-data body with one file part: the body is
-    head + the file's bytes + tail, so a file of any size can be streamed between them."""
-    boundary = "----BenchBoundary" + uuid.uuid4().hex
-
-    def field(name: str, value: str) -> bytes:
-        return (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-        ).encode()
-
-    head = (
-        b"".join(field(n, v) for n, v in fields_before)
-        + (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; '
-            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-        ).encode()
-    )
-    tail = b"\r\n" + b"".join(field(n, v) for n, v in fields_after) + f"--{boundary}--\r\n".encode()
-    return boundary, head, tail
-
-
 def post_file(
     url: str,
     fields_before: list[tuple[str, str]],
@@ -149,21 +125,8 @@ def post_file(
     fields_after: list[tuple[str, str]],
     cookies: dict[str, str],
 ) -> dict[str, Any]:
-    """POST ``path`` as multipart/form-data, streamed, the fields in the given order; time the
-    whole request until the response. curl when installed, else httpx with a generator body."""
-    if shutil.which("curl"):
-        return _post_with_curl(url, fields_before, file_field, path, fields_after, cookies)
-    return _post_with_httpx(url, fields_before, file_field, path, fields_after, cookies)
-
-
-def _post_with_curl(
-    url: str,
-    fields_before: list[tuple[str, str]],
-    file_field: str,
-    path: Path,
-    fields_after: list[tuple[str, str]],
-    cookies: dict[str, str],
-) -> dict[str, Any]:
+    """POST ``path`` with ``curl -F`` (streamed, the fields in the given order, as a browser's
+    form sends them) and time the whole request until the response."""
     command = ["curl", "--silent", "--show-error", "--output", "/dev/null"]
     # A browser never sends Expect: 100-continue; without this curl would wait for a 100.
     command += ["--header", "Expect:", "--write-out", "%{http_code} %{time_total}"]
@@ -180,47 +143,9 @@ def _post_with_curl(
     wall = time.perf_counter() - started
     code, _, total = done.stdout.strip().partition(" ")
     return {
-        "client": "curl",
         "status": int(code) if code.isdigit() else 0,
         "seconds": float(total) if total else wall,
         "error": done.stderr.strip() or None,
-    }
-
-
-def _post_with_httpx(
-    url: str,
-    fields_before: list[tuple[str, str]],
-    file_field: str,
-    path: Path,
-    fields_after: list[tuple[str, str]],
-    cookies: dict[str, str],
-) -> dict[str, Any]:
-    boundary, head, tail = multipart_envelope(file_field, path.name, fields_before, fields_after)
-    length = len(head) + path.stat().st_size + len(tail)
-
-    def body() -> Iterator[bytes]:
-        yield head
-        with path.open("rb") as f:
-            while chunk := f.read(MIB):
-                yield chunk
-        yield tail
-
-    headers = {
-        "Content-Type": f"multipart/form-data; boundary={boundary}",
-        "Content-Length": str(length),
-    }
-    started = time.perf_counter()
-    try:
-        with httpx.Client(cookies=cookies, timeout=3600) as client:
-            response = client.post(url, content=body(), headers=headers)
-        status, error = response.status_code, None
-    except httpx.HTTPError as exc:
-        status, error = 0, f"{type(exc).__name__}: {exc}"
-    return {
-        "client": "httpx",
-        "status": status,
-        "seconds": time.perf_counter() - started,
-        "error": error,
     }
 
 
@@ -244,9 +169,10 @@ class SealdropTarget:
 
     def __enter__(self) -> SealdropTarget:
         self.server.start()
-        with httpx.Client(base_url=self.server.url, timeout=60) as client:
-            _, self.csrf = new_source(client)
-            self.cookies = {"sealdrop_session": client.cookies["sealdrop_session"]}
+        session = asyncio.run(_new_source(self.server.url))
+        self.cookies = {"sealdrop_session": session.cookie}
+        self.csrf = session.csrf
+        print(f"  Sealdrop server pid {self.server.pid} (for py-spy, see README)", flush=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -315,73 +241,22 @@ def decrypt_sha256(path: Path, identity: Any) -> str:
     return sink.digest.hexdigest()
 
 
-def in_process_pipeline(target: SealdropTarget, path: Path) -> dict[str, Any]:
-    """The server's upload path without HTTP: the same multipart reader, age encryption, staged
-    write and fsync + commit, fed 64 KiB body chunks from the file by a plain function call.
-    What HTTP, the event loop and the thread bridge add is the difference to the server's MB/s."""
-    from sealdrop.config import load_settings
-    from sealdrop.services.container import build_services
-    from sealdrop.web.multipart import MultipartReader
-
-    size = path.stat().st_size
-    boundary, head, tail = multipart_envelope("files", path.name)
-
-    def chunks() -> Iterator[bytes]:
-        yield head
-        with path.open("rb", buffering=0) as f:
-            while chunk := f.read(64 * 1024):
-                yield chunk
-        yield tail
-
-    services = build_services(load_settings(target.instance.path))
-    try:
-        session = services.sessions.resolve(target.cookies["sealdrop_session"])
-        before = target.blobs()
-        source = chunks()
-        next_chunk: Callable[[], bytes] = lambda: next(source, b"")  # noqa: E731
-        settle()
-        started = time.perf_counter()
-        cpu = time.process_time()
-        with services.submissions.intake(session.source_id) as intake:
-            for part in MultipartReader(next_chunk, boundary.encode()).parts():
-                if part.name == "files" and part.filename:
-                    intake.add_file(part.filename, part.content_type, part)
-            intake.commit()
-        seconds = time.perf_counter() - started
-        cpu_seconds = time.process_time() - cpu
-        for blob in target.blobs() - before:
-            blob.unlink()
-    finally:
-        services.close()
-    return {
-        "seconds": round(seconds, 3),
-        "mbps": mbps(size, seconds),
-        "cpu_seconds": round(cpu_seconds, 2),
-        "cpu_seconds_per_gib": round(cpu_seconds * GIB / size, 2),
-    }
-
-
 # -- OnionShare --------------------------------------------------------------------------------
 
 
 def onionshare_cli() -> Path:
     """onionshare-cli 2.7 in its own virtualenv (bench/.venv-onionshare), installed from PyPI on
     first use, so that its dependencies never touch the project's .venv."""
-    return tool_in_venv(ONIONSHARE_VENV, f"onionshare-cli=={ONIONSHARE_VERSION}", "onionshare-cli")
-
-
-def tool_in_venv(venv: Path, requirement: str, program: str) -> Path:
-    """``program`` from ``requirement``, installed from PyPI into a virtualenv of its own on
-    first use (again when the requirement changes)."""
-    exe = venv / "bin" / program
-    marker = venv / f".installed-{requirement.replace('=', '-')}"
+    requirement = f"onionshare-cli=={ONIONSHARE_VERSION}"
+    exe = ONIONSHARE_VENV / "bin" / "onionshare-cli"
+    marker = ONIONSHARE_VENV / f".installed-{requirement.replace('=', '-')}"
     if exe.exists() and marker.exists():
         return exe
     base = getattr(sys, "_base_executable", None) or sys.executable
-    print(f"  installing {requirement} into {venv} ...")
-    subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
+    print(f"  installing {requirement} into {ONIONSHARE_VENV} ...")
+    subprocess.run([base, "-m", "venv", "--clear", str(ONIONSHARE_VENV)], check=True)
     subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", requirement],
+        [str(ONIONSHARE_VENV / "bin" / "pip"), "install", "--quiet", requirement],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -501,184 +376,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-# -- profile -----------------------------------------------------------------------------------
-
-
-def py_spy() -> Path:
-    return tool_in_venv(TOOLS_VENV, "py-spy", "py-spy")
-
-
-def profile_upload(target: SealdropTarget, path: Path, out_dir: Path) -> dict[str, Any]:
-    """One more upload with py-spy sampling the server (all threads, 250 Hz, without pausing
-    it): where the server's time goes, by function and by thread."""
-    exe = py_spy()
-    raw = out_dir / "upload-profile.txt"
-    spy = subprocess.Popen(
-        [
-            str(exe),
-            "record",
-            "--pid",
-            str(target.server.pid),
-            "--rate",
-            "250",
-            "--nonblocking",
-            "--threads",
-            "--format",
-            "raw",
-            "--output",
-            str(raw),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    time.sleep(1.0)
-    result = target.upload(path, "", verify=False)
-    time.sleep(0.5)
-    spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
-    try:
-        spy.wait(60)
-    except subprocess.TimeoutExpired:
-        spy.kill()
-    profile = summarise_profile(raw) if raw.exists() else {"error": "py-spy wrote nothing"}
-    # The collapsed stacks load as they are in speedscope or inferno/flamegraph.pl.
-    return {"upload": result, "profile": profile, "raw_stacks": str(raw)}
-
-
-def summarise_profile(raw: Path, top: int = 25) -> dict[str, Any]:
-    """From py-spy's collapsed stacks (busy samples only: py-spy leaves out threads that wait):
-    samples per thread, and the functions with the most samples at the top of the stack (self
-    time) and anywhere in it (total time)."""
-    threads: dict[str, int] = {}
-    self_time: dict[str, int] = {}
-    total_time: dict[str, int] = {}
-    busy = 0
-    for line in raw.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = stack.split(";")
-        thread = frames[0]
-        leaf = frames[-1]
-        busy += count
-        thread_name = re.sub(r"\s*\(?0x[0-9a-f]+\)?", "", thread).strip() or thread
-        threads[thread_name] = threads.get(thread_name, 0) + count
-        self_time[_short(leaf)] = self_time.get(_short(leaf), 0) + count
-        for frame in {_short(f) for f in frames[1:]}:
-            total_time[frame] = total_time.get(frame, 0) + count
-
-    def ranked(table: dict[str, int]) -> list[tuple[str, float]]:
-        rows = sorted(table.items(), key=lambda kv: -kv[1])[:top]
-        return [(name, round(100 * n / busy, 1)) for name, n in rows] if busy else []
-
-    return {
-        "busy_samples": busy,
-        "threads_percent": ranked(threads),
-        "self_percent": ranked(self_time),
-        "total_percent": ranked(total_time),
-    }
-
-
-def _short(frame: str) -> str:
-    """'read (sealdrop/web/multipart.py:72)' -> 'read (web/multipart.py:72)'."""
-    match = re.match(r"(.*?) \((.*?)(?::(\d+))?\)$", frame)
-    if not match:
-        return frame
-    name, file, line = match.groups()
-    parts = Path(file).parts
-    for anchor in ("sealdrop", "site-packages"):
-        if anchor in parts:
-            parts = parts[parts.index(anchor) + 1 :]
-            break
-    else:
-        parts = parts[-2:]
-    return f"{name} ({'/'.join(parts)}{':' + line if line else ''})"
-
-
-def stages(size: int = GIB, chunk: int = 256 * 1024) -> dict[str, float]:
-    """CPU seconds per GiB of each stage of the upload path, each alone, in this process, on
-    data in memory (no disk, no HTTP): what a change to one of them can win at most. ``chunk``
-    is the size of the body pieces the server receives (asyncio reads 256 KiB at a time)."""
-    import anyio
-    import anyio.from_thread
-    import anyio.to_thread
-
-    from sealdrop.crypto import envelope
-    from sealdrop.crypto.keys import generate_identity, recipient_of
-    from sealdrop.web.multipart import MultipartReader
-
-    block = os.urandom(chunk)
-    count = size // chunk
-    boundary, head, tail = multipart_envelope("files", "x")
-    recipients = [recipient_of(generate_identity())]
-
-    class Null:
-        def write(self, data: bytes) -> int:
-            return len(data)
-
-    class Flat:
-        def __init__(self) -> None:
-            self.left = size
-
-        def read(self, n: int) -> bytes:
-            n = min(n, self.left, chunk)
-            self.left -= n
-            return block[:n]
-
-    def body() -> Callable[[], bytes]:
-        pieces = iter([head, *([block] * count), tail])
-        return lambda: next(pieces, b"")
-
-    def multipart() -> None:
-        for part in MultipartReader(body(), boundary.encode()).parts():
-            while part.read(8192):  # pyrage asks for 8 KiB at a time
-                pass
-
-    def encrypt() -> None:
-        envelope.encrypt(Flat(), Null(), recipients)
-
-    def sha256() -> None:
-        digest = hashlib.sha256()
-        for _ in range(size // 65552):
-            digest.update(block[:65552])
-
-    def writes() -> None:
-        path = Path(tempfile.mkstemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None)[1])
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            for _ in range(size // 65552):  # pyrage writes 64 KiB + 16 B chunks
-                os.write(fd, block[:65552])
-        finally:
-            os.close(fd)
-            path.unlink()
-
-    def bridge() -> None:
-        async def piece() -> bytes:
-            return block
-
-        def worker() -> None:
-            for _ in range(count):
-                anyio.from_thread.run(piece)
-
-        async def main() -> None:
-            await anyio.to_thread.run_sync(worker)
-
-        anyio.run(main)
-
-    def cpu(step: Callable[[], None]) -> float:
-        started = time.process_time()
-        step()
-        return round((time.process_time() - started) * GIB / size, 3)
-
-    return {
-        "multipart parse + Part.read(8 KiB)": cpu(multipart),
-        "age encryption (pyrage)": cpu(encrypt),
-        "SHA-256 of the ciphertext": cpu(sha256),
-        "write() of 64 KiB pieces (tmpfs)": cpu(writes),
-        f"anyio from_thread.run, one per {chunk // 1024} KiB": cpu(bridge),
-    }
-
-
 # -- the benchmark -----------------------------------------------------------------------------
 
 
@@ -690,8 +387,7 @@ def run(
     repeat: int = 1,
     onionshare: bool = True,
     verify: bool = True,
-    diagnostics: bool = True,
-    profile: bool = False,
+    tmpfs: bool = True,
 ) -> dict[str, Any]:
     """Each size ``repeat`` times, the steps interleaved (disk, Sealdrop, OnionShare, disk, ...)
     so that a slow moment of a shared disk hits all three alike; the best run of each counts."""
@@ -700,7 +396,6 @@ def run(
     results: dict[str, Any] = {
         "sizes": [],
         "repeat": repeat,
-        "client": "curl" if shutil.which("curl") else "httpx",
     }
     free = shutil.disk_usage(folder).free
     needed = 2 * max(sizes) + GIB
@@ -739,13 +434,8 @@ def run(
                             if "refused" in runs["onionshare"][-1]:
                                 refused.append(size)
                     _best(row, runs)
-                    if diagnostics and size == min(sizes):
-                        row["diagnostics"] = _diagnose(sealdrop, path, workdir, log_dir, verify)
-                    if profile and size == min(sizes):
-                        print(f"  {label}: profile (py-spy, then each stage alone) ...", flush=True)
-                        results["profile"] = profile_upload(sealdrop, path, log_dir)
-                        results["profile"]["stages_cpu_seconds_per_gib"] = stages()
-                        print_profile(results["profile"])
+                    if tmpfs and size == min(sizes):
+                        row["tmpfs"] = _on_tmpfs(path, log_dir)
                 finally:
                     path.unlink(missing_ok=True)
                 results["sizes"].append(row)
@@ -812,58 +502,32 @@ def _paired_ratio(
     return max(ratios) if ratios else None
 
 
-def _diagnose(
-    sealdrop: SealdropTarget, path: Path, workdir: Path, log_dir: Path, verify: bool
-) -> dict[str, Any]:
-    """Where the time goes, without the disk's noise: the upload path in-process (no HTTP), and
-    the whole server with its instance on tmpfs (no disk)."""
-    label = size_label(path.stat().st_size)
-    out: dict[str, Any] = {}
-    print(f"  {label}: diagnostics: in-process pipeline (disk) ...", flush=True)
-    out["in_process_disk"] = _guarded(lambda: in_process_pipeline(sealdrop, path))
+def _on_tmpfs(path: Path, log_dir: Path) -> dict[str, Any]:
+    """The whole server with its instance on tmpfs (/dev/shm: no disk at all): what the code
+    reaches when the disk is not what bounds it. Never fails the run."""
     shm = Path("/dev/shm")
-    if shm.is_dir() and shutil.disk_usage(shm).free > 2 * path.stat().st_size + GIB:
-        folder = Path(tempfile.mkdtemp(prefix="sealdrop-bench-", dir=shm))
-        try:
-            instance = make_instance(folder / "upload-tmpfs", log_dir)
-            with SealdropTarget(instance, path.stat().st_size) as on_tmpfs:
-                print(f"  {label}: diagnostics: server on tmpfs ...", flush=True)
-                out["server_tmpfs"] = _guarded(lambda: on_tmpfs.upload(path, "", verify=False))
-                print(f"  {label}: diagnostics: in-process pipeline (tmpfs) ...", flush=True)
-                out["in_process_tmpfs"] = _guarded(lambda: in_process_pipeline(on_tmpfs, path))
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-    return out
-
-
-def _guarded(step: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    size = path.stat().st_size
+    if not shm.is_dir() or shutil.disk_usage(shm).free < 2 * size + GIB:
+        return {"error": "no room on /dev/shm"}
+    print(f"  {size_label(size)}: Sealdrop with its instance on tmpfs ...", flush=True)
+    folder = Path(tempfile.mkdtemp(prefix="sealdrop-bench-", dir=shm))
     try:
-        return step()
-    except Exception as exc:  # a diagnostic never fails the run
+        instance = make_instance(folder / "upload-tmpfs", log_dir)
+        with SealdropTarget(instance, size) as on_tmpfs:
+            return on_tmpfs.upload(path, "", verify=False)
+    except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def print_profile(profile: dict[str, Any]) -> None:
-    upload = profile["upload"]
-    summary = profile["profile"]
-    print(
-        f"  profiled upload: {upload['mbps']} MB/s, server CPU "
-        f"{upload['server_cpu_seconds_per_gib']} s per GiB ({upload['server_cpu_percent']}% of "
-        f"one core); py-spy busy samples by thread:"
-    )
-    for name, pct in summary.get("threads_percent", [])[:4]:
-        print(f"    {pct:5.1f}%  {name}")
-    print("  functions with the most busy samples on top of the stack (self):")
-    for name, pct in summary.get("self_percent", [])[:12]:
-        print(f"    {pct:5.1f}%  {name}")
-    print("  each stage alone, CPU seconds per GiB:")
-    for name, seconds in profile["stages_cpu_seconds_per_gib"].items():
-        print(f"    {seconds:6.3f}  {name}")
-    print(f"  collapsed stacks: {profile['raw_stacks']}")
+async def _new_source(url: str) -> Session:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        return await new_source(client)
 
 
 def _print_row(row: dict[str, Any]) -> None:
-    parts = [f"  {row['label']}:"]
+    parts: list[str] = []
     if "disk" in row:
         parts.append(f"disk {row['disk']['mbps']} MB/s")
     s = row["sealdrop"]
@@ -878,6 +542,6 @@ def _print_row(row: dict[str, Any]) -> None:
             if "refused" not in o
             else f"OnionShare refused ({o['status']})"
         )
-    for name, d in row.get("diagnostics", {}).items():
-        parts.append(f"{name} {d.get('mbps', d.get('error'))} MB/s")
-    print(", ".join(parts), flush=True)
+    if "tmpfs" in row:
+        parts.append(f"on tmpfs {row['tmpfs'].get('mbps', row['tmpfs'].get('error'))} MB/s")
+    print(f"  {row['label']}: " + ", ".join(parts), flush=True)
