@@ -155,10 +155,13 @@ def command_problems(document: str, text: str) -> list[str]:
 # -- environment variables ---------------------------------------------------------------------
 
 
+ENVIRON_LOOKUP = re.compile(r"os\.environ(?:\.get\(|\[)\s*\"(SEALDROP_[A-Z0-9_]+)\"")
+
+
 def known_variables() -> set[str]:
     """The SEALDROP_* names the code reads: each setting's, from the declaration that loading
-    uses (test_config checks that each one takes effect), and each environment variable a
-    command-line option takes its value from (the reader's)."""
+    uses (test_config checks that each one takes effect), each environment variable a
+    command-line option takes its value from, and each one the code looks up itself."""
     names = {declared.env_name for declared in SETTINGS.values()}
 
     def walk(command: Any) -> None:
@@ -170,6 +173,9 @@ def known_variables() -> set[str]:
                 walk(sub)
 
     walk(typer.main.get_command(app))
+    # And each name the code itself looks up in os.environ (the reader's data folder).
+    for module in (REPO_ROOT / "src" / "sealdrop").rglob("*.py"):
+        names.update(ENVIRON_LOOKUP.findall(module.read_text(encoding="utf-8")))
     return names
 
 
@@ -177,7 +183,7 @@ def variable_problems(document: str, text: str, known: set[str]) -> list[str]:
     """SEALDROP_* names in ``text`` that the code does not read. `SEALDROP_<SECTION>_<KEY>` is the
     documented pattern and is skipped; `SEALDROP_READER_*` must be the prefix of a known name;
     a name an example program in the same text reads itself (os.environ) is that program's."""
-    own = set(re.findall(r"os\.environ(?:\.get\(|\[)\s*\"(SEALDROP_[A-Z0-9_]+)\"", text))
+    own = set(ENVIRON_LOOKUP.findall(text))
     problems = []
     for number, line in enumerate(text.splitlines(), start=1):
         for name, tail in re.findall(r"\b(SEALDROP_[A-Z0-9_]*)([*<]?)", line):
