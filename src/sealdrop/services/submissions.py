@@ -39,6 +39,7 @@ from sealdrop.errors import (
     UploadTooLarge,
 )
 from sealdrop.ids import BlobKey, SourceId
+from sealdrop.services import age_child
 from sealdrop.services.clock import Clock, Granularity, arrival_day
 from sealdrop.services.instance_settings import InstanceSettings, RuntimeSettings
 from sealdrop.services.upload_quota import QuotaReservation, UploadQuota
@@ -231,7 +232,7 @@ class SubmissionIntake:
         staged = self._blobs.stage()
         try:
             if in_child and self._age_binary is not None:
-                envelope.encrypt_in_child(self._age_binary, reader, staged, self._recipients)
+                age_child.encrypt_in_child(self._age_binary, reader, staged, self._recipients)
             else:
                 envelope.encrypt(reader, staged, self._recipients)
             # Written: fsync it and let go of its descriptor now (see the module docstring).
