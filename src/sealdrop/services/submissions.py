@@ -42,12 +42,12 @@ from sealdrop.ids import BlobKey, SourceId
 from sealdrop.services import age_child
 from sealdrop.services.clock import Clock, Granularity, arrival_day
 from sealdrop.services.instance_settings import InstanceSettings, RuntimeSettings
+from sealdrop.services.recipients import encryption_keys
 from sealdrop.services.upload_quota import QuotaReservation, UploadQuota
 from sealdrop.storage.interfaces import (
     BlobStore,
     Database,
     NewSubmission,
-    Repositories,
     StagedBlob,
     SubmissionKind,
 )
@@ -310,7 +310,7 @@ class SubmissionService:
         with self._db.transaction(read_only=True) as repos:
             records = repos.submissions.for_source(source_id)
             runtime = self._runtime.current_in(repos)
-            has_recipients = self._has_recipients(repos)
+            has_recipients = bool(encryption_keys(repos))
         counts: dict[dt.date | None, int] = {}
         for record in records:
             counts[record.arrival_day] = counts.get(record.arrival_day, 0) + 1
@@ -321,27 +321,16 @@ class SubmissionService:
         )
 
     def recipient_keys(self) -> list[str]:
-        """Who submissions (and so replies) are encrypted to: organisation recipients and every
-        active journalist's device keys, without duplicates."""
+        """Who submissions (and so replies) are encrypted to (``recipients.encryption_keys``)."""
         with self._db.transaction(read_only=True) as repos:
-            return self._recipient_keys(repos)
-
-    @staticmethod
-    def _recipient_keys(repos: Repositories) -> list[str]:
-        keys = [r.public_key for r in repos.recipients.list()]
-        keys += repos.user_recipients.active_public_keys()
-        return list(dict.fromkeys(keys))
-
-    @staticmethod
-    def _has_recipients(repos: Repositories) -> bool:
-        return bool(repos.recipients.list()) or bool(repos.user_recipients.active_public_keys())
+            return encryption_keys(repos)
 
     def accepting(self) -> bool:
         """Whether submissions are switched on and there is anyone to encrypt them to."""
         with self._db.transaction(read_only=True) as repos:
             if not self._runtime.current_in(repos).accepting_submissions:
                 return False
-            return self._has_recipients(repos)
+            return bool(encryption_keys(repos))
 
     def intake(self, source_id: SourceId, declared_bytes: int | None = None) -> SubmissionIntake:
         """Begin receiving a submission of ``declared_bytes`` of body (None: not known before it
@@ -356,7 +345,7 @@ class SubmissionService:
                 # The source was deleted while its session lived on.
                 raise SessionRequired()
             runtime = self._runtime.current_in(repos)
-            keys = self._recipient_keys(repos)
+            keys = encryption_keys(repos)
         if not keys or not runtime.accepting_submissions:
             raise NotAcceptingSubmissions("no recipients configured, or intake switched off")
         # Organisation keys and every active journalist's reader keys (invariant 2).
