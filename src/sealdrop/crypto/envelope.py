@@ -4,16 +4,13 @@ Every stored ciphertext is a plain age file, so the stock ``age`` binary with a 
 identity can always open it (invariant 5). Encryption streams: pyrage reads the source 8 KiB at a
 time and writes 64 KiB chunks, so no more than a chunk of plaintext is ever in memory, whatever the
 size of the upload (invariant 1).
+
+Nothing here starts a process or a thread (crypto is pure): encrypting a large file with the
+stock ``age`` program in a child process is ``services/age_child.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-import shutil
-import subprocess
-import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -30,7 +27,6 @@ __all__ = [
     "decrypt_bytes",
     "encrypt",
     "encrypt_bytes",
-    "encrypt_in_child",
     "looks_like_age",
 ]
 
@@ -127,84 +123,6 @@ def encrypt(src: Readable, dst: Writable, recipients: Sequence[Recipient]) -> No
         raise CryptoError(f"age encryption failed: {failure}") from None
     if failure is not None:
         raise failure
-
-
-# Reads from the source and writes to the child in pieces of this size.
-_PIPE_CHUNK = 256 * 1024
-_PIPE_SIZE = 1024 * 1024
-
-
-def age_binary() -> str | None:
-    """The stock ``age`` program, if installed (Debian package ``age``)."""
-    return shutil.which("age")
-
-
-def encrypt_in_child(
-    binary: str, src: Readable, dst: Writable, recipients: Sequence[Recipient]
-) -> None:
-    """``encrypt``, with the encryption done by the stock ``age`` program in a child process.
-
-    pyrage holds Python's GIL for the whole stream, so encrypting a large upload in-process
-    takes turns with receiving it, and the server uses one core. Here the child encrypts on
-    another core while this process only moves bytes (the pipe writes, reads, SHA-256 and file
-    writes release the GIL). The plaintext goes only through a pipe, never to disk; the child's
-    command line holds public keys only; its environment is empty. Same contract as
-    ``encrypt``: an exception from ``src.read`` or ``dst.write`` propagates as itself, and on any
-    exception ``dst`` holds an incomplete file for the caller to discard.
-    """
-    targets = _require_recipients(recipients)
-    command = [binary, "--encrypt"]
-    for recipient in targets:
-        command += ["--recipient", str(recipient)]
-    child = subprocess.Popen(
-        command,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={},
-        close_fds=True,
-    )
-    assert child.stdin is not None
-    assert child.stdout is not None
-    assert child.stderr is not None
-    # Larger pipes than the 64 KiB default: fewer wake-ups on both sides of each pipe.
-    for stream in (child.stdin, child.stdout):
-        with contextlib.suppress(OSError, AttributeError):
-            fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-    failures: list[BaseException] = []
-    stdout_fd = child.stdout.fileno()
-
-    def copy_out() -> None:
-        try:
-            while chunk := os.read(stdout_fd, _PIPE_CHUNK):
-                dst.write(chunk)
-        except BaseException as exc:  # a full disk, say: stop the child, keep the error
-            failures.append(exc)
-            child.kill()
-
-    reader = threading.Thread(target=copy_out, name="age-output", daemon=True)
-    reader.start()
-    try:
-        try:
-            while data := src.read(_PIPE_CHUNK):
-                child.stdin.write(data)
-            child.stdin.close()
-        except BrokenPipeError:
-            pass  # the child died: its status (or the reader's error) says why, below
-        except BaseException:
-            child.kill()
-            raise
-        finally:
-            reader.join()
-            status = child.wait()
-    finally:
-        for stream in (child.stdin, child.stdout, child.stderr):
-            with contextlib.suppress(OSError):
-                stream.close()
-    if failures:
-        raise failures[0]
-    if status != 0:
-        raise CryptoError(f"age encryption failed (age exited with status {status})")
 
 
 def decrypt(src: Readable, dst: Writable, identities: Sequence[Identity]) -> None:

@@ -28,7 +28,7 @@ __all__ = [
     "AccountService",
     "Enrolment",
     "NewAccount",
-    "UserRecord",
+    "UserView",
     "normalise_username",
     "username_or_none",
 ]
@@ -38,8 +38,24 @@ MIN_PASSPHRASE_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
+class UserView:
+    """An account as the API and the CLI show it. Not the stored ``UserRecord``: that carries the
+    passphrase hash, the TOTP secret and the lock-out state, which nothing outside services has
+    a use for, so a route or a log line can never show them by accident."""
+
+    id: UserId
+    username: str
+    role: Role
+    disabled: bool
+
+    @classmethod
+    def of(cls, record: UserRecord) -> UserView:
+        return cls(record.id, record.username, record.role, record.disabled)
+
+
+@dataclass(frozen=True, slots=True)
 class NewAccount:
-    user: UserRecord
+    user: UserView
     passphrase: str  # shown once to whoever creates the account, never stored
     totp_secret: str
     totp_uri: str  # otpauth:// URI for authenticator apps (also shown as a QR code)
@@ -105,30 +121,30 @@ class AccountService:
             user = repos.users.add(name, hashed, secret, role)
             self._audit.record(repos, actor, f"user.create.{role}", None)
         uri = passwords.provisioning_uri(secret, name, self._issuer)
-        return NewAccount(user, phrase, secret, uri)
+        return NewAccount(UserView.of(user), phrase, secret, uri)
 
-    def list(self) -> Sequence[UserRecord]:
+    def list(self) -> list[UserView]:
         with self._db.transaction() as repos:
-            return repos.users.list()
+            return [UserView.of(user) for user in repos.users.list()]
 
-    def get(self, user_id: UserId) -> UserRecord:
+    def get(self, user_id: UserId) -> UserView:
         if not is_id(user_id):
             raise NotFound("no such user")
         with self._db.transaction() as repos:
             user = repos.users.get(user_id)
         if user is None:
             raise NotFound("no such user")
-        return user
+        return UserView.of(user)
 
-    def by_username(self, username: str) -> UserRecord:
+    def by_username(self, username: str) -> UserView:
         name = normalise_username(username)
         with self._db.transaction() as repos:
             user = repos.users.by_username(name)
         if user is None:
             raise NotFound("no such user")
-        return user
+        return UserView.of(user)
 
-    def set_disabled(self, user_id: UserId, disabled: bool, actor: str) -> UserRecord:
+    def set_disabled(self, user_id: UserId, disabled: bool, actor: str) -> UserView:
         """Disable (or enable) an account; disabling also revokes its tokens at once. The last
         enabled admin cannot be disabled, so the instance can always be administered."""
         if not is_id(user_id):
@@ -147,7 +163,7 @@ class AccountService:
             self._audit.record(repos, actor, "user.disable" if disabled else "user.enable", None)
             updated = repos.users.get(user_id)
         assert updated is not None
-        return updated
+        return UserView.of(updated)
 
     def reset_totp(self, user_id: UserId, actor: str) -> Enrolment:
         """A new TOTP secret (the old authenticator stops working); tokens are revoked."""

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 from sealdrop.crypto import passwords
 from sealdrop.errors import AuthenticationFailed
-from sealdrop.services.accounts import username_or_none
+from sealdrop.services.accounts import UserView, username_or_none
 from sealdrop.services.audit import AuditTrail
 from sealdrop.services.clock import Clock
 from sealdrop.services.throttle import LoginThrottle
-from sealdrop.storage.interfaces import Database, TokenRecord, UserRecord
+from sealdrop.storage.interfaces import Database, TokenRecord
 
 TOKEN_LIFETIME_SECONDS = 8 * 3600
 FREE_FAILURES = 3
@@ -40,9 +40,9 @@ class IssuedToken:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller of an API request."""
+    """The authenticated caller of an API request (its account as a view: no secrets)."""
 
-    user: UserRecord
+    user: UserView
     token_hash: bytes
 
     @property
@@ -134,7 +134,7 @@ class AuthService:
             raise AuthenticationFailed("token expired")
         if user is None or user.disabled:
             raise AuthenticationFailed("invalid token")
-        return Principal(user, token_hash)
+        return Principal(UserView.of(user), token_hash)
 
     def logout(self, principal: Principal) -> None:
         with self._db.transaction() as repos:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sealdrop.config import Settings
-from sealdrop.crypto import envelope
+from sealdrop.services import age_child
 from sealdrop.services.accounts import AccountService
 from sealdrop.services.audit import AuditTrail
 from sealdrop.services.auth import AuthService
@@ -91,7 +91,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         ),
         sessions=sessions,
         submissions=SubmissionService(
-            database, blobs, clock, granularity, runtime, envelope.age_binary(), upload_quota
+            database, blobs, clock, granularity, runtime, age_child.age_binary(), upload_quota
         ),
         replies=replies,
         recipients=RecipientService(database, audit),

@@ -13,9 +13,24 @@ from sealdrop.errors import Conflict, NotFound
 from sealdrop.ids import RecipientId, is_id
 from sealdrop.services.accounts import printable_label
 from sealdrop.services.audit import AuditTrail
-from sealdrop.storage.interfaces import Database, RecipientRecord
+from sealdrop.storage.interfaces import Database, RecipientRecord, Repositories
 
 MAX_NAME_CHARS = 200
+
+
+def encryption_keys(repos: Repositories) -> list[str]:
+    """Who a new submission is encrypted to, read in the caller's transaction: every
+    organisation recipient and every reader device key of every enabled account, each once
+    (invariant 2: public keys only). Empty: nobody, and intake is refused.
+
+    The one definition: the intake encrypts to these, ``accepting`` and the conversation page
+    ask whether there are any, the API's ``GET /keys`` hands them to readers for replies, and
+    ``sealdrop status`` shows them; a second copy of the rule could let the page offer a form
+    the intake then refuses, or a reply leave out a journalist who receives submissions.
+    """
+    keys = [r.public_key for r in repos.recipients.list()]
+    keys += repos.user_recipients.active_public_keys()
+    return list(dict.fromkeys(keys))
 
 
 class RecipientService:

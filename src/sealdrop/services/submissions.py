@@ -39,14 +39,15 @@ from sealdrop.errors import (
     UploadTooLarge,
 )
 from sealdrop.ids import BlobKey, SourceId
+from sealdrop.services import age_child
 from sealdrop.services.clock import Clock, Granularity, arrival_day
 from sealdrop.services.instance_settings import InstanceSettings, RuntimeSettings
+from sealdrop.services.recipients import encryption_keys
 from sealdrop.services.upload_quota import QuotaReservation, UploadQuota
 from sealdrop.storage.interfaces import (
     BlobStore,
     Database,
     NewSubmission,
-    Repositories,
     StagedBlob,
     SubmissionKind,
 )
@@ -119,39 +120,43 @@ class _CountingReader:
         return chunk
 
 
+@dataclass(frozen=True, slots=True)
+class IntakeContext:
+    """What every submission of one instance is received into, built once by
+    ``SubmissionService``: each intake holds this and only its own submission's state."""
+
+    database: Database
+    blobs: BlobStore
+    clock: Clock
+    granularity: Granularity
+    # The stock age program that encrypts files in a child process, or None: pyrage in-process.
+    age_binary: str | None
+
+
 class SubmissionIntake:
-    """One submission being received. Use as a context manager: leaving it without ``commit``
+    """One submission being received, begun by ``SubmissionService.intake`` (which has checked
+    the recipients and set the limits). Use as a context manager: leaving it without ``commit``
     discards everything staged."""
 
     def __init__(
         self,
-        database: Database,
-        blobs: BlobStore,
-        clock: Clock,
-        granularity: Granularity,
+        context: IntakeContext,
         source_id: SourceId,
         recipients: Sequence[Recipient],
-        max_message_chars: int,
-        max_upload_bytes: int,
-        files_enabled: bool = True,
-        age_binary: str | None = None,
+        runtime: RuntimeSettings,
         reservation: QuotaReservation | None = None,
     ) -> None:
-        self._db = database
-        # How many bytes of body this submission may have: the instance's upload limit, or what
-        # is left of the source's daily quota if that is less. The caller stops reading there
-        # (the body is read outside services) and refuses with ``too_large()``.
-        self.max_upload_bytes = max_upload_bytes
-        self._reservation = reservation
-        self.limit = max_upload_bytes if reservation is None else reservation.granted
-        self._blobs = blobs
-        self._clock = clock
-        self._granularity = granularity
+        self._context = context
         self._source_id = source_id
         self._recipients = list(recipients)
-        self._age_binary = age_binary
-        self._max_message_chars = max_message_chars
-        self._files_enabled = files_enabled
+        # The limits as they were when the submission began: an admin's change applies to the
+        # next one.
+        self._runtime = runtime
+        self._reservation = reservation
+        # How many bytes of body this submission may have: the instance's upload limit, or what
+        # the source's daily quota set aside for it if that is less. The body is read outside
+        # services (by web), which stops reading there and refuses with ``too_large()``.
+        self.limit = runtime.max_upload_bytes if reservation is None else reservation.granted
         self._pending: list[_Pending] = []
         self._items = 0  # parts taken so far, blank messages included
         self._has_message = False
@@ -172,8 +177,9 @@ class SubmissionIntake:
 
     def too_large(self) -> Exception:
         """The refusal for a body beyond ``limit``: the upload limit, or the daily quota."""
-        if self._reservation is None or self.limit >= self.max_upload_bytes:
-            return UploadTooLarge(self.max_upload_bytes)
+        maximum = self._runtime.max_upload_bytes
+        if self._reservation is None or self.limit >= maximum:
+            return UploadTooLarge(maximum)
         return self._reservation.exceeded()
 
     def _take_item(self) -> None:
@@ -191,7 +197,7 @@ class SubmissionIntake:
             raise DuplicateMessage("more than one message")
         self._take_item()
         self._has_message = True
-        reader = _MessageReader(stream, self._max_message_chars)
+        reader = _MessageReader(stream, self._runtime.max_message_chars)
         counted = _CountingReader(reader)
         staged = self._encrypt_into_stage(counted)
         if not reader.has_text:
@@ -206,7 +212,7 @@ class SubmissionIntake:
         The file name is data, never a path: it is not used on this server for anything but being
         sealed into the metadata ciphertext.
         """
-        if not self._files_enabled:
+        if not self._runtime.files_enabled:
             raise FilesNotAccepted("this instance accepts messages only")
         self._take_item()
         reader = _CountingReader(stream)
@@ -228,10 +234,11 @@ class SubmissionIntake:
         encrypted by the stock age program in a child process when it is installed: in-process
         encryption holds the GIL and caps an upload at one core. Messages are small; a child
         process would cost more than it saves."""
-        staged = self._blobs.stage()
+        staged = self._context.blobs.stage()
+        age_binary = self._context.age_binary
         try:
-            if in_child and self._age_binary is not None:
-                envelope.encrypt_in_child(self._age_binary, reader, staged, self._recipients)
+            if in_child and age_binary is not None:
+                age_child.encrypt_in_child(age_binary, reader, staged, self._recipients)
             else:
                 envelope.encrypt(reader, staged, self._recipients)
             # Written: fsync it and let go of its descriptor now (see the module docstring).
@@ -251,8 +258,8 @@ class SubmissionIntake:
                 digest = pending.staged.sha256
                 key, size = pending.staged.commit()
                 durable.append((pending, key, size, digest))
-            day = arrival_day(self._clock, self._granularity)
-            with self._db.transaction() as repos:
+            day = arrival_day(self._context.clock, self._context.granularity)
+            with self._context.database.transaction() as repos:
                 first = repos.sources.reserve_sequence(self._source_id, len(durable))
                 # From now on the source is kept: forget when it began (see pending_since).
                 repos.sources.mark_active(self._source_id)
@@ -266,7 +273,7 @@ class SubmissionIntake:
             # The rows were not written: the durable blobs are orphans; remove them now rather
             # than wait for the sweep at the next start.
             for _, key, _, _ in durable:
-                self._blobs.delete(key)
+                self._context.blobs.delete(key)
             raise
         self._done = True
         if self._reservation is not None:
@@ -294,22 +301,18 @@ class SubmissionService:
         age_binary: str | None = None,
         quota: UploadQuota | None = None,
     ) -> None:
-        self._db = database
-        self._blobs = blobs
-        self._clock = clock
-        self._granularity = granularity
+        self._context = IntakeContext(database, blobs, clock, granularity, age_binary)
         self._runtime = runtime
-        self._age_binary = age_binary
         self._quota = quota
 
     def overview(self, source_id: SourceId) -> SourceOverview:
         """What the conversation page shows of the source's own side, read in one transaction:
         how many items arrived on which day, whether a new submission would be taken, and the
         limits the form states."""
-        with self._db.transaction(read_only=True) as repos:
+        with self._context.database.transaction(read_only=True) as repos:
             records = repos.submissions.for_source(source_id)
             runtime = self._runtime.current_in(repos)
-            has_recipients = self._has_recipients(repos)
+            has_recipients = bool(encryption_keys(repos))
         counts: dict[dt.date | None, int] = {}
         for record in records:
             counts[record.arrival_day] = counts.get(record.arrival_day, 0) + 1
@@ -320,27 +323,16 @@ class SubmissionService:
         )
 
     def recipient_keys(self) -> list[str]:
-        """Who submissions (and so replies) are encrypted to: organisation recipients and every
-        active journalist's device keys, without duplicates."""
-        with self._db.transaction(read_only=True) as repos:
-            return self._recipient_keys(repos)
-
-    @staticmethod
-    def _recipient_keys(repos: Repositories) -> list[str]:
-        keys = [r.public_key for r in repos.recipients.list()]
-        keys += repos.user_recipients.active_public_keys()
-        return list(dict.fromkeys(keys))
-
-    @staticmethod
-    def _has_recipients(repos: Repositories) -> bool:
-        return bool(repos.recipients.list()) or bool(repos.user_recipients.active_public_keys())
+        """Who submissions (and so replies) are encrypted to (``recipients.encryption_keys``)."""
+        with self._context.database.transaction(read_only=True) as repos:
+            return encryption_keys(repos)
 
     def accepting(self) -> bool:
         """Whether submissions are switched on and there is anyone to encrypt them to."""
-        with self._db.transaction(read_only=True) as repos:
+        with self._context.database.transaction(read_only=True) as repos:
             if not self._runtime.current_in(repos).accepting_submissions:
                 return False
-            return self._has_recipients(repos)
+            return bool(encryption_keys(repos))
 
     def intake(self, source_id: SourceId, declared_bytes: int | None = None) -> SubmissionIntake:
         """Begin receiving a submission of ``declared_bytes`` of body (None: not known before it
@@ -350,12 +342,12 @@ class SubmissionService:
         byte of the body is read. The intake's ``limit`` bounds the body that follows."""
         # One read-only transaction: no write lock is taken before the body is read (the rows
         # are written by ``commit``, once everything is encrypted and durable).
-        with self._db.transaction(read_only=True) as repos:
+        with self._context.database.transaction(read_only=True) as repos:
             if repos.sources.get(source_id) is None:
                 # The source was deleted while its session lived on.
                 raise SessionRequired()
             runtime = self._runtime.current_in(repos)
-            keys = self._recipient_keys(repos)
+            keys = encryption_keys(repos)
         if not keys or not runtime.accepting_submissions:
             raise NotAcceptingSubmissions("no recipients configured, or intake switched off")
         # Organisation keys and every active journalist's reader keys (invariant 2).
@@ -372,23 +364,11 @@ class SubmissionService:
             if declared_bytes is not None and reservation.granted < declared_bytes:
                 reservation.release()
                 raise reservation.exceeded()
-        return SubmissionIntake(
-            self._db,
-            self._blobs,
-            self._clock,
-            self._granularity,
-            source_id,
-            recipients,
-            runtime.max_message_chars,
-            runtime.max_upload_bytes,
-            runtime.files_enabled,
-            self._age_binary,
-            reservation,
-        )
+        return SubmissionIntake(self._context, source_id, recipients, runtime, reservation)
 
     def listing(self) -> list[StoredItem]:
         """Every stored item, for operators: ids, sizes and places, never content."""
-        with self._db.transaction() as repos:
+        with self._context.database.transaction() as repos:
             records = list(repos.submissions.all())
             pseudonyms = {}
             for source_id in {r.source_id for r in records}:
@@ -403,7 +383,7 @@ class SubmissionService:
                 arrival_day=r.arrival_day.isoformat() if r.arrival_day else None,
                 size=r.size,
                 seq=r.seq,
-                path=str(path) if (path := self._blobs.local_path(r.blob_key)) else None,
+                path=str(path) if (path := self._context.blobs.local_path(r.blob_key)) else None,
             )
             for r in records
         ]
@@ -415,12 +395,12 @@ class SubmissionService:
         instance lock, so no other process is receiving into the same store).
         Returns (staged files removed, orphan blobs removed).
         """
-        staged = self._blobs.clean_staging()
-        with self._db.transaction() as repos:
+        staged = self._context.blobs.clean_staging()
+        with self._context.database.transaction() as repos:
             referenced = repos.submissions.blob_keys() | repos.replies.blob_keys()
-        orphans = set(self._blobs.keys()) - referenced
+        orphans = set(self._context.blobs.keys()) - referenced
         for key in orphans:
-            self._blobs.delete(key)
+            self._context.blobs.delete(key)
         return staged, len(orphans)
 
 

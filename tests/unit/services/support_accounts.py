@@ -15,7 +15,7 @@ from sealdrop.services.auth import IssuedToken
 from sealdrop.services.container import Services, build_services
 from sealdrop.services.instance import init_instance
 from sealdrop.storage.database import SqlDatabase
-from sealdrop.storage.interfaces import Role
+from sealdrop.storage.interfaces import Role, UserRecord
 from sealdrop.testing import FakeClock
 
 # A moment on a 30-second TOTP step boundary, so that offsets of +-29 s stay in one step.
@@ -59,6 +59,13 @@ class AccountsEnv:
             params["user_id"] = user_id
         with self.db.engine.connect() as conn:
             return int(conn.execute(text(query), params).scalar_one())
+
+    def stored(self, user_id: UserId) -> UserRecord:
+        """The account as stored, secrets and lock-out state included (services show a view)."""
+        with self.db.transaction() as repos:
+            record = repos.users.get(user_id)
+        assert record is not None
+        return record
 
     def lock(self, user_id: UserId, until: int) -> None:
         """Put an account in the locked state directly, as the back-off would."""

@@ -3,6 +3,7 @@ disabling (and the last admin), TOTP reset, and the age keys of journalists' rea
 
 from __future__ import annotations
 
+import dataclasses
 from importlib import resources
 
 import pytest
@@ -102,7 +103,7 @@ def test_generated_passphrase_is_7_eff_words(accounts_env: AccountsEnv) -> None:
 def test_passphrase_hash_is_argon2id(accounts_env: AccountsEnv) -> None:
     """The stored hash is an Argon2id PHC string, and it does not contain the passphrase."""
     account = accounts_env.account()
-    stored = accounts_env.services.accounts.get(account.user.id).passphrase_hash
+    stored = accounts_env.stored(account.user.id).passphrase_hash
     assert stored.startswith("$argon2id$")
     assert account.passphrase not in stored
     assert account.passphrase.encode() not in accounts_env.stored_bytes()
@@ -197,7 +198,7 @@ def test_reset_totp_changes_the_secret_and_revokes_tokens(accounts_env: Accounts
     issued = env.login(alice)
     enrolment = env.services.accounts.reset_totp(alice.user.id, actor="root")
     assert enrolment.totp_secret != alice.totp_secret
-    assert env.services.accounts.get(alice.user.id).totp_secret == enrolment.totp_secret
+    assert env.stored(alice.user.id).totp_secret == enrolment.totp_secret
     assert f"secret={enrolment.totp_secret}" in enrolment.totp_uri
     with pytest.raises(AuthenticationFailed):
         env.services.auth.authenticate(issued.token)
@@ -279,3 +280,30 @@ def test_a_malformed_device_key_is_refused(accounts_env: AccountsEnv, key: str) 
     with pytest.raises(InvalidKeyError):
         accounts_env.services.accounts.add_recipient(alice.user.id, key, "bad")
     assert list(accounts_env.services.accounts.recipients(alice.user.id)) == []
+
+
+# -- what leaves services --------------------------------------------------------------------
+
+
+def test_accounts_handed_out_carry_no_secret(accounts_env: AccountsEnv) -> None:
+    """Every account services hand to the API and the CLI (create, list, get, by_username,
+    set_disabled, the authenticated caller) holds id, username, role and disabled only: never the
+    passphrase hash, the TOTP secret or the lock-out state."""
+    env = accounts_env
+    admin = env.account("root", "admin")
+    alice = env.account("alice")
+    accounts = env.services.accounts
+    caller = env.services.auth.authenticate(env.login(alice).token)
+    handed_out = [
+        admin.user,
+        *accounts.list(),
+        accounts.get(alice.user.id),
+        accounts.by_username("alice"),
+        accounts.set_disabled(alice.user.id, True, actor="root"),
+        caller.user,
+    ]
+    stored = env.stored(alice.user.id)
+    for user in handed_out:
+        assert [f.name for f in dataclasses.fields(user)] == ["id", "username", "role", "disabled"]
+        assert stored.passphrase_hash not in repr(user)
+        assert alice.totp_secret not in repr(user)

@@ -152,7 +152,7 @@ def test_a_locked_account_refuses_right_credentials_until_the_lock_ends(
     env.clock.advance(1)
     assert int(env.clock.now()) == until
     env.services.auth.authenticate(env.login(account).token)
-    user = env.services.accounts.get(account.user.id)
+    user = env.stored(account.user.id)
     assert (user.failed_logins, user.locked_until) == (0, None)
 
 
@@ -171,21 +171,21 @@ def test_failed_logins_lock_the_account_for_growing_times(accounts_env: Accounts
 
     for n in range(1, FREE_FAILURES + 1):
         fail()
-        user = env.services.accounts.get(account.user.id)
+        user = env.stored(account.user.id)
         assert (user.failed_logins, user.locked_until) == (n, None)
     fail()
-    user = env.services.accounts.get(account.user.id)
+    user = env.stored(account.user.id)
     assert user.failed_logins == FREE_FAILURES + 1
     assert user.locked_until == int(env.clock.now()) + BASE_LOCK_SECONDS
     with pytest.raises(AuthenticationFailed):
         env.login(account)
     env.clock.advance(BASE_LOCK_SECONDS)
     fail()
-    user = env.services.accounts.get(account.user.id)
+    user = env.stored(account.user.id)
     assert user.locked_until == int(env.clock.now()) + 2 * BASE_LOCK_SECONDS
     env.clock.advance(2 * BASE_LOCK_SECONDS)
     env.services.auth.authenticate(env.login(account).token)
-    user = env.services.accounts.get(account.user.id)
+    user = env.stored(account.user.id)
     assert (user.failed_logins, user.locked_until) == (0, None)
 
 

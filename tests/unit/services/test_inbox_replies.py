@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sealdrop.crypto import envelope
 from sealdrop.crypto.keys import generate_identity, recipient_of
 from sealdrop.errors import NotFound
+from sealdrop.services.accounts import UserView
 from sealdrop.services.audit import AuditTrail
 from sealdrop.services.auth import Principal
 from sealdrop.services.inbox import Inbox
@@ -47,7 +48,7 @@ def setup(
         source = repos.sources.add(b"l" * 32, "age1placeholder", None, "calm lynx", None)
     ciphertext = envelope.encrypt_bytes(b"reply", [recipient_of(generate_identity())])
     inbox = Inbox(database, blobs, replies, audit)
-    return inbox, blobs, Principal(user, b"token-hash"), source, ciphertext
+    return inbox, blobs, Principal(UserView.of(user), b"token-hash"), source, ciphertext
 
 
 def test_a_failing_audit_entry_leaves_no_reply_no_seen_mark_and_no_blob(

@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sealdrop.errors import AuthenticationFailed, PermissionDenied
 from sealdrop.ids import UserId
-from sealdrop.services.accounts import UserRecord
+from sealdrop.services.accounts import UserView
 from sealdrop.services.auth import Principal
 from sealdrop.services.container import Services
 from sealdrop.services.inbox import Download, ItemView, SourceView
@@ -284,7 +284,7 @@ def _uid(user_id: str) -> UserId:
     return UserId(user_id)
 
 
-def _user(user: UserRecord) -> schemas.User:
+def _user(user: UserView) -> schemas.User:
     return schemas.User(id=user.id, username=user.username, role=user.role, disabled=user.disabled)
 
 

@@ -1,6 +1,6 @@
-"""Encryption by the stock age program in a child process (large uploads): the same contract as
-the in-process ``envelope.encrypt``: a valid age file, errors of the caller's streams raised as
-themselves, and a failed child reported as a crypto error."""
+"""Encryption by the stock age program in a child process (large uploads, services/age_child.py):
+the same contract as the in-process ``envelope.encrypt``: a valid age file, errors of the caller's
+streams raised as themselves, and a failed child reported as a crypto error."""
 
 from __future__ import annotations
 
@@ -13,6 +13,16 @@ import pytest
 
 from sealdrop.crypto import envelope, keys
 from sealdrop.errors import CryptoError, StorageFull, UploadTooLarge
+from sealdrop.services import age_child
+
+
+@pytest.fixture(scope="module")
+def age_bin() -> str:
+    """The stock `age` program, found the way the server finds it."""
+    path = age_child.age_binary()
+    if path is None:
+        pytest.skip("the Debian `age` binary is not installed")
+    return path
 
 
 class FailingReader(io.RawIOBase):
@@ -49,7 +59,7 @@ def test_round_trip_to_every_recipient(age_bin: str, size: int) -> None:
     first, second = keys.generate_identity(), keys.generate_identity()
     plaintext = os.urandom(size)
     out = io.BytesIO()
-    envelope.encrypt_in_child(
+    age_child.encrypt_in_child(
         age_bin,
         io.BytesIO(plaintext),
         out,
@@ -65,7 +75,7 @@ def test_an_error_of_the_source_is_raised_as_itself(age_bin: str) -> None:
     and the child is stopped."""
     error = UploadTooLarge(1000)
     with pytest.raises(UploadTooLarge) as raised:
-        envelope.encrypt_in_child(
+        age_child.encrypt_in_child(
             age_bin,
             FailingReader(2 * 1024 * 1024, error),
             io.BytesIO(),
@@ -78,7 +88,7 @@ def test_an_error_of_the_destination_is_raised_as_itself(age_bin: str) -> None:
     """A full disk while writing the ciphertext reaches the caller as StorageFull."""
     error = StorageFull("no space")
     with pytest.raises(StorageFull) as raised:
-        envelope.encrypt_in_child(
+        age_child.encrypt_in_child(
             age_bin,
             io.BytesIO(os.urandom(4 * 1024 * 1024)),
             FailingWriter(100_000, error),
@@ -92,9 +102,16 @@ def test_a_child_that_fails_is_a_crypto_error() -> None:
     false = shutil.which("false")
     assert false is not None
     with pytest.raises(CryptoError, match="status"):
-        envelope.encrypt_in_child(
+        age_child.encrypt_in_child(
             false,
             io.BytesIO(b"secret" * 100_000),
             io.BytesIO(),
             [keys.recipient_of(keys.generate_identity())],
         )
+
+
+def test_no_recipient_is_refused_before_the_child_starts() -> None:
+    """Encrypting to nobody (data nobody could open) is refused before a byte is read."""
+    source = FailingReader(0, AssertionError("read"))
+    with pytest.raises(ValueError, match="recipient"):
+        age_child.encrypt_in_child("/nonexistent/age", source, io.BytesIO(), [])
