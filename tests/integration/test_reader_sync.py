@@ -30,14 +30,8 @@ from support_api import (
 )
 from support_http import JournalistKey, Source, run_cli
 
-from sealdrop.reader.client import (
-    ApiClient,
-    DownloadResult,
-    Progress,
-    RemoteItem,
-    ServerUnreachable,
-    TokenExpired,
-)
+from sealdrop.errors import ServerUnreachable, TokenExpired
+from sealdrop.reader.client import ApiClient, DownloadResult, Progress, RemoteItem
 from sealdrop.reader.store import CacheState, Store
 from sealdrop.reader.sync import SyncReport, sync
 from sealdrop.testing import ServerProcess

@@ -22,7 +22,17 @@ from typing import Any
 import httpx
 from socksio.exceptions import ProtocolError as SocksProtocolError
 
-from sealdrop import errors
+from sealdrop.errors import (
+    ApiError,
+    Corrupted,
+    LoginRefused,
+    NotAnApi,
+    ProtocolViolation,
+    ReaderError,
+    RemoteNotFound,
+    ServerUnreachable,
+    TokenExpired,
+)
 from sealdrop.reader.profile import Profile
 
 CHUNK = 64 * 1024
@@ -36,53 +46,6 @@ _ID = re.compile(r"^[0-9a-f]{32}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REF = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _KINDS = ("message", "file", "reply")
-
-
-class ReaderError(errors.ReaderError):
-    """Something the reader's conversation with the server went wrong with."""
-
-
-class ServerUnreachable(ReaderError):
-    """The server (or the proxy in front of it) could not be reached, or the connection broke."""
-
-
-class TokenExpired(ReaderError):
-    """No token, or the server refused it (expired or revoked): log in again."""
-
-
-class LoginRefused(ReaderError):
-    """The server refused the username, passphrase or TOTP code (it never says which)."""
-
-
-class Corrupted(ReaderError):
-    """Downloaded ciphertext whose SHA-256 is not the one the server announced."""
-
-    def __init__(self, expected: str, actual: str) -> None:
-        super().__init__(f"ciphertext digest mismatch: expected {expected}, got {actual}")
-        self.expected = expected
-        self.actual = actual
-
-
-class ApiError(ReaderError):
-    """Any other error answer of the API: its status and stable code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class RemoteNotFound(ApiError):
-    """404: the item or source does not exist (any more)."""
-
-
-class ProtocolViolation(ReaderError):
-    """The server answered something that is not what the API promises."""
-
-
-class NotAnApi(ReaderError):
-    """The URL answers, but not as a Sealdrop journalist API (say, the source interface)."""
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sealdrop.errors import ReaderError
+from sealdrop.errors import NotInitialised, ReaderError
 
-__all__ = ["DEFAULT_DATA_DIR", "NotInitialised", "Profile", "ReaderConfig"]
+__all__ = ["DEFAULT_DATA_DIR", "Profile", "ReaderConfig"]
 
 DEFAULT_DATA_DIR = Path("~/.local/share/sealdrop-reader")
 # A token this close to its expiry is treated as expired (a long sync should not die half-way).
 _EXPIRY_MARGIN = 60
-
-
-class NotInitialised(ReaderError):
-    """The data folder has no configuration: ``sealdrop reader init`` has not been run."""
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sealdrop.reader.client import (
-    ApiClient,
-    ApiError,
-    Corrupted,
-    RemoteItem,
-    RemoteNotFound,
-    RemoteSource,
-)
+from sealdrop.errors import ApiError, Corrupted, RemoteNotFound
+from sealdrop.reader.client import ApiClient, RemoteItem, RemoteSource
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, Store
 
 PAGE_SIZE = 50

@@ -40,8 +40,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from sealdrop.crypto.keys import Identity
-from sealdrop.errors import ReaderError, SealdropError, WrongPassphrase
-from sealdrop.reader.client import ApiClient, ApiError, TokenExpired, open_client
+from sealdrop.errors import ApiError, ReaderError, SealdropError, TokenExpired, WrongPassphrase
+from sealdrop.reader.client import ApiClient, open_client
 from sealdrop.reader.content import decrypt_item, file_info, seal_reply
 from sealdrop.reader.display import WHY_CANNOT_DECRYPT, shown_name, shown_text
 from sealdrop.reader.export import export as export_file

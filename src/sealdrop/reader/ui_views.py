@@ -12,8 +12,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
 from sealdrop.crypto.keys import Identity
-from sealdrop.errors import DecryptionError
-from sealdrop.reader.content import NotCached, decrypt_item, file_info
+from sealdrop.errors import DecryptionError, NotCached
+from sealdrop.reader.content import decrypt_item, file_info
 from sealdrop.reader.display import (
     CANNOT_DECRYPT,
     FILE_CANNOT_DECRYPT,

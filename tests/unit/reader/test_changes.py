@@ -10,7 +10,8 @@ from typing import cast
 
 import pytest
 
-from sealdrop.reader.client import ApiClient, ApiError, RemoteItem, RemoteNotFound, RemoteSource
+from sealdrop.errors import ApiError, RemoteNotFound
+from sealdrop.reader.client import ApiClient, RemoteItem, RemoteSource
 from sealdrop.reader.store import CacheState, CiphertextCache, Store
 from sealdrop.reader.sync import (
     delete_item,
