@@ -36,7 +36,8 @@ from rich.text import Text
 from sealdrop.cli.common import err, fail
 from sealdrop.crypto.keys import Identity
 from sealdrop.errors import DecryptionError, SealdropError, TokenExpired
-from sealdrop.reader.client import ApiClient, check_connection, open_client
+from sealdrop.reader.client import ApiClient
+from sealdrop.reader.connection import check_connection, open_client
 from sealdrop.reader.content import DecryptProgress, decrypt_item, file_info, seal_reply
 from sealdrop.reader.display import (
     CANNOT_DECRYPT,

@@ -41,7 +41,8 @@ from starlette.routing import Route
 
 from sealdrop.crypto.keys import Identity
 from sealdrop.errors import ApiError, ReaderError, SealdropError, TokenExpired, WrongPassphrase
-from sealdrop.reader.client import ApiClient, open_client
+from sealdrop.reader.client import ApiClient
+from sealdrop.reader.connection import open_client
 from sealdrop.reader.content import decrypt_item, file_info, seal_reply
 from sealdrop.reader.display import WHY_CANNOT_DECRYPT, shown_name, shown_text
 from sealdrop.reader.export import export as export_file
@@ -144,7 +145,7 @@ def create_app(
         except SealdropError:
             return False
         try:
-            return client.me().get("role") == "admin"
+            return client.me().role == "admin"
         except SealdropError:
             return False
         finally:
@@ -322,7 +323,7 @@ def create_app(
     # -- administration (admins only) -------------------------------------------------------
 
     def is_admin(client: ApiClient) -> bool:
-        return client.me().get("role") == "admin"
+        return client.me().role == "admin"
 
     def admin_page(
         client: ApiClient, status: int = 200, **shown: Any
@@ -389,7 +390,7 @@ def create_app(
                 client.enable_user(user_id)
             elif action == "reset-2fa":
                 uri = client.reset_2fa(user_id)
-                users = {u.get("id"): u.get("username") for u in client.users()}
+                users = {u.id: u.username for u in client.users()}
                 return {"enrolment": {"username": users.get(user_id, user_id), "totp_uri": uri}}
             else:
                 raise HTTPException(404, "no such action")
@@ -430,7 +431,7 @@ def create_app(
                     wanted[name] = int(raw)
                 except ValueError:
                     return {"error": f"{name} must be a whole number, not {raw!r}"}
-            changes = {k: v for k, v in wanted.items() if current.get(k) != v}
+            changes = {k: v for k, v in wanted.items() if getattr(current, k) != v}
             if changes:
                 client.change_settings(changes)
             return None

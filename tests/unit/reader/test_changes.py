@@ -3,7 +3,6 @@ asked first, then the local copy and its cached ciphertext follow what the serve
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -11,7 +10,7 @@ from typing import cast
 import pytest
 
 from sealdrop.errors import ApiError, RemoteNotFound
-from sealdrop.reader.client import ApiClient, RemoteItem, RemoteSource
+from sealdrop.reader.client import ApiClient
 from sealdrop.reader.store import CacheState, CiphertextCache, Store
 from sealdrop.reader.sync import (
     delete_item,
@@ -20,6 +19,8 @@ from sealdrop.reader.sync import (
     refresh_source,
     star_source,
 )
+from sealdrop.wire import Item as RemoteItem
+from sealdrop.wire import Source as RemoteSource
 
 SOURCE = "5" * 32
 
@@ -63,7 +64,7 @@ class FakeServer:
 
     def _changed(self, **changes: object) -> None:
         row = self.current()
-        self.source_row = dataclasses.replace(row, version=row.version + 1, **changes)  # type: ignore[arg-type]
+        self.source_row = row.model_copy(update={"version": row.version + 1, **changes})
 
     # -- the ApiClient methods the changes use ---------------------------------------------
 
@@ -86,9 +87,9 @@ class FakeServer:
     def mark_seen(self, item_ids: list[str]) -> int:
         self.calls.append(("seen", sorted(item_ids)))
         for item_id in item_ids:
-            self.items[item_id] = dataclasses.replace(self.items[item_id], seen=True)
+            self.items[item_id] = self.items[item_id].model_copy(update={"seen": True})
         unread = sum(1 for i in self.items.values() if not i.seen and i.kind != "reply")
-        self.source_row = dataclasses.replace(self.current(), unread=unread)
+        self.source_row = self.current().model_copy(update={"unread": unread})
         return len(item_ids)
 
     def delete_source(self, source_id: str) -> None:
