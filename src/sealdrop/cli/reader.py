@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -35,25 +35,15 @@ from rich.text import Text
 
 from sealdrop.cli.common import err, fail
 from sealdrop.crypto.keys import Identity
-from sealdrop.errors import DecryptionError, SealdropError, TokenExpired
+from sealdrop.errors import NotHere, SealdropError, TokenExpired
 from sealdrop.reader.client import ApiClient
-from sealdrop.reader.connection import check_connection, open_client
-from sealdrop.reader.content import DecryptProgress, decrypt_item, file_info, seal_reply
-from sealdrop.reader.display import (
-    CANNOT_DECRYPT,
-    FILE_CANNOT_DECRYPT,
-    REPLY_CANNOT_DECRYPT,
-    WHY_CANNOT_DECRYPT,
-    not_synced,
-    shown_name,
-    shown_text,
-)
-from sealdrop.reader.export import export as export_file
+from sealdrop.reader.connection import check_connection
+from sealdrop.reader.content import DecryptProgress
+from sealdrop.reader.display import WHY_CANNOT_DECRYPT, shown_name, shown_text
 from sealdrop.reader.keystore import create_identity, load_identity, public_key
 from sealdrop.reader.profile import DEFAULT_DATA_DIR, Profile, ReaderConfig
-from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, LocalSource, Store
-from sealdrop.reader.sync import delete_item, delete_source, mark_source_seen, star_source
-from sealdrop.reader.sync import sync as run_sync
+from sealdrop.reader.reader import ItemView, Reader
+from sealdrop.reader.store import LocalItem
 from sealdrop.reader.ui import serve
 
 reader_app = typer.Typer(
@@ -179,6 +169,9 @@ def _errors(profile: Profile) -> Iterator[None]:
     """Report the reader's errors in one line each; an expired token says what to do."""
     try:
         yield
+    except NotHere as exc:
+        # As a mistyped argument (exit status 2): the source or item is not in the local copy.
+        raise typer.BadParameter(str(exc)) from None
     except TokenExpired:
         profile.forget_token()
         err.print(
@@ -191,22 +184,14 @@ def _errors(profile: Profile) -> Iterator[None]:
 
 
 @contextmanager
-def _client(profile: Profile) -> Iterator[ApiClient]:
-    client = open_client(profile)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@contextmanager
-def _store(profile: Profile) -> Iterator[Store]:
+def _reader(profile: Profile, *, online: bool = False) -> Iterator[Reader]:
+    """The reader of ``profile``; ``online``: log in to the server first (TokenExpired before
+    anything is asked or changed)."""
     profile.load_config()  # fail early, with a hint, if init was never run
-    store = Store(profile.db_path)
-    try:
-        yield store
-    finally:
-        store.close()
+    with Reader.open(profile) as reader:
+        if online:
+            reader.client  # noqa: B018
+        yield reader
 
 
 def _login(profile: Profile, config: ReaderConfig, passphrase: str, code: str) -> ApiClient:
@@ -220,17 +205,6 @@ def _login(profile: Profile, config: ReaderConfig, passphrase: str, code: str) -
     assert token is not None
     profile.save_token(token, expires_at)
     return client
-
-
-def _find_source(store: Store, wanted: str) -> LocalSource:
-    found = store.source(wanted.lower()) if len(wanted) == 32 else None
-    if found is not None:
-        return found
-    matches = [s for s in store.sources() if s.pseudonym == wanted or s.id.startswith(wanted)]
-    if len(matches) != 1:
-        what = "no source" if not matches else "several sources"
-        raise typer.BadParameter(f"{what} match {wanted!r} (run `sealdrop reader list`)")
-    return matches[0]
 
 
 def _name(text: str) -> Text:
@@ -377,12 +351,7 @@ def login(
 def sync(ctx: typer.Context, data_dir: DataDir = None) -> None:
     """Fetch new sources, items and their ciphertext (verified, resumable)."""
     profile = _profile(ctx, data_dir)
-    with (
-        _errors(profile),
-        _client(profile) as client,
-        _store(profile) as store,
-        _bars() as bars,
-    ):
+    with _errors(profile), _reader(profile, online=True) as reader, _bars() as bars:
         tasks: dict[str, TaskID] = {}
 
         def advance(item: LocalItem, done: int, total: int) -> None:
@@ -390,7 +359,7 @@ def sync(ctx: typer.Context, data_dir: DataDir = None) -> None:
                 tasks[item.id] = bars.add_task(f"{item.kind} {item.id[:8]}", total=total)
             bars.update(tasks[item.id], completed=done)
 
-        report = run_sync(client, store, profile.cache_dir, advance)
+        report = reader.sync(advance)
     out.print(
         f"{report.sources} source(s) updated, {len(report.downloaded)} item(s) downloaded, "
         f"{len(report.removed)} removed."
@@ -409,8 +378,8 @@ def list_sources(
 ) -> None:
     """List the synced sources: pseudonym, id, unread, items, starred."""
     profile = _profile(ctx, data_dir)
-    with _errors(profile), _store(profile) as store:
-        rows = [(source, len(store.items(source.id))) for source in store.sources()]
+    with _errors(profile), _reader(profile) as reader:
+        rows = reader.sources()
     if as_json:
         for source, count in rows:
             fields = {"id": source.id, "pseudonym": source.pseudonym, "unread": source.unread}
@@ -439,44 +408,37 @@ def show(
 ) -> None:
     """Show a source's conversation, decrypted in memory (nothing decrypted is written)."""
     profile = _profile(ctx, data_dir)
-    with _errors(profile), _store(profile) as store:
-        found = _find_source(store, source)
+    with _errors(profile), _reader(profile) as reader:
+        found = reader.find_source(source)
         identity = _open_identity(profile, identity_passphrase_file)
-        cache = CiphertextCache(profile.cache_dir)
         out.print(Text.assemble("Source ", _name(found.pseudonym), f" ({found.id})"))
-        opened = [_show_item(cache, item, identity) for item in store.items(found.id)]
+        opened = []
+        for item in reader.items(found.id):
+            # A file's content is not decrypted to show it (only its name and size): no bar.
+            bar = _decrypting(item) if item.kind != "file" else nullcontext()
+            with bar as progress:
+                view = reader.view(item, identity, progress)
+            _print_item(view)
+            opened.append(not view.not_for_this_device)
     if not all(opened):
         out.print()
         failed = opened.count(False)
         out.print(f"{failed} item(s) could not be decrypted here. {WHY_CANNOT_DECRYPT}")
 
 
-def _show_item(cache: CiphertextCache, item: LocalItem, identity: Identity) -> bool:
-    """Print one item; False if this device's key cannot open it."""
-    day = item.arrival_day or "-"
-    heading = f"── {item.kind} #{item.seq} · {day} · {item.id}"
+def _print_item(view: ItemView) -> None:
+    """One item of a conversation, as ``Reader.view`` shows it (its text is made visible
+    already: a Text, never parsed as markup)."""
+    item = view.item
+    heading = f"── {item.kind} #{item.seq} · {item.arrival_day or '-'} · {item.id}"
     out.print()
     out.print(Text.assemble(heading, *((" · by ", _name(item.author)) if item.author else ())))
-    if item.kind == "file":
-        try:
-            info = file_info(item, identity)
-        except DecryptionError:
-            out.print(f"[{FILE_CANNOT_DECRYPT}]")
-            return False
-        state = "" if item.cache is CacheState.CACHED else f" ({item.cache.value})"
-        out.print(Text.assemble("file: ", _name(info.name), f" · {_size(info.size)}{state}"))
-        return True
-    if item.cache is not CacheState.CACHED:
-        out.print(f"[{not_synced(item.cache.value)}]")
-        return True
-    try:
-        with _decrypting(item) as progress:
-            plaintext = decrypt_item(cache, item, identity, progress)
-    except DecryptionError:
-        out.print(f"[{REPLY_CANNOT_DECRYPT if item.kind == 'reply' else CANNOT_DECRYPT}]")
-        return False
-    out.print(_text(plaintext.decode("utf-8", errors="replace")))
-    return True
+    if view.name is not None and view.size is not None:
+        out.print(Text.assemble("file: ", Text(view.name), f" · {_size(view.size)}"))
+    if view.text is not None:
+        out.print(Text(view.text))
+    if view.problem is not None:
+        out.print(Text(f"[{view.problem}]"))
 
 
 @reader_app.command("export")
@@ -502,19 +464,22 @@ def export_item(
 ) -> None:
     """Decrypt a file into a folder, with its metadata removed by mat2 (unless --no-strip)."""
     profile = _profile(ctx, data_dir)
-    with _errors(profile), _store(profile) as store:
-        local = store.item(item.lower())
+    with _errors(profile), _reader(profile) as reader:
+        local = reader.store.item(item.lower())
         if local is None or local.kind != "file":
             raise typer.BadParameter(f"no file item {item!r} (see `sealdrop reader show`)")
         identity = _open_identity(profile, identity_passphrase_file)
-        info = file_info(local, identity)
         with _decrypting(local) as progress:
-            plaintext = decrypt_item(CiphertextCache(profile.cache_dir), local, identity, progress)
-        folder = profile.ensure_exports() if to is None else to
-        result = export_file(
-            plaintext, info.name, folder, strip_metadata=not no_strip, keep_original=keep_original
-        )
-    out.print(Text.assemble("Exported ", _name(info.name), f" to {result.path}"))
+            done = reader.export(
+                local.id,
+                identity,
+                reader.export_folder(to),
+                strip_metadata=not no_strip,
+                keep_original=keep_original,
+                progress=progress,
+            )
+    result = done.result
+    out.print(Text.assemble("Exported ", _name(done.name), f" to {result.path}"))
     if result.warning:
         out.print(_text(f"warning: {result.warning}"))
     elif result.cleaned:
@@ -540,10 +505,10 @@ def reply(
         raise typer.BadParameter("give exactly one of --message and --file")
     text = message if message is not None else _read_text(file)
     profile = _profile(ctx, data_dir)
-    with _errors(profile), _store(profile) as store, _client(profile) as client:
-        found = _find_source(store, source)
-        ciphertext = seal_reply(text, [found.reply_key, *client.reply_keys()])
-        uploaded = client.upload_reply(found.id, ciphertext)
+    with _errors(profile), _reader(profile, online=True) as reader:
+        found = reader.find_source(source)
+        uploaded, _ = reader.send_reply(found.id, text)
+    # Synced after sending, as the local web interface does: the reply is in `reader show` now.
     out.print(f"Reply {uploaded.id} sent to {found.id}.")
 
 
@@ -556,9 +521,9 @@ def star(
 ) -> None:
     """Star a source (or unstar it with --off): one flag, seen by every journalist."""
     profile = _profile(ctx, data_dir)
-    with _errors(profile), _store(profile) as store, _client(profile) as client:
-        found = _find_source(store, source)
-        star_source(client, store, profile.cache_dir, found.id, not off)
+    with _errors(profile), _reader(profile, online=True) as reader:
+        found = reader.find_source(source)
+        reader.star(found.id, not off)
     out.print(Text.assemble(f"{'Unstarred' if off else 'Starred'} ", _name(found.pseudonym), "."))
 
 
@@ -566,10 +531,10 @@ def star(
 def seen(ctx: typer.Context, source: SourceArg, data_dir: DataDir = None) -> None:
     """Mark a source's synced (downloaded) submissions as seen by you, for your unread count."""
     profile = _profile(ctx, data_dir)
-    with _errors(profile), _store(profile) as store, _client(profile) as client:
-        found = _find_source(store, source)
-        marked = mark_source_seen(client, store, profile.cache_dir, found.id)
-        now = store.source(found.id)
+    with _errors(profile), _reader(profile, online=True) as reader:
+        found = reader.find_source(source)
+        marked = reader.seen(found.id)
+        now = reader.store.source(found.id)
     out.print(Text.assemble(f"{marked} submission(s) of ", _name(found.pseudonym), " marked seen."))
     if now is not None and now.unread:
         # New since the last sync: not shown yet, so not marked.
@@ -593,21 +558,21 @@ def delete(
 ) -> None:
     """Delete a source or one submission or reply, on the server (for everyone) and here."""
     profile = _profile(ctx, data_dir)
-    remove: Callable[[ApiClient, Store, Path], object]
-    with _errors(profile), _store(profile) as store, _client(profile) as client:
-        item = store.item(target.lower()) if len(target) == 32 else None
+    remove: Callable[[], object]
+    with _errors(profile), _reader(profile, online=True) as reader:
+        item = reader.store.item(target.lower()) if len(target) == 32 else None
         if item is not None:
             what = Text(f"{item.kind} #{item.seq} ({item.id})")
-            remove = partial(delete_item, item=item)
+            remove = partial(reader.delete_item, item)
         else:
-            found = _find_source(store, target)
-            count = len(store.items(found.id))
+            found = reader.find_source(target)
+            count = len(reader.items(found.id))
             what = Text.assemble(
                 "source ", _name(found.pseudonym), f" ({found.id}) with {count} item(s)"
             )
-            remove = partial(delete_source, source_id=found.id)
+            remove = partial(reader.delete_source, found.id)
         _confirm_delete(what, yes)
-        remove(client, store, profile.cache_dir)
+        remove()
     out.print(Text.assemble("Deleted ", what, "."))
 
 
