@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -34,14 +33,27 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from sealdrop.cli.common import err, fail
-from sealdrop.crypto.keys import Identity
+from sealdrop.cli.reader_input import (
+    DataDir,
+    GroupDataDir,
+    IdentityPassphraseFile,
+    OpenBrowser,
+    PassphraseFile,
+    Proxy,
+    SourceArg,
+    Totp,
+    ask_identity_passphrase,
+    credentials,
+    open_identity,
+    profile_of,
+)
 from sealdrop.errors import NotHere, SealdropError, TokenExpired
 from sealdrop.reader.client import ApiClient
 from sealdrop.reader.connection import check_connection
 from sealdrop.reader.content import DecryptProgress
 from sealdrop.reader.display import WHY_CANNOT_DECRYPT, shown_name, shown_text
 from sealdrop.reader.keystore import create_identity, load_identity, public_key
-from sealdrop.reader.profile import DEFAULT_DATA_DIR, Profile, ReaderConfig
+from sealdrop.reader.profile import Profile, ReaderConfig
 from sealdrop.reader.reader import ItemView, Reader
 from sealdrop.reader.store import LocalItem
 from sealdrop.reader.ui import serve
@@ -52,116 +64,10 @@ reader_app = typer.Typer(
     invoke_without_command=True,
 )
 
-GroupDataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="The reader's data folder (created with mode 0700), for every command "
-        "[default: $SEALDROP_READER_DIR, or ~/.local/share/sealdrop-reader].",
-        show_default=False,
-    ),
-]
-# Also accepted after the command (`reader show X --data-dir DIR`). Without it a command uses the
-# group's folder: --data-dir before the command, $SEALDROP_READER_DIR, or the default. Ignoring
-# the group's option once put a journalist's key in their home folder instead of the encrypted
-# volume they had pointed the reader at.
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="The reader's data folder (default: --data-dir before the command, "
-        "$SEALDROP_READER_DIR, or ~/.local/share/sealdrop-reader).",
-        show_default=False,
-    ),
-]
-IdentityPassphraseFile = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="SEALDROP_READER_IDENTITY_PASSPHRASE_FILE",
-        help="Read the identity passphrase from this file instead of prompting.",
-    ),
-]
-PassphraseFile = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="SEALDROP_READER_PASSPHRASE_FILE",
-        help="Read the account passphrase from this file instead of prompting.",
-    ),
-]
-Totp = Annotated[
-    str | None,
-    typer.Option(envvar="SEALDROP_READER_TOTP", help="The TOTP code (prompted if not given)."),
-]
-SourceArg = Annotated[str, typer.Argument(help="A source: its id, or its pseudonym.")]
-Proxy = Annotated[
-    str | None,
-    typer.Option(
-        help="Reach the server through this Tor SOCKS port, e.g. socks5h://127.0.0.1:9050 "
-        "(needed for an .onion server; remembered for later commands)."
-    ),
-]
-
 # No markup and no emoji codes in anything printed to stdout: a source's message, a file name or
 # a server's answer holding "[red]" or "[/]" (or ":warning:") must print as it is, not vanish
 # into styling. Untrusted text also goes through display.shown_* (invisible characters).
 out = Console(highlight=False, markup=False, emoji=False)
-
-
-# -- secrets -----------------------------------------------------------------------------------
-
-
-def _read_secret(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc}") from None
-    return text.rstrip("\r\n")
-
-
-def _identity_passphrase(path: Path | None, *, new: bool = False) -> str:
-    if path is not None:
-        return _read_secret(path)
-    prompt = "New identity passphrase" if new else "Identity passphrase"
-    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=new, err=True))
-
-
-def _credentials(passphrase_file: Path | None, totp: str | None) -> tuple[str, str]:
-    if passphrase_file is not None:
-        passphrase = _read_secret(passphrase_file)
-    else:
-        passphrase = str(typer.prompt("Account passphrase", hide_input=True, err=True))
-    code = totp if totp is not None else str(typer.prompt("TOTP code", err=True))
-    return passphrase, code.strip()
-
-
-def _open_identity(profile: Profile, passphrase_file: Path | None) -> Identity:
-    return load_identity(profile.identity_path, _identity_passphrase(passphrase_file))
-
-
-# -- plumbing ----------------------------------------------------------------------------------
-
-
-def _data_dir(ctx: typer.Context, given: Path | None) -> Path:
-    """The data folder a command uses: its own --data-dir, else the group's (``ctx.obj``, set by
-    ``reader_main``), else $SEALDROP_READER_DIR, else the default. Two different folders, one
-    before and one after the command, are refused rather than one of them silently ignored."""
-    group: Path | None = ctx.obj
-    if given is not None and group is not None and given.expanduser() != group.expanduser():
-        raise typer.BadParameter(
-            f"given twice, as {group} and as {given}: give one", param_hint="--data-dir"
-        )
-    chosen = given or group
-    if chosen is None:
-        from_env = os.environ.get("SEALDROP_READER_DIR")
-        chosen = Path(from_env) if from_env else DEFAULT_DATA_DIR
-    return chosen
-
-
-def _profile(ctx: typer.Context, data_dir: Path | None) -> Profile:
-    try:
-        return Profile(_data_dir(ctx, data_dir)).ensure()
-    except SealdropError as exc:
-        raise fail(exc) from None
 
 
 @contextmanager
@@ -253,10 +159,6 @@ def _decrypting(item: LocalItem) -> Iterator[DecryptProgress | None]:
 
 # -- commands ----------------------------------------------------------------------------------
 
-OpenBrowser = Annotated[
-    bool, typer.Option("--open", help="Also open the address in the default web browser.")
-]
-
 
 @reader_app.callback()
 def reader_main(
@@ -265,7 +167,7 @@ def reader_main(
     open_browser: OpenBrowser = False,
 ) -> None:
     """Without a command, start the local web interface (as `sealdrop reader ui`)."""
-    ctx.obj = data_dir  # every command's default folder (see _data_dir)
+    ctx.obj = data_dir  # every command's default folder (see data_folder)
     if ctx.invoked_subcommand is None:
         ui(ctx, data_dir=None, open_browser=open_browser)
 
@@ -273,7 +175,7 @@ def reader_main(
 @reader_app.command()
 def ui(ctx: typer.Context, data_dir: DataDir = None, open_browser: OpenBrowser = False) -> None:
     """Serve the local web interface on 127.0.0.1 (a random port, a one-time link)."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
 
     def announce(url: str) -> None:
         out.print(f"Open {url}", soft_wrap=True)
@@ -299,7 +201,7 @@ def init(
     proxy: Proxy = None,
 ) -> None:
     """Create this device's age identity, log in, and register its public key."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
     with _errors(profile):
         if profile.config_path.exists():
             raise fail(SealdropError(f"a reader is already set up in {profile.root}"))
@@ -308,11 +210,11 @@ def init(
             probe.check_api()  # before any passphrase is typed or sent
         config = ReaderConfig(server=server, username=username, proxy=proxy)
         resume = profile.identity_path.exists()
-        identity_passphrase = _identity_passphrase(identity_passphrase_file, new=not resume)
+        identity_passphrase = ask_identity_passphrase(identity_passphrase_file, new=not resume)
         if resume:
             # A previous init stopped after creating the identity: reuse it (if it opens).
             load_identity(profile.identity_path, identity_passphrase)
-        passphrase, code = _credentials(passphrase_file, totp)
+        passphrase, code = credentials(passphrase_file, totp)
         with _login(profile, config, passphrase, code) as client:
             if resume:
                 recipient = public_key(profile.identity_path)
@@ -334,14 +236,14 @@ def login(
     proxy: Proxy = None,
 ) -> None:
     """Log in again (the token lasts 8 hours)."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
     with _errors(profile):
         config = profile.load_config()
         if proxy is not None:
             # A new proxy (say, Tor Browser's 9150 instead of 9050) is kept for later commands.
             check_connection(config.server, proxy)
             config = dataclasses.replace(config, proxy=proxy)
-        passphrase, code = _credentials(passphrase_file, totp)
+        passphrase, code = credentials(passphrase_file, totp)
         _login(profile, config, passphrase, code).close()
         profile.save_config(config)
     err.print(Text(f"Logged in as {config.username}."))
@@ -350,7 +252,7 @@ def login(
 @reader_app.command()
 def sync(ctx: typer.Context, data_dir: DataDir = None) -> None:
     """Fetch new sources, items and their ciphertext (verified, resumable)."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
     with _errors(profile), _reader(profile, online=True) as reader, _bars() as bars:
         tasks: dict[str, TaskID] = {}
 
@@ -377,7 +279,7 @@ def list_sources(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List the synced sources: pseudonym, id, unread, items, starred."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
     with _errors(profile), _reader(profile) as reader:
         rows = reader.sources()
     if as_json:
@@ -407,10 +309,10 @@ def show(
     identity_passphrase_file: IdentityPassphraseFile = None,
 ) -> None:
     """Show a source's conversation, decrypted in memory (nothing decrypted is written)."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
     with _errors(profile), _reader(profile) as reader:
         found = reader.find_source(source)
-        identity = _open_identity(profile, identity_passphrase_file)
+        identity = open_identity(profile, identity_passphrase_file)
         out.print(Text.assemble("Source ", _name(found.pseudonym), f" ({found.id})"))
         opened = []
         for item in reader.items(found.id):
@@ -463,12 +365,12 @@ def export_item(
     identity_passphrase_file: IdentityPassphraseFile = None,
 ) -> None:
     """Decrypt a file into a folder, with its metadata removed by mat2 (unless --no-strip)."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
     with _errors(profile), _reader(profile) as reader:
         local = reader.store.item(item.lower())
         if local is None or local.kind != "file":
             raise typer.BadParameter(f"no file item {item!r} (see `sealdrop reader show`)")
-        identity = _open_identity(profile, identity_passphrase_file)
+        identity = open_identity(profile, identity_passphrase_file)
         with _decrypting(local) as progress:
             done = reader.export(
                 local.id,
@@ -500,11 +402,11 @@ def reply(
     file: Annotated[Path | None, typer.Option(help="Read the reply's text from a file.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Encrypt a reply here (to the source and every journalist's key) and upload it."""
+    """Encrypt a reply here (to the source and every journalist's key), upload it, and sync."""
     if (message is None) == (file is None):
         raise typer.BadParameter("give exactly one of --message and --file")
     text = message if message is not None else _read_text(file)
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
     with _errors(profile), _reader(profile, online=True) as reader:
         found = reader.find_source(source)
         uploaded, _ = reader.send_reply(found.id, text)
@@ -520,7 +422,7 @@ def star(
     data_dir: DataDir = None,
 ) -> None:
     """Star a source (or unstar it with --off): one flag, seen by every journalist."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
     with _errors(profile), _reader(profile, online=True) as reader:
         found = reader.find_source(source)
         reader.star(found.id, not off)
@@ -530,7 +432,7 @@ def star(
 @reader_app.command()
 def seen(ctx: typer.Context, source: SourceArg, data_dir: DataDir = None) -> None:
     """Mark a source's synced (downloaded) submissions as seen by you, for your unread count."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
     with _errors(profile), _reader(profile, online=True) as reader:
         found = reader.find_source(source)
         marked = reader.seen(found.id)
@@ -557,7 +459,7 @@ def delete(
     data_dir: DataDir = None,
 ) -> None:
     """Delete a source or one submission or reply, on the server (for everyone) and here."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
     remove: Callable[[], object]
     with _errors(profile), _reader(profile, online=True) as reader:
         item = reader.store.item(target.lower()) if len(target) == 32 else None
