@@ -38,7 +38,19 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
         ├── IdentityExists          an identity file is already there; never overwritten
         ├── WeakPassphrase(min_length)  a new identity passphrase that is too short
         ├── WrongPassphrase         the identity file does not open with this passphrase
-        └── ExportError             a decrypted file could not be exported
+        ├── ExportError             a decrypted file could not be exported
+        ├── NotInitialised          the data folder has no reader set up (`reader init`)
+        ├── NotCached               an item's verified ciphertext is not in the local cache
+        ├── NotHere                 no such source or item in the local copy
+        └── RemoteError             the conversation with the server went wrong
+            ├── ServerUnreachable   the server (or the proxy) cannot be reached, or broke off
+            ├── TokenExpired        no token, or the server refused it: log in again
+            ├── LoginRefused        username, passphrase or TOTP code refused
+            ├── Corrupted(expected, actual)  downloaded ciphertext with another SHA-256
+            ├── ProtocolViolation   an answer that is not what the API promises
+            ├── NotAnApi            the URL answers, but not as the journalist API
+            └── ApiError(status, code, message)  any other error answer of the API
+                └── RemoteNotFound  404: the item or source is gone
 """
 
 from __future__ import annotations
@@ -217,3 +229,62 @@ class WrongPassphrase(ReaderError):
 
 class ExportError(ReaderError):
     """A decrypted file could not be exported (destination unusable, mat2 missing, …)."""
+
+
+class NotInitialised(ReaderError):
+    """The data folder has no configuration: ``sealdrop reader init`` has not been run."""
+
+
+class NotCached(ReaderError):
+    """The item's ciphertext is not in the local cache (not synced yet, or corrupted)."""
+
+
+class NotHere(ReaderError):
+    """No such source or item in the reader's local copy (not synced yet, or deleted)."""
+
+
+class RemoteError(ReaderError):
+    """The reader's conversation with the server went wrong."""
+
+
+class ServerUnreachable(RemoteError):
+    """The server (or the proxy in front of it) could not be reached, or the connection broke."""
+
+
+class TokenExpired(RemoteError):
+    """No token, or the server refused it (expired or revoked): log in again."""
+
+
+class LoginRefused(RemoteError):
+    """The server refused the username, passphrase or TOTP code (it never says which)."""
+
+
+class Corrupted(RemoteError):
+    """Downloaded ciphertext whose SHA-256 is not the one the server announced."""
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"ciphertext digest mismatch: expected {expected}, got {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class ProtocolViolation(RemoteError):
+    """The server answered something that is not what the API promises."""
+
+
+class NotAnApi(RemoteError):
+    """The URL answers, but not as a Sealdrop journalist API (say, the source interface)."""
+
+
+class ApiError(RemoteError):
+    """Any other error answer of the API: its status and stable code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class RemoteNotFound(ApiError):
+    """404: the item or source does not exist (any more)."""

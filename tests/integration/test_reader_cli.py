@@ -406,6 +406,18 @@ def on_terminal(reader: ReaderSetup, *args: Any, typed: str | None = None) -> tu
         return code, stdout.read().decode(), transcript.decode(errors="replace")
 
 
+def test_a_reply_is_in_the_conversation_at_once(reader: ReaderSetup) -> None:
+    """`reader reply` syncs after sending, as the local web interface does: the reply shows in
+    `reader show`, and its ciphertext is cached, with no `reader sync` in between."""
+    mine = synced_source(reader, "a question")
+    before = reader.cached()
+    sent = reader.run("reply", mine.id, "--message", "an answer at once").stdout
+    assert "sent" in sent
+    ids = item_ids(reader.unlocked("show", mine.id).stdout)
+    assert "an answer at once" in ids
+    assert ids["an answer at once"] in reader.cached() - before
+
+
 def test_star_and_unstar_a_source(reader: ReaderSetup) -> None:
     """`reader star PSEUDONYM` sets the shared flag on the server and in `reader list`;
     `--off` (here by id) clears it on both."""

@@ -30,17 +30,13 @@ from support_api import (
 )
 from support_http import JournalistKey, Source, run_cli
 
-from sealdrop.reader.client import (
-    ApiClient,
-    DownloadResult,
-    Progress,
-    RemoteItem,
-    ServerUnreachable,
-    TokenExpired,
-)
+from sealdrop.errors import ServerUnreachable, TokenExpired
+from sealdrop.reader.client import ApiClient, content_path
+from sealdrop.reader.download import DownloadResult, Progress
 from sealdrop.reader.store import CacheState, Store
 from sealdrop.reader.sync import SyncReport, sync
 from sealdrop.testing import ServerProcess
+from sealdrop.wire import Item as RemoteItem
 
 KiB = 1024
 
@@ -70,7 +66,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         found = Deployment(instance, server, journalist, client, device)
         found.login()
         client.register_key(device.recipient, "laptop")
-        assert [k["public_key"] for k in client.me()["keys"]] == [device.recipient]
+        assert [k.public_key for k in client.me().keys] == [device.recipient]
         yield found
         client.close()
     finally:
@@ -337,7 +333,7 @@ def test_a_partial_download_resumes_with_a_range_request(
     # A stale prefix that does not belong to the blob: one fresh download, verified.
     dest = reader.folder / "direct"
     dest.with_name("direct.part").write_bytes(b"\0" * half)
-    result = client.download(file.content_path, dest, file.sha256)
+    result = client.download(content_path(file.kind, file.id), dest, file.sha256)
     assert result.resumed_from == 0
     assert result.received == len(whole)
     assert dest.read_bytes() == whole

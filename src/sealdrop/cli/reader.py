@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -34,25 +33,29 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from sealdrop.cli.common import err, fail
-from sealdrop.crypto.keys import Identity
-from sealdrop.errors import DecryptionError, SealdropError
-from sealdrop.reader.client import ApiClient, TokenExpired, check_connection, open_client
-from sealdrop.reader.content import DecryptProgress, decrypt_item, file_info, seal_reply
-from sealdrop.reader.display import (
-    CANNOT_DECRYPT,
-    FILE_CANNOT_DECRYPT,
-    REPLY_CANNOT_DECRYPT,
-    WHY_CANNOT_DECRYPT,
-    not_synced,
-    shown_name,
-    shown_text,
+from sealdrop.cli.reader_input import (
+    DataDir,
+    GroupDataDir,
+    IdentityPassphraseFile,
+    OpenBrowser,
+    PassphraseFile,
+    Proxy,
+    SourceArg,
+    Totp,
+    ask_identity_passphrase,
+    credentials,
+    open_identity,
+    profile_of,
 )
-from sealdrop.reader.export import export as export_file
+from sealdrop.errors import NotHere, SealdropError, TokenExpired
+from sealdrop.reader.client import ApiClient
+from sealdrop.reader.connection import check_connection
+from sealdrop.reader.content import DecryptProgress
+from sealdrop.reader.display import WHY_CANNOT_DECRYPT, shown_name, shown_text
 from sealdrop.reader.keystore import create_identity, load_identity, public_key
-from sealdrop.reader.profile import DEFAULT_DATA_DIR, Profile, ReaderConfig
-from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, LocalSource, Store
-from sealdrop.reader.sync import delete_item, delete_source, mark_source_seen, star_source
-from sealdrop.reader.sync import sync as run_sync
+from sealdrop.reader.profile import Profile, ReaderConfig
+from sealdrop.reader.reader import ItemView, Reader
+from sealdrop.reader.store import LocalItem
 from sealdrop.reader.ui import serve
 
 reader_app = typer.Typer(
@@ -61,116 +64,10 @@ reader_app = typer.Typer(
     invoke_without_command=True,
 )
 
-GroupDataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="The reader's data folder (created with mode 0700), for every command "
-        "[default: $SEALDROP_READER_DIR, or ~/.local/share/sealdrop-reader].",
-        show_default=False,
-    ),
-]
-# Also accepted after the command (`reader show X --data-dir DIR`). Without it a command uses the
-# group's folder: --data-dir before the command, $SEALDROP_READER_DIR, or the default. Ignoring
-# the group's option once put a journalist's key in their home folder instead of the encrypted
-# volume they had pointed the reader at.
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="The reader's data folder (default: --data-dir before the command, "
-        "$SEALDROP_READER_DIR, or ~/.local/share/sealdrop-reader).",
-        show_default=False,
-    ),
-]
-IdentityPassphraseFile = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="SEALDROP_READER_IDENTITY_PASSPHRASE_FILE",
-        help="Read the identity passphrase from this file instead of prompting.",
-    ),
-]
-PassphraseFile = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="SEALDROP_READER_PASSPHRASE_FILE",
-        help="Read the account passphrase from this file instead of prompting.",
-    ),
-]
-Totp = Annotated[
-    str | None,
-    typer.Option(envvar="SEALDROP_READER_TOTP", help="The TOTP code (prompted if not given)."),
-]
-SourceArg = Annotated[str, typer.Argument(help="A source: its id, or its pseudonym.")]
-Proxy = Annotated[
-    str | None,
-    typer.Option(
-        help="Reach the server through this Tor SOCKS port, e.g. socks5h://127.0.0.1:9050 "
-        "(needed for an .onion server; remembered for later commands)."
-    ),
-]
-
 # No markup and no emoji codes in anything printed to stdout: a source's message, a file name or
 # a server's answer holding "[red]" or "[/]" (or ":warning:") must print as it is, not vanish
 # into styling. Untrusted text also goes through display.shown_* (invisible characters).
 out = Console(highlight=False, markup=False, emoji=False)
-
-
-# -- secrets -----------------------------------------------------------------------------------
-
-
-def _read_secret(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc}") from None
-    return text.rstrip("\r\n")
-
-
-def _identity_passphrase(path: Path | None, *, new: bool = False) -> str:
-    if path is not None:
-        return _read_secret(path)
-    prompt = "New identity passphrase" if new else "Identity passphrase"
-    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=new, err=True))
-
-
-def _credentials(passphrase_file: Path | None, totp: str | None) -> tuple[str, str]:
-    if passphrase_file is not None:
-        passphrase = _read_secret(passphrase_file)
-    else:
-        passphrase = str(typer.prompt("Account passphrase", hide_input=True, err=True))
-    code = totp if totp is not None else str(typer.prompt("TOTP code", err=True))
-    return passphrase, code.strip()
-
-
-def _open_identity(profile: Profile, passphrase_file: Path | None) -> Identity:
-    return load_identity(profile.identity_path, _identity_passphrase(passphrase_file))
-
-
-# -- plumbing ----------------------------------------------------------------------------------
-
-
-def _data_dir(ctx: typer.Context, given: Path | None) -> Path:
-    """The data folder a command uses: its own --data-dir, else the group's (``ctx.obj``, set by
-    ``reader_main``), else $SEALDROP_READER_DIR, else the default. Two different folders, one
-    before and one after the command, are refused rather than one of them silently ignored."""
-    group: Path | None = ctx.obj
-    if given is not None and group is not None and given.expanduser() != group.expanduser():
-        raise typer.BadParameter(
-            f"given twice, as {group} and as {given}: give one", param_hint="--data-dir"
-        )
-    chosen = given or group
-    if chosen is None:
-        from_env = os.environ.get("SEALDROP_READER_DIR")
-        chosen = Path(from_env) if from_env else DEFAULT_DATA_DIR
-    return chosen
-
-
-def _profile(ctx: typer.Context, data_dir: Path | None) -> Profile:
-    try:
-        return Profile(_data_dir(ctx, data_dir)).ensure()
-    except SealdropError as exc:
-        raise fail(exc) from None
 
 
 @contextmanager
@@ -178,6 +75,9 @@ def _errors(profile: Profile) -> Iterator[None]:
     """Report the reader's errors in one line each; an expired token says what to do."""
     try:
         yield
+    except NotHere as exc:
+        # As a mistyped argument (exit status 2): the source or item is not in the local copy.
+        raise typer.BadParameter(str(exc)) from None
     except TokenExpired:
         profile.forget_token()
         err.print(
@@ -190,22 +90,14 @@ def _errors(profile: Profile) -> Iterator[None]:
 
 
 @contextmanager
-def _client(profile: Profile) -> Iterator[ApiClient]:
-    client = open_client(profile)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@contextmanager
-def _store(profile: Profile) -> Iterator[Store]:
+def _reader(profile: Profile, *, online: bool = False) -> Iterator[Reader]:
+    """The reader of ``profile``; ``online``: log in to the server first (TokenExpired before
+    anything is asked or changed)."""
     profile.load_config()  # fail early, with a hint, if init was never run
-    store = Store(profile.db_path)
-    try:
-        yield store
-    finally:
-        store.close()
+    with Reader.open(profile) as reader:
+        if online:
+            reader.client  # noqa: B018
+        yield reader
 
 
 def _login(profile: Profile, config: ReaderConfig, passphrase: str, code: str) -> ApiClient:
@@ -219,17 +111,6 @@ def _login(profile: Profile, config: ReaderConfig, passphrase: str, code: str) -
     assert token is not None
     profile.save_token(token, expires_at)
     return client
-
-
-def _find_source(store: Store, wanted: str) -> LocalSource:
-    found = store.source(wanted.lower()) if len(wanted) == 32 else None
-    if found is not None:
-        return found
-    matches = [s for s in store.sources() if s.pseudonym == wanted or s.id.startswith(wanted)]
-    if len(matches) != 1:
-        what = "no source" if not matches else "several sources"
-        raise typer.BadParameter(f"{what} match {wanted!r} (run `sealdrop reader list`)")
-    return matches[0]
 
 
 def _name(text: str) -> Text:
@@ -278,10 +159,6 @@ def _decrypting(item: LocalItem) -> Iterator[DecryptProgress | None]:
 
 # -- commands ----------------------------------------------------------------------------------
 
-OpenBrowser = Annotated[
-    bool, typer.Option("--open", help="Also open the address in the default web browser.")
-]
-
 
 @reader_app.callback()
 def reader_main(
@@ -290,7 +167,7 @@ def reader_main(
     open_browser: OpenBrowser = False,
 ) -> None:
     """Without a command, start the local web interface (as `sealdrop reader ui`)."""
-    ctx.obj = data_dir  # every command's default folder (see _data_dir)
+    ctx.obj = data_dir  # every command's default folder (see data_folder)
     if ctx.invoked_subcommand is None:
         ui(ctx, data_dir=None, open_browser=open_browser)
 
@@ -298,7 +175,7 @@ def reader_main(
 @reader_app.command()
 def ui(ctx: typer.Context, data_dir: DataDir = None, open_browser: OpenBrowser = False) -> None:
     """Serve the local web interface on 127.0.0.1 (a random port, a one-time link)."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
 
     def announce(url: str) -> None:
         out.print(f"Open {url}", soft_wrap=True)
@@ -324,7 +201,7 @@ def init(
     proxy: Proxy = None,
 ) -> None:
     """Create this device's age identity, log in, and register its public key."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
     with _errors(profile):
         if profile.config_path.exists():
             raise fail(SealdropError(f"a reader is already set up in {profile.root}"))
@@ -333,11 +210,11 @@ def init(
             probe.check_api()  # before any passphrase is typed or sent
         config = ReaderConfig(server=server, username=username, proxy=proxy)
         resume = profile.identity_path.exists()
-        identity_passphrase = _identity_passphrase(identity_passphrase_file, new=not resume)
+        identity_passphrase = ask_identity_passphrase(identity_passphrase_file, new=not resume)
         if resume:
             # A previous init stopped after creating the identity: reuse it (if it opens).
             load_identity(profile.identity_path, identity_passphrase)
-        passphrase, code = _credentials(passphrase_file, totp)
+        passphrase, code = credentials(passphrase_file, totp)
         with _login(profile, config, passphrase, code) as client:
             if resume:
                 recipient = public_key(profile.identity_path)
@@ -359,14 +236,14 @@ def login(
     proxy: Proxy = None,
 ) -> None:
     """Log in again (the token lasts 8 hours)."""
-    profile = _profile(ctx, data_dir)
+    profile = profile_of(ctx, data_dir)
     with _errors(profile):
         config = profile.load_config()
         if proxy is not None:
             # A new proxy (say, Tor Browser's 9150 instead of 9050) is kept for later commands.
             check_connection(config.server, proxy)
             config = dataclasses.replace(config, proxy=proxy)
-        passphrase, code = _credentials(passphrase_file, totp)
+        passphrase, code = credentials(passphrase_file, totp)
         _login(profile, config, passphrase, code).close()
         profile.save_config(config)
     err.print(Text(f"Logged in as {config.username}."))
@@ -375,13 +252,8 @@ def login(
 @reader_app.command()
 def sync(ctx: typer.Context, data_dir: DataDir = None) -> None:
     """Fetch new sources, items and their ciphertext (verified, resumable)."""
-    profile = _profile(ctx, data_dir)
-    with (
-        _errors(profile),
-        _client(profile) as client,
-        _store(profile) as store,
-        _bars() as bars,
-    ):
+    profile = profile_of(ctx, data_dir)
+    with _errors(profile), _reader(profile, online=True) as reader, _bars() as bars:
         tasks: dict[str, TaskID] = {}
 
         def advance(item: LocalItem, done: int, total: int) -> None:
@@ -389,7 +261,7 @@ def sync(ctx: typer.Context, data_dir: DataDir = None) -> None:
                 tasks[item.id] = bars.add_task(f"{item.kind} {item.id[:8]}", total=total)
             bars.update(tasks[item.id], completed=done)
 
-        report = run_sync(client, store, profile.cache_dir, advance)
+        report = reader.sync(advance)
     out.print(
         f"{report.sources} source(s) updated, {len(report.downloaded)} item(s) downloaded, "
         f"{len(report.removed)} removed."
@@ -407,9 +279,9 @@ def list_sources(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List the synced sources: pseudonym, id, unread, items, starred."""
-    profile = _profile(ctx, data_dir)
-    with _errors(profile), _store(profile) as store:
-        rows = [(source, len(store.items(source.id))) for source in store.sources()]
+    profile = profile_of(ctx, data_dir)
+    with _errors(profile), _reader(profile) as reader:
+        rows = reader.sources()
     if as_json:
         for source, count in rows:
             fields = {"id": source.id, "pseudonym": source.pseudonym, "unread": source.unread}
@@ -437,45 +309,38 @@ def show(
     identity_passphrase_file: IdentityPassphraseFile = None,
 ) -> None:
     """Show a source's conversation, decrypted in memory (nothing decrypted is written)."""
-    profile = _profile(ctx, data_dir)
-    with _errors(profile), _store(profile) as store:
-        found = _find_source(store, source)
-        identity = _open_identity(profile, identity_passphrase_file)
-        cache = CiphertextCache(profile.cache_dir)
+    profile = profile_of(ctx, data_dir)
+    with _errors(profile), _reader(profile) as reader:
+        found = reader.find_source(source)
+        identity = open_identity(profile, identity_passphrase_file)
         out.print(Text.assemble("Source ", _name(found.pseudonym), f" ({found.id})"))
-        opened = [_show_item(cache, item, identity) for item in store.items(found.id)]
+        opened = []
+        for item in reader.items(found.id):
+            # A file's content is not decrypted to show it (only its name and size): no bar.
+            bar = _decrypting(item) if item.kind != "file" else nullcontext()
+            with bar as progress:
+                view = reader.view(item, identity, progress)
+            _print_item(view)
+            opened.append(not view.not_for_this_device)
     if not all(opened):
         out.print()
         failed = opened.count(False)
         out.print(f"{failed} item(s) could not be decrypted here. {WHY_CANNOT_DECRYPT}")
 
 
-def _show_item(cache: CiphertextCache, item: LocalItem, identity: Identity) -> bool:
-    """Print one item; False if this device's key cannot open it."""
-    day = item.arrival_day or "-"
-    heading = f"── {item.kind} #{item.seq} · {day} · {item.id}"
+def _print_item(view: ItemView) -> None:
+    """One item of a conversation, as ``Reader.view`` shows it (its text is made visible
+    already: a Text, never parsed as markup)."""
+    item = view.item
+    heading = f"── {item.kind} #{item.seq} · {item.arrival_day or '-'} · {item.id}"
     out.print()
     out.print(Text.assemble(heading, *((" · by ", _name(item.author)) if item.author else ())))
-    if item.kind == "file":
-        try:
-            info = file_info(item, identity)
-        except DecryptionError:
-            out.print(f"[{FILE_CANNOT_DECRYPT}]")
-            return False
-        state = "" if item.cache is CacheState.CACHED else f" ({item.cache.value})"
-        out.print(Text.assemble("file: ", _name(info.name), f" · {_size(info.size)}{state}"))
-        return True
-    if item.cache is not CacheState.CACHED:
-        out.print(f"[{not_synced(item.cache.value)}]")
-        return True
-    try:
-        with _decrypting(item) as progress:
-            plaintext = decrypt_item(cache, item, identity, progress)
-    except DecryptionError:
-        out.print(f"[{REPLY_CANNOT_DECRYPT if item.kind == 'reply' else CANNOT_DECRYPT}]")
-        return False
-    out.print(_text(plaintext.decode("utf-8", errors="replace")))
-    return True
+    if view.name is not None and view.size is not None:
+        out.print(Text.assemble("file: ", Text(view.name), f" · {_size(view.size)}"))
+    if view.text is not None:
+        out.print(Text(view.text))
+    if view.problem is not None:
+        out.print(Text(f"[{view.problem}]"))
 
 
 @reader_app.command("export")
@@ -500,20 +365,23 @@ def export_item(
     identity_passphrase_file: IdentityPassphraseFile = None,
 ) -> None:
     """Decrypt a file into a folder, with its metadata removed by mat2 (unless --no-strip)."""
-    profile = _profile(ctx, data_dir)
-    with _errors(profile), _store(profile) as store:
-        local = store.item(item.lower())
+    profile = profile_of(ctx, data_dir)
+    with _errors(profile), _reader(profile) as reader:
+        local = reader.store.item(item.lower())
         if local is None or local.kind != "file":
             raise typer.BadParameter(f"no file item {item!r} (see `sealdrop reader show`)")
-        identity = _open_identity(profile, identity_passphrase_file)
-        info = file_info(local, identity)
+        identity = open_identity(profile, identity_passphrase_file)
         with _decrypting(local) as progress:
-            plaintext = decrypt_item(CiphertextCache(profile.cache_dir), local, identity, progress)
-        folder = profile.ensure_exports() if to is None else to
-        result = export_file(
-            plaintext, info.name, folder, strip_metadata=not no_strip, keep_original=keep_original
-        )
-    out.print(Text.assemble("Exported ", _name(info.name), f" to {result.path}"))
+            done = reader.export(
+                local.id,
+                identity,
+                reader.export_folder(to),
+                strip_metadata=not no_strip,
+                keep_original=keep_original,
+                progress=progress,
+            )
+    result = done.result
+    out.print(Text.assemble("Exported ", _name(done.name), f" to {result.path}"))
     if result.warning:
         out.print(_text(f"warning: {result.warning}"))
     elif result.cleaned:
@@ -534,15 +402,15 @@ def reply(
     file: Annotated[Path | None, typer.Option(help="Read the reply's text from a file.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Encrypt a reply here (to the source and every journalist's key) and upload it."""
+    """Encrypt a reply here (to the source and every journalist's key), upload it, and sync."""
     if (message is None) == (file is None):
         raise typer.BadParameter("give exactly one of --message and --file")
     text = message if message is not None else _read_text(file)
-    profile = _profile(ctx, data_dir)
-    with _errors(profile), _store(profile) as store, _client(profile) as client:
-        found = _find_source(store, source)
-        ciphertext = seal_reply(text, [found.reply_key, *client.reply_keys()])
-        uploaded = client.upload_reply(found.id, ciphertext)
+    profile = profile_of(ctx, data_dir)
+    with _errors(profile), _reader(profile, online=True) as reader:
+        found = reader.find_source(source)
+        uploaded, _ = reader.send_reply(found.id, text)
+    # Synced after sending, as the local web interface does: the reply is in `reader show` now.
     out.print(f"Reply {uploaded.id} sent to {found.id}.")
 
 
@@ -554,21 +422,21 @@ def star(
     data_dir: DataDir = None,
 ) -> None:
     """Star a source (or unstar it with --off): one flag, seen by every journalist."""
-    profile = _profile(ctx, data_dir)
-    with _errors(profile), _store(profile) as store, _client(profile) as client:
-        found = _find_source(store, source)
-        star_source(client, store, profile.cache_dir, found.id, not off)
+    profile = profile_of(ctx, data_dir)
+    with _errors(profile), _reader(profile, online=True) as reader:
+        found = reader.find_source(source)
+        reader.star(found.id, not off)
     out.print(Text.assemble(f"{'Unstarred' if off else 'Starred'} ", _name(found.pseudonym), "."))
 
 
 @reader_app.command()
 def seen(ctx: typer.Context, source: SourceArg, data_dir: DataDir = None) -> None:
     """Mark a source's synced (downloaded) submissions as seen by you, for your unread count."""
-    profile = _profile(ctx, data_dir)
-    with _errors(profile), _store(profile) as store, _client(profile) as client:
-        found = _find_source(store, source)
-        marked = mark_source_seen(client, store, profile.cache_dir, found.id)
-        now = store.source(found.id)
+    profile = profile_of(ctx, data_dir)
+    with _errors(profile), _reader(profile, online=True) as reader:
+        found = reader.find_source(source)
+        marked = reader.seen(found.id)
+        now = reader.store.source(found.id)
     out.print(Text.assemble(f"{marked} submission(s) of ", _name(found.pseudonym), " marked seen."))
     if now is not None and now.unread:
         # New since the last sync: not shown yet, so not marked.
@@ -591,22 +459,22 @@ def delete(
     data_dir: DataDir = None,
 ) -> None:
     """Delete a source or one submission or reply, on the server (for everyone) and here."""
-    profile = _profile(ctx, data_dir)
-    remove: Callable[[ApiClient, Store, Path], object]
-    with _errors(profile), _store(profile) as store, _client(profile) as client:
-        item = store.item(target.lower()) if len(target) == 32 else None
+    profile = profile_of(ctx, data_dir)
+    remove: Callable[[], object]
+    with _errors(profile), _reader(profile, online=True) as reader:
+        item = reader.store.item(target.lower()) if len(target) == 32 else None
         if item is not None:
             what = Text(f"{item.kind} #{item.seq} ({item.id})")
-            remove = partial(delete_item, item=item)
+            remove = partial(reader.delete_item, item)
         else:
-            found = _find_source(store, target)
-            count = len(store.items(found.id))
+            found = reader.find_source(target)
+            count = len(reader.items(found.id))
             what = Text.assemble(
                 "source ", _name(found.pseudonym), f" ({found.id}) with {count} item(s)"
             )
-            remove = partial(delete_source, source_id=found.id)
+            remove = partial(reader.delete_source, found.id)
         _confirm_delete(what, yes)
-        remove(client, store, profile.cache_dir)
+        remove()
     out.print(Text.assemble("Deleted ", what, "."))
 
 

@@ -1,159 +1,54 @@
-"""A client of the journalist API (sync httpx): login, listings, resumable verified downloads.
+"""A client of the journalist API (sync httpx): login, listings, changes, verified downloads.
 
 The bearer token lives in this object: it is never logged or put in a repr; only the CLI may save
 it (``use_token``/``token``) in a 0600 file in the reader's data folder, until it expires. Every
-id and digest that comes from the server is checked for form before it is used, because the reader
-turns ids into file names (a hostile server must not name ``../../.bashrc``).
+answer is validated with the API's own models (``sealdrop.wire``) before it is used, ids and
+digests included, because the reader turns ids into file names (a hostile server must not name
+``../../.bashrc``).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
-import hashlib
-import os
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 from socksio.exceptions import ProtocolError as SocksProtocolError
 
-from sealdrop import errors
-from sealdrop.reader.profile import Profile
+from sealdrop import wire
+from sealdrop.errors import (
+    ApiError,
+    LoginRefused,
+    NotAnApi,
+    ProtocolViolation,
+    RemoteNotFound,
+    ServerUnreachable,
+    TokenExpired,
+)
+from sealdrop.reader.download import DownloadResult, Progress, download
 
-CHUNK = 64 * 1024
+__all__ = ["ApiClient", "content_path"]
+
+M = TypeVar("M", bound=BaseModel)
+
 # A tor SocksPort with ExtendedErrors (Tor Browser's) answers onion failures with codes 0xF0-0xF7,
 # which socksio cannot parse and reports as a protocol error.
 _ONION_REFUSED = (
     "connection failed: tor could not reach the onion service (it is not published yet, or "
     "this device's client key is missing or was revoked)"
 )
-_ID = re.compile(r"^[0-9a-f]{32}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_REF = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_KINDS = ("message", "file", "reply")
+_ID = re.compile(r"[0-9a-f]{32}")
+_REF = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-class ReaderError(errors.ReaderError):
-    """Something the reader's conversation with the server went wrong with."""
-
-
-class ServerUnreachable(ReaderError):
-    """The server (or the proxy in front of it) could not be reached, or the connection broke."""
-
-
-class TokenExpired(ReaderError):
-    """No token, or the server refused it (expired or revoked): log in again."""
-
-
-class LoginRefused(ReaderError):
-    """The server refused the username, passphrase or TOTP code (it never says which)."""
-
-
-class Corrupted(ReaderError):
-    """Downloaded ciphertext whose SHA-256 is not the one the server announced."""
-
-    def __init__(self, expected: str, actual: str) -> None:
-        super().__init__(f"ciphertext digest mismatch: expected {expected}, got {actual}")
-        self.expected = expected
-        self.actual = actual
-
-
-class ApiError(ReaderError):
-    """Any other error answer of the API: its status and stable code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class RemoteNotFound(ApiError):
-    """404: the item or source does not exist (any more)."""
-
-
-class ProtocolViolation(ReaderError):
-    """The server answered something that is not what the API promises."""
-
-
-class NotAnApi(ReaderError):
-    """The URL answers, but not as a Sealdrop journalist API (say, the source interface)."""
-
-
-@dataclass(frozen=True)
-class RemoteSource:
-    id: str
-    pseudonym: str
-    reply_key: str
-    starred: bool
-    version: int
-    created_day: dt.date | None
-    submissions: int
-    unread: int
-
-
-@dataclass(frozen=True)
-class RemoteItem:
-    id: str
-    source_id: str
-    seq: int
-    kind: str  # "message" | "file" | "reply"
-    arrival_day: dt.date | None
-    size: int
-    sha256: str
-    seen: bool
-    metadata: bytes | None  # files: an age file holding name, type and size
-    author: str | None
-
-    @property
-    def content_path(self) -> str:
-        collection = "replies" if self.kind == "reply" else "submissions"
-        return f"/{collection}/{self.id}/content"
-
-
-@dataclass(frozen=True)
-class SourcePage:
-    sources: list[RemoteSource]
-    next: int | None
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    """How a download went: where it resumed from and how many bytes came over the wire."""
-
-    size: int
-    resumed_from: int
-    received: int
-
-
-Progress = Callable[[int], None]
-"""Called with the number of bytes just received."""
-
-
-def check_connection(server: str, proxy: str | None) -> None:
-    """Refuse a server and proxy pair that would fail, or leak, before anything is sent.
-
-    Only ``socks5h://`` proxies: the name is then resolved by Tor, never by the local resolver
-    (an onion name cannot be resolved locally, and a clearnet name looked up locally would tell
-    the network which server the journalist uses)."""
-    host = httpx.URL(server).host
-    if proxy is not None:
-        scheme = httpx.URL(proxy).scheme
-        if scheme != "socks5h":
-            raise ReaderError(
-                f"the proxy must be a Tor SOCKS port given as socks5h://HOST:PORT (not {scheme}://)"
-                ", for example socks5h://127.0.0.1:9050, or 9150 for Tor Browser's tor"
-            )
-    elif host.endswith(".onion"):
-        raise ReaderError(
-            "an .onion server is reached through Tor: add --proxy socks5h://127.0.0.1:9050 "
-            "(the SOCKS port of your tor; 9150 for Tor Browser's)"
-        )
+def content_path(kind: str, item_id: str) -> str:
+    """The API path of an item's ciphertext."""
+    collection = "replies" if kind == "reply" else "submissions"
+    return f"/{collection}/{_id(item_id)}/content"
 
 
 class ApiClient:
@@ -218,9 +113,9 @@ class ApiClient:
         instead of a bare "404 Not Found"."""
         response = self._send("GET", "/me", auth=False)
         try:
-            detail = response.json()["error"]
-            is_api = response.status_code == 401 and isinstance(detail["code"], str)
-        except (ValueError, KeyError, TypeError):
+            wire.ErrorBody.model_validate_json(response.content, strict=True)
+            is_api = response.status_code == 401
+        except ValidationError:
             is_api = False
         if not is_api:
             kind = response.headers.get("content-type", "no content type").split(";")[0]
@@ -239,39 +134,33 @@ class ApiClient:
         response = self._send("POST", "/token", json=body, auth=False)
         if response.status_code == 401:
             raise LoginRefused("login refused: check username, passphrase and code")
-        data = _json(self._ok(response, 200))
-        token, expires_at = data.get("token"), data.get("expires_at")
-        if not isinstance(token, str) or not token or not isinstance(expires_at, int):
+        answer = _parse(wire.TokenResponse, self._ok(response, 200))
+        if not answer.token:
             raise ProtocolViolation("malformed token answer")
-        self._token = token
-        return expires_at
+        self._token = answer.token
+        return answer.expires_at
 
     def logout(self) -> None:
         if self._token is not None:
             self._ok(self._send("POST", "/logout"), 204)
             self._token = None
 
-    def me(self) -> dict[str, Any]:
-        return _json(self._ok(self._send("GET", "/me"), 200))
+    def me(self) -> wire.Me:
+        return self._get(wire.Me, "/me")
 
     def register_key(self, public_key: str, name: str = "") -> str:
         """Register this device's age recipient; returns the key's id."""
         body = {"public_key": public_key, "name": name}
-        data = _json(self._ok(self._send("POST", "/me/keys", json=body), 201))
-        return _str(data, "id")
+        response = self._send("POST", "/me/keys", json=body)
+        return _parse(wire.DeviceKey, self._ok(response, 201)).id
 
     # -- listings --------------------------------------------------------------------------
 
-    def source_page(self, updated_since: int, limit: int = 50) -> SourcePage:
+    def source_page(self, updated_since: int, limit: int = 50) -> wire.SourcePage:
         params = {"updated_since": updated_since, "limit": limit}
-        data = _json(self._ok(self._send("GET", "/sources", params=params), 200))
-        raw = data.get("sources")
-        following = data.get("next")
-        if not isinstance(raw, list) or not (following is None or isinstance(following, int)):
-            raise ProtocolViolation("malformed source page")
-        return SourcePage([_source(s) for s in raw], following)
+        return self._get(wire.SourcePage, "/sources", params=params)
 
-    def list_sources(self, updated_since: int = 0, limit: int = 50) -> Iterator[SourcePage]:
+    def list_sources(self, updated_since: int = 0, limit: int = 50) -> Iterator[wire.SourcePage]:
         """Pages of sources changed after ``updated_since``, oldest change first."""
         cursor: int | None = updated_since
         while cursor is not None:
@@ -281,47 +170,37 @@ class ApiClient:
                 raise ProtocolViolation("source cursor went backwards")
             cursor = page.next
 
-    def source(self, source_id: str) -> RemoteSource:
-        return _source(_json(self._ok(self._send("GET", f"/sources/{_id(source_id)}"), 200)))
+    def source(self, source_id: str) -> wire.Source:
+        return self._get(wire.Source, f"/sources/{_id(source_id)}")
 
-    def submissions(self, source_id: str) -> list[RemoteItem]:
-        return self._items(f"/sources/{_id(source_id)}/submissions")
+    def submissions(self, source_id: str) -> list[wire.Item]:
+        return self._get(wire.Items, f"/sources/{_id(source_id)}/submissions").items
 
-    def replies(self, source_id: str) -> list[RemoteItem]:
-        return self._items(f"/sources/{_id(source_id)}/replies")
-
-    def _items(self, path: str) -> list[RemoteItem]:
-        raw = _json(self._ok(self._send("GET", path), 200)).get("items")
-        if not isinstance(raw, list):
-            raise ProtocolViolation("malformed item list")
-        return [_item(i) for i in raw]
+    def replies(self, source_id: str) -> list[wire.Item]:
+        return self._get(wire.Items, f"/sources/{_id(source_id)}/replies").items
 
     def reply_keys(self) -> list[str]:
         """The age recipients a reply must be encrypted to besides the source's reply key: the
         organisation recipients and every active journalist's device keys."""
-        keys = _json(self._ok(self._send("GET", "/keys"), 200)).get("keys")
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise ProtocolViolation("malformed key list")
-        return list(keys)
+        return self._get(wire.ReplyKeys, "/keys").keys
 
     # -- changes ---------------------------------------------------------------------------
 
-    def upload_reply(self, source_id: str, ciphertext: bytes) -> RemoteItem:
+    def upload_reply(self, source_id: str, ciphertext: bytes) -> wire.Item:
         """Upload a reply already encrypted on this machine (an age file)."""
         headers = {"content-type": "application/octet-stream"}
         response = self._send(
             "POST", f"/sources/{_id(source_id)}/replies", content=ciphertext, headers=headers
         )
-        return _item(_json(self._ok(response, 201)))
+        return _parse(wire.Item, self._ok(response, 201))
 
-    def set_starred(self, source_id: str, starred: bool) -> RemoteSource:
+    def set_starred(self, source_id: str, starred: bool) -> wire.Source:
         response = self._send("PUT", f"/sources/{_id(source_id)}/star", json={"starred": starred})
-        return _source(_json(self._ok(response, 200)))
+        return _parse(wire.Source, self._ok(response, 200))
 
     def mark_seen(self, item_ids: list[str]) -> int:
         response = self._send("POST", "/seen", json={"ids": [_id(i) for i in item_ids]})
-        marked = _json(self._ok(response, 200)).get("marked")
-        return marked if isinstance(marked, int) else 0
+        return _parse(wire.SeenResponse, self._ok(response, 200)).marked
 
     def delete_source(self, source_id: str) -> None:
         self._ok(self._send("DELETE", f"/sources/{_id(source_id)}"), 204)
@@ -334,109 +213,70 @@ class ApiClient:
 
     # -- administration (admins only; the server refuses anyone else) ---------------------
 
-    def users(self) -> list[dict[str, Any]]:
-        return _objects(_json(self._ok(self._send("GET", "/users"), 200)), "users")
+    def users(self) -> list[wire.User]:
+        return self._get(wire.Users, "/users").users
 
-    def create_user(self, username: str, role: str) -> dict[str, Any]:
+    def create_user(self, username: str, role: str) -> wire.CreatedUser:
         """Create an account; the answer holds its passphrase and otpauth URI (shown once)."""
-        body = {"username": username, "role": role}
-        return _json(self._ok(self._send("POST", "/users", json=body), 201))
+        response = self._send("POST", "/users", json={"username": username, "role": role})
+        return _parse(wire.CreatedUser, self._ok(response, 201))
 
-    def disable_user(self, user_id: str) -> dict[str, Any]:
-        return _json(self._ok(self._send("POST", f"/users/{_ref(user_id)}/disable"), 200))
+    def disable_user(self, user_id: str) -> wire.User:
+        response = self._send("POST", f"/users/{_ref(user_id)}/disable")
+        return _parse(wire.User, self._ok(response, 200))
 
-    def enable_user(self, user_id: str) -> dict[str, Any]:
-        return _json(self._ok(self._send("POST", f"/users/{_ref(user_id)}/enable"), 200))
+    def enable_user(self, user_id: str) -> wire.User:
+        response = self._send("POST", f"/users/{_ref(user_id)}/enable")
+        return _parse(wire.User, self._ok(response, 200))
 
     def reset_2fa(self, user_id: str) -> str:
         """A new TOTP enrolment for the user; returns its otpauth URI (shown once)."""
         response = self._send("POST", f"/users/{_ref(user_id)}/reset-2fa")
-        return _str(_json(self._ok(response, 200)), "totp_uri")
+        return _parse(wire.Enrolment, self._ok(response, 200)).totp_uri
 
-    def recipients(self) -> list[dict[str, Any]]:
-        return _objects(_json(self._ok(self._send("GET", "/recipients"), 200)), "recipients")
+    def recipients(self) -> list[wire.Recipient]:
+        return self._get(wire.Recipients, "/recipients").recipients
 
-    def add_recipient(self, public_key: str, name: str = "") -> dict[str, Any]:
+    def add_recipient(self, public_key: str, name: str = "") -> wire.Recipient:
         body = {"public_key": public_key, "name": name}
-        return _json(self._ok(self._send("POST", "/recipients", json=body), 201))
+        response = self._send("POST", "/recipients", json=body)
+        return _parse(wire.Recipient, self._ok(response, 201))
 
     def remove_recipient(self, recipient_id: str) -> None:
         self._ok(self._send("DELETE", f"/recipients/{_ref(recipient_id)}"), 204)
 
-    def settings(self) -> dict[str, Any]:
-        return _json(self._ok(self._send("GET", "/settings"), 200))
+    def settings(self) -> wire.InstanceSettings:
+        return self._get(wire.InstanceSettings, "/settings")
 
-    def change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
-        return _json(self._ok(self._send("PATCH", "/settings", json=changes), 200))
+    def change_settings(self, changes: dict[str, Any]) -> wire.InstanceSettings:
+        response = self._send("PATCH", "/settings", json=changes)
+        return _parse(wire.InstanceSettings, self._ok(response, 200))
 
     # -- content ---------------------------------------------------------------------------
 
     def download(
-        self,
-        path: str,
-        dest: Path,
-        expected_sha256: str,
-        progress: Progress | None = None,
+        self, path: str, dest: Path, expected_sha256: str, progress: Progress | None = None
     ) -> DownloadResult:
-        """Fetch ciphertext at ``path`` into ``dest``, resuming ``dest.part`` with a Range request.
+        """Fetch ciphertext at ``path`` into ``dest``, verified and resumable (see
+        :func:`sealdrop.reader.download.download`)."""
 
-        The whole file is hashed before it is renamed into place; on a mismatch the ``.part`` is
-        deleted and :class:`Corrupted` raised (once more from scratch first, if the mismatch may
-        come from a stale partial file). A broken connection keeps the ``.part`` for next time.
-        """
-        expected = _sha(expected_sha256)
-        part = dest.with_name(dest.name + ".part")
-        result = self._fetch(path, part, expected, progress)
-        actual = _file_sha256(part)
-        if actual != expected and result.resumed_from > 0:
-            # The kept prefix may be what is wrong (a blob replaced since): one fresh try.
-            part.unlink()
-            result = self._fetch(path, part, expected, progress)
-            actual = _file_sha256(part)
-        if actual != expected:
-            part.unlink(missing_ok=True)
-            raise Corrupted(expected, actual)
-        os.replace(part, dest)
-        return result
+        @contextmanager
+        def opener(headers: dict[str, str]) -> Iterator[httpx.Response]:
+            try:
+                with self._http.stream("GET", path, headers=self._auth(headers)) as response:
+                    ranged = "range" in headers
+                    if response.status_code not in (200, 206) and not (
+                        ranged and response.status_code == 416
+                    ):
+                        response.read()
+                        self._raise_for(response)
+                    yield response
+            except httpx.TransportError as exc:
+                raise ServerUnreachable(f"connection failed: {type(exc).__name__}") from None
+            except SocksProtocolError:
+                raise ServerUnreachable(_ONION_REFUSED) from None
 
-    def _fetch(
-        self, path: str, part: Path, expected: str, progress: Progress | None
-    ) -> DownloadResult:
-        offset = part.stat().st_size if part.exists() else 0
-        headers = {"range": f"bytes={offset}-"} if offset else {}
-        try:
-            with self._http.stream("GET", path, headers=self._auth(headers)) as response:
-                if response.status_code == 416 and offset:
-                    # The partial file is as long as the blob or longer: start again.
-                    response.close()
-                    part.unlink()
-                    return self._fetch(path, part, expected, progress)
-                if response.status_code not in (200, 206):
-                    response.read()
-                    self._raise_for(response)
-                etag = response.headers.get("etag", "").strip('"')
-                if etag and etag != expected:
-                    part.unlink(missing_ok=True)
-                    raise Corrupted(expected, etag)
-                if response.status_code == 200:
-                    offset = 0  # the server sent it all: overwrite what was kept
-                elif not response.headers.get("content-range", "").startswith(f"bytes {offset}-"):
-                    raise ProtocolViolation("content range does not match the request")
-                received = 0
-                flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if offset else os.O_TRUNC)
-                with os.fdopen(os.open(part, flags, 0o600), "wb") as out:
-                    for chunk in response.iter_bytes(CHUNK):
-                        out.write(chunk)
-                        received += len(chunk)
-                        if progress is not None:
-                            progress(len(chunk))
-                    out.flush()
-                    os.fsync(out.fileno())
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(f"connection failed: {type(exc).__name__}") from None
-        except SocksProtocolError:
-            raise ServerUnreachable(_ONION_REFUSED) from None
-        return DownloadResult(size=offset + received, resumed_from=offset, received=received)
+        return download(opener, dest, expected_sha256, progress)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -444,6 +284,9 @@ class ApiClient:
         if self._token is None:
             raise TokenExpired("not logged in")
         return {**headers, "authorization": f"Bearer {self._token}"}
+
+    def _get(self, model: type[M], path: str, **kwargs: Any) -> M:
+        return _parse(model, self._ok(self._send("GET", path, **kwargs), 200))
 
     def _send(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
         headers: dict[str, str] = dict(kwargs.pop("headers", None) or {})
@@ -465,9 +308,9 @@ class ApiClient:
     def _raise_for(self, response: httpx.Response) -> None:
         code, message = "error", response.reason_phrase
         try:
-            detail = response.json()["error"]
-            code, message = str(detail["code"]), str(detail["message"])
-        except (ValueError, KeyError, TypeError):
+            detail = wire.ErrorBody.model_validate_json(response.content).error
+            code, message = detail.code, detail.message
+        except ValidationError:
             pass
         if response.status_code == 401:
             self._token = None
@@ -477,135 +320,29 @@ class ApiClient:
         raise ApiError(response.status_code, code, message)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _parse(model: type[M], response: httpx.Response) -> M:
+    """The answer as ``model`` (strictly: no "1" for 1, no 1 for true), or ProtocolViolation.
 
-
-def _json(response: httpx.Response) -> dict[str, Any]:
+    The message names the model and the first field at fault, never the value: the server's data
+    (a hostile server's, say) stays out of the journalist's terminal and the UI's pages."""
     try:
-        data = response.json()
-    except ValueError:
-        raise ProtocolViolation("the answer is not JSON") from None
-    if not isinstance(data, dict):
-        raise ProtocolViolation("the answer is not a JSON object")
-    return data
+        return model.model_validate_json(response.content, strict=True)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the answer"
+        raise ProtocolViolation(
+            f"malformed {model.__name__} answer ({where}: {first['type']})"
+        ) from None
 
 
-def _id(value: object) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
+def _id(value: str) -> str:
+    if not _ID.fullmatch(value):
         raise ProtocolViolation("malformed id")
     return value
 
 
-def _ref(value: object) -> str:
+def _ref(value: str) -> str:
     """An id that goes into a URL path: letters, digits, ``-`` and ``_`` only."""
-    if not isinstance(value, str) or not _REF.match(value):
+    if not _REF.fullmatch(value):
         raise ProtocolViolation("malformed id")
     return value
-
-
-def _objects(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    raw = data.get(key)
-    if not isinstance(raw, list) or not all(isinstance(o, dict) for o in raw):
-        raise ProtocolViolation(f"malformed {key} list")
-    return list(raw)
-
-
-def _sha(value: object) -> str:
-    if not isinstance(value, str) or not _SHA256.match(value):
-        raise ProtocolViolation("malformed sha256")
-    return value
-
-
-def _str(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str):
-        raise ProtocolViolation(f"missing or malformed field: {key}")
-    return value
-
-
-def _int(data: dict[str, Any], key: str) -> int:
-    value = data.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ProtocolViolation(f"missing or malformed field: {key}")
-    return value
-
-
-def _bool(data: dict[str, Any], key: str) -> bool:
-    value = data.get(key)
-    if not isinstance(value, bool):
-        raise ProtocolViolation(f"missing or malformed field: {key}")
-    return value
-
-
-def _day(data: dict[str, Any], key: str) -> dt.date | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ProtocolViolation(f"malformed day: {key}") from None
-
-
-def _optional_str(data: dict[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ProtocolViolation(f"malformed field: {key}")
-    return value
-
-
-def _source(data: object) -> RemoteSource:
-    if not isinstance(data, dict):
-        raise ProtocolViolation("malformed source")
-    return RemoteSource(
-        id=_id(data.get("id")),
-        pseudonym=_str(data, "pseudonym"),
-        reply_key=_str(data, "reply_key"),
-        starred=_bool(data, "starred"),
-        version=_int(data, "version"),
-        created_day=_day(data, "created_day"),
-        submissions=_int(data, "submissions"),
-        unread=_int(data, "unread"),
-    )
-
-
-def _item(data: object) -> RemoteItem:
-    if not isinstance(data, dict):
-        raise ProtocolViolation("malformed item")
-    kind = _str(data, "kind")
-    if kind not in _KINDS:
-        raise ProtocolViolation("unknown item kind")
-    encoded = _optional_str(data, "metadata")
-    try:
-        metadata = base64.b64decode(encoded, validate=True) if encoded else None
-    except (binascii.Error, ValueError):
-        raise ProtocolViolation("malformed metadata") from None
-    return RemoteItem(
-        id=_id(data.get("id")),
-        source_id=_id(data.get("source_id")),
-        seq=_int(data, "seq"),
-        kind=kind,
-        arrival_day=_day(data, "arrival_day"),
-        size=_int(data, "size"),
-        sha256=_sha(data.get("sha256")),
-        seen=_bool(data, "seen"),
-        metadata=metadata,
-        author=_optional_str(data, "author"),
-    )
-
-
-def open_client(profile: Profile) -> ApiClient:
-    """A client of the profile's server (through its proxy, if any) holding the saved token;
-    TokenExpired when there is none or it has expired (the CLI and the UI both start here)."""
-    config = profile.load_config()
-    token = profile.load_token()
-    if token is None:
-        raise TokenExpired("no valid token")
-    client = ApiClient(config.server, proxy=config.proxy)
-    client.use_token(token)
-    return client

@@ -15,20 +15,16 @@ from typing import BinaryIO
 
 from sealdrop.crypto.envelope import decrypt, decrypt_bytes, encrypt_bytes
 from sealdrop.crypto.keys import Identity, Recipient, parse_recipient
-from sealdrop.errors import DecryptionError, ReaderError
+from sealdrop.errors import DecryptionError, NotCached, ReaderError
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem
 
-__all__ = ["DecryptProgress", "FileInfo", "NotCached", "decrypt_item", "file_info", "seal_reply"]
+__all__ = ["DecryptProgress", "FileInfo", "decrypt_item", "file_info", "seal_reply"]
 
 # A message or reply is text; a file is decrypted whole into memory for export.
 _UNNAMED = "submission"
 
 DecryptProgress = Callable[[int, int], None]
 """Called as decryption goes: bytes of ciphertext read so far, bytes of ciphertext in all."""
-
-
-class NotCached(ReaderError):
-    """The item's ciphertext is not in the local cache (not synced yet, or corrupted)."""
 
 
 @dataclass(frozen=True)

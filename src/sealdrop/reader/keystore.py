@@ -11,8 +11,6 @@ inside the ciphertext, a copy is kept in a sidecar ``.pub`` file, readable witho
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from sealdrop.errors import (
     WeakPassphrase,
     WrongPassphrase,
 )
+from sealdrop.reader.private_files import write_private
 
 __all__ = [
     "MIN_PASSPHRASE_LENGTH",
@@ -86,9 +85,13 @@ def create_identity(path: Path, passphrase: str) -> str:
     # byte reaches the disk (no plaintext temp file that could survive a crash or be undeleted).
     text = identity_file_text(identity, datetime.now().astimezone())
     ciphertext = encrypt_with_passphrase(text.encode("ascii"), passphrase)
-    _write_atomically(pub_path, f"{public}\n".encode("ascii"), mode=0o644, replace=True)
+    write_private(pub_path, f"{public}\n".encode("ascii"), mode=0o644)
     try:
-        _write_atomically(path, ciphertext, mode=0o600, replace=False)
+        write_private(path, ciphertext, replace=False)
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            pub_path.unlink()
+        raise IdentityExists(f"an identity file already exists at {path}") from None
     except BaseException:
         with contextlib.suppress(OSError):
             pub_path.unlink()
@@ -172,46 +175,3 @@ def _check_sidecar(path: Path, identity: Identity) -> None:
         return
     if public_key(path) != str(recipient_of(identity)):
         raise IdentityFileError(f"{pub_path} does not match the identity in {path}")
-
-
-def _write_atomically(path: Path, data: bytes, *, mode: int, replace: bool) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory, fsync, then rename.
-
-    With ``replace=False`` an existing ``path`` is never clobbered, even by a racing writer: the
-    temp file is hard-linked to the final name (which fails if the name exists) instead of renamed.
-    """
-    directory = path.parent
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ReaderError(f"cannot write in {directory}: {exc.strerror}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if replace:
-            tmp.replace(path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise IdentityExists(f"an identity file already exists at {path}") from None
-            tmp.unlink()
-        _fsync_dir(directory)
-    except OSError as exc:
-        raise ReaderError(f"cannot write {path}: {exc.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable: without it a crash can lose the new name.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,25 +8,20 @@ anything decrypted.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sealdrop.errors import ReaderError
+from sealdrop.errors import NotInitialised, ReaderError
+from sealdrop.reader.private_files import write_private
 
-__all__ = ["DEFAULT_DATA_DIR", "NotInitialised", "Profile", "ReaderConfig"]
+__all__ = ["DEFAULT_DATA_DIR", "Profile", "ReaderConfig"]
 
 DEFAULT_DATA_DIR = Path("~/.local/share/sealdrop-reader")
 # A token this close to its expiry is treated as expired (a long sync should not die half-way).
 _EXPIRY_MARGIN = 60
-
-
-class NotInitialised(ReaderError):
-    """The data folder has no configuration: ``sealdrop reader init`` has not been run."""
 
 
 @dataclass(frozen=True)
@@ -112,13 +107,13 @@ class Profile:
 
     def save_config(self, config: ReaderConfig) -> None:
         body = {"server": config.server, "username": config.username, "proxy": config.proxy}
-        _write_private(self.config_path, json.dumps(body, indent=2).encode("utf-8"))
+        write_private(self.config_path, json.dumps(body, indent=2).encode("utf-8"))
 
     # -- token -----------------------------------------------------------------------------
 
     def save_token(self, token: str, expires_at: int) -> None:
         body = {"token": token, "expires_at": expires_at}
-        _write_private(self.token_path, json.dumps(body).encode("utf-8"))
+        write_private(self.token_path, json.dumps(body).encode("utf-8"))
 
     def load_token(self, now: float | None = None) -> str | None:
         """The saved token, or None if there is none or it has expired."""
@@ -135,24 +130,3 @@ class Profile:
 
     def forget_token(self) -> None:
         self.token_path.unlink(missing_ok=True)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (mode 0600) atomically: temp file, fsync, rename."""
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ReaderError(f"cannot write in {path.parent}: {exc.strerror}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except OSError as exc:
-        raise ReaderError(f"cannot write {path}: {exc.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()

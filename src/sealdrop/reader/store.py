@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from sealdrop.reader.client import RemoteItem, RemoteSource
+from sealdrop import wire
+from sealdrop.reader.client import content_path
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -88,8 +89,7 @@ class LocalItem:
 
     @property
     def content_path(self) -> str:
-        collection = "replies" if self.kind == "reply" else "submissions"
-        return f"/{collection}/{self.id}/content"
+        return content_path(self.kind, self.id)
 
 
 def _private_file(path: Path) -> None:
@@ -179,7 +179,7 @@ class Store:
 
     # -- sources ---------------------------------------------------------------------------
 
-    def save_source(self, source: RemoteSource, items: Iterable[RemoteItem]) -> list[str]:
+    def save_source(self, source: wire.Source, items: Iterable[wire.Item]) -> list[str]:
         """Store a source and its complete item list in one transaction; items the server no
         longer lists are dropped. Returns the dropped ids (their cached files are the caller's)."""
         wanted = list(items)
@@ -215,7 +215,7 @@ class Store:
         return gone
 
     @staticmethod
-    def _upsert_item(db: sqlite3.Connection, item: RemoteItem) -> None:
+    def _upsert_item(db: sqlite3.Connection, item: wire.Item) -> None:
         # A changed digest means different ciphertext: what is cached no longer matches.
         db.execute(
             "INSERT INTO items (id, source_id, seq, kind, arrival_day, size, sha256, metadata,"
@@ -233,7 +233,7 @@ class Store:
                 item.arrival_day.isoformat() if item.arrival_day else None,
                 item.size,
                 item.sha256,
-                item.metadata,
+                item.metadata_bytes(),
                 item.author,
                 int(item.seen),
             ),

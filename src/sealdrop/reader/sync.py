@@ -18,14 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sealdrop.reader.client import (
-    ApiClient,
-    ApiError,
-    Corrupted,
-    RemoteItem,
-    RemoteNotFound,
-    RemoteSource,
-)
+from sealdrop import wire
+from sealdrop.errors import ApiError, Corrupted, RemoteNotFound
+from sealdrop.reader.client import ApiClient
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, Store
 
 PAGE_SIZE = 50
@@ -100,13 +95,13 @@ def _sync_metadata(
             report.removed += _forget(store, cache, source_id)
 
 
-def _items(client: ApiClient, source_id: str) -> list[RemoteItem]:
+def _items(client: ApiClient, source_id: str) -> list[wire.Item]:
     """A source's complete item list on the server: submissions and replies."""
     return client.submissions(source_id) + client.replies(source_id)
 
 
 def _save(
-    store: Store, cache: CiphertextCache, source: RemoteSource, items: list[RemoteItem]
+    store: Store, cache: CiphertextCache, source: wire.Source, items: list[wire.Item]
 ) -> list[str]:
     """Store ``source`` with ``items``; the ciphertext of items no longer listed goes too."""
     gone = store.save_source(source, items)

@@ -1,550 +1,310 @@
 """``sealdrop reader``'s local web interface: server-rendered pages on 127.0.0.1, no JavaScript.
 
-Access: the command prints ``http://127.0.0.1:PORT/?token=…``; the first request with that
-one-time token gets an HttpOnly, SameSite=Strict session cookie holding a random session secret,
-and the token is spent. Every other request without the cookie is refused (403), and a Host header
-other than ``127.0.0.1:PORT`` or ``localhost:PORT`` is refused (400, against DNS rebinding). A
-navigation that arrives from another site or application (``Sec-Fetch-Site`` cross-site or
-same-site), to which the browser does not send a Strict cookie, is first bounced once through a
-same-origin refresh, so that the link (or the bare address) opened again in the same browser
-session still works; a browser without the cookie is refused after the bounce. Every POST carries
-a CSRF token (an HMAC of the session secret). Every answer has a strict CSP, no-referrer, no-store
-and nosniff; the pages load nothing but their own style sheet. Errors are pages of the interface,
-with a link back.
+Access (``ui_guard``): the command prints ``http://127.0.0.1:PORT/?token=…``; that one-time token
+gets this browser an HttpOnly, SameSite=Strict session cookie, and every other request without it
+is refused, as is any Host header other than the interface's own. Every POST carries a CSRF token
+(an HMAC of the session secret). Every answer has a strict CSP, no-referrer, no-store and nosniff;
+the pages load nothing but their own style sheet. Errors are pages of the interface, with a link
+back.
 
 The identity passphrase is asked once per run; the identity stays in this process's memory only.
 Messages and replies are decrypted in memory and shown as escaped text; files are never rendered,
-only listed (decrypted name and size) and exported through ``export`` (mat2).
+only listed (decrypted name and size) and exported through ``export`` (mat2). What each page does
+is decided by :class:`~sealdrop.reader.reader.Reader`, which the command line drives too.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import socket
 import webbrowser
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from sealdrop.crypto.keys import Identity
-from sealdrop.errors import ReaderError, SealdropError, WrongPassphrase
-from sealdrop.reader.client import ApiClient, ApiError, TokenExpired, open_client
-from sealdrop.reader.content import decrypt_item, file_info, seal_reply
+from sealdrop.errors import NotHere, RemoteError, SealdropError, TokenExpired, WrongPassphrase
+from sealdrop.reader.client import ApiClient
+from sealdrop.reader.connection import open_client
 from sealdrop.reader.display import WHY_CANNOT_DECRYPT, shown_name, shown_text
-from sealdrop.reader.export import export as export_file
 from sealdrop.reader.keystore import load_identity
 from sealdrop.reader.profile import Profile
-from sealdrop.reader.store import CiphertextCache, LocalItem, LocalSource, Store
-from sealdrop.reader.sync import (
-    SyncReport,
-    delete_item,
-    delete_source,
-    mark_source_seen,
-    star_source,
-)
-from sealdrop.reader.sync import sync as run_sync
-from sealdrop.reader.ui_views import BOUNCE, HEADERS, STYLE, ItemView, Pages, item_view
+from sealdrop.reader.reader import Reader
+from sealdrop.reader.sync import SyncReport
+from sealdrop.reader.ui_admin import AdminPages
+from sealdrop.reader.ui_guard import COOKIE, Guard, UiState, posted_form
+from sealdrop.reader.ui_views import HEADERS, STYLE, Pages
 
-__all__ = ["COOKIE", "HEADERS", "UiState", "create_app", "serve"]
+__all__ = ["COOKIE", "HEADERS", "ReaderInterface", "UiState", "create_app", "serve"]
 
-COOKIE = "sealdrop_reader"
+T = TypeVar("T")
 ClientFactory = Callable[[], ApiClient]
 
 
-@dataclass
-class UiState:
-    """What one run of the UI holds in memory: the one-time token, the session secret, the
-    unlocked identity."""
-
-    token: str | None
-    session: str = field(default_factory=lambda: secrets.token_hex(32))
-    identity: Identity | None = None
-
-    @property
-    def csrf(self) -> str:
-        return hmac.new(bytes.fromhex(self.session), b"csrf", hashlib.sha256).hexdigest()
-
-
-def create_app(
-    profile: Profile,
-    port: int,
-    token: str,
-    client_factory: ClientFactory | None = None,
-) -> Starlette:
-    """The UI for the reader in ``profile``, answering on ``port`` to ``token`` once.
+class ReaderInterface:
+    """The pages of the interface for the reader in ``profile``.
 
     ``client_factory`` makes the API client (by default from the saved token, read on each use so
-    that a `sealdrop reader login` in a terminal takes effect at once).
-    """
-    state = UiState(token=token)
-    hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
-    pages = Pages()
+    that a `sealdrop reader login` in a terminal takes effect at once; then the client is closed
+    after each use, otherwise the factory's owner closes it)."""
 
-    def make_client() -> ApiClient:
-        if client_factory is not None:
-            return client_factory()
-        return open_client(profile)
+    def __init__(
+        self,
+        profile: Profile,
+        state: UiState,
+        pages: Pages,
+        client_factory: ClientFactory | None = None,
+    ) -> None:
+        self._profile = profile
+        self._state = state
+        self._pages = pages
+        self._client_factory = client_factory
 
-    def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        return pages.render(template, status, csrf=state.csrf, **context)
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.index),
+            Route("/style.css", self.style),
+            Route("/sync", self.sync, methods=["POST"]),
+            Route("/unlock", self.unlock, methods=["GET", "POST"]),
+            Route("/sources/{source_id:str}", self.conversation),
+            Route("/sources/{source_id:str}/star", self.star, methods=["POST"]),
+            Route("/sources/{source_id:str}/seen", self.seen, methods=["POST"]),
+            Route("/sources/{source_id:str}/reply", self.reply, methods=["POST"]),
+            Route("/sources/{source_id:str}/delete", self.delete_source, methods=["GET", "POST"]),
+            Route("/items/{item_id:str}/delete", self.delete_item, methods=["GET", "POST"]),
+            Route("/items/{item_id:str}/export", self.export, methods=["POST"]),
+        ]
 
-    error_page = pages.error
+    def exception_handlers(self) -> dict[Any, Callable[[Request, Exception], Any]]:
+        return {
+            HTTPException: self.http_error,
+            TokenExpired: self.expired,
+            SealdropError: self.failed,
+            Exception: self.crashed,
+        }
 
-    def store() -> Store:
-        return Store(profile.db_path)
+    # -- plumbing --------------------------------------------------------------------------
 
-    async def form(request: Request) -> dict[str, str]:
-        data = await request.form()
-        sent = data.get("csrf")
-        if not isinstance(sent, str) or not hmac.compare_digest(sent, state.csrf):
-            raise HTTPException(403, "missing or wrong CSRF token")
-        return {k: v for k, v in data.items() if isinstance(v, str)}
+    @contextmanager
+    def client(self) -> Iterator[ApiClient]:
+        if self._client_factory is not None:
+            yield self._client_factory()
+            return
+        with open_client(self._profile) as client:
+            yield client
 
-    def with_client(work: Callable[[ApiClient, Store], Any]) -> Any:
-        client = make_client()
-        try:
-            with store() as local:
-                return work(client, local)
-        finally:
-            if client_factory is None:
-                client.close()
+    async def _with_reader(self, work: Callable[[Reader], T]) -> T:
+        """``work`` with the reader, in a worker thread (it blocks: SQLite, HTTP, decryption)."""
 
-    def sync_now(client: ApiClient, local: Store) -> SyncReport:
-        return run_sync(client, local, profile.cache_dir)
+        def run() -> T:
+            with Reader.open(self._profile, self._client_factory) as reader:
+                return work(reader)
 
-    def need_source(local: Store, source_id: str) -> LocalSource:
-        found = local.source(source_id)
-        if found is None:
-            raise HTTPException(404, "no such source")
-        return found
+        return await run_in_threadpool(run)
 
-    def need_item(local: Store, item_id: str) -> LocalItem:
-        found = local.item(item_id)
-        if found is None:
-            raise HTTPException(404, "no such item")
-        return found
+    def _page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return self._pages.render(template, status, csrf=self._state.csrf, **context)
 
-    def admin_flag() -> bool:
+    def _is_admin(self) -> bool:
         """Whether the logged-in account is an admin (the Admin link shows only then)."""
         try:
-            client = make_client()
+            with self.client() as client:
+                return client.me().role == "admin"
         except SealdropError:
             return False
-        try:
-            return client.me().get("role") == "admin"
-        except SealdropError:
-            return False
-        finally:
-            if client_factory is None:
-                client.close()
+
+    @staticmethod
+    def _see(path: str) -> RedirectResponse:
+        return RedirectResponse(path, status_code=303)
 
     # -- pages -----------------------------------------------------------------------------
 
-    async def source_list(report: SyncReport | None) -> Response:
+    async def _source_list(self, report: SyncReport | None) -> Response:
         """The sources page, after a sync (with its report) or not."""
+        rows = await self._with_reader(Reader.sources)
+        admin = await run_in_threadpool(self._is_admin)
+        unlocked = self._state.identity is not None
+        return self._page("index.html", sources=rows, report=report, unlocked=unlocked, admin=admin)
 
-        def load() -> list[tuple[LocalSource, int]]:
-            with store() as local:
-                return [(s, len(local.items(s.id))) for s in local.sources()]
+    async def index(self, request: Request) -> Response:
+        return await self._source_list(None)
 
-        rows = await run_in_threadpool(load)
-        admin = await run_in_threadpool(admin_flag)
-        return page(
-            "index.html",
-            sources=rows,
-            report=report,
-            unlocked=state.identity is not None,
-            admin=admin,
-        )
+    async def style(self, request: Request) -> Response:
+        return PlainTextResponse(STYLE, media_type="text/css")
 
-    async def index(request: Request) -> Response:
-        return await source_list(None)
+    async def sync(self, request: Request) -> Response:
+        await posted_form(request, self._state)
+        return await self._source_list(await self._with_reader(lambda reader: reader.sync()))
 
-    async def sync_view(request: Request) -> Response:
-        await form(request)
-        report: SyncReport = await run_in_threadpool(with_client, sync_now)
-        return await source_list(report)
-
-    async def unlock(request: Request) -> Response:
+    async def unlock(self, request: Request) -> Response:
         if request.method == "GET":
-            return page("unlock.html", error=None)
-        data = await form(request)
+            return self._page("unlock.html", error=None)
+        data = await posted_form(request, self._state)
+        path = self._profile.identity_path
         try:
-            identity = await run_in_threadpool(
-                load_identity, profile.identity_path, data.get("passphrase", "")
-            )
+            identity = await run_in_threadpool(load_identity, path, data.get("passphrase", ""))
         except WrongPassphrase as exc:
-            return page("unlock.html", status=400, error=str(exc))
-        state.identity = identity
-        return RedirectResponse("/", status_code=303)
+            return self._page("unlock.html", status=400, error=str(exc))
+        self._state.identity = identity
+        return self._see("/")
 
-    async def conversation(request: Request) -> Response:
-        identity = state.identity
+    async def conversation(self, request: Request) -> Response:
+        identity = self._state.identity
         if identity is None:
-            return RedirectResponse("/unlock", status_code=303)
+            return self._see("/unlock")
         source_id = str(request.path_params["source_id"])
 
-        def load() -> tuple[LocalSource, list[ItemView]]:
-            with store() as local:
-                source = need_source(local, source_id)
-                cache = CiphertextCache(profile.cache_dir)
-                return source, [item_view(cache, item, identity) for item in local.items(source.id)]
+        def load(reader: Reader) -> tuple[Any, list[Any]]:
+            source = reader.source(source_id)
+            return source, [reader.view(item, identity) for item in reader.items(source.id)]
 
-        source, views = await run_in_threadpool(load)
+        source, views = await self._with_reader(load)
         not_here = any(view.not_for_this_device for view in views)
-        return page(
+        return self._page(
             "source.html",
             source=source,
             views=views,
             why=WHY_CANNOT_DECRYPT if not_here else None,
-            exports=profile.exports_dir,
+            exports=self._profile.exports_dir,
         )
 
-    async def star(request: Request) -> Response:
-        data = await form(request)
+    async def star(self, request: Request) -> Response:
+        data = await posted_form(request, self._state)
         source_id = str(request.path_params["source_id"])
         starred = data.get("starred") == "1"
+        await self._with_reader(lambda r: r.star(r.source(source_id).id, starred))
+        return self._see(f"/sources/{source_id}" if data.get("back") == "source" else "/")
 
-        def work(client: ApiClient, local: Store) -> None:
-            star_source(client, local, profile.cache_dir, need_source(local, source_id).id, starred)
-
-        await run_in_threadpool(with_client, work)
-        back = f"/sources/{source_id}" if data.get("back") == "source" else "/"
-        return RedirectResponse(back, status_code=303)
-
-    async def seen(request: Request) -> Response:
-        await form(request)
+    async def seen(self, request: Request) -> Response:
+        await posted_form(request, self._state)
         source_id = str(request.path_params["source_id"])
+        await self._with_reader(lambda r: r.seen(r.source(source_id).id))
+        return self._see(f"/sources/{source_id}")
 
-        def work(client: ApiClient, local: Store) -> None:
-            mark_source_seen(client, local, profile.cache_dir, need_source(local, source_id).id)
-
-        await run_in_threadpool(with_client, work)
-        return RedirectResponse(f"/sources/{source_id}", status_code=303)
-
-    async def reply(request: Request) -> Response:
-        data = await form(request)
+    async def reply(self, request: Request) -> Response:
+        data = await posted_form(request, self._state)
         source_id = str(request.path_params["source_id"])
-        text = data.get("text", "")
+        await self._with_reader(lambda r: r.send_reply(source_id, data.get("text", "")))
+        return self._see(f"/sources/{source_id}")
 
-        def work(client: ApiClient, local: Store) -> None:
-            source = need_source(local, source_id)
-            ciphertext = seal_reply(text, [source.reply_key, *client.reply_keys()])
-            client.upload_reply(source.id, ciphertext)
-            sync_now(client, local)
-
-        await run_in_threadpool(with_client, work)
-        return RedirectResponse(f"/sources/{source_id}", status_code=303)
-
-    async def delete_source_view(request: Request) -> Response:
+    async def delete_source(self, request: Request) -> Response:
         source_id = str(request.path_params["source_id"])
         if request.method == "GET":
-            with store() as local:
-                source = need_source(local, source_id)
+            source = await self._with_reader(lambda r: r.source(source_id))
             what = f"source {shown_name(source.pseudonym)}"
-            return page("confirm.html", what=what, action=request.url.path)
-        await form(request)
+            return self._page("confirm.html", what=what, action=request.url.path)
+        await posted_form(request, self._state)
+        await self._with_reader(lambda r: r.delete_source(r.source(source_id).id))
+        return self._see("/")
 
-        def work(client: ApiClient, local: Store) -> None:
-            delete_source(client, local, profile.cache_dir, need_source(local, source_id).id)
-
-        await run_in_threadpool(with_client, work)
-        return RedirectResponse("/", status_code=303)
-
-    async def delete_item_view(request: Request) -> Response:
+    async def delete_item(self, request: Request) -> Response:
         item_id = str(request.path_params["item_id"])
         if request.method == "GET":
-            with store() as local:
-                item = need_item(local, item_id)
-            what = f"{item.kind} #{item.seq}"
-            return page("confirm.html", what=what, action=request.url.path)
-        await form(request)
+            item = await self._with_reader(lambda r: r.item(item_id))
+            return self._page(
+                "confirm.html", what=f"{item.kind} #{item.seq}", action=request.url.path
+            )
+        await posted_form(request, self._state)
 
-        def work(client: ApiClient, local: Store) -> str:
-            item = need_item(local, item_id)
-            delete_item(client, local, profile.cache_dir, item)
+        def work(reader: Reader) -> str:
+            item = reader.item(item_id)
+            reader.delete_item(item)
             return item.source_id
 
-        source_id = await run_in_threadpool(with_client, work)
-        return RedirectResponse(f"/sources/{source_id}", status_code=303)
+        return self._see(f"/sources/{await self._with_reader(work)}")
 
-    async def export_view(request: Request) -> Response:
-        data = await form(request)
-        identity = state.identity
+    async def export(self, request: Request) -> Response:
+        data = await posted_form(request, self._state)
+        identity = self._state.identity
         if identity is None:
-            return RedirectResponse("/unlock", status_code=303)
+            return self._see("/unlock")
         item_id = str(request.path_params["item_id"])
         dest = data.get("dest", "").strip()
-        # Nothing to type: by default the data folder's exports/, made 0700 here. Another folder
-        # must exist already (a typo must not create folders elsewhere).
-        chosen = Path(dest).expanduser() if dest else profile.exports_dir
-        if chosen == profile.exports_dir:
-            folder = await run_in_threadpool(profile.ensure_exports)
-        elif chosen.is_dir():
-            folder = chosen
-        else:
-            raise HTTPException(400, f"the folder {chosen} does not exist: create it first")
+        chosen = Path(dest).expanduser() if dest else None
 
-        def work() -> tuple[LocalItem, str, Any]:
-            with store() as local:
-                item = need_item(local, item_id)
-            if item.kind != "file":
-                raise HTTPException(400, "only files are exported")
-            info = file_info(item, identity)
-            plaintext = decrypt_item(CiphertextCache(profile.cache_dir), item, identity)
-            result = export_file(
-                plaintext,
-                info.name,
+        def work(reader: Reader) -> Any:
+            folder = reader.export_folder(chosen)
+            return reader.export(
+                item_id,
+                identity,
                 folder,
                 strip_metadata=data.get("strip") == "1",
                 keep_original=data.get("keep_original") == "1",
             )
-            return item, info.name, result
 
-        item, name, result = await run_in_threadpool(work)
-        removed = [shown_text(entry) for entry in result.removed]  # mat2's words about the file
-        shown = shown_name(name)
-        return page("exported.html", item=item, name=shown, result=result, removed=removed)
-
-    # -- administration (admins only) -------------------------------------------------------
-
-    def is_admin(client: ApiClient) -> bool:
-        return client.me().get("role") == "admin"
-
-    def admin_page(
-        client: ApiClient, status: int = 200, **shown: Any
-    ) -> tuple[str, int, dict[str, Any]]:
-        return (
-            "admin.html",
-            status,
-            {
-                "admin": True,
-                "users": client.users(),
-                "recipients": client.recipients(),
-                "settings": client.settings(),
-                **shown,
-            },
+        done = await self._with_reader(work)
+        removed = [shown_text(entry) for entry in done.result.removed]  # mat2's words
+        return self._page(
+            "exported.html",
+            item=done.item,
+            name=shown_name(done.name),
+            result=done.result,
+            removed=removed,
         )
-
-    def admin_work(
-        work: Callable[[ApiClient], dict[str, Any] | None],
-    ) -> tuple[str, int, dict[str, Any]] | None:
-        """Run ``work`` as an admin; its dict (one-time secrets) is shown on the admin page, None
-        redirects back to it. An API error is shown on the page as text."""
-        client = make_client()
-        try:
-            if not is_admin(client):
-                raise HTTPException(403, "administration is for admins only")
-            try:
-                shown = work(client)
-            except ApiError as exc:
-                return admin_page(client, status=400, error=str(exc))
-            return None if shown is None else admin_page(client, **shown)
-        finally:
-            if client_factory is None:
-                client.close()
-
-    async def run_admin(work: Callable[[ApiClient], dict[str, Any] | None]) -> Response:
-        answer = await run_in_threadpool(admin_work, work)
-        if answer is None:
-            return RedirectResponse("/admin", status_code=303)
-        template, status, context = answer
-        return page(template, status=status, **context)
-
-    async def admin(request: Request) -> Response:
-        return await run_admin(lambda client: {})
-
-    async def create_user(request: Request) -> Response:
-        data = await form(request)
-        username = data.get("username", "").strip()
-        role = data.get("role", "journalist")
-
-        def work(client: ApiClient) -> dict[str, Any]:
-            return {"created": client.create_user(username, role)}
-
-        return await run_admin(work)
-
-    async def user_action(request: Request) -> Response:
-        await form(request)
-        user_id = str(request.path_params["user_id"])
-        action = str(request.path_params["action"])
-
-        def work(client: ApiClient) -> dict[str, Any] | None:
-            if action == "disable":
-                client.disable_user(user_id)
-            elif action == "enable":
-                client.enable_user(user_id)
-            elif action == "reset-2fa":
-                uri = client.reset_2fa(user_id)
-                users = {u.get("id"): u.get("username") for u in client.users()}
-                return {"enrolment": {"username": users.get(user_id, user_id), "totp_uri": uri}}
-            else:
-                raise HTTPException(404, "no such action")
-            return None
-
-        return await run_admin(work)
-
-    async def add_recipient(request: Request) -> Response:
-        data = await form(request)
-        key, name = data.get("public_key", "").strip(), data.get("name", "").strip()
-
-        def work(client: ApiClient) -> None:
-            client.add_recipient(key, name)
-
-        return await run_admin(work)
-
-    async def remove_recipient(request: Request) -> Response:
-        await form(request)
-        recipient_id = str(request.path_params["recipient_id"])
-
-        def work(client: ApiClient) -> None:
-            client.remove_recipient(recipient_id)
-
-        return await run_admin(work)
-
-    async def change_settings(request: Request) -> Response:
-        data = await form(request)
-
-        def work(client: ApiClient) -> dict[str, Any] | None:
-            current = client.settings()
-            wanted: dict[str, Any] = {
-                "accepting_submissions": data.get("accepting_submissions") == "1",
-                "files_enabled": data.get("files_enabled") == "1",
-            }
-            for name in ("max_upload_bytes", "max_message_chars"):
-                raw = data.get(name, "").strip()
-                try:
-                    wanted[name] = int(raw)
-                except ValueError:
-                    return {"error": f"{name} must be a whole number, not {raw!r}"}
-            changes = {k: v for k, v in wanted.items() if current.get(k) != v}
-            if changes:
-                client.change_settings(changes)
-            return None
-
-        return await run_admin(work)
-
-    async def style(request: Request) -> Response:
-        return PlainTextResponse(STYLE, media_type="text/css")
 
     # -- errors ----------------------------------------------------------------------------
 
-    async def expired(request: Request, exc: Exception) -> Response:
-        profile.forget_token()
-        return page("expired.html", status=401)
+    async def expired(self, request: Request, exc: Exception) -> Response:
+        self._profile.forget_token()
+        return self._page("expired.html", status=401)
 
-    def back_from(path: str) -> str:
+    def _back_from(self, path: str) -> str:
         """Where an error page's link goes: the conversation the request was about, the admin
         page, or the list of sources."""
         parts = path.strip("/").split("/")
         if parts[0] in ("sources", "items") and len(parts) > 1:
-            with store() as local:
-                item = local.item(parts[1]) if parts[0] == "items" else None
-                source = local.source(item.source_id if item else parts[1])
+            with Reader.open(self._profile, self._client_factory) as reader:
+                item = reader.store.item(parts[1]) if parts[0] == "items" else None
+                source = reader.store.source(item.source_id if item else parts[1])
             return f"/sources/{source.id}" if source is not None else "/"
         return "/admin" if parts[0] == "admin" else "/"
 
-    async def failed(request: Request, exc: Exception) -> Response:
-        status = 502 if isinstance(exc, ReaderError) else 400
-        back = await run_in_threadpool(back_from, request.url.path)
-        return error_page(status, str(exc), back)
+    async def failed(self, request: Request, exc: Exception) -> Response:
+        # The server failed us: 502; not here (not synced, or deleted): 404; anything else is
+        # what was asked (a missing folder, a file mat2 cannot take…): 400.
+        if isinstance(exc, RemoteError):
+            status = 502
+        elif isinstance(exc, NotHere):
+            status = 404
+        else:
+            status = 400
+        back = await run_in_threadpool(self._back_from, request.url.path)
+        return self._pages.error(status, str(exc), back)
 
-    async def http_error(request: Request, exc: Exception) -> Response:
+    async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        back = await run_in_threadpool(back_from, request.url.path)
-        return error_page(exc.status_code, exc.detail, back)
+        back = await run_in_threadpool(self._back_from, request.url.path)
+        return self._pages.error(exc.status_code, exc.detail, back)
 
-    async def crashed(request: Request, exc: Exception) -> Response:
+    async def crashed(self, request: Request, exc: Exception) -> Response:
         # A bug: the traceback goes to the terminal (uvicorn), the page says where to look.
-        return error_page(500, "unexpected error: the terminal running the reader has details")
+        return self._pages.error(
+            500, "unexpected error: the terminal running the reader has details"
+        )
 
-    # -- access ----------------------------------------------------------------------------
 
-    class Guard(BaseHTTPMiddleware):
-        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-            response = await self._answer(request, call_next)
-            response.headers.update(HEADERS)
-            return response
-
-        async def _answer(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-            if request.headers.get("host") not in hosts:
-                # No link back: this is not a name the interface answers to.
-                return error_page(400, "bad Host header: open the reader's own link", back=None)
-            cookie = request.cookies.get(COOKIE, "")
-            if cookie and hmac.compare_digest(cookie, state.session):
-                return await call_next(request)
-            if request.method == "GET" and request.headers.get("sec-fetch-site") in (
-                "cross-site",
-                "same-site",
-            ):
-                # A browser withholds a SameSite=Strict cookie from a navigation that comes from
-                # elsewhere (a link in another application or site). Answer with a same-origin
-                # refresh to the same address: that navigation carries the cookie if this browser
-                # has it, and is refused below if not. The page holds nothing but the address
-                # (the spent token at most); Strict stays, so no other site's request carries it.
-                return HTMLResponse(BOUNCE, headers=HEADERS)
-            offered = request.query_params.get("token", "")
-            expected = state.token
-            if (
-                request.url.path == "/"
-                and expected is not None
-                and offered
-                and hmac.compare_digest(offered, expected)
-            ):
-                state.token = None  # single use
-                response = RedirectResponse("/", status_code=303)
-                response.set_cookie(
-                    COOKIE, state.session, httponly=True, samesite="strict", path="/"
-                )
-                return response
-            return error_page(
-                403,
-                "this browser has no session of this reader: open the link that `sealdrop reader` "
-                "printed (it works once; to start again, stop the reader and run it again)",
-                back=None,
-            )
-
-    routes = [
-        Route("/", index),
-        Route("/style.css", style),
-        Route("/sync", sync_view, methods=["POST"]),
-        Route("/unlock", unlock, methods=["GET", "POST"]),
-        Route("/sources/{source_id:str}", conversation),
-        Route("/sources/{source_id:str}/star", star, methods=["POST"]),
-        Route("/sources/{source_id:str}/seen", seen, methods=["POST"]),
-        Route("/sources/{source_id:str}/reply", reply, methods=["POST"]),
-        Route("/sources/{source_id:str}/delete", delete_source_view, methods=["GET", "POST"]),
-        Route("/items/{item_id:str}/delete", delete_item_view, methods=["GET", "POST"]),
-        Route("/items/{item_id:str}/export", export_view, methods=["POST"]),
-        Route("/admin", admin),
-        Route("/admin/users", create_user, methods=["POST"]),
-        Route("/admin/users/{user_id:str}/{action:str}", user_action, methods=["POST"]),
-        Route("/admin/recipients", add_recipient, methods=["POST"]),
-        Route("/admin/recipients/{recipient_id:str}/remove", remove_recipient, methods=["POST"]),
-        Route("/admin/settings", change_settings, methods=["POST"]),
-    ]
-    handlers: dict[Any, Callable[[Request, Exception], Any]] = {
-        HTTPException: http_error,
-        TokenExpired: expired,
-        SealdropError: failed,
-        Exception: crashed,
-    }
-    app = Starlette(routes=routes, middleware=[Middleware(Guard)], exception_handlers=handlers)
-    app.state.ui = state
-    return app
+def create_app(
+    profile: Profile, port: int, token: str, client_factory: ClientFactory | None = None
+) -> ASGIApp:
+    """The UI for the reader in ``profile``, answering on ``port`` to ``token`` once."""
+    state = UiState(token=token)
+    pages = Pages()
+    interface = ReaderInterface(profile, state, pages, client_factory)
+    admin = AdminPages(pages, state, interface.client)
+    app = Starlette(
+        routes=interface.routes() + admin.routes(),
+        exception_handlers=interface.exception_handlers(),
+    )
+    return Guard(app, state, port, pages)
 
 
 def serve(profile: Profile, *, open_browser: bool = False, announce: Callable[[str], None]) -> None:

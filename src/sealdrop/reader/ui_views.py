@@ -1,30 +1,20 @@
 """What the reader's local web interface shows, apart from its routes: the templates (escaped,
-with untrusted names made visible), the error page, the headers of every answer, the style sheet,
-and each item of a conversation as the page shows it."""
+with untrusted names made visible), the error page, the headers of every answer and the style
+sheet. How each item of a conversation is shown is ``Reader.view``'s decision."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
-from sealdrop.crypto.keys import Identity
-from sealdrop.errors import DecryptionError
-from sealdrop.reader.content import NotCached, decrypt_item, file_info
 from sealdrop.reader.display import (
-    CANNOT_DECRYPT,
-    FILE_CANNOT_DECRYPT,
-    REPLY_CANNOT_DECRYPT,
-    not_synced,
     shown_name,
-    shown_text,
 )
-from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem
 
-__all__ = ["BOUNCE", "HEADERS", "STYLE", "ItemView", "Pages", "item_view"]
+__all__ = ["BOUNCE", "HEADERS", "STYLE", "Pages"]
 
 HEADERS = {
     "content-security-policy": (
@@ -68,34 +58,3 @@ class Pages:
         CSRF token in it: it is also shown to a browser that has no session."""
         body = self._env.get_template("error.html").render(error=message, back=back)
         return HTMLResponse(body, status_code=status, headers=HEADERS)
-
-
-@dataclass(frozen=True)
-class ItemView:
-    item: LocalItem
-    text: str | None = None
-    name: str | None = None
-    size: int | None = None
-    problem: str | None = None
-    # This device's key cannot open it (see display.WHY_CANNOT_DECRYPT).
-    not_for_this_device: bool = False
-
-
-def item_view(cache: CiphertextCache, item: LocalItem, identity: Identity) -> ItemView:
-    """An item as the conversation shows it: text decrypted in memory, or a file's name/size."""
-    if item.kind == "file":
-        try:
-            info = file_info(item, identity)
-        except DecryptionError:
-            return ItemView(item, problem=FILE_CANNOT_DECRYPT, not_for_this_device=True)
-        cached = item.cache is CacheState.CACHED
-        problem = None if cached else not_synced(item.cache.value)
-        return ItemView(item, name=shown_name(info.name), size=info.size, problem=problem)
-    try:
-        plaintext = decrypt_item(cache, item, identity)
-    except NotCached:
-        return ItemView(item, problem=not_synced(item.cache.value))
-    except DecryptionError:
-        what = REPLY_CANNOT_DECRYPT if item.kind == "reply" else CANNOT_DECRYPT
-        return ItemView(item, problem=what, not_for_this_device=True)
-    return ItemView(item, text=shown_text(plaintext.decode("utf-8", errors="replace")))

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sealdrop.reader.client import ApiClient, ApiError
+from sealdrop.errors import ApiError
+from sealdrop.reader.client import ApiClient
 from sealdrop.reader.store import CacheState, CiphertextCache, Store
 from sealdrop.reader.sync import (
     delete_item,

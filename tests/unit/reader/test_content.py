@@ -9,8 +9,8 @@ import pytest
 
 from sealdrop.crypto.envelope import decrypt_bytes, encrypt_bytes
 from sealdrop.crypto.keys import Identity, generate_identity, recipient_of
-from sealdrop.errors import DecryptionError
-from sealdrop.reader.content import NotCached, decrypt_item
+from sealdrop.errors import DecryptionError, NotCached
+from sealdrop.reader.content import decrypt_item
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem
 
 ITEM_ID = "ab" * 16

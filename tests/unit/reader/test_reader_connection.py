@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sealdrop.errors import ReaderError
-from sealdrop.reader.client import check_connection
+from sealdrop.reader.connection import check_connection
 from sealdrop.reader.profile import Profile, ReaderConfig
 
 ONION = "http://" + "b" * 56 + ".onion"

@@ -18,13 +18,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from sealdrop import wire
 from sealdrop.errors import AuthenticationFailed, PermissionDenied
 from sealdrop.ids import UserId
 from sealdrop.services.accounts import UserView
 from sealdrop.services.auth import Principal
 from sealdrop.services.container import Services
 from sealdrop.services.inbox import Download, ItemView, SourceView
-from sealdrop.web.api import schemas
 from sealdrop.web.api.errors import error_json
 
 CHUNK = 64 * 1024
@@ -39,7 +39,7 @@ def _number(digits: str) -> int:
 
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 409, 413, 429, 503)
+    code: {"model": wire.ErrorBody} for code in (400, 401, 403, 404, 409, 413, 429, 503)
 }
 
 
@@ -64,11 +64,11 @@ def build_router(services: Services) -> APIRouter:
 
     # -- authentication ------------------------------------------------------------------------
 
-    @router.post("/token", response_model=schemas.TokenResponse, tags=["auth"])
-    def token(body: schemas.TokenRequest) -> schemas.TokenResponse:
+    @router.post("/token", response_model=wire.TokenResponse, tags=["auth"])
+    def token(body: wire.TokenRequest) -> wire.TokenResponse:
         """Log in with username, passphrase and a TOTP code; get a bearer token (8 h)."""
         issued = services.auth.login(body.username, body.passphrase, body.totp)
-        return schemas.TokenResponse(token=issued.token, expires_at=issued.expires_at)
+        return wire.TokenResponse(token=issued.token, expires_at=issued.expires_at)
 
     @router.post("/logout", status_code=204, tags=["auth"])
     def logout(caller: Caller) -> Response:
@@ -76,19 +76,19 @@ def build_router(services: Services) -> APIRouter:
         services.auth.logout(caller)
         return Response(status_code=204)
 
-    @router.get("/me", response_model=schemas.Me, tags=["me"])
-    def me(caller: Caller) -> schemas.Me:
+    @router.get("/me", response_model=wire.Me, tags=["me"])
+    def me(caller: Caller) -> wire.Me:
         keys = services.accounts.recipients(caller.user.id)
-        return schemas.Me(
+        return wire.Me(
             **_user(caller.user).model_dump(),
-            keys=[schemas.DeviceKey(id=k.id, public_key=k.public_key, name=k.name) for k in keys],
+            keys=[wire.DeviceKey(id=k.id, public_key=k.public_key, name=k.name) for k in keys],
         )
 
-    @router.post("/me/keys", response_model=schemas.DeviceKey, status_code=201, tags=["me"])
-    def add_key(caller: Caller, body: schemas.NewDeviceKey) -> schemas.DeviceKey:
+    @router.post("/me/keys", response_model=wire.DeviceKey, status_code=201, tags=["me"])
+    def add_key(caller: Caller, body: wire.NewDeviceKey) -> wire.DeviceKey:
         """Register a reader device's age public key: new submissions are encrypted to it."""
         key = services.accounts.add_recipient(caller.user.id, body.public_key, body.name)
-        return schemas.DeviceKey(id=key.id, public_key=key.public_key, name=key.name)
+        return wire.DeviceKey(id=key.id, public_key=key.public_key, name=key.name)
 
     @router.delete("/me/keys/{key_id}", status_code=204, tags=["me"])
     def remove_key(caller: Caller, key_id: str) -> Response:
@@ -97,24 +97,24 @@ def build_router(services: Services) -> APIRouter:
 
     # -- sources -------------------------------------------------------------------------------
 
-    @router.get("/sources", response_model=schemas.SourcePage, tags=["sources"])
+    @router.get("/sources", response_model=wire.SourcePage, tags=["sources"])
     def sources(
         caller: Caller,
         updated_since: Annotated[int, Query(ge=0, le=2**62)] = 0,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         starred: bool | None = None,
-    ) -> schemas.SourcePage:
+    ) -> wire.SourcePage:
         """Sources that changed after ``updated_since``, oldest change first. Pass ``next`` as
         ``updated_since`` to get the following page."""
         views, following = services.inbox.sources(caller, updated_since, limit, starred)
-        return schemas.SourcePage(sources=[_source(v) for v in views], next=following)
+        return wire.SourcePage(sources=[_source(v) for v in views], next=following)
 
-    @router.get("/sources/{source_id}", response_model=schemas.Source, tags=["sources"])
-    def source(caller: Caller, source_id: str) -> schemas.Source:
+    @router.get("/sources/{source_id}", response_model=wire.Source, tags=["sources"])
+    def source(caller: Caller, source_id: str) -> wire.Source:
         return _source(services.inbox.source(caller, source_id))
 
-    @router.put("/sources/{source_id}/star", response_model=schemas.Source, tags=["sources"])
-    def star(caller: Caller, source_id: str, body: schemas.StarRequest) -> schemas.Source:
+    @router.put("/sources/{source_id}/star", response_model=wire.Source, tags=["sources"])
+    def star(caller: Caller, source_id: str, body: wire.StarRequest) -> wire.Source:
         return _source(services.inbox.set_starred(caller, source_id, body.starred))
 
     @router.delete("/sources/{source_id}", status_code=204, tags=["sources"])
@@ -122,14 +122,12 @@ def build_router(services: Services) -> APIRouter:
         services.inbox.delete_source(caller, source_id)
         return Response(status_code=204)
 
-    @router.get("/sources/{source_id}/submissions", response_model=schemas.Items, tags=["items"])
-    def submissions(caller: Caller, source_id: str) -> schemas.Items:
-        return schemas.Items(
-            items=[_item(i) for i in services.inbox.submissions(caller, source_id)]
-        )
+    @router.get("/sources/{source_id}/submissions", response_model=wire.Items, tags=["items"])
+    def submissions(caller: Caller, source_id: str) -> wire.Items:
+        return wire.Items(items=[_item(i) for i in services.inbox.submissions(caller, source_id)])
 
-    @router.get("/submissions/{submission_id}", response_model=schemas.Item, tags=["items"])
-    def submission(caller: Caller, submission_id: str) -> schemas.Item:
+    @router.get("/submissions/{submission_id}", response_model=wire.Item, tags=["items"])
+    def submission(caller: Caller, submission_id: str) -> wire.Item:
         return _item(services.inbox.submission(caller, submission_id))
 
     @router.get(
@@ -147,13 +145,13 @@ def build_router(services: Services) -> APIRouter:
         services.inbox.delete_submission(caller, submission_id)
         return Response(status_code=204)
 
-    @router.get("/sources/{source_id}/replies", response_model=schemas.Items, tags=["items"])
-    def replies(caller: Caller, source_id: str) -> schemas.Items:
-        return schemas.Items(items=[_item(i) for i in services.inbox.replies(caller, source_id)])
+    @router.get("/sources/{source_id}/replies", response_model=wire.Items, tags=["items"])
+    def replies(caller: Caller, source_id: str) -> wire.Items:
+        return wire.Items(items=[_item(i) for i in services.inbox.replies(caller, source_id)])
 
     @router.post(
         "/sources/{source_id}/replies",
-        response_model=schemas.Item,
+        response_model=wire.Item,
         status_code=201,
         tags=["items"],
         openapi_extra={
@@ -165,7 +163,7 @@ def build_router(services: Services) -> APIRouter:
             }
         },
     )
-    async def add_reply(caller: Caller, source_id: str, request: Request) -> schemas.Item:
+    async def add_reply(caller: Caller, source_id: str, request: Request) -> wire.Item:
         """Upload a reply: an age file encrypted on the journalist's machine to the source's
         reply key (and the journalists' own keys). The server checks only its form and size."""
         body = await request.body()
@@ -186,86 +184,86 @@ def build_router(services: Services) -> APIRouter:
         services.inbox.delete_reply(caller, reply_id)
         return Response(status_code=204)
 
-    @router.get("/keys", response_model=schemas.ReplyKeys, tags=["items"])
-    def reply_keys(caller: Caller) -> schemas.ReplyKeys:
+    @router.get("/keys", response_model=wire.ReplyKeys, tags=["items"])
+    def reply_keys(caller: Caller) -> wire.ReplyKeys:
         """The keys a reply is encrypted to besides the source's own, so that every journalist
         (and the organisation's offline keys) can read the conversation later."""
-        return schemas.ReplyKeys(keys=services.submissions.recipient_keys())
+        return wire.ReplyKeys(keys=services.submissions.recipient_keys())
 
-    @router.post("/seen", response_model=schemas.SeenResponse, tags=["items"])
-    def seen(caller: Caller, body: schemas.SeenRequest) -> schemas.SeenResponse:
+    @router.post("/seen", response_model=wire.SeenResponse, tags=["items"])
+    def seen(caller: Caller, body: wire.SeenRequest) -> wire.SeenResponse:
         """Mark submissions and replies as seen by the caller; unknown ids are ignored."""
-        return schemas.SeenResponse(marked=services.inbox.mark_seen(caller, body.ids))
+        return wire.SeenResponse(marked=services.inbox.mark_seen(caller, body.ids))
 
     # -- admin ---------------------------------------------------------------------------------
 
-    @router.get("/users", response_model=schemas.Users, tags=["admin"])
-    def users(caller: Admin) -> schemas.Users:
-        return schemas.Users(users=[_user(u) for u in services.accounts.list()])
+    @router.get("/users", response_model=wire.Users, tags=["admin"])
+    def users(caller: Admin) -> wire.Users:
+        return wire.Users(users=[_user(u) for u in services.accounts.list()])
 
-    @router.post("/users", response_model=schemas.CreatedUser, status_code=201, tags=["admin"])
-    def create_user(caller: Admin, body: schemas.NewUser) -> schemas.CreatedUser:
+    @router.post("/users", response_model=wire.CreatedUser, status_code=201, tags=["admin"])
+    def create_user(caller: Admin, body: wire.NewUser) -> wire.CreatedUser:
         new = services.accounts.create(body.username, body.role, caller.user.username)
-        return schemas.CreatedUser(
+        return wire.CreatedUser(
             user=_user(new.user), passphrase=new.passphrase, totp_uri=new.totp_uri
         )
 
-    @router.post("/users/{user_id}/disable", response_model=schemas.User, tags=["admin"])
-    def disable_user(caller: Admin, user_id: str) -> schemas.User:
+    @router.post("/users/{user_id}/disable", response_model=wire.User, tags=["admin"])
+    def disable_user(caller: Admin, user_id: str) -> wire.User:
         return _user(services.accounts.set_disabled(_uid(user_id), True, caller.user.username))
 
-    @router.post("/users/{user_id}/enable", response_model=schemas.User, tags=["admin"])
-    def enable_user(caller: Admin, user_id: str) -> schemas.User:
+    @router.post("/users/{user_id}/enable", response_model=wire.User, tags=["admin"])
+    def enable_user(caller: Admin, user_id: str) -> wire.User:
         return _user(services.accounts.set_disabled(_uid(user_id), False, caller.user.username))
 
-    @router.post("/users/{user_id}/reset-2fa", response_model=schemas.Enrolment, tags=["admin"])
-    def reset_2fa(caller: Admin, user_id: str) -> schemas.Enrolment:
+    @router.post("/users/{user_id}/reset-2fa", response_model=wire.Enrolment, tags=["admin"])
+    def reset_2fa(caller: Admin, user_id: str) -> wire.Enrolment:
         enrolment = services.accounts.reset_totp(_uid(user_id), caller.user.username)
-        return schemas.Enrolment(totp_uri=enrolment.totp_uri)
+        return wire.Enrolment(totp_uri=enrolment.totp_uri)
 
-    @router.get("/recipients", response_model=schemas.Recipients, tags=["admin"])
-    def recipients(caller: Admin) -> schemas.Recipients:
-        return schemas.Recipients(
+    @router.get("/recipients", response_model=wire.Recipients, tags=["admin"])
+    def recipients(caller: Admin) -> wire.Recipients:
+        return wire.Recipients(
             recipients=[
-                schemas.Recipient(id=r.id, public_key=r.public_key, name=r.name)
+                wire.Recipient(id=r.id, public_key=r.public_key, name=r.name)
                 for r in services.recipients.list()
             ]
         )
 
-    @router.post("/recipients", response_model=schemas.Recipient, status_code=201, tags=["admin"])
-    def add_recipient(caller: Admin, body: schemas.NewRecipient) -> schemas.Recipient:
+    @router.post("/recipients", response_model=wire.Recipient, status_code=201, tags=["admin"])
+    def add_recipient(caller: Admin, body: wire.NewRecipient) -> wire.Recipient:
         r = services.recipients.add(body.public_key, body.name, actor=caller.user.username)
-        return schemas.Recipient(id=r.id, public_key=r.public_key, name=r.name)
+        return wire.Recipient(id=r.id, public_key=r.public_key, name=r.name)
 
     @router.delete("/recipients/{recipient_id}", status_code=204, tags=["admin"])
     def remove_recipient(caller: Admin, recipient_id: str) -> Response:
         services.recipients.remove_checked(recipient_id, actor=caller.user.username)
         return Response(status_code=204)
 
-    @router.get("/settings", response_model=schemas.InstanceSettings, tags=["admin"])
-    def get_settings(caller: Admin) -> schemas.InstanceSettings:
-        return schemas.InstanceSettings(
+    @router.get("/settings", response_model=wire.InstanceSettings, tags=["admin"])
+    def get_settings(caller: Admin) -> wire.InstanceSettings:
+        return wire.InstanceSettings(
             **services.instance_settings.as_dict(services.instance_settings.current())
         )
 
-    @router.patch("/settings", response_model=schemas.InstanceSettings, tags=["admin"])
-    def change_settings(caller: Admin, body: schemas.SettingsChange) -> schemas.InstanceSettings:
+    @router.patch("/settings", response_model=wire.InstanceSettings, tags=["admin"])
+    def change_settings(caller: Admin, body: wire.SettingsChange) -> wire.InstanceSettings:
         changes = body.model_dump(exclude_none=True)
         updated = services.instance_settings.update(caller.user.username, changes)
-        return schemas.InstanceSettings(**services.instance_settings.as_dict(updated))
+        return wire.InstanceSettings(**services.instance_settings.as_dict(updated))
 
-    @router.get("/audit", response_model=schemas.AuditPage, tags=["admin"])
+    @router.get("/audit", response_model=wire.AuditPage, tags=["admin"])
     def audit(
         caller: Admin,
         before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    ) -> schemas.AuditPage:
+    ) -> wire.AuditPage:
         entries = services.audit.page(before, limit + 1)
         more = len(entries) > limit
         entries = list(entries)[:limit]
-        return schemas.AuditPage(
+        return wire.AuditPage(
             entries=[
-                schemas.AuditEntry(
+                wire.AuditEntry(
                     id=e.id,
                     day=e.day,
                     username=e.username,
@@ -284,12 +282,12 @@ def _uid(user_id: str) -> UserId:
     return UserId(user_id)
 
 
-def _user(user: UserView) -> schemas.User:
-    return schemas.User(id=user.id, username=user.username, role=user.role, disabled=user.disabled)
+def _user(user: UserView) -> wire.User:
+    return wire.User(id=user.id, username=user.username, role=user.role, disabled=user.disabled)
 
 
-def _source(view: SourceView) -> schemas.Source:
-    return schemas.Source(
+def _source(view: SourceView) -> wire.Source:
+    return wire.Source(
         id=view.id,
         pseudonym=view.pseudonym,
         reply_key=view.reply_key,
@@ -301,8 +299,8 @@ def _source(view: SourceView) -> schemas.Source:
     )
 
 
-def _item(view: ItemView) -> schemas.Item:
-    return schemas.Item(
+def _item(view: ItemView) -> wire.Item:
+    return wire.Item(
         id=view.id,
         source_id=view.source_id,
         seq=view.seq,

@@ -1,14 +1,63 @@
-"""Request and response bodies of the journalist API (they are also its OpenAPI schema)."""
+"""The journalist API's wire format: request and response bodies (they are also its OpenAPI
+schema), shared by the server (``web.api``) and its client, the reader, which validates every
+answer with them.
+
+A leaf: it imports only pydantic and the standard library (an import-linter contract keeps it so),
+so the reader can use it while it talks to the server only over HTTP.
+
+Some response fields carry checks that the OpenAPI document does not spell out (validators add
+no JSON schema): ids and digests the reader turns into file names must have their exact form (a
+hostile server must not name ``../../.bashrc``), counters are never negative, and a file's
+metadata is valid base64. The server's own answers always pass them.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # An age X25519 recipient: "age1" and 58 characters of the bech32 alphabet.
 AGE_RECIPIENT = r"^age1[ac-hj-np-z02-9]{58}$"
+_ID = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _id(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise ValueError("malformed id")
+    return value
+
+
+def _sha256(value: str) -> str:
+    if not _SHA256.fullmatch(value):
+        raise ValueError("malformed sha256")
+    return value
+
+
+def _not_negative(value: int) -> int:
+    if value < 0:
+        raise ValueError("negative")
+    return value
+
+
+def _base64(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("malformed base64") from None
+    return value
+
+
+# Validators only, not ``pattern``/``ge``: the published OpenAPI document stays as it was.
+Id = Annotated[str, AfterValidator(_id)]
+Sha256 = Annotated[str, AfterValidator(_sha256)]
+Count = Annotated[int, AfterValidator(_not_negative)]
 
 
 class Strict(BaseModel):
@@ -84,14 +133,14 @@ class Enrolment(BaseModel):
 
 
 class Source(BaseModel):
-    id: str
+    id: Id
     pseudonym: str
     reply_key: str = Field(description="age recipient to encrypt replies to")
     starred: bool
-    version: int = Field(description="Change counter; use as updated_since to sync changes")
+    version: Count = Field(description="Change counter; use as updated_since to sync changes")
     created_day: dt.date | None
-    submissions: int
-    unread: int = Field(description="Submissions the caller has not marked seen")
+    submissions: Count
+    unread: Count = Field(description="Submissions the caller has not marked seen")
 
 
 class SourcePage(BaseModel):
@@ -100,18 +149,22 @@ class SourcePage(BaseModel):
 
 
 class Item(BaseModel):
-    id: str
-    source_id: str
-    seq: int = Field(description="Order within the conversation")
+    id: Id
+    source_id: Id
+    seq: Count = Field(description="Order within the conversation")
     kind: Literal["message", "file", "reply"]
     arrival_day: dt.date | None
-    size: int = Field(description="Ciphertext bytes")
-    sha256: str = Field(description="Hex SHA-256 of the ciphertext (also its ETag)")
+    size: Count = Field(description="Ciphertext bytes")
+    sha256: Sha256 = Field(description="Hex SHA-256 of the ciphertext (also its ETag)")
     seen: bool
-    metadata: str | None = Field(
+    metadata: Annotated[str | None, AfterValidator(_base64)] = Field(
         default=None, description="Files: base64 of an age file holding name, type and size"
     )
     author: str | None = Field(default=None, description="Replies: the journalist who sent it")
+
+    def metadata_bytes(self) -> bytes | None:
+        """The metadata age file (files only), decoded."""
+        return base64.b64decode(self.metadata, validate=True) if self.metadata else None
 
 
 class Items(BaseModel):

@@ -1,0 +1,212 @@
+"""The reader as one noun: what a journalist does with it, whichever front end they use.
+
+The command line (``cli/reader.py``) and the local web interface (``reader/ui.py``) both drive a
+:class:`Reader`, so that each decision is made once: how an item is shown, what happens after a
+reply is sent (a sync, so the reply is in the conversation at once), where an export goes. The
+front ends only ask for input and render what comes back.
+
+The API client is opened on first use: reading what is synced (``view``, ``export``, the lists)
+works offline and without a valid login.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sealdrop import wire
+from sealdrop.crypto.keys import Identity
+from sealdrop.errors import DecryptionError, ExportError, NotCached, NotHere
+from sealdrop.reader import sync as syncing
+from sealdrop.reader.client import ApiClient
+from sealdrop.reader.connection import open_client
+from sealdrop.reader.content import DecryptProgress, decrypt_item, file_info, seal_reply
+from sealdrop.reader.display import (
+    CANNOT_DECRYPT,
+    FILE_CANNOT_DECRYPT,
+    REPLY_CANNOT_DECRYPT,
+    not_synced,
+    shown_name,
+    shown_text,
+)
+from sealdrop.reader.export import ExportResult
+from sealdrop.reader.export import export as export_file
+from sealdrop.reader.profile import Profile
+from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, LocalSource, Store
+
+__all__ = ["Exported", "ItemView", "Reader"]
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """An item as a front end shows it: a message or reply decrypted in memory (``text``), or a
+    file's decrypted name and size, or why it cannot be shown (``problem``). Untrusted text is
+    already made visible (``display.shown_*``); it still needs the front end's own escaping."""
+
+    item: LocalItem
+    text: str | None = None
+    name: str | None = None
+    size: int | None = None
+    problem: str | None = None
+    # This device's key cannot open it (see display.WHY_CANNOT_DECRYPT).
+    not_for_this_device: bool = False
+
+
+@dataclass(frozen=True)
+class Exported:
+    item: LocalItem
+    name: str  # the name the source's browser sent (untrusted: show it with shown_name)
+    result: ExportResult
+
+
+class Reader:
+    """One journalist's reader: the data folder (``profile``), its local copy (``store`` and the
+    ciphertext cache) and, for what goes to the server, the API client that ``connect`` opens on
+    first use."""
+
+    def __init__(self, profile: Profile, store: Store, connect: Callable[[], ApiClient]) -> None:
+        self.profile = profile
+        self.store = store
+        self.cache_dir = profile.cache_dir
+        self.cache = CiphertextCache(profile.cache_dir)
+        self._connect = connect
+        self._client: ApiClient | None = None
+
+    @classmethod
+    @contextmanager
+    def open(
+        cls, profile: Profile, connect: Callable[[], ApiClient] | None = None
+    ) -> Iterator[Reader]:
+        """The reader of ``profile``; the client comes from the saved login unless ``connect``
+        is given (then the caller owns it and closes it)."""
+        store = Store(profile.db_path)
+        reader = cls(profile, store, connect or (lambda: open_client(profile)))
+        try:
+            yield reader
+        finally:
+            store.close()
+            if connect is None and reader._client is not None:
+                reader._client.close()
+
+    @property
+    def client(self) -> ApiClient:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    # -- the local copy --------------------------------------------------------------------
+
+    def sources(self) -> list[tuple[LocalSource, int]]:
+        """The synced sources, each with its number of items."""
+        return [(s, len(self.store.items(s.id))) for s in self.store.sources()]
+
+    def source(self, source_id: str) -> LocalSource:
+        found = self.store.source(source_id)
+        if found is None:
+            raise NotHere("no such source")
+        return found
+
+    def find_source(self, wanted: str) -> LocalSource:
+        """A source by id, pseudonym or the start of its id."""
+        found = self.store.source(wanted.lower()) if len(wanted) == 32 else None
+        if found is not None:
+            return found
+        matches = [
+            s for s in self.store.sources() if s.pseudonym == wanted or s.id.startswith(wanted)
+        ]
+        if len(matches) != 1:
+            what = "no source" if not matches else "several sources"
+            raise NotHere(f"{what} match {wanted!r} (run `sealdrop reader list`)")
+        return matches[0]
+
+    def item(self, item_id: str) -> LocalItem:
+        found = self.store.item(item_id.lower())
+        if found is None:
+            raise NotHere("no such item")
+        return found
+
+    def items(self, source_id: str) -> list[LocalItem]:
+        return self.store.items(source_id)
+
+    def view(
+        self, item: LocalItem, identity: Identity, progress: DecryptProgress | None = None
+    ) -> ItemView:
+        """``item`` as a conversation shows it: text decrypted in memory, or a file's name and
+        size (its content is only ever exported)."""
+        if item.kind == "file":
+            try:
+                info = file_info(item, identity)
+            except DecryptionError:
+                return ItemView(item, problem=FILE_CANNOT_DECRYPT, not_for_this_device=True)
+            cached = item.cache is CacheState.CACHED
+            problem = None if cached else not_synced(item.cache.value)
+            return ItemView(item, name=shown_name(info.name), size=info.size, problem=problem)
+        try:
+            plaintext = decrypt_item(self.cache, item, identity, progress)
+        except NotCached:
+            return ItemView(item, problem=not_synced(item.cache.value))
+        except DecryptionError:
+            what = REPLY_CANNOT_DECRYPT if item.kind == "reply" else CANNOT_DECRYPT
+            return ItemView(item, problem=what, not_for_this_device=True)
+        return ItemView(item, text=shown_text(plaintext.decode("utf-8", errors="replace")))
+
+    def export_folder(self, chosen: Path | None) -> Path:
+        """Where an export goes: by default the data folder's exports/ (made 0700 here); another
+        folder must exist already (a typo must not create folders elsewhere)."""
+        if chosen is None or chosen == self.profile.exports_dir:
+            return self.profile.ensure_exports()
+        if not chosen.is_dir():
+            raise ExportError(f"the folder {chosen} does not exist: create it first")
+        return chosen
+
+    def export(
+        self,
+        item_id: str,
+        identity: Identity,
+        folder: Path,
+        *,
+        strip_metadata: bool = True,
+        keep_original: bool = False,
+        progress: DecryptProgress | None = None,
+    ) -> Exported:
+        """Decrypt a file item into ``folder`` through mat2 (see ``export.export``)."""
+        item = self.store.item(item_id.lower())
+        if item is None or item.kind != "file":
+            raise NotHere(f"no file item {item_id!r}")
+        info = file_info(item, identity)
+        plaintext = decrypt_item(self.cache, item, identity, progress)
+        result = export_file(
+            plaintext,
+            info.name,
+            folder,
+            strip_metadata=strip_metadata,
+            keep_original=keep_original,
+        )
+        return Exported(item, info.name, result)
+
+    # -- changes: to the server first, then here (see sync.py) -----------------------------
+
+    def sync(self, progress: syncing.Progress | None = None) -> syncing.SyncReport:
+        return syncing.sync(self.client, self.store, self.cache_dir, progress)
+
+    def star(self, source_id: str, starred: bool) -> None:
+        syncing.star_source(self.client, self.store, self.cache_dir, source_id, starred)
+
+    def seen(self, source_id: str) -> int:
+        return syncing.mark_source_seen(self.client, self.store, self.cache_dir, source_id)
+
+    def delete_source(self, source_id: str) -> list[str]:
+        return syncing.delete_source(self.client, self.store, self.cache_dir, source_id)
+
+    def delete_item(self, item: LocalItem) -> None:
+        syncing.delete_item(self.client, self.store, self.cache_dir, item)
+
+    def send_reply(self, source_id: str, text: str) -> tuple[wire.Item, syncing.SyncReport]:
+        """Encrypt ``text`` here to the source and every journalist's key, upload it, then sync,
+        so that the reply is in the conversation (and cached) at once, on either front end."""
+        source = self.source(source_id)
+        ciphertext = seal_reply(text, [source.reply_key, *self.client.reply_keys()])
+        sent = self.client.upload_reply(source.id, ciphertext)
+        return sent, self.sync()
