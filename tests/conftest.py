@@ -1,12 +1,11 @@
-"""Fixtures shared by every test directory: a real PostgreSQL server, and a fresh database on
-each backend for the shared storage suite."""
+"""Fixtures shared by every test directory: the stock age binaries, a real PostgreSQL server, and
+a fresh database on each backend for the shared storage suite."""
 
 from __future__ import annotations
 
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -16,15 +15,32 @@ import psycopg
 import pytest
 
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
+from sealdrop.testing import free_port
 
 PG_USER = "sealdrop"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _binary(name: str) -> str:
+    path = shutil.which(name, path="/usr/bin") or shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"the Debian `{name}` binary is not installed: run scripts/test (installs Debian age)",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def age_bin() -> str:
+    """Path of the stock `age` binary: the referee for interop (invariant 5) and for the reader's
+    identity file format."""
+    return _binary("age")
+
+
+@pytest.fixture(scope="session")
+def age_keygen_bin() -> str:
+    """Path of the stock `age-keygen` binary."""
+    return _binary("age-keygen")
 
 
 @pytest.fixture

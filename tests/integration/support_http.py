@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from sealdrop.testing import ServerProcess, sealdrop_command
+from support_pages import csrf_token, form_token
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,7 @@ class Source:
         """The pre-session anti-forgery token of the start or login form."""
         page = self.http.get(path)
         assert page.status_code == 200, page.text
-        match = re.search(r'name="form_token" value="([0-9a-f]+)"', page.text)
-        assert match, page.text
-        return match.group(1)
+        return form_token(page.text)
 
     def start(self, confirm: bool = True) -> str:
         """Get a codename (and, like a careful source, type it back to confirm it)."""
@@ -82,9 +81,7 @@ class Source:
     def _csrf_from(self, path: str) -> str:
         page = self.http.get(path)
         assert page.status_code == 200, page.text
-        match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
-        assert match, page.text
-        return match.group(1)
+        return csrf_token(page.text)
 
     def submit(
         self,

@@ -21,6 +21,7 @@ from support_http import (
 )
 
 from sealdrop.testing import ServerProcess
+from support_pages import csrf_token
 
 
 def _main(page: httpx.Response) -> str:
@@ -69,7 +70,7 @@ def test_confirmation_requires_the_real_codename(server: ServerProcess) -> None:
     codename = source.start(confirm=False)
     assert source.http.get("/conversation").headers["location"] == "/confirm"
     page = source.http.get("/confirm")
-    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text).group(1)  # type: ignore[union-attr]
+    token = csrf_token(page.text)
     wrong = " ".join(
         [*codename.split()[:-1], "zoom" if codename.split()[-1] != "zoom" else "abacus"]
     )
