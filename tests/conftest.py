@@ -20,6 +20,22 @@ from sealdrop.testing import free_port
 PG_USER = "sealdrop"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Which tests pytest-xdist keeps in one worker (scripts/test runs ``-n auto --dist
+    loadgroup``): a module's tests, which share module-scoped servers and run in order (the
+    shared-server tests of a module count on that), and every test of the private Tor network,
+    so that one worker, not each, starts its nine tor processes. Session fixtures are per worker:
+    each worker that runs a PostgreSQL test starts its own server (~2 s, no fsync)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        if "tor_network" in getattr(item, "fixturenames", ()):
+            group = "tor_network"
+        else:
+            group = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def _binary(name: str) -> str:
     path = shutil.which(name, path="/usr/bin") or shutil.which(name)
     if path is None:
