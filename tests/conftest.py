@@ -20,19 +20,28 @@ from sealdrop.testing import free_port
 PG_USER = "sealdrop"
 
 
+# An integration or browser test that uses one of these fixtures starts processes of its own (a
+# Sealdrop server with a new instance, the private Tor network, Chromium): a few seconds each, so
+# it is marked slow. (Unit tests have fixtures of these names that start nothing.)
+_SLOW_FIXTURES = frozenset({"server", "tor_network", "browser"})
+_UNIT_TESTS = Path(__file__).parent / "unit"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Which tests pytest-xdist keeps in one worker (scripts/test runs ``-n auto --dist
-    loadgroup``): a module's tests, which share module-scoped servers and run in order (the
-    shared-server tests of a module count on that), and every test of the private Tor network,
-    so that one worker, not each, starts its nine tor processes. Session fixtures are per worker:
-    each worker that runs a PostgreSQL test starts its own server (~2 s, no fsync)."""
+    """Marks slow every test that starts a server, a Tor network or a browser of its own (the
+    fast loop, ``-m "not slow"``, leaves them out), and sets which tests pytest-xdist keeps in
+    one worker (scripts/test runs ``-n auto --dist loadgroup``): a module's tests, which share
+    module-scoped servers and run in order (the shared-server tests of a module count on that),
+    and every test of the private Tor network, so that one worker, not each, starts its nine tor
+    processes. Session fixtures are per worker: each worker that runs a PostgreSQL test starts its
+    own server (~2 s, no fsync)."""
     for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _SLOW_FIXTURES and not item.path.is_relative_to(_UNIT_TESTS):
+            item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("xdist_group") is not None:
             continue
-        if "tor_network" in getattr(item, "fixturenames", ()):
-            group = "tor_network"
-        else:
-            group = item.nodeid.split("::", 1)[0]
+        group = "tor_network" if "tor_network" in fixtures else item.nodeid.split("::", 1)[0]
         item.add_marker(pytest.mark.xdist_group(group))
 
 

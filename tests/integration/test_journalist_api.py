@@ -449,6 +449,7 @@ def test_admin_creates_a_user_and_its_secrets_are_shown_once(deployment: Deploym
     assert_api_error(admin.post("/users", json={"username": "newsdesk"}), 409, "conflict")
 
 
+@pytest.mark.slow  # CLI processes, and logins that may wait for a fresh TOTP step
 def test_a_username_reaches_the_same_account_through_every_entry_point(
     deployment: Deployment,
 ) -> None:

@@ -41,6 +41,8 @@ from sealdrop.reader.ui import HEADERS, create_app
 from sealdrop.testing import sealdrop_command
 from support_pages import AsgiBrowser, hidden_field
 
+pytestmark = pytest.mark.slow  # the module sets up a server and a reader through the CLI
+
 __all__ = ["reader"]  # the module-scoped fixture, shared with the CLI tests' setup
 
 PORT = 48213
