@@ -1,12 +1,11 @@
-"""Fixtures shared by every test directory: a real PostgreSQL server, and a fresh database on
-each backend for the shared storage suite."""
+"""Fixtures shared by every test directory: the stock age binaries, a real PostgreSQL server, and
+a fresh database on each backend for the shared storage suite."""
 
 from __future__ import annotations
 
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -16,15 +15,57 @@ import psycopg
 import pytest
 
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
+from sealdrop.testing import free_port
 
 PG_USER = "sealdrop"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# An integration or browser test that uses one of these fixtures starts processes of its own (a
+# Sealdrop server with a new instance, the private Tor network, Chromium): a few seconds each, so
+# it is marked slow. (Unit tests have fixtures of these names that start nothing.)
+_SLOW_FIXTURES = frozenset({"server", "tor_network", "browser"})
+_UNIT_TESTS = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks slow every test that starts a server, a Tor network or a browser of its own (the
+    fast loop, ``-m "not slow"``, leaves them out), and sets which tests pytest-xdist keeps in
+    one worker (scripts/test runs ``-n auto --dist loadgroup``): a module's tests, which share
+    module-scoped servers and run in order (the shared-server tests of a module count on that),
+    and every test of the private Tor network, so that one worker, not each, starts its nine tor
+    processes. Session fixtures are per worker: each worker that runs a PostgreSQL test starts its
+    own server (~2 s, no fsync)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _SLOW_FIXTURES and not item.path.is_relative_to(_UNIT_TESTS):
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        group = "tor_network" if "tor_network" in fixtures else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name, path="/usr/bin") or shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"the Debian `{name}` binary is not installed: run scripts/test (installs Debian age)",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def age_bin() -> str:
+    """Path of the stock `age` binary: the referee for interop (invariant 5) and for the reader's
+    identity file format."""
+    return _binary("age")
+
+
+@pytest.fixture(scope="session")
+def age_keygen_bin() -> str:
+    """Path of the stock `age-keygen` binary."""
+    return _binary("age-keygen")
 
 
 @pytest.fixture

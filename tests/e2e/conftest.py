@@ -5,9 +5,7 @@ journalist key made by the stock age-keygen."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -26,7 +24,7 @@ from support_browser import (
     PHONE,
     prove_javascript_is_off,
 )
-from support_http import JournalistKey, run_cli, start_server
+from support_http import JournalistKey, age_keygen, close_clients, setup_cli, start_server
 from support_tor import TOR, TOR_GENCERT, PrivateTorNetwork, tor_is_installed
 
 from sealdrop.testing import ServerProcess
@@ -92,23 +90,26 @@ def page(new_context: Callable[[], BrowserContext], requests_made: list[str]) ->
     return context.new_page()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_http_clients() -> Iterator[None]:
+    """Close the connections of every Source and Api the module's tests and fixtures opened."""
+    yield
+    close_clients()
+
+
 @pytest.fixture
-def journalist_key(tmp_path: Path) -> JournalistKey:
-    """An age identity made by the stock age-keygen, as a journalist would on their own machine."""
-    if shutil.which("age-keygen") is None or shutil.which("age") is None:
-        pytest.fail("age / age-keygen not found: run scripts/test (installs Debian age)")
-    path = tmp_path / "journalist-identity.txt"
-    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
-    recipient = re.search(r"age1[0-9a-z]+", path.read_text()).group(0)  # type: ignore[union-attr]
-    return JournalistKey(path, recipient)
+def journalist_key(tmp_path: Path, age_bin: str, age_keygen_bin: str) -> JournalistKey:
+    """An age identity made by the stock age-keygen, as a journalist would on their own machine
+    (the tests open what the server stored with the stock age)."""
+    return age_keygen(tmp_path / "journalist-identity.txt")
 
 
 @pytest.fixture
 def instance_dir(tmp_path: Path, journalist_key: JournalistKey) -> Path:
     """A new instance whose one organisation recipient is the journalist's key."""
     directory = tmp_path / "instance"
-    run_cli("init", directory)
-    run_cli("recipients", "add", directory, journalist_key.recipient, "--name", "journalist")
+    setup_cli("init", directory)
+    setup_cli("recipients", "add", directory, journalist_key.recipient, "--name", "journalist")
     return directory
 
 

@@ -1,30 +1,42 @@
 """Fixtures of the integration tests: a real Sealdrop server in a child process, a journalist key
 made by the real `age-keygen`, and a source that talks to the server like a browser with
-JavaScript off."""
+JavaScript off.
+
+Two kinds of server: ``server`` is a new instance for one test (for tests that count what the
+instance holds, stop it, or change its settings); ``shared_server`` is one instance for a whole
+module, for tests that only need *a* running instance: each of them makes its own sources and
+checks only what it made, so what another test left there can neither fail nor pass it. Setting
+up an instance (`init`, `recipients add`) runs the CLI in this process (``setup_cli``)."""
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support_http import JournalistKey, Source, run_cli, start_server
+from support_http import (
+    JournalistKey,
+    Source,
+    age_keygen,
+    close_clients,
+    setup_cli,
+    start_server,
+)
 
 from sealdrop.testing import ServerProcess
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_http_clients() -> Iterator[None]:
+    """Close the connections of every Source and Api the module's tests and fixtures opened."""
+    yield
+    close_clients()
+
+
 @pytest.fixture
-def journalist_key(tmp_path: Path) -> JournalistKey:
+def journalist_key(tmp_path: Path, age_keygen_bin: str) -> JournalistKey:
     """An age identity made by the stock age-keygen, as a journalist would on their own machine."""
-    if shutil.which("age-keygen") is None:
-        pytest.fail("age-keygen not found: run the README's test command (installs Debian age)")
-    path = tmp_path / "journalist-identity.txt"
-    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
-    recipient = re.search(r"age1[0-9a-z]+", path.read_text()).group(0)  # type: ignore[union-attr]
-    return JournalistKey(path, recipient)
+    return age_keygen(tmp_path / "journalist-identity.txt")
 
 
 @pytest.fixture
@@ -41,7 +53,7 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.fixture
 def instance_dir(tmp_path: Path, backend: str) -> Path:
     directory = tmp_path / "instance"
-    run_cli("init", directory)
+    setup_cli("init", directory)
     return directory
 
 
@@ -58,7 +70,7 @@ def server(
     instance_dir: Path, journalist_key: JournalistKey, server_tmp: Path
 ) -> Iterator[ServerProcess]:
     """A running server with one organisation recipient: the journalist's key."""
-    run_cli("recipients", "add", instance_dir, journalist_key.recipient, "--name", "journalist")
+    setup_cli("recipients", "add", instance_dir, journalist_key.recipient, "--name", "journalist")
     proc = start_server(instance_dir, server_tmp)
     yield proc
     proc.stop()
@@ -67,5 +79,40 @@ def server(
 @pytest.fixture
 def source(server: ServerProcess) -> Iterator[Source]:
     src = Source(server.url)
+    yield src
+    src.http.close()
+
+
+@pytest.fixture(scope="module")
+def shared_journalist_key(
+    tmp_path_factory: pytest.TempPathFactory, age_keygen_bin: str
+) -> JournalistKey:
+    """The journalist's key of ``shared_server``'s instance."""
+    return age_keygen(tmp_path_factory.mktemp("journalist") / "journalist-identity.txt")
+
+
+@pytest.fixture(scope="module")
+def shared_server(
+    tmp_path_factory: pytest.TempPathFactory, shared_journalist_key: JournalistKey
+) -> Iterator[ServerProcess]:
+    """One running server (SQLite) for the module's tests, its instance at ``.instance``, the
+    journalist's key its one recipient. A test using it must not depend on what other tests did:
+    it makes its own sources and looks only at those (never at counts over the whole instance)."""
+    root = tmp_path_factory.mktemp("shared")
+    instance = root / "instance"
+    setup_cli("init", instance)
+    setup_cli(
+        "recipients", "add", instance, shared_journalist_key.recipient, "--name", "journalist"
+    )
+    (root / "server-tmp").mkdir()
+    proc = start_server(instance, root / "server-tmp")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def shared_source(shared_server: ServerProcess) -> Iterator[Source]:
+    """A new source's browser on ``shared_server``."""
+    src = Source(shared_server.url)
     yield src
     src.http.close()

@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pyotp
 import pyrage
-from support_http import JournalistKey, Source, run_cli, start_server
+from support_http import Source, run_cli, setup_cli, start_server, track
+from support_http import age_keygen as age_keygen  # where the API tests import it from
 
 from sealdrop.config import load_settings
 from sealdrop.storage.database import SqlDatabase
@@ -140,7 +141,7 @@ class Api:
         self, server: ServerProcess, token: str | None = None, http: httpx.Client | None = None
     ) -> None:
         self.server = server
-        self.http = http or httpx.Client(base_url=server.api_url + "/api/v1", timeout=60.0)
+        self.http = http or track(httpx.Client(base_url=server.api_url + "/api/v1", timeout=60.0))
         self.token = token
 
     def login_response(self, username: str, passphrase: str, totp: str) -> httpx.Response:
@@ -230,14 +231,6 @@ def instance_database(instance: Path) -> SqlDatabase:
 # -- the journalist's machine: age keys and ciphertext ---------------------------------------
 
 
-def age_keygen(path: Path) -> JournalistKey:
-    """A reader device's identity, made by the stock age-keygen."""
-    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
-    recipient = re.search(r"age1[0-9a-z]+", path.read_text())
-    assert recipient
-    return JournalistKey(path, recipient.group(0))
-
-
 def age_decrypt(identity: Path, ciphertext: bytes) -> bytes:
     """`age -d -i identity`, reading the ciphertext from stdin; raises if it does not open."""
     return subprocess.run(
@@ -296,7 +289,7 @@ def blob_files(instance: Path) -> set[Path]:
 def start_instance(root: Path, **settings: str) -> tuple[Path, ServerProcess]:
     """A fresh instance under ``root`` and its server (both listeners); stop it when done."""
     instance = root / "instance"
-    run_cli("init", instance)
+    setup_cli("init", instance)
     server_tmp = root / "server-tmp"
     server_tmp.mkdir()
     return instance, start_server(instance, server_tmp, **settings)

@@ -1,4 +1,7 @@
-"""Bad input gets a clear page and loses nothing: no row, no blob, no staging file left behind."""
+"""Bad input gets a clear page and loses nothing: no row, no blob, no staging file left behind.
+
+Tests on the module's ``shared_server`` check that nothing was added to what the instance held
+when they began (the module's tests run one after another, in one process)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +20,7 @@ from support_http import (
     JournalistKey,
     Source,
     browser_multipart,
-    run_cli,
+    setup_cli,
     staging_files,
     start_server,
     stored,
@@ -32,7 +36,7 @@ def small_limits_server(
     instance_dir: Path, journalist_key: JournalistKey, server_tmp: Path
 ) -> Iterator[ServerProcess]:
     """A server that accepts at most 1 MiB per request and 100-character messages."""
-    run_cli("recipients", "add", instance_dir, journalist_key.recipient)
+    setup_cli("recipients", "add", instance_dir, journalist_key.recipient)
     proc = start_server(
         instance_dir, server_tmp, limits_max_upload_bytes=str(MiB), limits_max_message_chars="100"
     )
@@ -40,10 +44,19 @@ def small_limits_server(
     proc.stop()
 
 
-def assert_nothing_stored(instance: Path) -> None:
-    assert stored(instance) == []
+Holdings = tuple[list[dict[str, Any]], list[Path]]
+
+
+def holdings(instance: Path) -> Holdings:
+    """The instance's submissions (`sealdrop submissions list`) and blob files."""
+    blobs = sorted(p for p in (instance / "store" / "blobs").rglob("*") if p.is_file())
+    return stored(instance), blobs
+
+
+def assert_nothing_stored(instance: Path, before: Holdings = ([], [])) -> None:
+    """No submission and no blob beyond ``before`` (by default: none at all), no staging file."""
+    assert holdings(instance) == before
     assert staging_files(instance) == []
-    assert [p for p in (instance / "store" / "blobs").rglob("*") if p.is_file()] == []
 
 
 def test_upload_over_limit_with_declared_length_is_refused_before_reading(
@@ -115,14 +128,16 @@ def test_client_disconnect_mid_upload_leaves_nothing(
 
 
 def test_empty_submission_gets_a_clear_message(
-    server: ServerProcess, source: Source, instance_dir: Path
+    shared_server: ServerProcess, shared_source: Source
 ) -> None:
     """No message and no file: the page says so and nothing is stored."""
+    source, instance_dir = shared_source, shared_server.instance
+    before = holdings(instance_dir)
     source.start()
     response = source.submit("   \r\n  ")
     assert response.status_code == 400
     assert "Write a message or choose a file" in response.text
-    assert_nothing_stored(instance_dir)
+    assert_nothing_stored(instance_dir, before)
 
 
 def test_message_over_the_limit_is_refused(
@@ -162,14 +177,16 @@ def test_no_recipients_means_not_accepting(instance_dir: Path, server_tmp: Path)
 
 @pytest.mark.parametrize("token", ["", "0" * 64, "not-hex"])
 def test_missing_or_wrong_csrf_token_stores_nothing(
-    server: ServerProcess, source: Source, instance_dir: Path, token: str
+    shared_server: ServerProcess, shared_source: Source, token: str
 ) -> None:
     """A post without the session's CSRF token is refused with a 400 page."""
+    source, instance_dir = shared_source, shared_server.instance
+    before = holdings(instance_dir)
     source.start()
     response = source.submit("forged", token=token)
     assert response.status_code == 400
     assert "Form expired" in response.text
-    assert_nothing_stored(instance_dir)
+    assert_nothing_stored(instance_dir, before)
 
 
 @pytest.mark.parametrize(
@@ -186,25 +203,29 @@ def test_missing_or_wrong_csrf_token_stores_nothing(
     ids=["garbage", "truncated", "urlencoded", "no-disposition"],
 )
 def test_broken_multipart_is_a_clear_400(
-    server: ServerProcess, source: Source, instance_dir: Path, body: bytes, content_type: str
+    shared_server: ServerProcess, shared_source: Source, body: bytes, content_type: str
 ) -> None:
     """A body that is not a complete multipart form is refused cleanly; nothing is stored."""
+    source, instance_dir = shared_source, shared_server.instance
+    before = holdings(instance_dir)
     source.start()
     response = source.http.post("/submit", content=body, headers={"content-type": content_type})
     assert response.status_code == 400
-    assert_nothing_stored(instance_dir)
+    assert_nothing_stored(instance_dir, before)
 
 
 def test_invalid_utf8_message_is_refused(
-    server: ServerProcess, source: Source, instance_dir: Path
+    shared_server: ServerProcess, shared_source: Source
 ) -> None:
     """A message that is not UTF-8 is refused rather than stored mangled."""
+    source, instance_dir = shared_source, shared_server.instance
+    before = holdings(instance_dir)
     source.start()
     body, content_type = browser_multipart([("csrf_token", source.csrf_token())], [])
     bad = _with_message(body, b"\xff\xfe bad")
     response = source.http.post("/submit", content=bad, headers={"content-type": content_type})
     assert response.status_code == 400
-    assert_nothing_stored(instance_dir)
+    assert_nothing_stored(instance_dir, before)
 
 
 def _with_message(body: bytes, raw: bytes) -> bytes:
@@ -213,8 +234,10 @@ def _with_message(body: bytes, raw: bytes) -> bytes:
     return body.replace(boundary + b"--", part + boundary + b"--")
 
 
-def test_submitting_without_a_session_is_refused(server: ServerProcess, instance_dir: Path) -> None:
+def test_submitting_without_a_session_is_refused(shared_server: ServerProcess) -> None:
     """No session cookie (or a forged one): the 403 page, nothing stored."""
+    server, instance_dir = shared_server, shared_server.instance
+    before = holdings(instance_dir)
     body, content_type = browser_multipart([("csrf_token", "0" * 64), ("message", "hi")], [])
     for cookies in ({}, {"sealdrop_session": "A" * 86}, {"sealdrop_session": "garbage"}):
         response = httpx.post(
@@ -225,7 +248,7 @@ def test_submitting_without_a_session_is_refused(server: ServerProcess, instance
         )
         assert response.status_code == 403
         assert "Not logged in" in response.text
-    assert_nothing_stored(instance_dir)
+    assert_nothing_stored(instance_dir, before)
 
 
 def _wait_for(condition: object, timeout: float = 10.0) -> None:
@@ -237,9 +260,11 @@ def _wait_for(condition: object, timeout: float = 10.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def test_posts_from_another_site_are_refused(server: ServerProcess, instance_dir: Path) -> None:
+def test_posts_from_another_site_are_refused(shared_server: ServerProcess) -> None:
     """A form post that the browser marks as coming from another site (a forged start, login or
     logout) is refused with the 403 page and sets no cookie; same-origin posts work."""
+    server, instance_dir = shared_server, shared_server.instance
+    before = holdings(instance_dir)
     for path in ["/start", "/login", "/logout", "/submit"]:
         for site in ["cross-site", "same-site"]:
             response = httpx.post(
@@ -248,7 +273,7 @@ def test_posts_from_another_site_are_refused(server: ServerProcess, instance_dir
             assert response.status_code == 403, (path, site)
             assert "set-cookie" not in response.headers
             assert "content-security-policy" in response.headers
-    assert stored(instance_dir) == []
+    assert stored(instance_dir) == before[0]
     source = Source(server.url)
     same_origin = source.http.post(
         "/start",

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from support_http import (
     BOTH_BACKENDS,
     JournalistKey,
@@ -23,6 +24,8 @@ from support_http import (
 )
 
 from sealdrop.testing import ServerProcess, sealdrop_command
+
+pytestmark = pytest.mark.slow  # each test starts, kills and restarts servers
 
 MiB = 1024 * 1024
 

@@ -53,6 +53,7 @@ from sealdrop.ids import UserId
 from sealdrop.services.auth import FREE_FAILURES, lock_seconds
 from sealdrop.storage.interfaces import TokenRecord
 from sealdrop.testing import ServerProcess
+from support_pages import csrf_token
 
 KiB = 1024
 # Small, so that a reply over the limit is cheap to make (SEALDROP_REPLIES_MAX_BYTES).
@@ -448,6 +449,7 @@ def test_admin_creates_a_user_and_its_secrets_are_shown_once(deployment: Deploym
     assert_api_error(admin.post("/users", json={"username": "newsdesk"}), 409, "conflict")
 
 
+@pytest.mark.slow  # CLI processes, and logins that may wait for a fresh TOTP step
 def test_a_username_reaches_the_same_account_through_every_entry_point(
     deployment: Deployment,
 ) -> None:
@@ -637,9 +639,7 @@ def test_settings_switch_files_and_intake_off_for_the_very_next_source_request(
         page = source.http.get("/conversation").text
         assert "not accepting submissions" in page
         assert "<textarea" not in page
-        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
-        assert token
-        refused = source.submit("anyone there?", token=token.group(1))
+        refused = source.submit("anyone there?", token=csrf_token(page))
         assert refused.status_code == 503
         assert "Not accepting submissions right now" in refused.text
         assert api.source(conversation.id)["submissions"] == count

@@ -19,6 +19,8 @@ from support_http import run_cli
 from sealdrop.testing import free_port, sealdrop_command
 from sealdrop.tor.layout import TorLayout
 
+pytestmark = pytest.mark.slow  # each test starts `sealdrop serve` or `demo` processes
+
 
 @pytest.fixture
 def occupied() -> Iterator[int]:

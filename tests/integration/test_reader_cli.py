@@ -46,6 +46,9 @@ from sealdrop.reader.profile import Profile
 from sealdrop.reader.store import LocalSource, Store
 from sealdrop.testing import ServerProcess, sealdrop_command
 
+# Each command is a process of its own, and the module sets up a server and a reader.
+pytestmark = pytest.mark.slow
+
 IDENTITY_PASSPHRASE = "correct horse battery staple reader"
 # GPSLatitude 52° 31' 12.34" as piexif packs it (big-endian rationals, the "MM" byte order).
 GPS_LATITUDE = ((52, 1), (31, 1), (1234, 100))

@@ -2,7 +2,7 @@
 check, CSRF, strict headers, unlock, the conversation (escaped), export through mat2, reply (the
 source reads it), an expired session, the command itself, and a plaintext scan of the data folder.
 
-The app is driven in-process (Starlette's TestClient) with the reader data folder that
+The app is driven in-process (httpx.ASGITransport) with the reader data folder that
 `reader init` (a subprocess) set up; the last test runs `sealdrop reader` as a process.
 """
 
@@ -22,7 +22,6 @@ from pathlib import Path
 import httpx
 import piexif
 import pytest
-from starlette.testclient import TestClient
 from support_api import Api, cli_account, new_age_recipient, new_source
 from support_http import Source
 from test_reader_cli import (
@@ -40,12 +39,14 @@ from sealdrop.reader.keystore import create_identity
 from sealdrop.reader.profile import Profile
 from sealdrop.reader.ui import HEADERS, create_app
 from sealdrop.testing import sealdrop_command
+from support_pages import AsgiBrowser, hidden_field
+
+pytestmark = pytest.mark.slow  # the module sets up a server and a reader through the CLI
 
 __all__ = ["reader"]  # the module-scoped fixture, shared with the CLI tests' setup
 
 PORT = 48213
 BASE = f"http://127.0.0.1:{PORT}"
-CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
 
 
 def check_headers(response: httpx.Response) -> None:
@@ -56,11 +57,11 @@ def check_headers(response: httpx.Response) -> None:
 class Ui:
     """A browser on the UI: every answer's headers are checked."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: AsgiBrowser) -> None:
         self.client = client
 
     def get(self, path: str, **kwargs: object) -> httpx.Response:
-        response = self.client.get(path, **kwargs)  # type: ignore[arg-type]
+        response = self.client.get(path, **kwargs)
         check_headers(response)
         return response
 
@@ -72,17 +73,14 @@ class Ui:
         return response
 
     def csrf(self) -> str:
-        match = CSRF.search(self.get("/").text)
-        assert match
-        return match.group(1)
+        return hidden_field(self.get("/").text, "csrf")
 
 
 @pytest.fixture
-def ui(reader: ReaderSetup) -> Iterator[tuple[Ui, str]]:
+def ui(reader: ReaderSetup) -> tuple[Ui, str]:
     token = uuid.uuid4().hex
     app = create_app(Profile(reader.data_dir), PORT, token)
-    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
-        yield Ui(client), token
+    return Ui(AsgiBrowser(app, BASE)), token
 
 
 def login(ui: Ui, token: str) -> None:
@@ -114,7 +112,7 @@ def test_token_cookie_host_and_headers(ui: tuple[Ui, str]) -> None:
     assert re.search(r'(src|href)="https?:', home.text) is None  # no remote resources
     assert browser.get("/", headers={"host": f"localhost:{PORT}"}).status_code == 200
 
-    other = TestClient(browser.client.app, base_url=BASE, follow_redirects=False)
+    other = AsgiBrowser(browser.client.app, BASE)
     assert other.get(f"/?token={token}").status_code == 403  # single use
     assert other.get("/").status_code == 403
 
@@ -323,10 +321,9 @@ def admin_ui(reader: ReaderSetup) -> Iterator[tuple[Ui, Api]]:
 
     token = uuid.uuid4().hex
     app = create_app(Profile(reader.data_dir), PORT, token, client_factory=factory)
-    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
-        browser = Ui(client)
-        login(browser, token)
-        yield browser, api.as_(bearer)
+    browser = Ui(AsgiBrowser(app, BASE))
+    login(browser, token)
+    yield browser, api.as_(bearer)
     api.http.close()
 
 
@@ -518,11 +515,10 @@ def test_a_later_device_is_told_why_items_do_not_open(reader: ReaderSetup, tmp_p
     create_identity(later / "identity.age", IDENTITY_PASSPHRASE)
     token = uuid.uuid4().hex
     app = create_app(Profile(later), PORT, token)
-    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
-        browser = Ui(client)
-        login(browser, token)
-        assert browser.post("/unlock", {"passphrase": IDENTITY_PASSPHRASE}).status_code == 303
-        page = browser.get(f"/sources/{mine.id}").text
+    browser = Ui(AsgiBrowser(app, BASE))
+    login(browser, token)
+    assert browser.post("/unlock", {"passphrase": IDENTITY_PASSPHRASE}).status_code == 303
+    page = browser.get(f"/sources/{mine.id}").text
     assert "[cannot decrypt: not encrypted to this device&#39;s key]" in page, page
     assert "[file: its name and size are not encrypted to this device&#39;s key]" in page, page
     assert "an organisation key, or another device" in page, page

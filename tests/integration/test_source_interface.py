@@ -15,12 +15,13 @@ from support_http import (
     JournalistKey,
     Source,
     add_reply,
-    run_cli,
+    setup_cli,
     start_server,
     stored,
 )
 
 from sealdrop.testing import ServerProcess
+from support_pages import csrf_token
 
 
 def _main(page: httpx.Response) -> str:
@@ -62,14 +63,14 @@ def test_full_flow_start_confirm_submit_logout_login_reply_delete(
     assert again.logout().status_code == 200
 
 
-def test_confirmation_requires_the_real_codename(server: ServerProcess) -> None:
+def test_confirmation_requires_the_real_codename(shared_server: ServerProcess) -> None:
     """A new source must type its codename back before it can submit; a wrong one is refused
     with a clear message and the source stays on the confirmation page."""
-    source = Source(server.url)
+    source = Source(shared_server.url)
     codename = source.start(confirm=False)
     assert source.http.get("/conversation").headers["location"] == "/confirm"
     page = source.http.get("/confirm")
-    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text).group(1)  # type: ignore[union-attr]
+    token = csrf_token(page.text)
     wrong = " ".join(
         [*codename.split()[:-1], "zoom" if codename.split()[-1] != "zoom" else "abacus"]
     )
@@ -93,9 +94,12 @@ def test_confirmation_requires_the_real_codename(server: ServerProcess) -> None:
     ],
     ids=["10k", "control", "mixed-scripts", "blank", "empty", "four-words"],
 )
-def test_garbled_codenames_get_the_same_clear_page(server: ServerProcess, garbage: str) -> None:
+def test_garbled_codenames_get_the_same_clear_page(
+    shared_server: ServerProcess, garbage: str
+) -> None:
     """Any wrong codename, however malformed, gets the same 400 login page, never a 500, and
     the input is neither echoed nor logged."""
+    server = shared_server
     source = Source(server.url)
     response = source.login(garbage)
     assert response.status_code == 400
@@ -109,10 +113,11 @@ def test_garbled_codenames_get_the_same_clear_page(server: ServerProcess, garbag
 
 
 def test_codename_never_leaves_the_request(
-    server: ServerProcess, source: Source, instance_dir: Path
+    shared_server: ServerProcess, shared_source: Source
 ) -> None:
     """The codename appears in the /start page only: never in a cookie, a URL, a header, the
     log, the database or any file of the instance (invariant 4)."""
+    server, source, instance_dir = shared_server, shared_source, shared_server.instance
     codename = source.start()
     source.submit("hello")
     source.logout()
@@ -194,13 +199,14 @@ def test_a_login_ends_the_sources_other_sessions_and_deletion_ends_all(
 
 
 def test_cookie_from_another_instance_is_treated_as_logged_out(
-    server: ServerProcess, source: Source, tmp_path: Path, server_tmp: Path
+    shared_source: Source, tmp_path: Path, server_tmp: Path
 ) -> None:
     """A valid session cookie of one instance opens nothing on another."""
+    source = shared_source
     source.start()
     cookie = source.http.cookies.get("sealdrop_session")
     other_dir = tmp_path / "other"
-    run_cli("init", other_dir)
+    setup_cli("init", other_dir)
     other = start_server(other_dir, server_tmp)
     try:
         response = httpx.get(other.url + "/conversation", cookies={"sealdrop_session": cookie})
@@ -229,7 +235,7 @@ def test_login_throttling_without_ip_addresses(
 ) -> None:
     """One browser guessing codenames is stopped after the allowed failures (429 with
     Retry-After); a different browser can still log in until the global budget runs out."""
-    run_cli("recipients", "add", instance_dir, journalist_key.recipient)
+    setup_cli("recipients", "add", instance_dir, journalist_key.recipient)
     proc = start_server(
         instance_dir, server_tmp, logins_failures_per_visitor="2", logins_per_minute="5"
     )
@@ -262,29 +268,30 @@ def test_login_throttling_without_ip_addresses(
     ],
 )
 def test_language_from_accept_language(
-    server: ServerProcess, accept: str, lang: str, rtl: bool
+    shared_server: ServerProcess, accept: str, lang: str, rtl: bool
 ) -> None:
     """Accept-Language picks the catalog; Persian and Arabic pages are right to left."""
-    page = httpx.get(server.url + "/", headers={"accept-language": accept})
+    page = httpx.get(shared_server.url + "/", headers={"accept-language": accept})
     assert f'<html lang="{lang}" dir="{"rtl" if rtl else "ltr"}">' in page.text
 
 
-def test_language_picker_works_without_javascript(server: ServerProcess) -> None:
+def test_language_picker_works_without_javascript(shared_server: ServerProcess) -> None:
     """A plain link ?lang=fa sets the language for the following pages (a cookie) and returns
     to the same page; it never redirects off the site."""
-    client = httpx.Client(base_url=server.url)
-    response = client.get("/login?lang=fa")
-    assert response.status_code == 303
-    assert response.headers["location"] == "/login"
-    page = client.get("/login")
-    assert 'lang="fa" dir="rtl"' in page.text
-    evil = client.get("//evil.example/?lang=fa")
-    assert evil.headers.get("location") in (None, "/")
+    with httpx.Client(base_url=shared_server.url) as client:
+        response = client.get("/login?lang=fa")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login"
+        page = client.get("/login")
+        assert 'lang="fa" dir="rtl"' in page.text
+        evil = client.get("//evil.example/?lang=fa")
+        assert evil.headers.get("location") in (None, "/")
 
 
-def test_every_page_is_small_and_self_contained(server: ServerProcess, source: Source) -> None:
+def test_every_page_is_small_and_self_contained(shared_source: Source) -> None:
     """Each page, its inlined stylesheet included, weighs at most 16 KB, loads nothing from
     another origin and has no script."""
+    source = shared_source
     pages = [source.http.get("/"), source.http.get("/login")]
     codename_page = source.http.post("/start", data={"form_token": source.form_token()})
     pages.append(codename_page)
@@ -297,10 +304,11 @@ def test_every_page_is_small_and_self_contained(server: ServerProcess, source: S
 
 
 def test_language_links_on_answers_to_posts_lead_to_a_page_that_exists(
-    server: ServerProcess, source: Source
+    shared_source: Source,
 ) -> None:
     """After a form post (log out), the language links lead to a GET page, never to a POST-only
     address (which would answer 405); on a GET page they come back to that page."""
+    source = shared_source
     source.start()
     logged_out = source.logout()
     links = re.findall(r'href="([^"]*)\?lang=fa"', logged_out.text)

@@ -1,8 +1,8 @@
-"""Fixtures shared by the crypto tests: the stock age binaries and identity files for them."""
+"""Fixtures shared by the crypto tests: identity files for the stock age binaries (whose fixtures,
+age_bin and age_keygen_bin, are in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -10,25 +10,6 @@ from pathlib import Path
 import pytest
 
 from sealdrop.crypto import keys
-
-
-def _binary(name: str) -> str:
-    path = shutil.which(name, path="/usr/bin") or shutil.which(name)
-    if path is None:
-        pytest.skip(f"the Debian `{name}` binary is not installed")
-    return path
-
-
-@pytest.fixture(scope="session")
-def age_bin() -> str:
-    """Path of the stock `age` binary (interop is invariant 5, so it is the referee)."""
-    return _binary("age")
-
-
-@pytest.fixture(scope="session")
-def age_keygen_bin() -> str:
-    """Path of the stock `age-keygen` binary."""
-    return _binary("age-keygen")
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""Fixtures for the reader tests: the stock age binaries, driven through a pseudo-terminal."""
+"""Fixtures for the reader tests: the stock age binaries (age_bin, age_keygen_bin: in
+tests/conftest.py), driven through a pseudo-terminal."""
 
 from __future__ import annotations
 
 import os
 import pty
 import select
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -14,25 +14,6 @@ import pytest
 
 # age reads passphrases only from the terminal (/dev/tty), never from stdin or the environment.
 AgeOnPty = Callable[[list[str], str], tuple[int, str]]
-
-
-def _binary(name: str) -> str:
-    path = shutil.which(name, path="/usr/bin") or shutil.which(name)
-    if path is None:
-        pytest.skip(f"the Debian `{name}` binary is not installed")
-    return path
-
-
-@pytest.fixture(scope="session")
-def age_bin() -> str:
-    """Path of the stock `age` binary (the referee for the identity file format)."""
-    return _binary("age")
-
-
-@pytest.fixture(scope="session")
-def age_keygen_bin() -> str:
-    """Path of the stock `age-keygen` binary."""
-    return _binary("age-keygen")
 
 
 def _run_on_pty(argv: list[str], passphrase: str, timeout: float = 30.0) -> tuple[int, str]:

@@ -3,7 +3,6 @@ uploads, a request budget per session, and an upload quota per source over 24 ho
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from sealdrop.crypto.keys import generate_identity
 from sealdrop.services.container import Services
 from sealdrop.testing import FakeClock
 from sealdrop.web.app import create_source_app
+from support_pages import csrf_token
 
 FORM_CAP = 2048
 DAILY = 50_000
@@ -104,12 +104,10 @@ def test_a_session_over_its_request_budget_gets_429_and_recovers(limited: Limite
 
 
 def upload(browser: Browser, size: int) -> httpx.Response:
-    page = browser.get("/conversation")
-    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
-    assert match
+    token = csrf_token(browser.get("/conversation").text)
     return browser.post(
         "/submit",
-        data={"csrf_token": match.group(1), "message": ""},
+        data={"csrf_token": token, "message": ""},
         files=[("files", ("data.bin", b"\0" * size, "application/octet-stream"))],
     )
 
@@ -157,10 +155,7 @@ def test_uploads_running_at_once_share_the_quota(limited: Limited) -> None:
     first_browser, second_browser = limited.browser(), limited.browser()
     tokens = []
     for browser in (first_browser, second_browser):
-        page = browser.get("/conversation")
-        match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
-        assert match
-        tokens.append(match.group(1))
+        tokens.append(csrf_token(browser.get("/conversation").text))
     boundary = "quota-race"
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{tokens[0]}'

@@ -19,7 +19,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
@@ -36,56 +35,26 @@ from sealdrop.testing import FakeClock
 from sealdrop.web.app import create_source_app
 from sealdrop.web.headers import SOURCE_HEADERS, SecurityHeaders
 from sealdrop.web.source.routes import COOKIE
+from support_pages import AsgiBrowser, csrf_token, field_pattern, form_token
 
 UPLOAD_LIMIT = 100_000
 PAGE_BUDGET = 16 * 1024
 EMPTY_ICON = '<link rel="icon" href="data:,">'
 STYLESHEET = (resources.files("sealdrop.web.source") / "static" / "style.css").read_bytes()
 LOGIN_ERROR_TEXT = "That codename was not recognised."
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
-FORM_FIELD = re.compile(r'name="form_token" value="([0-9a-f]+)"')
+CSRF_FIELD = field_pattern("csrf_token")
+FORM_FIELD = field_pattern("form_token")
 
 
-class Browser:
-    """A cookie-keeping HTTP client over the ASGI app; each request runs in its own event loop
-    (anyio.run), so tests stay synchronous: pytest-asyncio is not installed."""
-
-    def __init__(self, app: Any, base_url: str = "http://testserver") -> None:
-        self.app = app
-        self.base_url = base_url
-        self.cookies = httpx.Cookies()
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url=self.base_url, cookies=self.cookies
-            ) as client:
-                response = await client.request(method, url, **kwargs)
-                await response.aread()
-                self.cookies = httpx.Cookies(client.cookies)
-                return response
-
-        return anyio.run(go)
-
-    def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("POST", url, **kwargs)
+class Browser(AsgiBrowser):
+    """A source's browser over the ASGI app, with its forms' tokens."""
 
     def form_token(self, page: str = "/") -> str:
         """The pre-session form token, from a page that has the start or login form."""
-        response = self.get(page)
-        match = FORM_FIELD.search(response.text)
-        assert match is not None, response.text
-        return match.group(1)
+        return form_token(self.get(page).text)
 
     def csrf_token(self, page: str = "/conversation") -> str:
-        response = self.get(page)
-        match = CSRF_FIELD.search(response.text)
-        assert match is not None, response.text
-        return match.group(1)
+        return csrf_token(self.get(page).text)
 
 
 @dataclass

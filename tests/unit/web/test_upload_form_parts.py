@@ -5,7 +5,6 @@ streamed (larger)."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from sealdrop.crypto.keys import generate_identity
 from sealdrop.services.container import Services
 from sealdrop.services.submissions import MAX_ITEMS_PER_SUBMISSION
 from sealdrop.web.app import create_source_app
+from support_pages import csrf_token
 
 # An unknown field this large pushes a body past limits.max_form_bytes (64 KiB): it is streamed.
 STREAMED = [("padding", None, b"p" * 70 * 1024)]
@@ -48,12 +48,10 @@ class Site:
         """POST /submit with the session's token first, then ``parts``, as a browser encodes
         a multipart form."""
         browser = self.browser()
-        page = browser.get("/conversation")
-        match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
-        assert match
+        token = csrf_token(browser.get("/conversation").text)
         boundary = "----SealdropParts" + uuid.uuid4().hex
         body = bytearray()
-        for name, filename, content in [("csrf_token", None, match.group(1).encode()), *parts]:
+        for name, filename, content in [("csrf_token", None, token.encode()), *parts]:
             disposition = f'form-data; name="{name}"'
             if filename is not None:
                 disposition += f'; filename="{filename}"\r\nContent-Type: text/plain'
