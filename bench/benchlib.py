@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pyrage
 
 from sealdrop.services.instance import init_instance

@@ -19,7 +19,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Locator, Page, Response
+    from playwright.sync_api import Locator, Page, Response, ViewportSize
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The flags of docs DESIGN.md "Tests that use real components". Without the background-networking
@@ -33,8 +33,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 
@@ -130,7 +130,8 @@ class Language:
         return words
 
 
-def _strings(msgstr: str | tuple[str, ...]) -> list[str]:
+def _strings(msgstr: str | tuple[str, ...] | list[str] | None) -> list[str]:
+    assert msgstr is not None  # babel's type allows None; read_po never gives it
     return [msgstr] if isinstance(msgstr, str) else list(msgstr)
 
 

@@ -38,7 +38,7 @@ from sealdrop.testing import ServerProcess, sealdrop_command
 from sealdrop.tor.layout import TorLayout
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, FilePayload
 
 pytestmark = pytest.mark.slow
 
@@ -243,9 +243,12 @@ def test_source_flow_over_the_onion_in_chromium_without_javascript(
         submit(page.get_by_role("button", name=M.CONTINUE, exact=True))
         assert page.url == url + "/conversation"
         page.get_by_label(M.MESSAGE_FIELD, exact=True).fill("Sent from Chromium over Tor.")
-        page.get_by_label(M.FILES_FIELD).set_input_files(
-            files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"notes\n" * 100}]
-        )
+        notes: FilePayload = {
+            "name": "notes.txt",
+            "mimeType": "text/plain",
+            "buffer": b"notes\n" * 100,
+        }
+        page.get_by_label(M.FILES_FIELD).set_input_files(files=[notes])
         response = submit(page.get_by_role("button", name=M.SEND, exact=True))
         assert response.status == 200
         assert page.url == url + "/submitted"

@@ -31,7 +31,7 @@ from sealdrop.storage.database import SqlDatabase
 from sealdrop.testing import ServerProcess
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Page
+    from playwright.sync_api import BrowserContext, FilePayload, Page
 
 
 class M:
@@ -188,9 +188,8 @@ def run_source_flow(
     textarea = page.get_by_label(_(M.MESSAGE_FIELD), exact=True)
     textarea.fill(message)
     assert direction(textarea) == language.dir  # dir="auto" follows what is typed
-    page.get_by_label(_(M.FILES_FIELD)).set_input_files(
-        files=[{"name": file_name, "mimeType": "application/pdf", "buffer": file_content}]
-    )
+    pdf: FilePayload = {"name": file_name, "mimeType": "application/pdf", "buffer": file_content}
+    page.get_by_label(_(M.FILES_FIELD)).set_input_files(files=[pdf])
     response = submit(page.get_by_role("button", name=_(M.SEND), exact=True))
     assert response.status == 200
     assert page.url == server.url + "/submitted"
@@ -257,9 +256,9 @@ def run_source_flow(
     check(page, "logged-out", h1=_(M.LOGGED_OUT_TITLE))
 
     # Back to the conversation without a session: "Not logged in".
-    response = page.goto(server.url + "/conversation")
-    assert response is not None
-    assert response.status == 403
+    refused = page.goto(server.url + "/conversation")
+    assert refused is not None
+    assert refused.status == 403
     check(page, "error-403-not-logged-in", h1=_(M.NOT_LOGGED_IN_TITLE))
 
     # What the server stored opens with the stock age and the journalist's key only. A browser
@@ -354,9 +353,12 @@ def test_error_pages(
     submit(page.get_by_role("button", name=_(M.CONTINUE), exact=True))
     assert page.url == server.url + "/conversation"
 
-    page.get_by_label(_(M.FILES_FIELD)).set_input_files(
-        files=[{"name": "big.bin", "mimeType": "application/octet-stream", "buffer": b"x" * 16384}]
-    )
+    big: FilePayload = {
+        "name": "big.bin",
+        "mimeType": "application/octet-stream",
+        "buffer": b"x" * 16384,
+    }
+    page.get_by_label(_(M.FILES_FIELD)).set_input_files(files=[big])
     response = submit(page.get_by_role("button", name=_(M.SEND), exact=True))
     assert response.status == 413
     check(page, "error-413-too-large", h1=_(M.TOO_LARGE_TITLE))

@@ -257,7 +257,7 @@ def aim_at_real_objects(case: Any, api: ApiFixture, data: st.DataObject) -> None
     pool = api.disposable if operation in DESTRUCTIVE else api.readable
     for name in list(case.path_parameters or {}):
         ids = pool.get(name, [])
-        if ids and data.draw(st.booleans(), label=f"real {name}"):
+        if bool(ids) and data.draw(st.booleans(), label=f"real {name}"):
             case.path_parameters[name] = data.draw(st.sampled_from(ids), label=name)
     if not data.draw(st.booleans(), label="real body"):
         return
@@ -289,8 +289,9 @@ HYPOTHESIS = settings(
 )
 
 
-@sqlite_schema.parametrize()
-@sqlite_schema.given(data=st.data())
+# schemathesis annotates what parametrize() and given() return as a bare Callable.
+@sqlite_schema.parametrize()  # type: ignore[untyped-decorator]
+@sqlite_schema.given(data=st.data())  # type: ignore[untyped-decorator]
 @HYPOTHESIS
 def test_api_conforms_to_its_schema(case: Any, data: st.DataObject, sqlite_api: ApiFixture) -> None:
     """Generated requests (valid and invalid) never get a 5xx, and always get a documented status
@@ -299,8 +300,8 @@ def test_api_conforms_to_its_schema(case: Any, data: st.DataObject, sqlite_api: 
 
 
 @pytest.mark.postgres
-@postgres_schema.parametrize()
-@postgres_schema.given(data=st.data())
+@postgres_schema.parametrize()  # type: ignore[untyped-decorator]
+@postgres_schema.given(data=st.data())  # type: ignore[untyped-decorator]
 @HYPOTHESIS
 def test_api_conforms_to_its_schema_on_postgres(
     case: Any, data: st.DataObject, postgres_api: ApiFixture

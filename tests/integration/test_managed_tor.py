@@ -7,6 +7,7 @@ tests check the management, which needs no network at all."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import psutil
@@ -27,6 +29,8 @@ pytestmark = pytest.mark.slow
 
 TOR = shutil.which("tor")
 
+T = TypeVar("T")
+
 
 @pytest.fixture
 def short_instance() -> Iterator[Path]:
@@ -38,7 +42,7 @@ def short_instance() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> object:
+def wait_until(condition: Callable[[], T], timeout: float = 30.0) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -157,7 +161,7 @@ def test_stopping_or_killing_serve_stops_tor(short_instance: Path) -> None:
     (tor watches its owning process)."""
     for stop in ("terminate", "kill"):
         server = ServerProcess(short_instance, env={"SEALDROP_TOR_ENABLED": "yes"}).start()
-        (tor,) = wait_until(lambda s=server: tor_children(s))  # type: ignore[misc]
+        (tor,) = wait_until(functools.partial(tor_children, server))
         if stop == "terminate":
             server.stop()
         else:

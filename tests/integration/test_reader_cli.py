@@ -717,14 +717,14 @@ def file_source(reader: ReaderSetup) -> tuple[LocalSource, str]:
 
 def group_option_case(
     reader: ReaderSetup, mine: LocalSource, item_id: str, tmp: Path, command: str
-) -> tuple[list[Any], int, str]:
+) -> tuple[list[str | Path], int, str]:
     """(arguments, exit code, text its output must hold) for ``command``: it does its work in the
     data folder, or fails in a way that shows it found that folder."""
-    unlock = ["--identity-passphrase-file", reader.identity_passphrase_file]
+    unlock: list[str | Path] = ["--identity-passphrase-file", reader.identity_passphrase_file]
     # Only for login: every fresh code moves the account's used TOTP step on.
     code = reader.journalist.fresh_code() if command == "login" else ""
     (tmp / "to").mkdir()
-    return {
+    cases: dict[str, tuple[list[str | Path], int, str]] = {
         "init": (["--server", reader.server.api_url, "--username", "x"], 1, "already set up in"),
         "login": (
             ["--passphrase-file", reader.account_passphrase_file, "--totp", code],
@@ -739,7 +739,8 @@ def group_option_case(
         "star": ([mine.id], 0, "Starred"),
         "seen": ([mine.id], 0, "marked seen"),
         "delete": ([mine.id], 1, "pass --yes"),
-    }[command]
+    }
+    return cases[command]
 
 
 READER_COMMANDS = sorted(typer.main.get_command(reader_app).commands)  # type: ignore[attr-defined]
@@ -783,6 +784,7 @@ def test_data_dir_before_the_command_is_the_folder_every_command_uses(
         try:
             assert process.stdout is not None
             line = process.stdout.readline()
+            assert process.stderr is not None
             assert "?token=" in line, line + (process.stderr.read() if process.poll() else "")
         finally:
             process.terminate()

@@ -92,7 +92,7 @@ def reader(tmp_path: Path) -> Iterator[Reader]:
 
 
 def submit(server: ServerProcess, message: str, files: list[tuple[str, bytes, str]]) -> Source:
-    source, _ = new_source(server, message, files=files)  # type: ignore[arg-type]
+    source, _ = new_source(server, message, files=files)
     return source
 
 

@@ -281,6 +281,7 @@ def test_plain_reader_command_serves_the_ui(reader: ReaderSetup) -> None:
     )
     try:
         assert process.stdout is not None
+        assert process.stderr is not None
         line = process.stdout.readline()
         found = re.search(r"(http://127\.0\.0\.1:(\d+))/\?token=([\w-]+)", line)
         assert found, line + (process.stderr.read() if process.poll() is not None else "")

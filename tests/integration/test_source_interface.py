@@ -154,6 +154,7 @@ def test_logout_and_old_cookie_replay_show_nothing(
     assert "secret for B" in other.http.get("/conversation").text
 
     old_cookie = source.http.cookies.get("sealdrop_session")
+    assert old_cookie is not None
     assert source.logout().status_code == 200
     replay = httpx.get(server.url + "/conversation", cookies={"sealdrop_session": old_cookie})
     assert replay.status_code == 403
@@ -205,6 +206,7 @@ def test_cookie_from_another_instance_is_treated_as_logged_out(
     source = shared_source
     source.start()
     cookie = source.http.cookies.get("sealdrop_session")
+    assert cookie is not None
     other_dir = tmp_path / "other"
     setup_cli("init", other_dir)
     other = start_server(other_dir, server_tmp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import piexif
@@ -58,7 +59,9 @@ def authored_pdf() -> bytes:
     out = io.BytesIO()
     writer.write(out)
     data = out.getvalue()
-    assert PdfReader(io.BytesIO(data)).metadata["/Author"] == "Jane Leaker"
+    metadata = PdfReader(io.BytesIO(data)).metadata
+    assert metadata is not None
+    assert str(metadata["/Author"]) == "Jane Leaker"
     return data
 
 
@@ -102,7 +105,7 @@ def test_pdf_loses_its_author(mat2_bin: str, tmp_path: Path, authored_pdf: bytes
     assert any("Jane Leaker" in item for item in result.removed), result.removed
     reader = PdfReader(result.path)
     assert len(reader.pages) == 1
-    metadata = reader.metadata or {}
+    metadata: Mapping[str, object] = reader.metadata or {}
     assert "/Author" not in metadata
     assert b"Jane Leaker" not in result.path.read_bytes()
 

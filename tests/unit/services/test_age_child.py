@@ -32,7 +32,7 @@ class FailingReader(io.RawIOBase):
         self._left = good
         self._error = error
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
         if self._left <= 0:
             raise self._error
         chunk = b"x" * min(size if size > 0 else 65536, self._left)

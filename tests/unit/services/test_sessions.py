@@ -68,7 +68,7 @@ def session_rows(database: SqlDatabase) -> list[tuple[bytes, bytes, int, int]]:
         rows = conn.execute(
             text("SELECT id_hash, sealed_identity, created_at, last_seen_at FROM source_sessions")
         )
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        return [tuple(row) for row in rows]
 
 
 def secret_scalar(identity: Identity) -> bytes:
@@ -164,7 +164,7 @@ def test_sealed_identity_cannot_be_moved_to_another_row(
     # Someone with write access to the DB swaps the sealed blobs: each is now under a row whose
     # id hash is not the additional data it was sealed with, so neither cookie may open it.
     with database.engine.begin() as conn:
-        sealed = dict(
+        sealed: dict[bytes, bytes] = dict(
             conn.execute(text("SELECT id_hash, sealed_identity FROM source_sessions")).all()
         )
         conn.execute(

@@ -10,12 +10,14 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from test_source_app import COOKIE, Browser, new_instance
+from test_source_app import Browser, new_instance
 
 from sealdrop.crypto.keys import generate_identity
+from sealdrop.ids import SourceId
 from sealdrop.services.container import Services
 from sealdrop.testing import FakeClock
 from sealdrop.web.app import create_source_app
+from sealdrop.web.source.routes import COOKIE
 from support_pages import csrf_token
 
 FORM_CAP = 2048
@@ -26,7 +28,7 @@ DAILY = 50_000
 class Limited:
     services: Services
     clock: FakeClock
-    source_id: str
+    source_id: SourceId
 
     def browser(self) -> Browser:
         browser = Browser(create_source_app(self.services))
@@ -83,7 +85,7 @@ def test_a_chunked_oversize_body_is_cut_off_while_streaming(limited: Limited) ->
 
     response = browser.post(
         "/login",
-        content=chunks(),  # type: ignore[arg-type]
+        content=chunks(),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert_error_page(response, 413, "Too large")

@@ -112,7 +112,7 @@ names = st.text(
     min_size=1,
     max_size=20,
 ).filter(lambda s: s.strip() == s)
-filenames = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+filenames = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40)
 content_types = st.one_of(
     st.none(),
     st.from_regex(r"[a-z]{1,12}/[a-z0-9.+-]{1,20}", fullmatch=True),

@@ -158,8 +158,8 @@ def assert_security_headers(response: httpx.Response) -> None:
     assert "unsafe" not in response.headers["content-security-policy"]
     for name, value in EXPECTED_HEADERS.items():
         assert response.headers.get_list(name) == [value], name
-    for name, _ in SOURCE_HEADERS:
-        assert len(response.headers.get_list(name.decode())) == 1, name
+    for raw_name, _ in SOURCE_HEADERS:
+        assert len(response.headers.get_list(raw_name.decode())) == 1, raw_name
     for name in ("server", "date", "x-powered-by"):
         assert name not in response.headers
 

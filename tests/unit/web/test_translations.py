@@ -74,11 +74,24 @@ def message_id(message: Message) -> MessageId:
     return tuple(message.id) if isinstance(message.id, (list, tuple)) else message.id
 
 
+# Babel types a message's id and string as "str, sequence of forms, or None" whatever the entry:
+# these two narrow them to what a plural or a singular entry holds.
+def plural(value: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    assert isinstance(value, (list, tuple)), value
+    return tuple(value)
+
+
+def singular(value: str | tuple[str, ...] | list[str] | None) -> str:
+    assert isinstance(value, str), value
+    return value
+
+
 @cache
 def fresh_ids() -> frozenset[MessageId]:
     """Every msgid in the sources now, extracted with babel.cfg's method map and options."""
     with (REPO / "babel.cfg").open() as config:
-        method_map, options_map = parse_mapping_cfg(config, "babel.cfg")
+        # Babel leaves parse_mapping_cfg unannotated.
+        method_map, options_map = parse_mapping_cfg(config, "babel.cfg")  # type: ignore[no-untyped-call]
     keywords = {**DEFAULT_KEYWORDS, "N_": None}
     ids: set[MessageId] = set()
     for _filename, _lineno, message, _comments, _context in extract_from_dir(
@@ -165,7 +178,7 @@ def test_every_string_and_plural_form_is_translated_and_not_fuzzy(code: str) -> 
     for message in messages(code):
         assert not message.fuzzy, f"fuzzy: {message.id!r}"
         if message.pluralizable:
-            forms = tuple(message.string)
+            forms = plural(message.string)
             assert len(forms) == nplurals, message.id
             assert all(form.strip() for form in forms), f"empty plural form: {message.id!r}"
         else:
@@ -180,8 +193,8 @@ def test_placeholders_are_kept(code: str) -> None:
     may_omit_num = single_number_forms(code)
     for message in messages(code):
         if message.pluralizable:
-            expected = placeholders(message.id[1])
-            for index, form in enumerate(message.string):
+            expected = placeholders(plural(message.id)[1])
+            for index, form in enumerate(plural(message.string)):
                 found = placeholders(form)
                 allowed = (
                     {expected, expected - {("num", "d")}} if index in may_omit_num else {expected}
@@ -189,8 +202,9 @@ def test_placeholders_are_kept(code: str) -> None:
                 assert found in allowed, f"form {index} of {message.id[0]!r}: {found} != {expected}"
                 assert not stray_percent(form), f"stray % in form {index} of {message.id[0]!r}"
         else:
-            assert placeholders(message.string) == placeholders(message.id), message.id
-            assert not stray_percent(message.string), f"stray % in {message.id!r}"
+            string = singular(message.string)
+            assert placeholders(string) == placeholders(singular(message.id)), message.id
+            assert not stray_percent(string), f"stray % in {message.id!r}"
 
 
 @pytest.mark.parametrize("code", TRANSLATED)
@@ -198,7 +212,7 @@ def test_translations_hold_no_markup(code: str) -> None:
     """No msgstr contains "<", ">" or "&": Jinja's i18n extension marks translations as safe
     HTML, so markup in a catalog would reach the page unescaped."""
     for message in messages(code):
-        forms = message.string if message.pluralizable else (message.string,)
+        forms = plural(message.string) if message.pluralizable else (singular(message.string),)
         for form in forms:
             assert not set(form) & {"<", ">", "&"}, f"markup in {message.id!r}: {form!r}"
 
@@ -210,10 +224,10 @@ def test_glossary_terms_are_used_consistently(code: str, term: str) -> None:
     language's one agreed term for it."""
     wanted = GLOSSARY[term][code]
     for message in messages(code):
-        english = " ".join(message.id) if message.pluralizable else message.id
+        english = " ".join(plural(message.id)) if message.pluralizable else singular(message.id)
         if term.lower() not in english.lower():
             continue
-        forms = message.string if message.pluralizable else (message.string,)
+        forms = plural(message.string) if message.pluralizable else (singular(message.string),)
         for form in forms:
             assert wanted.lower() in form.lower(), f"{term!r} is not {wanted!r} in {form!r}"
 
@@ -339,8 +353,9 @@ def test_every_page_renders_without_english_left(templates: Templates, code: str
     keep = {ORGANISATION, CODENAME, REPLY, *(lang.name for lang in LANGUAGES.values())}
     for name, context in _pages():
         english = _Text()
-        english.feed(templates.render(_request(DEFAULT), name, **context).body.decode())
-        page = templates.render(_request(code), name, **context).body.decode()
+        # Starlette types a response's body as bytes or memoryview.
+        english.feed(bytes(templates.render(_request(DEFAULT), name, **context).body).decode())
+        page = bytes(templates.render(_request(code), name, **context).body).decode()
         assert f'<html lang="{language.tag}" dir="{"rtl" if language.rtl else "ltr"}">' in page
         translated = _Text()
         translated.feed(page)

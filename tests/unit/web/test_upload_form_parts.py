@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from test_source_app import COOKIE, Browser, new_instance
+from test_source_app import Browser, new_instance
 
 from sealdrop.crypto.keys import generate_identity
+from sealdrop.ids import SourceId
 from sealdrop.services.container import Services
 from sealdrop.services.submissions import MAX_ITEMS_PER_SUBMISSION
 from sealdrop.web.app import create_source_app
+from sealdrop.web.source.routes import COOKIE
 from support_pages import csrf_token
 
 # An unknown field this large pushes a body past limits.max_form_bytes (64 KiB): it is streamed.
@@ -29,7 +31,7 @@ Part = tuple[str, str | None, bytes]  # (field name, file name or None, content)
 @dataclass
 class Site:
     services: Services
-    source_id: str
+    source_id: SourceId
 
     def browser(self) -> Browser:
         browser = Browser(create_source_app(self.services))
@@ -124,7 +126,7 @@ def test_parts_that_are_skipped_count_against_the_cap_too(site: Site) -> None:
     cap allows is refused all the same, whatever they are."""
     empty_inputs = [("files", "", b"")] * (MAX_ITEMS_PER_SUBMISSION + 1)
     assert_refused(site, [*messages(1), *empty_inputs], 413, "Too many files")
-    unknown = [(f"field{i}", None, b"") for i in range(MAX_ITEMS_PER_SUBMISSION + 1)]
+    unknown: list[Part] = [(f"field{i}", None, b"") for i in range(MAX_ITEMS_PER_SUBMISSION + 1)]
     assert_refused(site, unknown, 413, "Too many files")
 
 
