@@ -27,6 +27,16 @@ _SLOW_FIXTURES = frozenset({"server", "tor_network", "browser"})
 _UNIT_TESTS = Path(__file__).parent / "unit"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A pytest-xdist worker starts with COLUMNS=80 and LINES=24 in its environment, where a
+    plain run has neither; rich fixes a console's width from COLUMNS when the console is made
+    (the CLI's module-level consoles, at import), so a test that runs a command with its own
+    COLUMNS would get 80-column output in a worker only. Workers drop them, like a plain run."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.pop("COLUMNS", None)
+        os.environ.pop("LINES", None)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks slow every test that starts a server, a Tor network or a browser of its own (the
     fast loop, ``-m "not slow"``, leaves them out), and sets which tests pytest-xdist keeps in

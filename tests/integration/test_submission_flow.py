@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyrage
@@ -28,11 +29,23 @@ def age_decrypt(identity: Path, blob: Path) -> bytes:
     ).stdout
 
 
+def files_under(root: Path) -> Iterator[Path]:
+    """``root`` if it is a file, else every file under it. os.walk passes over a folder that
+    vanishes while it walks (another test's, or another worker's, temporary files in /tmp), where
+    Path.rglob raises."""
+    if root.is_file():
+        yield root
+        return
+    for folder, _, names in os.walk(root):
+        for name in names:
+            yield Path(folder) / name
+
+
 def scan_for(needles: list[bytes], roots: list[Path]) -> list[str]:
     """Every file under ``roots`` that contains one of ``needles``."""
     hits = []
     for root in roots:
-        for path in [root] if root.is_file() else root.rglob("*"):
+        for path in files_under(root):
             try:
                 if not path.is_file() or path.is_symlink():
                     continue

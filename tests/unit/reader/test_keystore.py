@@ -188,6 +188,7 @@ def test_passphrase_encryption_refuses_an_empty_passphrase() -> None:
         encrypt_with_passphrase(b"payload", "")
 
 
+@pytest.mark.slow  # the stock age on a pseudo-terminal, scrypt at its work factor: ~5 s
 def test_stock_age_opens_the_identity_file_with_the_passphrase(
     stored: Stored,
     tmp_path: Path,

@@ -774,6 +774,7 @@ def test_logout_survives_malformed_forms(site: Site, data: st.DataObject) -> Non
     form_route("logout")(site, data)
 
 
+@pytest.mark.slow  # 400 examples of multipart bodies: ~10 s
 @settings(FUZZ, max_examples=400)
 @given(data=st.data())
 def test_submit_survives_malformed_uploads(site: Site, data: st.DataObject) -> None:
