@@ -13,21 +13,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
     TaskID,
-    TextColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Column, Table
 from rich.text import Text
@@ -47,14 +41,21 @@ from sealdrop.cli.reader_input import (
     open_identity,
     profile_of,
 )
-from sealdrop.errors import NotHere, SealdropError, TokenExpired
+from sealdrop.cli.reader_output import (
+    decrypting,
+    message_text,
+    name_text,
+    out,
+    print_item,
+    progress_bars,
+)
+from sealdrop.cli.reader_session import log_in, open_reader, reporting_errors
+from sealdrop.errors import SealdropError
 from sealdrop.reader.client import ApiClient
 from sealdrop.reader.connection import check_connection
-from sealdrop.reader.content import DecryptProgress
-from sealdrop.reader.display import WHY_CANNOT_DECRYPT, shown_name, shown_text
+from sealdrop.reader.display import WHY_CANNOT_DECRYPT
 from sealdrop.reader.keystore import create_identity, load_identity, public_key
-from sealdrop.reader.profile import Profile, ReaderConfig
-from sealdrop.reader.reader import ItemView, Reader
+from sealdrop.reader.profile import ReaderConfig
 from sealdrop.reader.store import LocalItem
 from sealdrop.reader.ui import serve
 
@@ -63,98 +64,6 @@ reader_app = typer.Typer(
     "command: the local web interface (`reader ui`).",
     invoke_without_command=True,
 )
-
-# No markup and no emoji codes in anything printed to stdout: a source's message, a file name or
-# a server's answer holding "[red]" or "[/]" (or ":warning:") must print as it is, not vanish
-# into styling. Untrusted text also goes through display.shown_* (invisible characters).
-out = Console(highlight=False, markup=False, emoji=False)
-
-
-@contextmanager
-def _errors(profile: Profile) -> Iterator[None]:
-    """Report the reader's errors in one line each; an expired token says what to do."""
-    try:
-        yield
-    except NotHere as exc:
-        # As a mistyped argument (exit status 2): the source or item is not in the local copy.
-        raise typer.BadParameter(str(exc)) from None
-    except TokenExpired:
-        profile.forget_token()
-        err.print(
-            "[bold red]error:[/] the session has expired (or was revoked): "
-            "run `sealdrop reader login`"
-        )
-        raise typer.Exit(code=1) from None
-    except SealdropError as exc:
-        raise fail(exc) from None
-
-
-@contextmanager
-def _reader(profile: Profile, *, online: bool = False) -> Iterator[Reader]:
-    """The reader of ``profile``; ``online``: log in to the server first (TokenExpired before
-    anything is asked or changed)."""
-    profile.load_config()  # fail early, with a hint, if init was never run
-    with Reader.open(profile) as reader:
-        if online:
-            reader.client  # noqa: B018
-        yield reader
-
-
-def _login(profile: Profile, config: ReaderConfig, passphrase: str, code: str) -> ApiClient:
-    client = ApiClient(config.server, proxy=config.proxy)
-    try:
-        expires_at = client.login(config.username, passphrase, code)
-    except BaseException:
-        client.close()
-        raise
-    token = client.token
-    assert token is not None
-    profile.save_token(token, expires_at)
-    return client
-
-
-def _name(text: str) -> Text:
-    """One line of untrusted text (a file name, a pseudonym) for the terminal: a Text (never
-    parsed as markup), every invisible character shown as <U+XXXX> (display.shown_name)."""
-    return Text(shown_name(text))
-
-
-def _text(text: str) -> Text:
-    """A message or reply for the terminal: line endings normalised, tabs kept, other invisible
-    characters shown (display.shown_text)."""
-    return Text(shown_text(text))
-
-
-def _size(size: int) -> str:
-    return f"{size:,} bytes"
-
-
-# Below this, decryption is over before a bar could be drawn; above it, it can take a while.
-PROGRESS_FROM = 1024 * 1024
-
-
-def _bars() -> Progress:
-    """Transient byte-count progress bars on stderr (stdout stays clean for scripts)."""
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
-    return Progress(*columns, TransferSpeedColumn(), console=err, transient=True)
-
-
-@contextmanager
-def _decrypting(item: LocalItem) -> Iterator[DecryptProgress | None]:
-    """A progress callback for decrypting ``item`` that draws a bar, or None: only for an item
-    over PROGRESS_FROM, and only when stderr is a terminal."""
-    # isatty rather than rich's is_terminal, which FORCE_COLOR turns on: cursor movements have no
-    # place in a log file, even a coloured one.
-    if item.size <= PROGRESS_FROM or not err.file.isatty():
-        yield None
-        return
-    with _bars() as bars:
-        task = bars.add_task(f"decrypting {item.kind} {item.id[:8]}", total=item.size)
-
-        def advance(done: int, total: int) -> None:
-            bars.update(task, completed=done, total=total)
-
-        yield advance
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -182,7 +91,7 @@ def ui(ctx: typer.Context, data_dir: DataDir = None, open_browser: OpenBrowser =
         out.print("(the link works once; stop the reader with Ctrl-C)")
         out.file.flush()
 
-    with _errors(profile):
+    with reporting_errors(profile):
         serve(profile, open_browser=open_browser, announce=announce)
 
 
@@ -202,7 +111,7 @@ def init(
 ) -> None:
     """Create this device's age identity, log in, and register its public key."""
     profile = profile_of(ctx, data_dir)
-    with _errors(profile):
+    with reporting_errors(profile):
         if profile.config_path.exists():
             raise fail(SealdropError(f"a reader is already set up in {profile.root}"))
         check_connection(server, proxy)
@@ -215,7 +124,7 @@ def init(
             # A previous init stopped after creating the identity: reuse it (if it opens).
             load_identity(profile.identity_path, identity_passphrase)
         passphrase, code = credentials(passphrase_file, totp)
-        with _login(profile, config, passphrase, code) as client:
+        with log_in(profile, config, passphrase, code) as client:
             if resume:
                 recipient = public_key(profile.identity_path)
             else:
@@ -237,14 +146,14 @@ def login(
 ) -> None:
     """Log in again (the token lasts 8 hours)."""
     profile = profile_of(ctx, data_dir)
-    with _errors(profile):
+    with reporting_errors(profile):
         config = profile.load_config()
         if proxy is not None:
             # A new proxy (say, Tor Browser's 9150 instead of 9050) is kept for later commands.
             check_connection(config.server, proxy)
             config = dataclasses.replace(config, proxy=proxy)
         passphrase, code = credentials(passphrase_file, totp)
-        _login(profile, config, passphrase, code).close()
+        log_in(profile, config, passphrase, code).close()
         profile.save_config(config)
     err.print(Text(f"Logged in as {config.username}."))
 
@@ -253,7 +162,11 @@ def login(
 def sync(ctx: typer.Context, data_dir: DataDir = None) -> None:
     """Fetch new sources, items and their ciphertext (verified, resumable)."""
     profile = profile_of(ctx, data_dir)
-    with _errors(profile), _reader(profile, online=True) as reader, _bars() as bars:
+    with (
+        reporting_errors(profile),
+        open_reader(profile, online=True) as reader,
+        progress_bars() as bars,
+    ):
         tasks: dict[str, TaskID] = {}
 
         def advance(item: LocalItem, done: int, total: int) -> None:
@@ -280,7 +193,7 @@ def list_sources(
 ) -> None:
     """List the synced sources: pseudonym, id, unread, items, starred."""
     profile = profile_of(ctx, data_dir)
-    with _errors(profile), _reader(profile) as reader:
+    with reporting_errors(profile), open_reader(profile) as reader:
         rows = reader.sources()
     if as_json:
         for source, count in rows:
@@ -292,7 +205,7 @@ def list_sources(
     table = Table("pseudonym", whole_id, "unread", "items", "starred")
     for source, count in rows:
         table.add_row(
-            _name(source.pseudonym),
+            name_text(source.pseudonym),
             source.id,
             str(source.unread),
             str(count),
@@ -310,37 +223,22 @@ def show(
 ) -> None:
     """Show a source's conversation, decrypted in memory (nothing decrypted is written)."""
     profile = profile_of(ctx, data_dir)
-    with _errors(profile), _reader(profile) as reader:
+    with reporting_errors(profile), open_reader(profile) as reader:
         found = reader.find_source(source)
         identity = open_identity(profile, identity_passphrase_file)
-        out.print(Text.assemble("Source ", _name(found.pseudonym), f" ({found.id})"))
+        out.print(Text.assemble("Source ", name_text(found.pseudonym), f" ({found.id})"))
         opened = []
         for item in reader.items(found.id):
             # A file's content is not decrypted to show it (only its name and size): no bar.
-            bar = _decrypting(item) if item.kind != "file" else nullcontext()
+            bar = decrypting(item) if item.kind != "file" else nullcontext()
             with bar as progress:
                 view = reader.view(item, identity, progress)
-            _print_item(view)
+            print_item(view)
             opened.append(not view.not_for_this_device)
     if not all(opened):
         out.print()
         failed = opened.count(False)
         out.print(f"{failed} item(s) could not be decrypted here. {WHY_CANNOT_DECRYPT}")
-
-
-def _print_item(view: ItemView) -> None:
-    """One item of a conversation, as ``Reader.view`` shows it (its text is made visible
-    already: a Text, never parsed as markup)."""
-    item = view.item
-    heading = f"── {item.kind} #{item.seq} · {item.arrival_day or '-'} · {item.id}"
-    out.print()
-    out.print(Text.assemble(heading, *((" · by ", _name(item.author)) if item.author else ())))
-    if view.name is not None and view.size is not None:
-        out.print(Text.assemble("file: ", Text(view.name), f" · {_size(view.size)}"))
-    if view.text is not None:
-        out.print(Text(view.text))
-    if view.problem is not None:
-        out.print(Text(f"[{view.problem}]"))
 
 
 @reader_app.command("export")
@@ -366,12 +264,12 @@ def export_item(
 ) -> None:
     """Decrypt a file into a folder, with its metadata removed by mat2 (unless --no-strip)."""
     profile = profile_of(ctx, data_dir)
-    with _errors(profile), _reader(profile) as reader:
+    with reporting_errors(profile), open_reader(profile) as reader:
         local = reader.store.item(item.lower())
         if local is None or local.kind != "file":
             raise typer.BadParameter(f"no file item {item!r} (see `sealdrop reader show`)")
         identity = open_identity(profile, identity_passphrase_file)
-        with _decrypting(local) as progress:
+        with decrypting(local) as progress:
             done = reader.export(
                 local.id,
                 identity,
@@ -381,13 +279,13 @@ def export_item(
                 progress=progress,
             )
     result = done.result
-    out.print(Text.assemble("Exported ", _name(done.name), f" to {result.path}"))
+    out.print(Text.assemble("Exported ", name_text(done.name), f" to {result.path}"))
     if result.warning:
-        out.print(_text(f"warning: {result.warning}"))
+        out.print(message_text(f"warning: {result.warning}"))
     elif result.cleaned:
         out.print("Metadata removed:" if result.removed else "No metadata found.")
         for entry in result.removed:
-            out.print(_name(f"  {entry}"))
+            out.print(name_text(f"  {entry}"))
     else:
         out.print("Metadata NOT removed (--no-strip).")
     if result.original is not None:
@@ -407,7 +305,7 @@ def reply(
         raise typer.BadParameter("give exactly one of --message and --file")
     text = message if message is not None else _read_text(file)
     profile = profile_of(ctx, data_dir)
-    with _errors(profile), _reader(profile, online=True) as reader:
+    with reporting_errors(profile), open_reader(profile, online=True) as reader:
         found = reader.find_source(source)
         uploaded, _ = reader.send_reply(found.id, text)
     # Synced after sending, as the local web interface does: the reply is in `reader show` now.
@@ -423,21 +321,25 @@ def star(
 ) -> None:
     """Star a source (or unstar it with --off): one flag, seen by every journalist."""
     profile = profile_of(ctx, data_dir)
-    with _errors(profile), _reader(profile, online=True) as reader:
+    with reporting_errors(profile), open_reader(profile, online=True) as reader:
         found = reader.find_source(source)
         reader.star(found.id, not off)
-    out.print(Text.assemble(f"{'Unstarred' if off else 'Starred'} ", _name(found.pseudonym), "."))
+    out.print(
+        Text.assemble(f"{'Unstarred' if off else 'Starred'} ", name_text(found.pseudonym), ".")
+    )
 
 
 @reader_app.command()
 def seen(ctx: typer.Context, source: SourceArg, data_dir: DataDir = None) -> None:
     """Mark a source's synced (downloaded) submissions as seen by you, for your unread count."""
     profile = profile_of(ctx, data_dir)
-    with _errors(profile), _reader(profile, online=True) as reader:
+    with reporting_errors(profile), open_reader(profile, online=True) as reader:
         found = reader.find_source(source)
         marked = reader.seen(found.id)
         now = reader.store.source(found.id)
-    out.print(Text.assemble(f"{marked} submission(s) of ", _name(found.pseudonym), " marked seen."))
+    out.print(
+        Text.assemble(f"{marked} submission(s) of ", name_text(found.pseudonym), " marked seen.")
+    )
     if now is not None and now.unread:
         # New since the last sync: not shown yet, so not marked.
         out.print(f"{now.unread} unread submission(s) not synced yet: run `sealdrop reader sync`.")
@@ -461,7 +363,7 @@ def delete(
     """Delete a source or one submission or reply, on the server (for everyone) and here."""
     profile = profile_of(ctx, data_dir)
     remove: Callable[[], object]
-    with _errors(profile), _reader(profile, online=True) as reader:
+    with reporting_errors(profile), open_reader(profile, online=True) as reader:
         item = reader.store.item(target.lower()) if len(target) == 32 else None
         if item is not None:
             what = Text(f"{item.kind} #{item.seq} ({item.id})")
@@ -470,7 +372,7 @@ def delete(
             found = reader.find_source(target)
             count = len(reader.items(found.id))
             what = Text.assemble(
-                "source ", _name(found.pseudonym), f" ({found.id}) with {count} item(s)"
+                "source ", name_text(found.pseudonym), f" ({found.id}) with {count} item(s)"
             )
             remove = partial(reader.delete_source, found.id)
         _confirm_delete(what, yes)
