@@ -18,16 +18,12 @@ import pytest
 # API will) are reused by their unique module name.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from support_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    PHONE,
-    prove_javascript_is_off,
-)
+from support_browser import PHONE, prove_javascript_is_off
 from support_http import JournalistKey, age_keygen, close_clients, setup_cli, start_server
 from support_tor import TOR, TOR_GENCERT, PrivateTorNetwork, tor_is_installed
 
 from sealdrop.testing import ServerProcess
+from support_chromium import CHROMIUM, CHROMIUM_ARGS
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page

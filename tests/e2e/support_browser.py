@@ -21,18 +21,6 @@ from babel.messages.pofile import read_po
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page, Response, ViewportSize
 
-CHROMIUM = Path("/usr/bin/chromium")
-# The flags of docs DESIGN.md "Tests that use real components". Without the background-networking
-# flags Chromium keeps trying to reach Google, which this sandbox's closed network refuses.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 REPO = Path(__file__).resolve().parents[2]

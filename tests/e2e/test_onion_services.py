@@ -208,7 +208,8 @@ def tor_browser(client: TorClient) -> Iterator[Browser]:
     """Debian's Chromium, headless, JavaScript off, every connection through the client tor's
     SOCKS port (Chromium resolves names through a SOCKS5 proxy, so .onion names work)."""
     from playwright.sync_api import sync_playwright
-    from support_browser import CHROMIUM, CHROMIUM_ARGS
+
+    from support_chromium import CHROMIUM, CHROMIUM_ARGS
 
     proxy_args = [
         f"--proxy-server=socks5://127.0.0.1:{client.socks_port}",

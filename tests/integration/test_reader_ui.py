@@ -39,6 +39,7 @@ from sealdrop.reader.keystore import create_identity
 from sealdrop.reader.profile import Profile
 from sealdrop.reader.ui import HEADERS, create_app
 from sealdrop.testing import sealdrop_command
+from support_chromium import CHROMIUM, CHROMIUM_ARGS
 from support_pages import AsgiBrowser, hidden_field
 
 pytestmark = pytest.mark.slow  # the module sets up a server and a reader through the CLI
@@ -526,14 +527,6 @@ def test_a_later_device_is_told_why_items_do_not_open(reader: ReaderSetup, tmp_p
 
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = [  # as in tests/e2e/support_browser.py (no calls to Google from the sandbox)
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ELSEWHERE = "http://elsewhere.invalid/"  # another site, answered by Playwright
 
 
@@ -562,7 +555,7 @@ def test_the_link_works_again_in_the_same_browser_and_never_in_another(
         link, base = found.group(0), found.group(1)
         with playwright_api.sync_playwright() as playwright:
             chromium = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
             )
             session = chromium.new_context(
                 java_script_enabled=False, viewport={"width": 1000, "height": 700}

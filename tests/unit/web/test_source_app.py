@@ -94,6 +94,14 @@ def new_instance(directory: Path, clock: FakeClock | None = None, **env: str) ->
     return build_services(settings, clock)
 
 
+def signed_in_browser(services: Services, source_id: SourceId) -> Browser:
+    """A browser holding a new confirmed session of ``source_id`` (as after a login)."""
+    browser = Browser(create_source_app(services))
+    cookie = services.sessions.open(source_id, generate_identity(), confirmed=True)
+    browser.cookies.set(COOKIE, cookie)
+    return browser
+
+
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     """One instance for the module and a source made through the index page and POST /start."""

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from test_source_app import Browser, new_instance
+from test_source_app import Browser, new_instance, signed_in_browser
 
-from sealdrop.crypto.keys import generate_identity
 from sealdrop.ids import SourceId
 from sealdrop.services.container import Services
 from sealdrop.services.submissions import MAX_ITEMS_PER_SUBMISSION
@@ -34,10 +33,7 @@ class Site:
     source_id: SourceId
 
     def browser(self) -> Browser:
-        browser = Browser(create_source_app(self.services))
-        cookie = self.services.sessions.open(self.source_id, generate_identity(), confirmed=True)
-        browser.cookies.set(COOKIE, cookie)
-        return browser
+        return signed_in_browser(self.services, self.source_id)
 
     def stored(self) -> tuple[int, int, int]:
         """(rows, blob files, staging files)."""
