@@ -4,6 +4,7 @@ from files), and the data folder they work in."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -79,18 +80,29 @@ def read_secret(path: Path) -> str:
     return text.rstrip("\r\n")
 
 
+def hidden_prompt(label: str, option: str, *, confirm: bool = False) -> str:
+    """Ask for a secret on the terminal, without echo. With no terminal (a script, a pipe), refuse
+    and name the option that gives it from a file: getpass would warn that it cannot turn echo
+    off and read the secret from stdin in the clear."""
+    if not sys.stdin.isatty():
+        raise typer.BadParameter(
+            f"no terminal to ask for the {label.lower()} on: give it in a file", param_hint=option
+        )
+    return str(typer.prompt(label, hide_input=True, confirmation_prompt=confirm, err=True))
+
+
 def ask_identity_passphrase(path: Path | None, *, new: bool = False) -> str:
     if path is not None:
         return read_secret(path)
-    prompt = "New identity passphrase" if new else "Identity passphrase"
-    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=new, err=True))
+    label = "New identity passphrase" if new else "Identity passphrase"
+    return hidden_prompt(label, "--identity-passphrase-file", confirm=new)
 
 
 def credentials(passphrase_file: Path | None, totp: str | None) -> tuple[str, str]:
     if passphrase_file is not None:
         passphrase = read_secret(passphrase_file)
     else:
-        passphrase = str(typer.prompt("Account passphrase", hide_input=True, err=True))
+        passphrase = hidden_prompt("Account passphrase", "--passphrase-file")
     code = totp if totp is not None else str(typer.prompt("TOTP code", err=True))
     return passphrase, code.strip()
 
