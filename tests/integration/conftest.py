@@ -10,6 +10,8 @@ up an instance (`init`, `recipients add`) runs the CLI in this process (``setup_
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,3 +118,14 @@ def shared_source(shared_server: ServerProcess) -> Iterator[Source]:
     src = Source(shared_server.url)
     yield src
     src.http.close()
+
+
+@pytest.fixture
+def short_instance() -> Iterator[Path]:
+    """An instance under a short path in /tmp: the unix sockets of its managed tor must fit in
+    the 107 bytes of a socket address, which pytest's own temporary paths can exceed."""
+    root = Path(tempfile.mkdtemp(prefix="sdt", dir="/tmp"))
+    instance = root / "instance"
+    setup_cli("init", instance)
+    yield instance
+    shutil.rmtree(root, ignore_errors=True)

@@ -4,17 +4,14 @@ starting tor, and exit 1 (the real CLI in a child process, against a really occu
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from support_http import run_cli
 
 from sealdrop.testing import free_port, sealdrop_command
 from sealdrop.tor.layout import TorLayout
@@ -29,16 +26,6 @@ def occupied() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def short_instance() -> Iterator[Path]:
-    """An instance under a short path (tor's unix sockets must fit in 107 bytes)."""
-    root = Path(tempfile.mkdtemp(prefix="sdl", dir="/tmp"))
-    instance = root / "instance"
-    run_cli("init", instance)
-    yield instance
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _run(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,6 @@ import functools
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,16 +29,6 @@ pytestmark = pytest.mark.slow
 TOR = shutil.which("tor")
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-def short_instance() -> Iterator[Path]:
-    """An instance under a short path: its unix sockets must fit in 107 bytes."""
-    root = Path(tempfile.mkdtemp(prefix="sdt", dir="/tmp"))
-    instance = root / "instance"
-    run_cli("init", instance)
-    yield instance
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def wait_until(condition: Callable[[], T], timeout: float = 30.0) -> T:

@@ -278,11 +278,13 @@ class Settings:
         byte_size,
         help="Most one source may upload in 24 hours, all submissions together, in bytes.",
         doc="The most one source (one codename) may upload in 24 hours, all its submissions "
-        "together (counted as request bytes, once stored). An upload that would pass it is refused "
-        'with "Daily limit reached" (429, with `Retry-After` until the oldest counted upload is '
-        "24 hours old) and stores nothing; while some allowance is left, it is also the largest "
-        "single upload accepted. Counts are kept in memory only (a restart forgets them), for at "
-        "most 100,000 sources.",
+        "together (the bytes of the message and files it stored). Before its body is read, an "
+        "upload sets aside its `Content-Length` (or, without one, the upload limit) out of what is "
+        "left after the source's stored uploads and its uploads still in progress, and gives back "
+        "what it did not store when it ends; so uploads running at once share the allowance. An "
+        'upload that would pass it is refused with "Daily limit reached" (429, with `Retry-After` '
+        "until the oldest counted upload is 24 hours old) and stores nothing. Counts are kept in "
+        "memory only (a restart forgets them), for at most 100,000 sources.",
     )
     arrival_granularity: Literal["day", "none"] = setting(
         "privacy.arrival_granularity",
