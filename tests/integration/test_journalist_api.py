@@ -51,7 +51,7 @@ from support_http import JournalistKey, Source, run_cli, staging_files
 
 from sealdrop.ids import UserId
 from sealdrop.services.auth import FREE_FAILURES, lock_seconds
-from sealdrop.storage.interfaces import TokenRecord
+from sealdrop.storage.interfaces_accounts import TokenRecord
 from sealdrop.testing import ServerProcess
 from support_pages import csrf_token
 

@@ -16,13 +16,8 @@ from sealdrop.crypto.keys import parse_recipient
 from sealdrop.errors import Conflict, InputError, NotFound, StorageError
 from sealdrop.ids import RecipientId, UserId, is_id
 from sealdrop.services.audit import AuditTrail
-from sealdrop.storage.interfaces import (
-    Database,
-    Repositories,
-    Role,
-    UserRecipientRecord,
-    UserRecord,
-)
+from sealdrop.storage.interfaces import Database, Repositories
+from sealdrop.storage.interfaces_accounts import Role, UserRecipientRecord, UserRecord
 
 __all__ = [
     "AccountService",

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sealdrop.services.clock import Clock, utc_day
-from sealdrop.storage.interfaces import AuditRecord, Database, Repositories
+from sealdrop.storage.interfaces import Database, Repositories
+from sealdrop.storage.interfaces_accounts import AuditRecord
 
 
 class AuditTrail:

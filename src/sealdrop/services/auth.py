@@ -22,7 +22,8 @@ from sealdrop.services.accounts import UserView, username_or_none
 from sealdrop.services.audit import AuditTrail
 from sealdrop.services.clock import Clock
 from sealdrop.services.throttle import LoginThrottle
-from sealdrop.storage.interfaces import Database, TokenRecord
+from sealdrop.storage.interfaces import Database
+from sealdrop.storage.interfaces_accounts import TokenRecord
 
 TOKEN_LIFETIME_SECONDS = 8 * 3600
 FREE_FAILURES = 3

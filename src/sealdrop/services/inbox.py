@@ -18,8 +18,8 @@ from sealdrop.ids import ReplyId, SourceId, SubmissionId, is_id
 from sealdrop.services.audit import AuditTrail
 from sealdrop.services.auth import Principal
 from sealdrop.services.replies import ReplyService
+from sealdrop.storage.blobs import BlobStore
 from sealdrop.storage.interfaces import (
-    BlobStore,
     Database,
     ReplyRecord,
     Repositories,

@@ -19,7 +19,8 @@ from sealdrop.errors import CryptoError, InvalidReply, NotFound
 from sealdrop.ids import BlobKey, ReplyId, SourceId, UserId, is_id
 from sealdrop.services.clock import Clock, Granularity, arrival_day
 from sealdrop.services.sessions import SourceSession
-from sealdrop.storage.interfaces import BlobStore, Database, ReplyRecord, Repositories
+from sealdrop.storage.blobs import BlobStore
+from sealdrop.storage.interfaces import Database, ReplyRecord, Repositories
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,11 +44,10 @@ from sealdrop.services.clock import Clock, Granularity, arrival_day
 from sealdrop.services.instance_settings import InstanceSettings, RuntimeSettings
 from sealdrop.services.recipients import encryption_keys
 from sealdrop.services.upload_quota import QuotaReservation, UploadQuota
+from sealdrop.storage.blobs import BlobStore, StagedBlob
 from sealdrop.storage.interfaces import (
-    BlobStore,
     Database,
     NewSubmission,
-    StagedBlob,
     SubmissionKind,
 )
 

@@ -139,7 +139,7 @@ class FilesystemBlobStore:
 
 
 class FilesystemStagedBlob:
-    """A blob being written into ``staging/``; see ``interfaces.StagedBlob``.
+    """A blob being written into ``staging/``; see ``blobs.StagedBlob``.
 
     Its file descriptor is held only while it is written: ``close`` makes the file durable and
     releases the descriptor, and ``commit`` renames it by path. A request that stages many parts

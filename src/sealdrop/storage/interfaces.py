@@ -1,7 +1,9 @@
-"""The seams between services and persistence.
+"""The seams between services and persistence: the sources' side (sources, submissions, replies,
+instance recipients, source sessions, settings) and the ``Repositories`` bundle of one transaction.
 
 Services depend only on these Protocols and records; backends are chosen by configuration, and one
-shared test suite runs against every backend.
+shared test suite runs against every backend. Accounts' repositories are in
+``interfaces_accounts.py``, the blob store's in ``blobs.py``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import Literal, Protocol
 
 from sealdrop.ids import BlobKey, RecipientId, ReplyId, SourceId, SubmissionId, UserId
+from sealdrop.storage.interfaces_accounts import (
+    AuditRepository,
+    SeenRepository,
+    TokenRepository,
+    UserRecipientRepository,
+    UserRepository,
+)
 
 SubmissionKind = Literal["message", "file"]
-Role = Literal["admin", "journalist"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,44 +80,6 @@ class ReplyRecord:
     size: int  # ciphertext bytes
     sha256: str = ""
     author_id: UserId | None = None  # the journalist who uploaded it
-
-
-@dataclass(frozen=True, slots=True)
-class UserRecord:
-    id: UserId
-    username: str  # stored as services.accounts normalises it (lower case); unique
-    passphrase_hash: str  # Argon2id (PHC string)
-    totp_secret: str  # base32; empty until enrolled
-    totp_last_step: int | None  # the last accepted TOTP time step: a code is usable once
-    role: Role
-    disabled: bool
-    failed_logins: int
-    locked_until: int | None  # epoch seconds; login refused before it (back-off)
-
-
-@dataclass(frozen=True, slots=True)
-class UserRecipientRecord:
-    id: RecipientId
-    user_id: UserId
-    public_key: str  # age1… of one of the journalist's reader devices
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
-    token_hash: bytes  # SHA-256 of the bearer token; the token itself is never stored
-    user_id: UserId
-    created_at: int
-    expires_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    id: int
-    day: dt.date
-    username: str  # a snapshot: the log stays readable after a user is renamed or removed
-    action: str
-    source_pseudonym: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,90 +243,6 @@ class SessionRepository(Protocol):
         ...
 
 
-class UserRepository(Protocol):
-    def add(self, username: str, passphrase_hash: str, totp_secret: str, role: Role) -> UserRecord:
-        """Insert a user under a name already normalised (``services.accounts``: lower case);
-        a duplicate username raises StorageError."""
-        ...
-
-    def get(self, user_id: UserId) -> UserRecord | None: ...
-
-    def by_username(self, username: str) -> UserRecord | None:
-        """Exact lookup of a name already normalised by ``services.accounts``."""
-        ...
-
-    def list(self) -> Sequence[UserRecord]: ...
-
-    def set_disabled(self, user_id: UserId, disabled: bool) -> bool: ...
-
-    def set_totp_secret(self, user_id: UserId, secret: str) -> bool:
-        """Enrol (or reset) TOTP: new secret, last accepted step forgotten."""
-        ...
-
-    def use_totp_step(self, user_id: UserId, step: int) -> bool:
-        """Atomically accept a TOTP time step if it is later than the last accepted one; False
-        means the code was already used (a replay), even under concurrent requests."""
-        ...
-
-    def record_failure(self, user_id: UserId, locked_until: int | None) -> int:
-        """Count a failed login; set the back-off deadline; return the new failure count."""
-        ...
-
-    def set_locked_until(self, user_id: UserId, locked_until: int | None) -> None: ...
-
-    def clear_failures(self, user_id: UserId) -> None: ...
-
-    def set_passphrase_hash(self, user_id: UserId, passphrase_hash: str) -> bool: ...
-
-
-class UserRecipientRepository(Protocol):
-    def add(self, user_id: UserId, public_key: str, name: str) -> UserRecipientRecord:
-        """A duplicate public key (for any user) raises StorageError."""
-        ...
-
-    def for_user(self, user_id: UserId) -> Sequence[UserRecipientRecord]: ...
-
-    def remove(self, recipient_id: RecipientId) -> bool: ...
-
-    def active_public_keys(self) -> list[str]:
-        """The keys of every user who is not disabled: who new submissions are encrypted to."""
-        ...
-
-
-class TokenRepository(Protocol):
-    def add(self, record: TokenRecord) -> None: ...
-
-    def get(self, token_hash: bytes) -> TokenRecord | None: ...
-
-    def delete(self, token_hash: bytes) -> bool: ...
-
-    def delete_for_user(self, user_id: UserId) -> int: ...
-
-    def purge_expired(self, now: int) -> int: ...
-
-
-class SeenRepository(Protocol):
-    def mark(self, user_id: UserId, item_ids: Sequence[str]) -> None:
-        """Record that the user has seen these submissions/replies (idempotent)."""
-        ...
-
-    def seen_among(self, user_id: UserId, item_ids: Sequence[str]) -> set[str]: ...
-
-    def unread_counts(self, user_id: UserId, source_ids: Sequence[SourceId]) -> dict[SourceId, int]:
-        """Per source: submissions the user has not marked seen (one query for all sources)."""
-        ...
-
-
-class AuditRepository(Protocol):
-    def add(
-        self, day: dt.date, username: str, action: str, source_pseudonym: str | None
-    ) -> None: ...
-
-    def page(self, *, before_id: int | None, limit: int) -> Sequence[AuditRecord]:
-        """Newest first."""
-        ...
-
-
 class SettingRepository(Protocol):
     """Instance settings changed at run time by admins (they override sealdrop.toml)."""
 
@@ -414,57 +299,3 @@ class Database(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-class StagedBlob(Protocol):
-    """A blob being written. Nothing is visible until ``commit``; leaving the ``with`` block
-    without committing discards it."""
-
-    def write(self, data: bytes) -> int: ...
-
-    @property
-    def sha256(self) -> str:
-        """Hex SHA-256 of everything written so far (computed while writing)."""
-        ...
-
-    def flush(self) -> None: ...
-
-    def close(self) -> None:
-        """Writing is done: make it durable (fsync) and release what writing holds (a file
-        descriptor), before ``commit``. ``write`` is refused afterwards; ``commit`` and
-        ``discard`` still work. A submission closes each part once it is written, so what stays
-        held is bounded by the uploads in flight, not by how many parts one body carries."""
-        ...
-
-    def commit(self) -> tuple[BlobKey, int]:
-        """``close`` if not closed yet (fsync), atomically move into place, fsync the directory;
-        return (key, size)."""
-        ...
-
-    def discard(self) -> None: ...
-
-    def __enter__(self) -> StagedBlob: ...
-
-    def __exit__(self, *exc: object) -> None: ...
-
-
-class BlobStore(Protocol):
-    def stage(self) -> StagedBlob: ...
-
-    def open(self, key: BlobKey) -> BinaryIO:
-        """Open a committed blob for reading. Raises BlobNotFound."""
-        ...
-
-    def size(self, key: BlobKey) -> int: ...
-
-    def local_path(self, key: BlobKey) -> Path | None:
-        """Where the blob lives on this machine's disk, if it does (for operators and tests)."""
-        ...
-
-    def delete(self, key: BlobKey) -> None: ...
-
-    def keys(self) -> Iterator[BlobKey]: ...
-
-    def clean_staging(self) -> int:
-        """Remove every staged, uncommitted blob (at startup); return how many."""
-        ...

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from sealdrop.errors import StorageError
 from sealdrop.ids import RecipientId, SourceId, UserId, new_id
-from sealdrop.storage.interfaces import (
+from sealdrop.storage.interfaces_accounts import (
     AuditRecord,
     Role,
     TokenRecord,

@@ -15,7 +15,7 @@ from sealdrop.services.auth import IssuedToken
 from sealdrop.services.container import Services, build_services
 from sealdrop.services.instance import init_instance
 from sealdrop.storage.database import SqlDatabase
-from sealdrop.storage.interfaces import Role, UserRecord
+from sealdrop.storage.interfaces_accounts import Role, UserRecord
 from sealdrop.testing import FakeClock
 
 # A moment on a 30-second TOTP step boundary, so that offsets of +-29 s stay in one step.

@@ -14,15 +14,8 @@ from sqlalchemy import event, text
 from sealdrop.errors import StorageError
 from sealdrop.ids import BlobKey, RecipientId, SourceId, UserId, new_id
 from sealdrop.storage.database import SqlDatabase
-from sealdrop.storage.interfaces import (
-    AuditRecord,
-    NewSubmission,
-    Role,
-    SourceRecord,
-    SubmissionRecord,
-    TokenRecord,
-    UserRecord,
-)
+from sealdrop.storage.interfaces import NewSubmission, SourceRecord, SubmissionRecord
+from sealdrop.storage.interfaces_accounts import AuditRecord, Role, TokenRecord, UserRecord
 
 DAY = dt.date(2024, 5, 17)
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
