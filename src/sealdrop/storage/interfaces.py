@@ -251,6 +251,27 @@ class SettingRepository(Protocol):
     def set(self, key: str, value: str) -> None: ...
 
 
+class TriageRepository(Protocol):
+    """Sources' assignees and labels (``models.SourceAssignee``, ``models.SourceLabel``). The
+    callers bump the source's version, once per change."""
+
+    def assignees(self, source_ids: Sequence[SourceId]) -> dict[SourceId, UserId]:
+        """The assignee of each of these sources that has one, in one query."""
+        ...
+
+    def assign(self, source_id: SourceId, user_id: UserId | None) -> None:
+        """Assign the source to this account, or to nobody (None)."""
+        ...
+
+    def labels(self, source_ids: Sequence[SourceId]) -> dict[SourceId, list[str]]:
+        """Each source's labels, sorted case-insensitively, in one query ([] for none)."""
+        ...
+
+    def replace_labels(self, source_id: SourceId, labels: Sequence[str]) -> None:
+        """Make ``labels`` (already normalised, unique ignoring case) the source's whole set."""
+        ...
+
+
 class Repositories(Protocol):
     """All repositories bound to one transaction."""
 
@@ -286,6 +307,9 @@ class Repositories(Protocol):
 
     @property
     def settings(self) -> SettingRepository: ...
+
+    @property
+    def triage(self) -> TriageRepository: ...
 
 
 class Database(Protocol):

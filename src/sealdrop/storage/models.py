@@ -133,6 +133,42 @@ class Reply(Base):
     author_id: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id", ondelete="SET NULL"))
 
 
+class SourceAssignee(Base):
+    """Triage: the account a source is assigned to; no row for a source assigned to nobody.
+
+    A table of its own rather than a column of ``sources``: adding a foreign-key column to
+    ``sources`` on SQLite means either rebuilding the table (whose DROP cascades to every
+    submission and reply, see migration 0002) or an inline REFERENCES that SQLAlchemy and
+    Alembic cannot read back. Deleting the account deletes the row (the source is then assigned
+    to nobody: the ON DELETE SET NULL of a column, in table form); a disabled account keeps its
+    assignments, so that colleagues see whose they were and re-enabling restores them.
+    """
+
+    __tablename__ = "source_assignees"
+
+    source_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+
+
+class SourceLabel(Base):
+    """A triage label on a source ("spam", "follow up"), shared by every journalist.
+
+    ``folded`` is the label case-folded: the primary key makes labels unique per source whatever
+    their case, on every backend. ``label`` keeps the spelling it was given.
+    """
+
+    __tablename__ = "source_labels"
+
+    source_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Labels are at most 32 characters; case folding can lengthen one (ß -> ss), hence the room.
+    folded: Mapped[str] = mapped_column(String(128), primary_key=True)
+    label: Mapped[str] = mapped_column(String(128))
+
+
 class Recipient(Base):
     __tablename__ = "recipients"
 

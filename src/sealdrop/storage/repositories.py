@@ -32,6 +32,7 @@ from sealdrop.storage.repositories_sources import (
     SqlSourceRepository,
     SqlSubmissionRepository,
 )
+from sealdrop.storage.repositories_triage import SqlTriageRepository
 from sealdrop.storage.sqlhelpers import execute_dml, flush
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "SqlSourceRepository",
     "SqlSubmissionRepository",
     "SqlTokenRepository",
+    "SqlTriageRepository",
     "SqlUserRecipientRepository",
     "SqlUserRepository",
 ]
@@ -134,6 +136,7 @@ class SqlRepositories:
         self._seen = SqlSeenRepository(session)
         self._audit = SqlAuditRepository(session)
         self._settings = SqlSettingRepository(session)
+        self._triage = SqlTriageRepository(session)
 
     @property
     def sources(self) -> SqlSourceRepository:
@@ -178,3 +181,7 @@ class SqlRepositories:
     @property
     def settings(self) -> SqlSettingRepository:
         return self._settings
+
+    @property
+    def triage(self) -> SqlTriageRepository:
+        return self._triage

@@ -318,7 +318,7 @@ def test_upgrade_from_0003_ends_sessions_and_unlinks_them_from_sources(
     migrate(db, "0003")
     conversations = [insert_0002_conversation(db, n) for n in range(3)]
 
-    migrate(db, "0004")
+    migrate(db, "head")  # through 0004
 
     assert db.schema_is_current()
     assert schema_diff(db) == []
@@ -349,3 +349,36 @@ def test_upgrade_from_0003_ends_sessions_and_unlinks_them_from_sources(
     migrate(db, "head")
     assert schema_diff(db) == []
     assert count_rows(db, "replies") == 3
+
+
+def test_upgrade_from_0004_adds_triage_and_downgrade_keeps_conversations(
+    empty_database: SqlDatabase,
+) -> None:
+    """0005 adds the triage tables, empty (every source assigned to nobody, without labels), and
+    touches no existing row; downgrading to 0004 drops them and keeps every conversation, on
+    SQLite and PostgreSQL."""
+    db = empty_database
+    migrate(db, "0003")
+    conversations = [insert_0002_conversation(db, n) for n in range(2)]
+    migrate(db, "0004")
+    source_ids = [c[0] for c in conversations]
+
+    migrate(db, "head")
+
+    assert db.schema_is_current()
+    assert schema_diff(db) == []
+    with db.transaction() as repos:
+        assert repos.triage.assignees(source_ids) == {}
+        assert repos.triage.labels(source_ids) == {s: [] for s in source_ids}
+        user = repos.users.add("ann", "$argon2id$x", "JBSWY3DPEHPK3PXP", "journalist")
+        repos.triage.assign(source_ids[0], user.id)
+        repos.triage.replace_labels(source_ids[0], ["spam"])
+
+    migrate(db, "0004")
+    assert not {"source_assignees", "source_labels"} & set(inspect(db.engine).get_table_names())
+    assert count_rows(db, "sources") == 2
+    assert count_rows(db, "submissions") == 2
+    assert count_rows(db, "replies") == 2
+
+    migrate(db, "head")
+    assert schema_diff(db) == []

@@ -744,6 +744,8 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
         "seen": {"user_id", "item_id"},
         "audit_log": {"id", "day", "username", "action", "source_pseudonym"},
         "instance_settings": {"key", "value"},
+        "source_assignees": {"source_id", "user_id"},
+        "source_labels": {"source_id", "folded", "label"},
     }
     fks = {
         (
@@ -762,5 +764,8 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
         ("user_recipients", ("user_id",), "users", "CASCADE"),
         ("api_tokens", ("user_id",), "users", "CASCADE"),
         ("seen", ("user_id",), "users", "CASCADE"),
+        ("source_assignees", ("source_id",), "sources", "CASCADE"),
+        ("source_assignees", ("user_id",), "users", "CASCADE"),
+        ("source_labels", ("source_id",), "sources", "CASCADE"),
     }
     assert database.schema_is_current()
