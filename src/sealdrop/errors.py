@@ -23,7 +23,9 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     │   ├── DuplicateMessage        a second message field in one upload
     │   ├── FilesNotAccepted        a file sent while the instance accepts messages only
     │   ├── CsrfTokenInvalid        a form without the token of the session that served it
-    │   └── InvalidReply            a reply that is not an age file, or too large
+    │   ├── InvalidReply            a reply that is not an age file, or too large
+    │   ├── InvalidAssignee         an assignee that is not an enabled account
+    │   └── InvalidLabels           triage labels that break the label rules
     ├── NotFound                    no such item for the asker (or not theirs: same answer)
     ├── AuthenticationFailed        journalist login or token refused (never says which factor)
     ├── PermissionDenied            authenticated, but the role does not allow this
@@ -159,6 +161,15 @@ class CsrfTokenInvalid(InputError):
 
 class InvalidReply(InputError):
     """A reply that is not a well-formed age file, or is over the size limit."""
+
+
+class InvalidAssignee(InputError):
+    """A source assigned to a name that is not an enabled account (unknown or disabled)."""
+
+
+class InvalidLabels(InputError):
+    """Triage labels that break the rules: empty or too long, an invisible character, a label
+    repeated (ignoring case), too many on one source."""
 
 
 class NotFound(SealdropError):

@@ -141,6 +141,13 @@ class Source(BaseModel):
     created_day: dt.date | None
     submissions: Count
     unread: Count = Field(description="Submissions the caller has not marked seen")
+    # Defaults: an answer of a server older than triage still reads as "nobody, no labels".
+    assignee: str | None = Field(
+        default=None, description="Username of the account the source is assigned to, or null"
+    )
+    labels: list[str] = Field(
+        default_factory=list, description='Triage labels, sorted ignoring case ("spam" hides it)'
+    )
 
 
 class SourcePage(BaseModel):
@@ -173,6 +180,28 @@ class Items(BaseModel):
 
 class StarRequest(Strict):
     starred: bool
+
+
+class AssigneeRequest(Strict):
+    username: str | None = Field(
+        max_length=USERNAME_FIELD_MAX, description="An enabled account's username, or null"
+    )
+
+
+# Only bounds here; the label rules (1-32 characters once normalised, no invisible characters,
+# unique ignoring case, at most 20) are checked by services.triage and refused with 422.
+class LabelsRequest(Strict):
+    labels: list[Annotated[str, Field(max_length=200)]] = Field(
+        max_length=100, description="The source's whole new set of labels"
+    )
+
+
+class Journalist(BaseModel):
+    username: str
+
+
+class Journalists(BaseModel):
+    journalists: list[Journalist]
 
 
 class SeenRequest(Strict):

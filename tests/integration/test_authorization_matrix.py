@@ -181,6 +181,18 @@ def star(world: World, caller: str, allowed: bool) -> Call:
     return Call(f"/sources/{source}/star", {"json": {"starred": True}})
 
 
+def assign(world: World, caller: str, allowed: bool) -> Call:
+    # A refused caller tries to claim the victim source for itself.
+    source = world.source_id if allowed else world.victims["source"]
+    return Call(f"/sources/{source}/assignee", {"json": {"username": "writer"}})
+
+
+def label(world: World, caller: str, allowed: bool) -> Call:
+    # A refused caller tries to hide the victim source as spam.
+    source = world.source_id if allowed else world.victims["source"]
+    return Call(f"/sources/{source}/labels", {"json": {"labels": ["spam"]}})
+
+
 def user_action(action: str) -> Builder:
     def build(world: World, caller: str, allowed: bool) -> Call:
         user = world.victims["target_user" if allowed else "victim_user"]
@@ -224,6 +236,9 @@ API_RULES: dict[tuple[str, str], Rule] = {
         JOURNALIST, 204, fresh_or_victim("/sources/{}", "source", World.fresh_source)
     ),
     ("PUT", f"{A}/sources/{{source_id}}/star"): Rule(JOURNALIST, 200, star),
+    ("PUT", f"{A}/sources/{{source_id}}/assignee"): Rule(JOURNALIST, 200, assign),
+    ("PUT", f"{A}/sources/{{source_id}}/labels"): Rule(JOURNALIST, 200, label),
+    ("GET", f"{A}/journalists"): Rule(JOURNALIST, 200, path_only("/journalists")),
     ("GET", f"{A}/sources/{{source_id}}/submissions"): Rule(
         JOURNALIST, 200, path_only("/sources/{source}/submissions")
     ),
@@ -452,7 +467,10 @@ def test_api_routes_answer_each_caller_as_the_table_says(world: World) -> None:
 
     # What the refused calls aimed at is all still there.
     admin = world.admin
-    assert admin.ok("GET", f"/sources/{world.victims['source']}")["starred"] is False
+    victim_source = admin.ok("GET", f"/sources/{world.victims['source']}")
+    assert victim_source["starred"] is False
+    assert victim_source["assignee"] is None
+    assert victim_source["labels"] == []
     assert admin.ok("GET", f"/submissions/{world.victims['submission']}")
     assert admin.get(f"/replies/{world.victims['reply']}/content").status_code == 200
     recipients = {r["id"]: r["public_key"] for r in admin.ok("GET", "/recipients")["recipients"]}

@@ -19,6 +19,7 @@ from sealdrop.services.sessions import SessionService
 from sealdrop.services.sources import SourceService
 from sealdrop.services.submissions import SubmissionService
 from sealdrop.services.throttle import KeyedRateLimit, LoginThrottle
+from sealdrop.services.triage import Triage
 from sealdrop.services.upload_quota import UploadQuota
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase
@@ -39,6 +40,7 @@ class Services:
     accounts: AccountService
     auth: AuthService
     inbox: Inbox
+    triage: Triage
     audit: AuditTrail
     instance_settings: InstanceSettings
     circuits: KeyedRateLimit
@@ -98,6 +100,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         accounts=AccountService(database, audit, issuer=f"Sealdrop ({settings.organisation_name})"),
         auth=AuthService(database, clock, api_logins, audit),
         inbox=Inbox(database, blobs, replies, audit),
+        triage=Triage(database, audit),
         audit=audit,
         instance_settings=runtime,
         circuits=KeyedRateLimit(

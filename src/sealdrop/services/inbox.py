@@ -40,6 +40,8 @@ class SourceView:
     created_day: dt.date | None
     submissions: int
     unread: int
+    assignee: str | None = None  # triage: the assigned account's username
+    labels: tuple[str, ...] = ()  # triage labels, sorted ignoring case
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +87,17 @@ class Inbox:
             )
             more = len(records) > limit
             records = records[:limit]
-            views = self._views(repos, principal, records)
+            views = source_views(repos, principal, records)
         return views, (records[-1].version if more else None)
 
     def source(self, principal: Principal, source_id: str) -> SourceView:
         with self._db.transaction() as repos:
-            record = self._source(repos, source_id)
-            return self._views(repos, principal, [record])[0]
+            record = listed_source(repos, source_id)
+            return source_views(repos, principal, [record])[0]
 
     def set_starred(self, principal: Principal, source_id: str, starred: bool) -> SourceView:
         with self._db.transaction() as repos:
-            record = self._source(repos, source_id)
+            record = listed_source(repos, source_id)
             repos.sources.set_starred(record.id, starred)
             repos.sources.bump_version(record.id)
             self._audit.record(
@@ -104,13 +106,13 @@ class Inbox:
                 "source.star" if starred else "source.unstar",
                 record.pseudonym,
             )
-            updated = self._source(repos, source_id)
-            return self._views(repos, principal, [updated])[0]
+            updated = listed_source(repos, source_id)
+            return source_views(repos, principal, [updated])[0]
 
     def delete_source(self, principal: Principal, source_id: str) -> None:
         """Delete a source with everything it sent and every reply; blobs go after the rows."""
         with self._db.transaction() as repos:
-            record = self._source(repos, source_id)
+            record = listed_source(repos, source_id)
             keys = [s.blob_key for s in repos.submissions.for_source(record.id)]
             keys += [r.blob_key for r in repos.replies.for_source(record.id)]
             repos.sources.delete(record.id)
@@ -122,7 +124,7 @@ class Inbox:
 
     def submissions(self, principal: Principal, source_id: str) -> list[ItemView]:
         with self._db.transaction() as repos:
-            record = self._source(repos, source_id)
+            record = listed_source(repos, source_id)
             items = list(repos.submissions.for_source(record.id))
             seen = repos.seen.seen_among(principal.user.id, [i.id for i in items])
         return [_submission_view(i, i.id in seen) for i in items]
@@ -149,7 +151,7 @@ class Inbox:
 
     def replies(self, principal: Principal, source_id: str) -> list[ItemView]:
         with self._db.transaction() as repos:
-            record = self._source(repos, source_id)
+            record = listed_source(repos, source_id)
             items = list(repos.replies.for_source(record.id))
             seen = repos.seen.seen_among(principal.user.id, [i.id for i in items])
             authors = self._authors(repos, items)
@@ -162,7 +164,7 @@ class Inbox:
         if not is_id(source_id):
             raise NotFound("no such source")  # before writing a blob for a made-up id
         with self._replies.staged(ciphertext) as blob, self._db.transaction() as repos:
-            record = self._source(repos, source_id)
+            record = listed_source(repos, source_id)
             reply = self._replies.add(repos, record.id, blob, principal.user.id)
             # A journalist has seen their own reply.
             repos.seen.mark(principal.user.id, [reply.id])
@@ -200,35 +202,6 @@ class Inbox:
         repos.sources.bump_version(source_id)
         pseudonym = source.pseudonym if source else None
         self._audit.record(repos, principal.user.username, action, pseudonym)
-
-    def _views(
-        self, repos: Repositories, principal: Principal, records: Sequence[SourceRecord]
-    ) -> list[SourceView]:
-        ids = [r.id for r in records]
-        # Two queries for the whole page, however many sources it holds.
-        unread = repos.seen.unread_counts(principal.user.id, ids)
-        counts = repos.submissions.count_by_source(ids)
-        return [
-            SourceView(
-                r.id,
-                r.pseudonym,
-                r.reply_recipient,
-                r.starred,
-                r.version,
-                r.created_day,
-                counts.get(r.id, 0),
-                unread.get(r.id, 0),
-            )
-            for r in records
-        ]
-
-    @staticmethod
-    def _source(repos: Repositories, source_id: str) -> SourceRecord:
-        record = repos.sources.get(SourceId(source_id)) if is_id(source_id) else None
-        # Sources that never sent anything are not journalists' business (and soon purged).
-        if record is None or record.pending_since is not None:
-            raise NotFound("no such source")
-        return record
 
     @staticmethod
     def _submission(repos: Repositories, submission_id: str) -> SubmissionRecord:
@@ -282,3 +255,45 @@ def _reply_view(item: ReplyRecord, seen: bool, authors: dict[str, str]) -> ItemV
         None,
         author,
     )
+
+
+def listed_source(repos: Repositories, source_id: str) -> SourceRecord:
+    """The source a journalist may see under this id; NotFound otherwise."""
+    record = repos.sources.get(SourceId(source_id)) if is_id(source_id) else None
+    # Sources that never sent anything are not journalists' business (and soon purged).
+    if record is None or record.pending_since is not None:
+        raise NotFound("no such source")
+    return record
+
+
+def source_views(
+    repos: Repositories, principal: Principal, records: Sequence[SourceRecord]
+) -> list[SourceView]:
+    """The sources as this journalist sees them, with counts, assignee and labels."""
+    ids = [r.id for r in records]
+    # A fixed number of queries for the whole page, however many sources it holds (plus one per
+    # distinct assignee: a handful of accounts).
+    unread = repos.seen.unread_counts(principal.user.id, ids)
+    counts = repos.submissions.count_by_source(ids)
+    assigned = repos.triage.assignees(ids)
+    labels = repos.triage.labels(ids)
+    names: dict[str, str] = {}
+    for user_id in set(assigned.values()):
+        user = repos.users.get(user_id)
+        if user is not None:
+            names[user_id] = user.username
+    return [
+        SourceView(
+            r.id,
+            r.pseudonym,
+            r.reply_recipient,
+            r.starred,
+            r.version,
+            r.created_day,
+            counts.get(r.id, 0),
+            unread.get(r.id, 0),
+            names.get(assigned[r.id]) if r.id in assigned else None,
+            tuple(labels.get(r.id, ())),
+        )
+        for r in records
+    ]

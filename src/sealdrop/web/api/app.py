@@ -104,7 +104,8 @@ def create_api_app(services: Services) -> ASGIApp:
 
     def openapi() -> dict[str, Any]:
         """FastAPI documents a 422 for validation errors; this API answers 400 (see errors.py),
-        so the document must say so, or clients and schemathesis are misled."""
+        so the document must say so, or clients and schemathesis are misled. (The 422 that
+        triage's routes declare themselves, with the API's error body, stays.)"""
         if app.openapi_schema is None:
             document = get_openapi(
                 title=app.title,
@@ -114,7 +115,9 @@ def create_api_app(services: Services) -> ASGIApp:
             )
             for path in document.get("paths", {}).values():
                 for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
+                    responses = operation.get("responses", {})
+                    if _is_validation_error(responses.get("422")):
+                        responses.pop("422")
             schemas = document.get("components", {}).get("schemas", {})
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)
@@ -128,3 +131,11 @@ def create_api_app(services: Services) -> ASGIApp:
     app.add_exception_handler(Exception, errors.on_server_error)
     limited = LimitBodies(app, MAX_JSON_BYTES, services.settings.max_reply_bytes + REPLY_OVERHEAD)
     return ContainErrors(SecurityHeaders(limited, API_HEADERS))
+
+
+def _is_validation_error(response: Any) -> bool:
+    """Whether a documented response is FastAPI's default 422 (its HTTPValidationError body)."""
+    if not isinstance(response, dict):
+        return False
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return str(schema.get("$ref", "")).endswith("/HTTPValidationError")

@@ -41,6 +41,8 @@ def _number(digits: str) -> int:
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": wire.ErrorBody} for code in (400, 401, 403, 404, 409, 413, 429, 503)
 }
+# Triage refuses a well-formed request that names an unusable assignee or labels.
+_UNPROCESSABLE: dict[int | str, dict[str, object]] = {422: {"model": wire.ErrorBody}}
 
 
 def build_router(services: Services) -> APIRouter:
@@ -116,6 +118,32 @@ def build_router(services: Services) -> APIRouter:
     @router.put("/sources/{source_id}/star", response_model=wire.Source, tags=["sources"])
     def star(caller: Caller, source_id: str, body: wire.StarRequest) -> wire.Source:
         return _source(services.inbox.set_starred(caller, source_id, body.starred))
+
+    @router.put(
+        "/sources/{source_id}/assignee",
+        response_model=wire.Source,
+        tags=["sources"],
+        responses=_UNPROCESSABLE,
+    )
+    def assign(caller: Caller, source_id: str, body: wire.AssigneeRequest) -> wire.Source:
+        """Assign the source to an enabled account, or to nobody (``null``)."""
+        return _source(services.triage.assign(caller, source_id, body.username))
+
+    @router.put(
+        "/sources/{source_id}/labels",
+        response_model=wire.Source,
+        tags=["sources"],
+        responses=_UNPROCESSABLE,
+    )
+    def labels(caller: Caller, source_id: str, body: wire.LabelsRequest) -> wire.Source:
+        """Replace the source's labels (shared by every journalist)."""
+        return _source(services.triage.set_labels(caller, source_id, body.labels))
+
+    @router.get("/journalists", response_model=wire.Journalists, tags=["sources"])
+    def journalists(caller: Caller) -> wire.Journalists:
+        """The enabled accounts a source can be assigned to."""
+        names = services.triage.journalists(caller)
+        return wire.Journalists(journalists=[wire.Journalist(username=n) for n in names])
 
     @router.delete("/sources/{source_id}", status_code=204, tags=["sources"])
     def delete_source(caller: Caller, source_id: str) -> Response:
@@ -296,6 +324,8 @@ def _source(view: SourceView) -> wire.Source:
         created_day=view.created_day,
         submissions=view.submissions,
         unread=view.unread,
+        assignee=view.assignee,
+        labels=list(view.labels),
     )
 
 
