@@ -653,6 +653,8 @@ def test_list_json_and_whole_ids_in_a_narrow_terminal(reader: ReaderSetup) -> No
         "unread": 1,
         "items": 1,
         "starred": False,
+        "assignee": None,
+        "labels": [],
     }
     narrow = subprocess.run(
         reader.command("list"), capture_output=True, text=True, timeout=120, check=True,
@@ -733,6 +735,9 @@ def group_option_case(
         ),
         "sync": ([], 0, "source(s) updated"),
         "list": ([], 0, mine.id),
+        "sources": ([], 0, mine.id),
+        "assign": ([mine.id, "--nobody"], 0, "assigned to nobody"),
+        "label": ([mine.id, "--add", "checked"], 0, "checked"),
         "show": ([mine.id, *unlock], 0, "for every command"),
         "export": ([item_id, "--to", tmp / "to", "--no-strip", *unlock], 0, "Exported f.txt"),
         "reply": ([mine.id, "--message", "a reply"], 0, "sent to"),
@@ -745,6 +750,7 @@ def group_option_case(
 
 READER_COMMANDS = sorted(typer.main.get_command(reader_app).commands)  # type: ignore[attr-defined]
 CASE_NAMES = ["init", "login", "sync", "list", "show", "export", "reply", "star", "seen", "delete"]
+CASE_NAMES += ["sources", "assign", "label"]
 
 
 def test_the_data_dir_test_covers_every_reader_command() -> None:

@@ -11,7 +11,6 @@ and environment variables for scripting.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -23,9 +22,9 @@ import typer
 from rich.progress import (
     TaskID,
 )
-from rich.table import Column, Table
 from rich.text import Text
 
+from sealdrop.cli import reader_triage
 from sealdrop.cli.common import err, fail
 from sealdrop.cli.reader_input import (
     DataDir,
@@ -183,35 +182,6 @@ def sync(ctx: typer.Context, data_dir: DataDir = None) -> None:
         out.print(f"CORRUPTED (altered on the server, not kept): {item_id}")
     for item_id in report.failed:
         out.print(f"not downloaded (refused by the server; retried next sync): {item_id}")
-
-
-@reader_app.command("list")
-def list_sources(
-    ctx: typer.Context,
-    data_dir: DataDir = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-) -> None:
-    """List the synced sources: pseudonym, id, unread, items, starred."""
-    profile = profile_of(ctx, data_dir)
-    with reporting_errors(profile), open_reader(profile) as reader:
-        rows = reader.sources()
-    if as_json:
-        for source, count in rows:
-            fields = {"id": source.id, "pseudonym": source.pseudonym, "unread": source.unread}
-            print(json.dumps({**fields, "items": count, "starred": source.starred}))
-        return
-    # An id is pasted into other commands: never wrapped or cut, whatever the terminal's width.
-    whole_id = Column("id", no_wrap=True, min_width=32)
-    table = Table("pseudonym", whole_id, "unread", "items", "starred")
-    for source, count in rows:
-        table.add_row(
-            name_text(source.pseudonym),
-            source.id,
-            str(source.unread),
-            str(count),
-            "★" if source.starred else "",
-        )
-    out.print(table)
 
 
 @reader_app.command()
@@ -404,3 +374,10 @@ def _read_text(path: Path | None) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise typer.BadParameter(f"cannot read {path}: {exc}") from None
+
+
+# Triage and the source list, in their own module (cli/reader_triage.py).
+reader_app.command("list")(reader_triage.list_sources)
+reader_app.command("sources", help="The same as `list`.")(reader_triage.list_sources)
+reader_app.command()(reader_triage.assign)
+reader_app.command()(reader_triage.label)

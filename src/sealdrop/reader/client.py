@@ -198,6 +198,22 @@ class ApiClient:
         response = self._send("PUT", f"/sources/{_id(source_id)}/star", json={"starred": starred})
         return _parse(wire.Source, self._ok(response, 200))
 
+    def assign(self, source_id: str, username: str | None) -> wire.Source:
+        """Assign the source to an enabled account, or to nobody (None)."""
+        body = {"username": username}
+        response = self._send("PUT", f"/sources/{_id(source_id)}/assignee", json=body)
+        return _parse(wire.Source, self._ok(response, 200))
+
+    def set_labels(self, source_id: str, labels: list[str]) -> wire.Source:
+        """Replace the source's labels."""
+        body = {"labels": labels}
+        response = self._send("PUT", f"/sources/{_id(source_id)}/labels", json=body)
+        return _parse(wire.Source, self._ok(response, 200))
+
+    def journalists(self) -> list[str]:
+        """The usernames a source can be assigned to (every enabled account)."""
+        return [j.username for j in self._get(wire.Journalists, "/journalists").journalists]
+
     def mark_seen(self, item_ids: list[str]) -> int:
         response = self._send("POST", "/seen", json={"ids": [_id(i) for i in item_ids]})
         return _parse(wire.SeenResponse, self._ok(response, 200)).marked

@@ -20,6 +20,7 @@ from sealdrop import wire
 from sealdrop.crypto.keys import Identity
 from sealdrop.errors import DecryptionError, ExportError, NotCached, NotHere
 from sealdrop.reader import sync as syncing
+from sealdrop.reader import triage
 from sealdrop.reader.client import ApiClient
 from sealdrop.reader.connection import open_client
 from sealdrop.reader.content import DecryptProgress, decrypt_item, file_info, seal_reply
@@ -98,9 +99,14 @@ class Reader:
 
     # -- the local copy --------------------------------------------------------------------
 
-    def sources(self) -> list[tuple[LocalSource, int]]:
-        """The synced sources, each with its number of items."""
-        return [(s, len(self.store.items(s.id))) for s in self.store.sources()]
+    def sources(self, *, include_spam: bool = True) -> list[tuple[LocalSource, int]]:
+        """The synced sources, each with its number of items; without those labelled spam
+        unless ``include_spam`` (the default views leave them out)."""
+        return [
+            (s, len(self.store.items(s.id)))
+            for s in self.store.sources()
+            if include_spam or not s.spam
+        ]
 
     def source(self, source_id: str) -> LocalSource:
         found = self.store.source(source_id)
@@ -193,6 +199,26 @@ class Reader:
 
     def star(self, source_id: str, starred: bool) -> None:
         syncing.star_source(self.client, self.store, self.cache_dir, source_id, starred)
+
+    def assign(self, source_id: str, username: str | None) -> None:
+        """Assign the source to a journalist (an enabled account's username), or to nobody."""
+        triage.assign_source(self.client, self.store, self.cache_dir, source_id, username)
+
+    def set_labels(self, source_id: str, labels: list[str]) -> None:
+        """Replace the source's labels (shared by every journalist)."""
+        triage.set_source_labels(self.client, self.store, self.cache_dir, source_id, labels)
+
+    def change_labels(
+        self, source_id: str, add: list[str] | None = None, remove: list[str] | None = None
+    ) -> None:
+        """Add and remove labels, keeping the others the source has on the server now."""
+        triage.change_source_labels(
+            self.client, self.store, self.cache_dir, source_id, add or [], remove or []
+        )
+
+    def journalists(self) -> list[str]:
+        """The usernames a source can be assigned to (every enabled account; needs the server)."""
+        return self.client.journalists()
 
     def seen(self, source_id: str) -> int:
         return syncing.mark_source_seen(self.client, self.store, self.cache_dir, source_id)

@@ -7,6 +7,7 @@ nothing in this module decrypts: plaintext reaches disk only through export.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sqlite3
@@ -34,7 +35,9 @@ CREATE TABLE IF NOT EXISTS sources (
     created_day   TEXT,
     unread        INTEGER NOT NULL,
     submissions   INTEGER NOT NULL,
-    items_version INTEGER NOT NULL DEFAULT -1
+    items_version INTEGER NOT NULL DEFAULT -1,
+    assignee      TEXT,
+    labels        TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS items (
     id          TEXT PRIMARY KEY,
@@ -52,6 +55,11 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_by_source ON items (source_id, kind, seq);
 """
+
+# Columns added to ``sources`` after the first release, with their definitions: a local copy made
+# before them gets them at its next open (see Store._upgrade).
+_ADDED_SOURCE_COLUMNS = {"assignee": "TEXT", "labels": "TEXT NOT NULL DEFAULT '[]'"}
+SPAM = "spam"
 
 
 class CacheState(StrEnum):
@@ -71,6 +79,13 @@ class LocalSource:
     unread: int
     submissions: int
     items_version: int
+    assignee: str | None = None  # the assigned account's username (shared triage)
+    labels: tuple[str, ...] = ()  # triage labels, sorted ignoring case
+
+    @property
+    def spam(self) -> bool:
+        """Labelled spam (any case): hidden from the default views."""
+        return any(label.casefold() == SPAM for label in self.labels)
 
 
 @dataclass(frozen=True)
@@ -144,6 +159,23 @@ class Store:
         # secure_delete: deleted rows (pseudonyms, metadata ciphertext) are overwritten on disk.
         self._db.execute("PRAGMA secure_delete = ON")
         self._db.executescript(SCHEMA)
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Add the columns a copy made by an older reader lacks. Its sources were stored without
+        them, and an incremental sync would not fetch them again (their versions did not move),
+        so the watermark and every source's items version are reset: the next sync lists every
+        source once more, and stores its assignee and labels. Cached ciphertext stays (an item
+        whose digest is unchanged keeps its cache state)."""
+        have = {row["name"] for row in self._db.execute("PRAGMA table_info(sources)")}
+        missing = [name for name in _ADDED_SOURCE_COLUMNS if name not in have]
+        if not missing:
+            return
+        with self.transaction() as db:
+            for name in missing:
+                db.execute(f"ALTER TABLE sources ADD COLUMN {name} {_ADDED_SOURCE_COLUMNS[name]}")
+            db.execute("UPDATE sources SET items_version = -1")
+            db.execute("DELETE FROM state WHERE key = 'updated_since'")
 
     def close(self) -> None:
         self._db.close()
@@ -186,12 +218,14 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO sources (id, pseudonym, reply_key, starred, version, created_day,"
-                " unread, submissions, items_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " unread, submissions, items_version, assignee, labels)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET pseudonym = excluded.pseudonym,"
                 " reply_key = excluded.reply_key, starred = excluded.starred,"
                 " version = excluded.version, created_day = excluded.created_day,"
                 " unread = excluded.unread, submissions = excluded.submissions,"
-                " items_version = excluded.items_version",
+                " items_version = excluded.items_version, assignee = excluded.assignee,"
+                " labels = excluded.labels",
                 (
                     source.id,
                     source.pseudonym,
@@ -202,6 +236,8 @@ class Store:
                     source.unread,
                     source.submissions,
                     source.version,
+                    source.assignee,
+                    json.dumps(source.labels),
                 ),
             )
             for item in wanted:
@@ -310,7 +346,20 @@ def _local_source(row: sqlite3.Row) -> LocalSource:
         unread=row["unread"],
         submissions=row["submissions"],
         items_version=row["items_version"],
+        assignee=row["assignee"],
+        labels=_labels(row["labels"]),
     )
+
+
+def _labels(stored: str) -> tuple[str, ...]:
+    """The labels column (a JSON list this module wrote): anything else reads as none."""
+    try:
+        labels = json.loads(stored)
+    except ValueError:
+        return ()
+    if not isinstance(labels, list):
+        return ()
+    return tuple(label for label in labels if isinstance(label, str))
 
 
 def _local_item(row: sqlite3.Row) -> LocalItem:
