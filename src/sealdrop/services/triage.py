@@ -75,8 +75,11 @@ class Triage:
                 if user is None or user.disabled:
                     raise InvalidAssignee("no enabled account has this username")
                 assignee = user.id
-            repos.triage.assign(record.id, assignee)
+            # The version first: it locks the source's row, so that two changes of one source
+            # take turns (on PostgreSQL, the second's DELETE would miss the first's uncommitted
+            # row and its INSERT then collide with it).
             repos.sources.bump_version(record.id)
+            repos.triage.assign(record.id, assignee)
             action = "source.assign" if assignee is not None else "source.unassign"
             self._audit.record(repos, principal.user.username, action, record.pseudonym)
             return source_views(repos, principal, [listed_source(repos, source_id)])[0]
@@ -86,8 +89,8 @@ class Triage:
         cleaned = normalise_labels(labels)
         with self._db.transaction() as repos:
             record = listed_source(repos, source_id)
+            repos.sources.bump_version(record.id)  # first: takes turns, as in assign()
             repos.triage.replace_labels(record.id, cleaned)
-            repos.sources.bump_version(record.id)
             self._audit.record(repos, principal.user.username, "source.labels", record.pseudonym)
             return source_views(repos, principal, [listed_source(repos, source_id)])[0]
 

@@ -3,6 +3,7 @@ version bump that makes readers sync them, and the audit entries."""
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 
 import pytest
@@ -160,3 +161,31 @@ def test_journalists_lists_enabled_accounts_only(database: SqlDatabase) -> None:
     """Every enabled account, admins too, sorted; disabled ones are left out."""
     triage, ann, _ = setup(database)
     assert triage.journalists(ann) == ["ann", "bob"]
+
+
+def test_concurrent_triage_of_one_source_never_fails(database: SqlDatabase) -> None:
+    """Journalists labelling and assigning the same source at the same moment: every call
+    succeeds (none trips over another's uncommitted rows: each change holds the source's row
+    from its start), and the source ends with one whole set of labels."""
+    triage, ann, source = setup(database)
+    sets = [["a", "b"], ["b", "c"], ["spam"], []]
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def work(n: int) -> None:
+        try:
+            start.wait()
+            for round_ in range(15):
+                triage.set_labels(ann, source.id, sets[(n + round_) % len(sets)])
+                triage.assign(ann, source.id, None if (n + round_) % 2 else "bob")
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with database.transaction() as repos:
+        assert repos.triage.labels([source.id])[source.id] in sets
