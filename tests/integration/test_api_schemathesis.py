@@ -76,6 +76,12 @@ DESTRUCTIVE = {
     ("DELETE", "/api/v1/recipients/{recipient_id}"),
 }
 NEW_KEY_OPERATIONS = {("POST", "/api/v1/me/keys"), ("POST", "/api/v1/recipients")}
+ASSIGN = ("PUT", "/api/v1/sources/{source_id}/assignee")
+LABEL = ("PUT", "/api/v1/sources/{source_id}/labels")
+# Triage bodies that are sometimes accepted: generated names and labels are nearly always
+# refused (422), which would leave the accepting path of both operations untried.
+ASSIGNEES = ["admin", "journalist", " Journalist ", None]
+LABEL_SETS = [[], ["spam"], ["follow up", "Spam"], ["café", "x" * 32]]
 
 
 def new_key() -> str:
@@ -252,7 +258,7 @@ postgres_schema = load_schema(allow_x00=False)
 def aim_at_real_objects(case: Any, api: ApiFixture, data: st.DataObject) -> None:
     """Sometimes replace generated values with real ones: path ids of existing objects (only of
     disposable ones for destructive operations), a fresh age key, a well-formed age reply, the
-    journalist's real credentials."""
+    journalist's real credentials, an account's name to assign to, labels that pass the rules."""
     operation = (case.operation.method.upper(), case.operation.path)
     pool = api.disposable if operation in DESTRUCTIVE else api.readable
     for name in list(case.path_parameters or {}):
@@ -263,6 +269,10 @@ def aim_at_real_objects(case: Any, api: ApiFixture, data: st.DataObject) -> None
         return
     if operation in NEW_KEY_OPERATIONS:
         case.body = {"public_key": data.draw(st.sampled_from(api.fresh_keys)), "name": "device"}
+    elif operation == ASSIGN:
+        case.body = {"username": data.draw(st.sampled_from(ASSIGNEES), label="assignee")}
+    elif operation == LABEL:
+        case.body = {"labels": data.draw(st.sampled_from(LABEL_SETS), label="labels")}
     elif operation == ("POST", "/api/v1/sources/{source_id}/replies"):
         case.body = api.age_reply
     elif operation == ("POST", "/api/v1/token"):
