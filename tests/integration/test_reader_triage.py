@@ -31,6 +31,7 @@ class Desk:
     server: ServerProcess
     data_dir: Path
     colleague: Api  # "editor", over the API
+    identity_file: Path  # the reader identity's passphrase
 
     def run(self, *args: Any, ok: bool = True) -> Result:
         """`sealdrop reader ARGS --data-dir …`; with ``ok``, fail the test unless it succeeds."""
@@ -69,7 +70,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
         (secrets / "account").write_text(reporter.passphrase + "\n")
         colleague = Api(server)
         colleague = colleague.as_(colleague.login(editor))
-        setup = Desk(server, root / "reader-data", colleague)
+        setup = Desk(server, root / "reader-data", colleague, secrets / "identity")
         setup.run(
             "init",
             "--server",
@@ -131,6 +132,16 @@ def test_spam_is_hidden_from_the_list_unless_all(desk: Desk) -> None:
 
     desk.run("label", source_id, "--remove", "SPAM")
     assert desk.listed()[source_id]["labels"] == ["follow up"]
+
+
+def test_show_names_the_assignee_and_the_labels(desk: Desk) -> None:
+    """`reader show` says under the source's name whom it is assigned to and its labels, with
+    invisible characters from the server shown as codes."""
+    source_id = desk.new_source()
+    desk.run("assign", source_id, "editor")
+    desk.run("label", source_id, "--add", "follow up", "--add", "legal")
+    shown = desk.run("show", source_id, "--identity-passphrase-file", desk.identity_file).stdout
+    assert shown.splitlines()[1] == "assigned to editor · labels: follow up, legal"
 
 
 def test_a_bad_label_is_refused_with_the_servers_reason(desk: Desk) -> None:

@@ -197,6 +197,8 @@ def show(
         found = reader.find_source(source)
         identity = open_identity(profile, identity_passphrase_file)
         out.print(Text.assemble("Source ", name_text(found.pseudonym), f" ({found.id})"))
+        if (triaged := reader_triage.triage_line(found)) is not None:
+            out.print(triaged)
         opened = []
         for item in reader.items(found.id):
             # A file's content is not decrypted to show it (only its name and size): no bar.

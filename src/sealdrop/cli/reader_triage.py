@@ -107,3 +107,13 @@ def label(
 
 def _labels_text(source: LocalSource) -> Text:
     return Text(", ").join(name_text(label) for label in source.labels)
+
+
+def triage_line(source: LocalSource) -> Text | None:
+    """ "assigned to NAME · labels: A, B" for a conversation's header; None without either."""
+    parts = []
+    if source.assignee:
+        parts.append(Text.assemble("assigned to ", name_text(source.assignee)))
+    if source.labels:
+        parts.append(Text.assemble("labels: ", _labels_text(source)))
+    return Text(" · ").join(parts) if parts else None
