@@ -27,6 +27,7 @@ from sealdrop.storage.repositories_accounts import (
     SqlUserRecipientRepository,
     SqlUserRepository,
 )
+from sealdrop.storage.repositories_notifications import SqlNotificationRepository
 from sealdrop.storage.repositories_sources import (
     SqlReplyRepository,
     SqlSourceRepository,
@@ -36,6 +37,7 @@ from sealdrop.storage.sqlhelpers import execute_dml, flush
 
 __all__ = [
     "SqlAuditRepository",
+    "SqlNotificationRepository",
     "SqlRecipientRepository",
     "SqlReplyRepository",
     "SqlRepositories",
@@ -134,6 +136,7 @@ class SqlRepositories:
         self._seen = SqlSeenRepository(session)
         self._audit = SqlAuditRepository(session)
         self._settings = SqlSettingRepository(session)
+        self._notifications = SqlNotificationRepository(session)
 
     @property
     def sources(self) -> SqlSourceRepository:
@@ -178,3 +181,7 @@ class SqlRepositories:
     @property
     def settings(self) -> SqlSettingRepository:
         return self._settings
+
+    @property
+    def notifications(self) -> SqlNotificationRepository:
+        return self._notifications
