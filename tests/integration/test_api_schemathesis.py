@@ -76,6 +76,16 @@ DESTRUCTIVE = {
     ("DELETE", "/api/v1/recipients/{recipient_id}"),
 }
 NEW_KEY_OPERATIONS = {("POST", "/api/v1/me/keys"), ("POST", "/api/v1/recipients")}
+NOTIFICATION_OPERATIONS = {
+    ("PUT", "/api/v1/me/notifications"),
+    ("PUT", "/api/v1/users/{user_id}/notifications"),
+}
+# Bodies that are accepted (generated ones almost never hold a usable address or Apprise URL).
+NOTIFICATION_BODIES = [
+    {"channel": "email", "email": "journalist@example.org", "language": "fa"},
+    {"channel": "apprise", "url": "json://127.0.0.1:9/notify/token"},
+    {"channel": "off"},
+]
 
 
 def new_key() -> str:
@@ -265,6 +275,8 @@ def aim_at_real_objects(case: Any, api: ApiFixture, data: st.DataObject) -> None
         case.body = {"public_key": data.draw(st.sampled_from(api.fresh_keys)), "name": "device"}
     elif operation == ("POST", "/api/v1/sources/{source_id}/replies"):
         case.body = api.age_reply
+    elif operation in NOTIFICATION_OPERATIONS:
+        case.body = data.draw(st.sampled_from(NOTIFICATION_BODIES), label="notifications")
     elif operation == ("POST", "/api/v1/token"):
         code = passwords.totp_code(api.journalist.totp_secret, api.clock.now())
         case.body = {
