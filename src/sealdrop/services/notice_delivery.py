@@ -84,6 +84,7 @@ def apprise_url_ok(url: str) -> bool:
     try:
         return apprise.Apprise.instantiate(url) is not None
     except Exception:
+        # Any failure to parse means "cannot use": refused, never stored.
         return False
 
 
@@ -154,6 +155,7 @@ class Delivery:
         try:
             delivered = await asyncio.to_thread(send)
         except Exception as exc:
+            # A plugin's own failure is a failed delivery (retried), not the sender's end.
             raise DeliveryFailed(
                 f"the Apprise notification failed ({type(exc).__name__})"
             ) from None

@@ -81,14 +81,21 @@ class Notifier:
 
     async def run(self) -> None:
         """Send at every scheduled time until cancelled."""
+        done = -1
         while True:
-            slot = self.next_slot()
+            # A timer may fire a little early: never run the same scheduled time twice.
+            slot = max(self.next_slot(), done + 1)
             await self._sleep(max(0.0, self.slot_time(slot) - self._clock.now()))
             try:
                 await self.run_slot(slot)
             except SealdropError as exc:
                 # A database outage must not end the sender; the next time tries again.
                 log.warning("notices of a scheduled time failed: %s", type(exc).__name__)
+            except Exception as exc:
+                # Nor may a bug in a channel library end every later notice (the task would
+                # die unseen until shutdown); logged as an error, by class name only.
+                log.error("the notice sender failed: %s", type(exc).__name__)
+            done = slot
 
     async def run_slot(self, slot: int) -> SlotReport:
         """Claim and send the notices of scheduled time ``slot``, retrying failures until the

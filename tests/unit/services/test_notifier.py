@@ -314,3 +314,62 @@ def test_a_relay_without_starttls_gets_no_password_and_no_notice(tmp_path: Path)
         assert plain.messages == []
         assert "alice@example.org" not in str(caught.value)
         assert SMTP_PASSWORD not in str(caught.value)
+
+
+class _Flaky:
+    """A Deliverer whose first delivery fails with a bug (not a DeliveryFailed)."""
+
+    def __init__(self) -> None:
+        self.delivered: list[Outgoing] = []
+        self.calls = 0
+
+    async def deliver(self, outgoing: Outgoing) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("a bug in a channel library")
+        self.delivered.append(outgoing)
+
+
+def run_for(env: Env, notifier: Notifier, sleeps: int, early: float = 0.0) -> None:
+    """notifier.run() until it has slept ``sleeps`` times, each waking ``early`` seconds before
+    the time it asked for."""
+
+    class Stop(Exception):
+        pass
+
+    async def sleep(seconds: float) -> None:
+        env.slept.append(seconds)
+        env.clock.advance(max(0.0, seconds - early))
+        if len(env.slept) > sleeps:
+            raise Stop
+
+    notifier._sleep = sleep  # type: ignore[attr-defined]  # the seam, set after construction
+    with pytest.raises(Stop):
+        asyncio.run(notifier.run())
+
+
+def test_a_timer_that_fires_early_does_not_run_a_scheduled_time_twice(env: Env) -> None:
+    """run(): woken a millisecond before the scheduled time, the sender sends for it and then
+    sleeps until the following one, not a millisecond."""
+    run_for(env, env.notifier, sleeps=2, early=0.001)
+    assert env.slept[1] == pytest.approx(DAY, abs=0.01)
+
+
+def test_a_bug_in_a_delivery_does_not_end_the_sender(env: Env) -> None:
+    """An unexpected exception from a channel at one scheduled time is logged and the sender
+    goes on: the next time delivers the notice."""
+    alice = env.journalist("alice")
+    env.services.notifications.set(alice, "email", "test", address="alice@example.org")
+    env.submit()
+    flaky = _Flaky()
+    notifier = Notifier(
+        env.db,
+        flaky,
+        env.clock,
+        interval=DAY,
+        send_when_empty=False,
+        organisation=ORGANISATION,
+    )
+    run_for(env, notifier, sleeps=2)
+    assert flaky.calls == 2
+    assert [o.address for o in flaky.delivered] == ["alice@example.org"]
