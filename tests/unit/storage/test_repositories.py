@@ -744,6 +744,15 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
         "seen": {"user_id", "item_id"},
         "audit_log": {"id", "day", "username", "action", "source_pseudonym"},
         "instance_settings": {"key", "value"},
+        # No time but the number of a scheduled time; the watermark is a counter's value.
+        "notification_targets": {
+            "user_id",
+            "channel",
+            "address",
+            "language",
+            "watermark",
+            "last_slot",
+        },
     }
     fks = {
         (
@@ -762,5 +771,6 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
         ("user_recipients", ("user_id",), "users", "CASCADE"),
         ("api_tokens", ("user_id",), "users", "CASCADE"),
         ("seen", ("user_id",), "users", "CASCADE"),
+        ("notification_targets", ("user_id",), "users", "CASCADE"),
     }
     assert database.schema_is_current()
