@@ -161,7 +161,13 @@ def notify(
         if view.channel != "off"
         else "no notices"
     )
-    Console(stderr=True).print(f"{user.username}: {said}", highlight=False)
+    console = Console(stderr=True)
+    console.print(f"{user.username}: {said}", highlight=False)
+    if view.channel == "email" and not services.settings.smtp_url:
+        console.print(
+            "[yellow]No mail relay is set ([notifications] smtp_url): no e-mail goes out until "
+            "one is (see docs/operator.md, Notifications).[/]"
+        )
 
 
 @token_app.command("revoke")

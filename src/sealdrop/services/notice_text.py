@@ -39,13 +39,14 @@ _TEXTS = {
     ),
     "fa": NoticeText(
         subject="اعلان Sealdrop از {organisation}",
-        activity="در Sealdrop ‏{organisation} فعالیت تازه‌ای هست. برنامهٔ خواننده را باز کنید.",
-        empty="در Sealdrop ‏{organisation} فعالیت تازه‌ای نیست.",
+        activity="فعالیت تازه‌ای در Sealdrop سازمان {organisation} هست. برنامهٔ خواننده را باز کنید.",
+        empty="فعالیت تازه‌ای در Sealdrop سازمان {organisation} نیست.",
     ),
     "ru": NoticeText(
         subject="Уведомление Sealdrop от {organisation}",
-        activity="В Sealdrop {organisation} есть новая активность. Откройте программу-читатель.",
-        empty="В Sealdrop {organisation} нет новой активности.",
+        activity="В Sealdrop организации {organisation} есть новая активность. "
+        "Откройте приложение для чтения (reader).",
+        empty="В Sealdrop организации {organisation} нет новой активности.",
     ),
     "tr": NoticeText(
         subject="{organisation} Sealdrop bildirimi",

@@ -38,11 +38,13 @@ def stored(instance: Path) -> NotificationView:
 
 
 def test_notify_sets_email_then_an_apprise_url_then_off(instance: Path) -> None:
-    """--email stores the address (in the instance's language), --url an Apprise URL with the
-    language given, printed as its scheme only, and --off removes it."""
+    """--email stores the address (in the instance's language; a warning says no relay is set),
+    --url an Apprise URL with the language given, printed as its scheme only, and --off
+    removes it."""
     code, out = run("user", "notify", instance, "alice", "--email", "alice@example.org")
     assert code == 0, out
     assert "alice@example.org" in out
+    assert "No mail relay is set" in out  # this instance has no smtp_url
     assert (stored(instance).channel, stored(instance).email) == ("email", "alice@example.org")
 
     code, out = run(
