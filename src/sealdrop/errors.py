@@ -35,6 +35,7 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     ├── SessionRequired             no session, or it expired, or it does not open
     ├── ClientDisconnected          the client went away mid-request
     ├── TorError                    the managed tor cannot start, or its files are not usable
+    ├── DeliveryFailed              a notice to a journalist was not delivered (retried later)
     └── ReaderError                 the journalist's local app (`sealdrop reader`) failed
         ├── IdentityFileError       the identity file is missing, unreadable or damaged
         ├── IdentityExists          an identity file is already there; never overwritten
@@ -76,6 +77,11 @@ class InvalidKeyError(CryptoError):
 
 class TorError(SealdropError):
     """Sealdrop's own tor could not be started or controlled, or its files are not usable."""
+
+
+class DeliveryFailed(SealdropError):
+    """A notice to a journalist was not delivered. Its message never holds the address, the
+    URL or the relay's answer (which may quote the address)."""
 
 
 class DecryptionError(CryptoError):

@@ -265,3 +265,26 @@ class AuditPage(BaseModel):
 
 class Users(BaseModel):
     users: list[User]
+
+
+# Notices of new activity (services/notifications.py). The languages are those of the source
+# interface; a test checks that the lists agree.
+NoticeLanguage = Literal["en", "ar", "es", "fa", "ru", "tr", "zh_Hans", "zh_Hant"]
+
+
+class Notifications(BaseModel):
+    channel: Literal["email", "apprise", "off"]
+    email: str | None = Field(description="The address, when notices go by e-mail")
+    url_scheme: str | None = Field(
+        description="Of an Apprise URL only its scheme (e.g. ntfys): the rest may hold a token"
+    )
+    language: str
+
+
+class NotificationChange(Strict):
+    channel: Literal["email", "apprise", "off"]
+    email: str | None = Field(default=None, max_length=254, description="With channel email")
+    url: str | None = Field(default=None, max_length=2000, description="With channel apprise")
+    language: NoticeLanguage | None = Field(
+        default=None, description="Of the notices; omitted: unchanged (new: the instance's)"
+    )

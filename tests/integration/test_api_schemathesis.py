@@ -82,6 +82,16 @@ LABEL = ("PUT", "/api/v1/sources/{source_id}/labels")
 # refused (422), which would leave the accepting path of both operations untried.
 ASSIGNEES = ["admin", "journalist", " Journalist ", None]
 LABEL_SETS = [[], ["spam"], ["follow up", "Spam"], ["café", "x" * 32]]
+NOTIFICATION_OPERATIONS = {
+    ("PUT", "/api/v1/me/notifications"),
+    ("PUT", "/api/v1/users/{user_id}/notifications"),
+}
+# Bodies that are accepted (generated ones almost never hold a usable address or Apprise URL).
+NOTIFICATION_BODIES = [
+    {"channel": "email", "email": "journalist@example.org", "language": "fa"},
+    {"channel": "apprise", "url": "json://127.0.0.1:9/notify/token"},
+    {"channel": "off"},
+]
 
 
 def new_key() -> str:
@@ -275,6 +285,8 @@ def aim_at_real_objects(case: Any, api: ApiFixture, data: st.DataObject) -> None
         case.body = {"labels": data.draw(st.sampled_from(LABEL_SETS), label="labels")}
     elif operation == ("POST", "/api/v1/sources/{source_id}/replies"):
         case.body = api.age_reply
+    elif operation in NOTIFICATION_OPERATIONS:
+        case.body = data.draw(st.sampled_from(NOTIFICATION_BODIES), label="notifications")
     elif operation == ("POST", "/api/v1/token"):
         code = passwords.totp_code(api.journalist.totp_secret, api.clock.now())
         case.body = {

@@ -211,6 +211,20 @@ def new_recipient(world: World, allowed: bool) -> dict[str, str]:
     return {"public_key": world.victims["recipient_key"] if not allowed else new_age_recipient()}
 
 
+def own_notifications(world: World, allowed: bool) -> dict[str, str]:
+    return {"channel": "email", "email": "me@example.org"}
+
+
+def others_notifications(world: World, caller: str, allowed: bool) -> Call:
+    # A refused caller tries to send the bystander's notices to itself.
+    user = world.victims["target_user" if allowed else "victim_user"]
+    body = {"channel": "email", "email": "target@example.org" if allowed else INTRUDER_MAIL}
+    return Call(f"/users/{user}/notifications", {"json": body})
+
+
+INTRUDER_MAIL = "intruder@example.org"
+
+
 def settings_change(world: World, allowed: bool) -> dict[str, bool]:
     # A refused caller tries to switch intake off; the admin's change is a no-op.
     return {"accepting_submissions": allowed}
@@ -230,6 +244,10 @@ API_RULES: dict[tuple[str, str], Rule] = {
         JOURNALIST, 201, with_json("/me/keys", lambda w, a: {"public_key": new_age_recipient()})
     ),
     ("DELETE", f"{A}/me/keys/{{key_id}}"): Rule(JOURNALIST, 204, own_key),
+    ("GET", f"{A}/me/notifications"): Rule(JOURNALIST, 200, path_only("/me/notifications")),
+    ("PUT", f"{A}/me/notifications"): Rule(
+        JOURNALIST, 200, with_json("/me/notifications", own_notifications)
+    ),
     ("GET", f"{A}/sources"): Rule(JOURNALIST, 200, path_only("/sources")),
     ("GET", f"{A}/sources/{{source_id}}"): Rule(JOURNALIST, 200, path_only("/sources/{source}")),
     ("DELETE", f"{A}/sources/{{source_id}}"): Rule(
@@ -270,6 +288,7 @@ API_RULES: dict[tuple[str, str], Rule] = {
     ("POST", f"{A}/users/{{user_id}}/disable"): Rule(ADMIN, 200, user_action("disable")),
     ("POST", f"{A}/users/{{user_id}}/enable"): Rule(ADMIN, 200, user_action("enable")),
     ("POST", f"{A}/users/{{user_id}}/reset-2fa"): Rule(ADMIN, 200, user_action("reset-2fa")),
+    ("PUT", f"{A}/users/{{user_id}}/notifications"): Rule(ADMIN, 200, others_notifications),
     ("GET", f"{A}/recipients"): Rule(ADMIN, 200, path_only("/recipients")),
     ("POST", f"{A}/recipients"): Rule(ADMIN, 201, with_json("/recipients", new_recipient)),
     ("DELETE", f"{A}/recipients/{{recipient_id}}"): Rule(
@@ -481,6 +500,7 @@ def test_api_routes_answer_each_caller_as_the_table_says(world: World) -> None:
     assert users["bystander"]["disabled"] is False
     assert world.victim_api is not None
     assert world.victim_api.ok("GET", "/me")["username"] == "bystander"  # not reset, not disabled
+    assert world.victim_api.ok("GET", "/me/notifications")["channel"] == "off"
     assert admin.ok("GET", "/settings")["accepting_submissions"] is True
     keys = world.apis["journalist"].ok("GET", "/me")["keys"]
     assert world.victims["key"] in [k["id"] for k in keys]

@@ -78,6 +78,7 @@ def comparable(settings: Settings) -> dict[str, object]:
     """The settings as a dict, without the salt, the SQLite URL reduced to what it points at."""
     values = dataclasses.asdict(settings)
     values.pop("kdf_salt")
+    values.pop("smtp_password")
     if settings.database_url.startswith("sqlite"):
         url = make_url(settings.database_url)
         values["database_url"] = ("sqlite", url.database)
@@ -476,6 +477,14 @@ def test_every_setting_is_documented() -> None:
     assert missing == [], f"undocumented settings: {missing}"
 
 
+# A value other than the default for settings whose kind takes neither "7" nor "x".
+NON_DEFAULT = {
+    "notifications.send_when_empty": "true",
+    "notifications.language": "fa",
+    "notifications.smtp_url": "smtp://relay.example.org",
+}
+
+
 def test_every_environment_variable_name_is_derivable(instance: Path) -> None:
     """Each setting has exactly one SEALDROP_<SECTION>_<KEY> name, and it takes effect."""
     for name in setting_names():
@@ -488,6 +497,8 @@ def test_every_environment_variable_name_is_derivable(instance: Path) -> None:
             value = "no"
         elif name == "source.public_url":
             value = "https://drop.example.org"
+        elif name in NON_DEFAULT:
+            value = NON_DEFAULT[name]
         else:
             value = "7" if isinstance(default, int) else "x"
         settings = load(instance, **{variable: value})
@@ -532,11 +543,12 @@ def test_the_settings_table_shows_each_default_as_written() -> None:
 
 
 def test_every_settings_attribute_comes_from_one_setting() -> None:
-    """Each attribute of Settings but the instance folder and the salt is declared by exactly one
+    """Each attribute of Settings but the instance folder and the secrets is declared by exactly one
     setting, and each setting names one attribute."""
     attributes = [f.name for f in dataclasses.fields(Settings)]
     declared = [setting.attr for setting in config.SETTINGS.values()]
-    assert sorted(declared) == sorted(set(attributes) - {"instance_dir", "kdf_salt"})
+    secrets = {"instance_dir", "kdf_salt", "smtp_password"}
+    assert sorted(declared) == sorted(set(attributes) - secrets)
     assert len(set(declared)) == len(declared)
 
 
@@ -551,3 +563,60 @@ def test_a_setting_declared_with_an_invalid_default_or_name_is_refused(
     kind = https_url if isinstance(default, str) else positive_int
     with pytest.raises((ConfigError, ValueError)):
         Setting(name, default, kind, help="h", doc="d")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://relay.example.org",
+        "smtp://",
+        "smtp://user:hunter2@relay.example.org",
+        "smtp://relay.example.org:99999",
+        "smtp://relay.example.org/path",
+    ],
+)
+def test_a_smtp_url_that_is_not_smtp_or_holds_a_password_is_refused(
+    instance: Path, url: str
+) -> None:
+    """[notifications] smtp_url takes smtp:// or smtps:// with a host and no password (which
+    belongs in secrets.toml), and the error never repeats a password."""
+    with pytest.raises(ConfigError) as caught:
+        load(instance, SEALDROP_NOTIFICATIONS_SMTP_URL=url)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_smtp_password_comes_from_secrets_toml_or_the_environment(instance: Path) -> None:
+    """smtp_password is read from secrets.toml, the environment's
+    SEALDROP_NOTIFICATIONS_SMTP_PASSWORD wins over it, it is None without either, and it never
+    shows in the settings' repr."""
+    assert load(instance).smtp_password is None
+    secrets_file = instance / "secrets.toml"
+    secrets_file.write_text(
+        secrets_file.read_text(encoding="utf-8") + 'smtp_password = "from-the-file"\n',
+        encoding="utf-8",
+    )
+    from_file = load(instance)
+    assert from_file.smtp_password is not None
+    assert from_file.smtp_password.reveal() == b"from-the-file"
+    assert "from-the-file" not in repr(from_file)
+    from_env = load(instance, SEALDROP_NOTIFICATIONS_SMTP_PASSWORD="from-the-env")
+    assert from_env.smtp_password is not None
+    assert from_env.smtp_password.reveal() == b"from-the-env"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("no", False), ("1", True)])
+def test_send_when_empty_is_a_boolean_from_the_environment(
+    instance: Path, raw: str, expected: bool
+) -> None:
+    """A boolean setting takes true/false, yes/no, 1/0 from the environment, and refuses others."""
+    assert load(instance, SEALDROP_NOTIFICATIONS_SEND_WHEN_EMPTY=raw).notify_when_empty is expected
+    with pytest.raises(ConfigError):
+        load(instance, SEALDROP_NOTIFICATIONS_SEND_WHEN_EMPTY="maybe")
+
+
+def test_a_boolean_default_is_written_as_toml() -> None:
+    """The sealdrop.toml that init writes and the settings table show a boolean as TOML's
+    false, so that uncommenting the line gives a valid file."""
+    assert "# send_when_empty = false" in config.default_config_text()
+    rows = {line.split(" | ")[0]: line for line in config.settings_table().splitlines()}
+    assert "| `false` |" in rows["| `notifications.send_when_empty`"]

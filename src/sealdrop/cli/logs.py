@@ -89,5 +89,7 @@ def configure_logging(level: int = logging.INFO, keep: Iterable[str] = ()) -> No
     # python-multipart's warnings quote single bytes of request bodies.
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
     logging.getLogger("multipart").setLevel(logging.ERROR)
+    # Apprise logs the URLs it notifies, tokens and addresses included (services/notice_delivery).
+    logging.getLogger("apprise").disabled = True
     # stem reports every control-connection event at INFO and DEBUG; only its warnings matter.
     logging.getLogger("stem").setLevel(logging.WARNING)

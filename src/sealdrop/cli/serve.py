@@ -9,7 +9,7 @@ import gc
 import resource
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,10 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-async def _run(listeners: list[tuple[_Listener, list[socket.socket]]]) -> None:
+async def _run(
+    listeners: list[tuple[_Listener, list[socket.socket]]],
+    background: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -119,8 +122,16 @@ async def _run(listeners: list[tuple[_Listener, list[socket.socket]]]) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
-    # Each listener serves the sockets bound before anything was announced.
-    await asyncio.gather(*(listener.serve(sockets) for listener, sockets in listeners))
+    # The scheduled notices: a task beside the listeners, never on a request's path.
+    task = asyncio.create_task(background()) if background is not None else None
+    try:
+        # Each listener serves the sockets bound before anything was announced.
+        await asyncio.gather(*(listener.serve(sockets) for listener, sockets in listeners))
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def _print_onions(supervisor: TorSupervisor, console: Console) -> None:
@@ -303,7 +314,7 @@ def serve_instance(
                     supervisor.start()
                     _print_onions(supervisor, console)
                 _freeze_startup_objects()
-                asyncio.run(_run(listeners))
+                asyncio.run(_run(listeners, services.notifier.run))
             finally:
                 if supervisor is not None:
                     supervisor.stop()

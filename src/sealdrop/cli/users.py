@@ -16,6 +16,7 @@ from rich.console import Console
 
 from sealdrop.cli.common import fail, open_services, print_table, whole_table
 from sealdrop.errors import SealdropError
+from sealdrop.services.notifications import Channel
 
 user_app = typer.Typer(help="Journalist and admin accounts.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -117,6 +118,56 @@ def reset_2fa(directory: InstanceDir, username: Username) -> None:
     finally:
         services.close()
     _show_enrolment(Console(), enrolment.totp_uri)
+
+
+@user_app.command("notify")
+def notify(
+    directory: InstanceDir,
+    username: Username,
+    email: Annotated[
+        str | None, typer.Option("--email", help="Send the account's notices to this address.")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Send them to this Apprise URL (ntfy, Matrix, Signal REST, …)."),
+    ] = None,
+    off: Annotated[bool, typer.Option("--off", help="Send the account no notices.")] = False,
+    lang: Annotated[
+        str | None,
+        typer.Option("--lang", help="Language of the notices (default: the instance's)."),
+    ] = None,
+) -> None:
+    """Where an account's scheduled notices of new activity go (one of --email, --url, --off).
+    A notice says only that there is new activity: no source, no count, no content."""
+    given = (email is not None) + (url is not None) + off
+    if given != 1:
+        Console(stderr=True).print("[bold red]error:[/] give one of --email, --url or --off")
+        raise typer.Exit(code=2)
+    channel: Channel = "email" if email is not None else "apprise" if url is not None else "off"
+    services = open_services(directory)
+    try:
+        user = services.accounts.by_username(username)
+        view = services.notifications.set(
+            user.id, channel, OPERATOR, address=email or url, language=lang
+        )
+    except SealdropError as exc:
+        raise fail(exc) from None
+    finally:
+        services.close()
+    # Never the URL back: it may hold a token, and terminals are logged and shared.
+    where = {"email": f"by e-mail to {view.email}", "apprise": f"to a {view.url_scheme}:// URL"}
+    said = (
+        f"notices {where[view.channel]}, in {view.language}"
+        if view.channel != "off"
+        else "no notices"
+    )
+    console = Console(stderr=True)
+    console.print(f"{user.username}: {said}", highlight=False)
+    if view.channel == "email" and not services.settings.smtp_url:
+        console.print(
+            "[yellow]No mail relay is set ([notifications] smtp_url): no e-mail goes out until "
+            "one is (see docs/operator.md, Notifications).[/]"
+        )
 
 
 @token_app.command("revoke")

@@ -44,6 +44,7 @@ __all__ = [
 CONFIG_FILE = "sealdrop.toml"
 SECRETS_FILE = "secrets.toml"
 SALT_BYTES = 32
+SMTP_PASSWORD_ENV = "SEALDROP_NOTIFICATIONS_SMTP_PASSWORD"  # noqa: S105 - its name
 
 
 def _by_section() -> dict[str, dict[str, Setting]]:
@@ -95,10 +96,25 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
         declared.attr: declared.finish(values[name], instance_dir)
         for name, declared in SETTINGS.items()
     }
-    return Settings(instance_dir=instance_dir, **attributes, kdf_salt=_load_salt(instance_dir))
+    salt, smtp_password = _load_secrets(instance_dir, os.environ if env is None else env)
+    return Settings(
+        instance_dir=instance_dir, **attributes, kdf_salt=salt, smtp_password=smtp_password
+    )
 
 
-def _load_salt(instance_dir: Path) -> Secret:
+def _load_secrets(instance_dir: Path, env: Mapping[str, str]) -> tuple[Secret, Secret | None]:
+    """The KDF salt, and the SMTP relay's password (``smtp_password`` in secrets.toml, or the
+    environment's SEALDROP_NOTIFICATIONS_SMTP_PASSWORD, which wins; None when neither has one).
+    The password is a secret, not a setting: never in sealdrop.toml, whose mode is not checked."""
+    raw = _read_secrets(instance_dir)
+    salt = _salt(instance_dir / SECRETS_FILE, raw)
+    password = env.get(SMTP_PASSWORD_ENV, raw.get("smtp_password"))
+    if password is not None and not isinstance(password, str):
+        raise ConfigError(f"{instance_dir / SECRETS_FILE}: smtp_password must be a string")
+    return salt, Secret(password.encode("utf-8")) if password else None
+
+
+def _read_secrets(instance_dir: Path) -> dict[str, Any]:
     path = instance_dir / SECRETS_FILE
     try:
         mode = path.stat().st_mode & 0o777
@@ -110,6 +126,10 @@ def _load_salt(instance_dir: Path) -> Secret:
     # A salt readable by other local users would let them run the codename KDF offline.
     if mode & 0o077:
         raise ConfigError(f"{path} must be readable by its owner only (chmod 600 {path})")
+    return raw
+
+
+def _salt(path: Path, raw: Mapping[str, Any]) -> Secret:
     try:
         salt = bytes.fromhex(raw["kdf_salt"])
     except (KeyError, TypeError, ValueError):
@@ -151,11 +171,17 @@ def default_config_text(
         for key, declared in keys.items():
             value = overrides.get(declared.name, declared.default)
             lines.append(f"# {declared.help}")
-            shown = _toml_string(value) if isinstance(value, str) else str(value)
+            shown = _toml_value(value)
             prefix = "" if declared.name in overrides else "# "
             lines.append(f"{prefix}{key} = {shown}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _toml_string(value) if isinstance(value, str) else str(value)
 
 
 def _toml_string(value: str) -> str:
@@ -171,7 +197,7 @@ def settings_table() -> str:
     rows = [TABLE_HEADER, "|---|---|---|---|"]
     for declared in SETTINGS.values():
         default = declared.default
-        shown = f"`{_toml_string(default) if isinstance(default, str) else default}`"
+        shown = f"`{_toml_value(default)}`"
         if declared.kind is byte_size:
             shown += _in_binary_units(int(default))
         rows.append(f"| `{declared.name}` | {shown} | `{declared.env_name}` | {declared.doc} |")

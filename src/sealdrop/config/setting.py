@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar, dataclass_transform
+from urllib.parse import urlsplit
 
 from sealdrop.errors import ConfigError
 
@@ -85,6 +86,39 @@ def one_of(*choices: str) -> Kind:
     return parse
 
 
+def boolean(label: str, value: object) -> bool:
+    """true or false (TOML booleans; from the environment: true/false, yes/no, 1/0)."""
+    if isinstance(value, str):
+        spelled = value.strip().lower()
+        if spelled in ("true", "yes", "1"):
+            return True
+        if spelled in ("false", "no", "0"):
+            return False
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{label} must be true or false")
+
+
+def smtp_url(label: str, value: object) -> str:
+    """Empty, or smtp://[user@]host[:port] (STARTTLS) or smtps://[user@]host[:port] (TLS)."""
+    url = text(label, value)
+    if not url:
+        return url
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(f"{label} must be smtp://[user@]host[:port] or smtps://…") from None
+    if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
+        raise ConfigError(f"{label} must be smtp://[user@]host[:port] or smtps://…")
+    if parsed.password is not None:
+        # A password here would sit in a file that is not secret (and in `ps` via the env).
+        raise ConfigError(f"{label} must not hold a password: put it in secrets.toml")
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        raise ConfigError(f"{label} must be smtp://[user@]host[:port] or smtps://…")
+    return url
+
+
 def https_url(label: str, value: object) -> str:
     """Empty, or an https:// address."""
     if text(label, value) and not str(value).startswith("https://"):
@@ -125,7 +159,7 @@ class Setting:
     Settings that holds its value."""
 
     name: str  # "section.key"
-    default: int | str
+    default: bool | int | str
     kind: Kind
     help: str  # one line: the comment above the key in the sealdrop.toml that `init` writes
     doc: str  # the meaning in docs/configuration.md (markdown)
@@ -158,7 +192,7 @@ class Setting:
 
 def setting(
     name: str,
-    default: int | str,
+    default: bool | int | str,
     kind: Kind,
     *,
     help: str,

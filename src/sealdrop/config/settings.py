@@ -18,6 +18,7 @@ from typing import Literal
 from sealdrop.config.setting import (
     Secret,
     Setting,
+    boolean,
     byte_size,
     declaration,
     declared,
@@ -30,6 +31,7 @@ from sealdrop.config.setting import (
     port,
     positive_int,
     setting,
+    smtp_url,
     text,
 )
 from sealdrop.storage.database import sqlite_url_for
@@ -401,7 +403,75 @@ class Settings:
         doc="A source session ends this many minutes after it began, however active.",
         finish=minutes_to_seconds,
     )
+    notify_interval_seconds: int = setting(
+        "notifications.interval_seconds",
+        86400,
+        positive_int,
+        help="Seconds between scheduled notices to journalists (at most one per account per "
+        "interval, sent at multiples of it since 00:00 UTC).",
+        doc="Notices to journalists (see [operator.md](operator.md#notifications)) go out only at "
+        "fixed times: the multiples of this many seconds since 1970-01-01 00:00 UTC (with the "
+        "default, every day at 00:00 UTC; 3600 would be every hour on the hour), never when a "
+        "submission arrives. Each enabled account gets at most one notice per interval, and only "
+        "if something arrived since its last one (unless `notifications.send_when_empty`). The "
+        "interval is how precisely a notice dates activity: keep it at a day or more.",
+    )
+    notify_when_empty: bool = setting(
+        "notifications.send_when_empty",
+        False,
+        boolean,
+        help="Also send a 'no new activity' notice at every scheduled time.",
+        doc="`true`: every enabled account gets a notice at every scheduled time, saying that "
+        "there is no new activity when nothing arrived, so that someone who sees only when mail "
+        "arrives (not what it says) learns nothing from which days have one. The text differs, "
+        "so whoever can read the notices (the mail provider) still can tell them apart.",
+    )
+    notify_language: str = setting(
+        "notifications.language",
+        "en",
+        one_of("en", "ar", "es", "fa", "ru", "tr", "zh_Hans", "zh_Hant"),
+        help="Language of notices for accounts that did not choose one (en, ar, es, fa, ru, tr, "
+        "zh_Hans, zh_Hant).",
+        doc="The language of the notices of an account whose own was not given (`sealdrop user "
+        "notify --lang`): one of `en`, `ar`, `es`, `fa`, `ru`, `tr`, `zh_Hans`, `zh_Hant`.",
+    )
+    smtp_url: str = setting(
+        "notifications.smtp_url",
+        "",
+        smtp_url,
+        help="The mail relay for e-mail notices: smtp://[user@]host[:port] (STARTTLS, port 587) "
+        "or smtps://[user@]host[:port] (TLS, port 465); password in secrets.toml. Empty: none.",
+        doc="The mail relay that e-mail notices go through: `smtp://[user@]host[:port]` (port 587 "
+        "by default; the connection must upgrade with STARTTLS, or nothing is sent) or "
+        "`smtps://[user@]host[:port]` (TLS from the start, port 465 by default). The relay's "
+        "certificate is verified (see `notifications.ca_file`). With a user, the password is "
+        '`smtp_password = "…"` in `secrets.toml`, or the environment variable '
+        "`SEALDROP_NOTIFICATIONS_SMTP_PASSWORD`; a password in the URL is refused. Empty: no "
+        "e-mail notices (Apprise URLs still work).",
+    )
+    notify_from: str = setting(
+        "notifications.from",
+        "",
+        text,
+        help="The From address of e-mail notices (e.g. sealdrop@example.org).",
+        doc="The `From` address of e-mail notices, e.g. `sealdrop@example.org`. Needed when "
+        "`notifications.smtp_url` is set. It is the one address every journalist's mailbox "
+        "shows the notices coming from.",
+    )
+    smtp_ca_file: Path | None = setting(
+        "notifications.ca_file",
+        "",
+        text,
+        help="A PEM file of the certificate authorities the mail relay's certificate is checked "
+        "against (a self-hosted relay); relative to the instance. Empty: the system's.",
+        doc="A PEM file of the certificate authorities that the mail relay's certificate is "
+        "checked against instead of the system's (a self-hosted relay with its own CA). Relative "
+        "paths are relative to the instance folder. The host name is checked either way.",
+        finish=optional_in_instance,
+    )
     kdf_salt: Secret = field(repr=False)  # from secrets.toml, not a setting
+    # From secrets.toml or SEALDROP_NOTIFICATIONS_SMTP_PASSWORD, not a setting; None: none.
+    smtp_password: Secret | None = field(default=None, repr=False)
 
 
 # Every setting by name ("section.key"), in declaration order.

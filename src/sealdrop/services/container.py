@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sealdrop.config import Settings
+from sealdrop.errors import ConfigError
 from sealdrop.services import age_child
 from sealdrop.services.accounts import AccountService
 from sealdrop.services.audit import AuditTrail
@@ -13,6 +14,9 @@ from sealdrop.services.clock import Clock, SystemClock
 from sealdrop.services.inbox import Inbox
 from sealdrop.services.instance_settings import InstanceSettings
 from sealdrop.services.kdf import KdfPool
+from sealdrop.services.notice_delivery import Delivery, SmtpRelay
+from sealdrop.services.notifications import NotificationService
+from sealdrop.services.notifier import Notifier
 from sealdrop.services.recipients import RecipientService
 from sealdrop.services.replies import ReplyService
 from sealdrop.services.sessions import SessionService
@@ -46,6 +50,8 @@ class Services:
     circuits: KeyedRateLimit
     session_requests: KeyedRateLimit
     upload_quota: UploadQuota
+    notifications: NotificationService
+    notifier: Notifier  # `serve` runs it as a background task; nothing else does
     _database: SqlDatabase
     _kdf: KdfPool
 
@@ -112,6 +118,25 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             burst=settings.session_request_burst,
         ),
         upload_quota=upload_quota,
+        notifications=NotificationService(database, audit, settings.notify_language),
+        notifier=Notifier(
+            database,
+            Delivery(_smtp_relay(settings)),
+            clock,
+            interval=settings.notify_interval_seconds,
+            send_when_empty=settings.notify_when_empty,
+            organisation=settings.organisation_name,
+        ),
         _database=database,
         _kdf=kdf,
+    )
+
+
+def _smtp_relay(settings: Settings) -> SmtpRelay | None:
+    if not settings.smtp_url:
+        return None
+    if "@" not in settings.notify_from:
+        raise ConfigError("[notifications] from must be an e-mail address when smtp_url is set")
+    return SmtpRelay(
+        settings.smtp_url, settings.notify_from, settings.smtp_password, settings.smtp_ca_file
     )

@@ -263,6 +263,8 @@ class SubmissionIntake:
                 # From now on the source is kept: forget when it began (see pending_since).
                 repos.sources.mark_active(self._source_id)
                 repos.sources.bump_version(self._source_id)
+                # What the scheduled notices report; a counter, not a time (services/notifier.py).
+                repos.notifications.note_activity()
                 for offset, (pending, key, size, digest) in enumerate(durable):
                     new = NewSubmission(
                         pending.kind, key, size, pending.metadata_ciphertext, digest

@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 from sealdrop.ids import BlobKey, RecipientId, ReplyId, SourceId, SubmissionId, UserId
 from sealdrop.storage.interfaces_accounts import (
     AuditRepository,
+    NotificationRepository,
     SeenRepository,
     TokenRepository,
     UserRecipientRepository,
@@ -310,6 +311,9 @@ class Repositories(Protocol):
 
     @property
     def triage(self) -> TriageRepository: ...
+
+    @property
+    def notifications(self) -> NotificationRepository: ...
 
 
 class Database(Protocol):

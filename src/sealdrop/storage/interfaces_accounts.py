@@ -53,6 +53,16 @@ class AuditRecord:
     source_pseudonym: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class NotificationTargetRecord:
+    user_id: UserId
+    channel: Literal["email", "apprise"]
+    address: str  # an e-mail address or an Apprise URL (may hold a token): never log it
+    language: str
+    watermark: int  # the submission_activity value the last notice covered
+    last_slot: int | None  # the last scheduled time (its number) a notice was claimed at
+
+
 class UserRepository(Protocol):
     def add(self, username: str, passphrase_hash: str, totp_secret: str, role: Role) -> UserRecord:
         """Insert a user under a name already normalised (``services.accounts``: lower case);
@@ -134,4 +144,35 @@ class AuditRepository(Protocol):
 
     def page(self, *, before_id: int | None, limit: int) -> Sequence[AuditRecord]:
         """Newest first."""
+        ...
+
+
+class NotificationRepository(Protocol):
+    def get(self, user_id: UserId) -> NotificationTargetRecord | None: ...
+
+    def set(
+        self, user_id: UserId, channel: Literal["email", "apprise"], address: str, language: str
+    ) -> None:
+        """Insert or replace where the account's notices go. A new row starts at the current
+        activity (no notice for what arrived before it); an existing one keeps its watermark
+        and last slot, so a change of address loses no pending notice."""
+        ...
+
+    def remove(self, user_id: UserId) -> bool: ...
+
+    def note_activity(self) -> int:
+        """Advance the submission_activity counter (in the submission's transaction)."""
+        ...
+
+    def activity(self) -> int:
+        """The current submission_activity value."""
+        ...
+
+    def claim_due(self, slot: int) -> Sequence[NotificationTargetRecord]:
+        """The targets of enabled accounts not yet claimed for ``slot``, each now marked as
+        claimed for it (so that no account gets two notices for one scheduled time)."""
+        ...
+
+    def advance_watermark(self, user_id: UserId, watermark: int) -> None:
+        """After a delivered notice: it covered activity up to ``watermark``."""
         ...

@@ -281,6 +281,28 @@ class AuditEntry(Base):
     source_pseudonym: Mapped[str | None] = mapped_column(String(100))
 
 
+class NotificationTarget(Base):
+    """Where an account's notices go (one row per account that wants them; none: no notices).
+
+    ``watermark`` is a value of the ``submission_activity`` counter, which nothing else stores
+    (no submission or source row carries it), so it cannot tie a notice to a submission;
+    ``last_slot`` is the number of the last scheduled time at which a notice was claimed (a time
+    of the schedule, never of an arrival). See services/notifier.py.
+    """
+
+    __tablename__ = "notification_targets"
+
+    user_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(String(16))  # "email" or "apprise"
+    # An e-mail address or an Apprise URL (which may hold a token): never logged or echoed.
+    address: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(16))
+    watermark: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_slot: Mapped[int | None] = mapped_column(BigInteger)
+
+
 class InstanceSetting(Base):
     __tablename__ = "instance_settings"
 

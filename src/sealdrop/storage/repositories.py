@@ -27,6 +27,7 @@ from sealdrop.storage.repositories_accounts import (
     SqlUserRecipientRepository,
     SqlUserRepository,
 )
+from sealdrop.storage.repositories_notifications import SqlNotificationRepository
 from sealdrop.storage.repositories_sources import (
     SqlReplyRepository,
     SqlSourceRepository,
@@ -37,6 +38,7 @@ from sealdrop.storage.sqlhelpers import execute_dml, flush
 
 __all__ = [
     "SqlAuditRepository",
+    "SqlNotificationRepository",
     "SqlRecipientRepository",
     "SqlReplyRepository",
     "SqlRepositories",
@@ -137,6 +139,7 @@ class SqlRepositories:
         self._audit = SqlAuditRepository(session)
         self._settings = SqlSettingRepository(session)
         self._triage = SqlTriageRepository(session)
+        self._notifications = SqlNotificationRepository(session)
 
     @property
     def sources(self) -> SqlSourceRepository:
@@ -185,3 +188,7 @@ class SqlRepositories:
     @property
     def triage(self) -> SqlTriageRepository:
         return self._triage
+
+    @property
+    def notifications(self) -> SqlNotificationRepository:
+        return self._notifications

@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from sealdrop.ids import BlobKey, SourceId, SubmissionId, new_id
+from sealdrop.ids import BlobKey, SourceId, SubmissionId, UserId, new_id
 from sealdrop.storage import migrations
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
 from sealdrop.storage.interfaces import NewSubmission, SessionRecord
@@ -223,8 +223,9 @@ def test_upgrade_from_0002_gives_existing_sources_distinct_versions(
     for table, rows in (("sources", 6), ("submissions", 5), ("replies", 5), ("source_sessions", 0)):
         assert count_rows(db, table) == rows, table
     with db.engine.connect() as conn:
-        assert conn.execute(text("SELECT name, value FROM counters")).all() == [
-            ("source_version", 6)
+        assert conn.execute(text("SELECT name, value FROM counters ORDER BY name")).all() == [
+            ("source_version", 6),
+            ("submission_activity", 0),  # 0006: counts from the upgrade on
         ]
     source_ids = [c[0] for c in conversations]
     with db.transaction() as repos:
@@ -318,7 +319,7 @@ def test_upgrade_from_0003_ends_sessions_and_unlinks_them_from_sources(
     migrate(db, "0003")
     conversations = [insert_0002_conversation(db, n) for n in range(3)]
 
-    migrate(db, "head")  # through 0004
+    migrate(db, "head")  # 0004, and what came after it
 
     assert db.schema_is_current()
     assert schema_diff(db) == []
@@ -379,6 +380,46 @@ def test_upgrade_from_0004_adds_triage_and_downgrade_keeps_conversations(
     assert count_rows(db, "sources") == 2
     assert count_rows(db, "submissions") == 2
     assert count_rows(db, "replies") == 2
+
+    migrate(db, "head")
+    assert schema_diff(db) == []
+
+
+def test_upgrade_from_0005_adds_notification_targets_and_the_activity_counter(
+    empty_database: SqlDatabase,
+) -> None:
+    """0006 adds notification_targets (deleted with their account) and the submission_activity
+    counter at 0, leaving accounts and counters as they were; downgrading removes both and
+    upgrading again gives the head schema back."""
+    db = empty_database
+    migrate(db, "0005")
+    user_id = new_id()
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (id, username, passphrase_hash, role)"
+                " VALUES (:id, 'ann', 'x', 'journalist')"
+            ),
+            {"id": user_id},
+        )
+
+    migrate(db, "head")
+
+    assert schema_diff(db) == []
+    with db.engine.connect() as conn:
+        counters = dict(conn.execute(text("SELECT name, value FROM counters")).all())
+    assert counters["submission_activity"] == 0
+    with db.transaction() as repos:
+        repos.notifications.set(UserId(user_id), "email", "ann@example.org", "en")
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM users WHERE id = :id"), {"id": user_id})
+    assert count_rows(db, "notification_targets") == 0
+
+    migrate(db, "0005")
+    assert "notification_targets" not in inspect(db.engine).get_table_names()
+    with db.engine.connect() as conn:
+        names = {row[0] for row in conn.execute(text("SELECT name FROM counters"))}
+    assert "submission_activity" not in names
 
     migrate(db, "head")
     assert schema_diff(db) == []

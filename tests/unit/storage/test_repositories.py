@@ -746,6 +746,15 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
         "instance_settings": {"key", "value"},
         "source_assignees": {"source_id", "user_id"},
         "source_labels": {"source_id", "folded", "label"},
+        # No time but the number of a scheduled time; the watermark is a counter's value.
+        "notification_targets": {
+            "user_id",
+            "channel",
+            "address",
+            "language",
+            "watermark",
+            "last_slot",
+        },
     }
     fks = {
         (
@@ -767,5 +776,6 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
         ("source_assignees", ("source_id",), "sources", "CASCADE"),
         ("source_assignees", ("user_id",), "users", "CASCADE"),
         ("source_labels", ("source_id",), "sources", "CASCADE"),
+        ("notification_targets", ("user_id",), "users", "CASCADE"),
     }
     assert database.schema_is_current()

@@ -26,6 +26,7 @@ from sealdrop.services.auth import Principal
 from sealdrop.services.container import Services
 from sealdrop.services.inbox import Download, ItemView, SourceView
 from sealdrop.web.api.errors import error_json
+from sealdrop.web.api.routes_notifications import add_notification_routes
 
 CHUNK = 64 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -303,6 +304,7 @@ def build_router(services: Services) -> APIRouter:
             next=entries[-1].id if more else None,
         )
 
+    add_notification_routes(router, services, principal, admin)
     return router
 
 
