@@ -31,7 +31,8 @@ __all__ = ["PreviewRefused", "image_png", "preview_kind", "text_preview"]
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 _IMAGE_FORMATS = {"JPEG", "PNG", "GIF", "WEBP", "MPO"}  # MPO: JPEGs from some phone cameras
 TEXT_TYPES = {"text/plain"}
-MAX_PIXELS = 50_000_000  # Pillow refuses more (and warns, here an error, from half of it)
+# Pillow warns past MAX_IMAGE_PIXELS (made an error here) and refuses past twice as many.
+MAX_PIXELS = 50_000_000
 MAX_INPUT = 64 * 1024 * 1024
 MAX_SIDE = 2400  # the preview is scaled down to this; the export keeps the full image
 MEMORY_LIMIT = 1024 * 1024 * 1024  # address space of the decoding process
@@ -127,7 +128,7 @@ def main() -> None:
     try:
         png = _reencode(data)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        sys.stderr.write(f"refused: more than {MAX_PIXELS // 2:,} pixels\n")
+        sys.stderr.write(f"refused: more than {MAX_PIXELS:,} pixels\n")
         sys.exit(2)
     except UnidentifiedImageError:
         sys.stderr.write("refused: not an image that can be previewed\n")

@@ -10,7 +10,7 @@ login has expired, the progress of a sync under way, and the items that arrived 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ from sealdrop.reader.sync import SyncReport
 __all__ = ["SyncStatus", "Syncer"]
 
 DEFAULT_INTERVAL = 30.0
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,6 +110,8 @@ class Syncer:
         While the login is expired it waits for the journalist to log in again in the page."""
         while True:
             if not self._status.needs_login:
-                with contextlib.suppress(Exception):  # reported in the status; never kill the loop
+                try:
                     await self.sync()
+                except Exception:  # a bug: to the terminal; the next round tries again
+                    _log.exception("background sync failed")
             await asyncio.sleep(interval)
