@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import struct
 import time
-import zlib
 
 import piexif
 import pytest
@@ -19,6 +18,7 @@ from sealdrop.reader.preview import (
     preview_kind,
     text_preview,
 )
+from support_images import png_claiming
 
 GPS = struct.pack(">6L", 52, 1, 31, 1, 1234, 100)  # the latitude's bytes in the EXIF block
 CAMERA = b"PreviewTestCam"
@@ -40,23 +40,6 @@ def jpeg_with_metadata() -> bytes:
     assert GPS in data
     assert CAMERA in data
     return data
-
-
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG file whose header claims ``width`` x ``height`` pixels (a decompression
-    bomb's header: decoding it would need width x height bytes)."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
-    rows = zlib.compress(b"\x00" * (width + 1) * 4)  # a few rows; the rest would follow
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", rows)
-        + png_chunk(b"IEND", b"")
-    )
 
 
 def test_image_preview_is_a_png_without_exif_gps_or_comment() -> None:
