@@ -66,12 +66,14 @@ class Pages:
         self._env.globals.update(lang=lang, direction=self.direction)
 
     def _(self, message: str, **values: Any) -> str:
+        """``message`` translated (the literal strings are marked where ``_`` is called)."""
         text = self._gettext.gettext(message)
         return text % values if values else text
 
     def day(self, iso: str | None) -> str:
+        _ = self._
         if not iso:
-            return self._("day unknown")
+            return _("day unknown")
         return format_date(dt.date.fromisoformat(iso[:10]), format="medium", locale=self.lang)
 
     def size(self, n: int | None) -> str:
@@ -93,21 +95,19 @@ class Pages:
 
     def status_line(self, status: SyncStatus, last_synced: int | None) -> tuple[str, str]:
         """The status bar's state (a CSS class) and words: online, offline, syncing, expired."""
-        synced = (
-            self._("last synced %(when)s", when=self.moment(last_synced))
-            if last_synced
-            else self._("never synced")
-        )
+        _ = self._
+        when = self.moment(last_synced) if last_synced else None
+        synced = _("last synced %(when)s", when=when) if when else _("never synced")
         if status.running:
-            progress = self._("%(count)s item(s) downloaded", count=status.downloaded)
-            return "syncing", f"{self._('Syncing…')} {progress} · {synced}"
+            progress = _("%(count)s item(s) downloaded", count=status.downloaded)
+            return "syncing", " · ".join((_("Syncing…"), progress, synced))
         if status.needs_login:
-            return "offline", f"{self._('Login expired: log in again to sync')} · {synced}"
+            return "offline", " · ".join((_("Login expired: log in again to sync"), synced))
         if status.online is False:
-            return "offline", f"{self._('Offline: showing what was synced')} · {synced}"
+            return "offline", " · ".join((_("Offline: showing what was synced"), synced))
         if status.online is None:
             return "online", synced
-        return "online", f"{self._('Online')} · {synced}"
+        return "online", " · ".join((_("Online"), synced))
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         body = self._env.get_template(template).render(**context)
