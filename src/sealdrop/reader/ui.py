@@ -83,7 +83,9 @@ class ReaderInterface:
         self._ui.state.sync.needs_login = True
         if self._ui.client_factory is None:
             self._ui.profile.forget_token()
-        back = request.url.path if request.method == "GET" else self._back_from(request.url.path)
+        back = request.url.path
+        if request.method != "GET":  # after logging in, go to the page the form was on
+            back = await run_in_threadpool(self._back_from, request.url.path)
         return await self._session.login_page(401, None, back)
 
     def _back_from(self, path: str) -> str:

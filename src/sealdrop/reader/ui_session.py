@@ -8,6 +8,8 @@ does; the interface keeps running, and the journalist goes back where they were.
 
 from __future__ import annotations
 
+import re
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,12 +24,14 @@ from sealdrop.reader.ui_guard import posted_form
 __all__ = ["SessionPages", "local_path"]
 
 
+# The interface's own paths are plain: letters, digits, hyphens, slashes (and a fragment).
+_LOCAL = re.compile(r"/(?!/)[A-Za-z0-9/_#-]*")
+
+
 def local_path(value: str) -> str:
-    """``value`` if it is a path of this interface, else ``/`` (no open redirect: ``//host``,
-    ``/\\host`` and absolute URLs are refused)."""
-    if value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value
-    return "/"
+    """``value`` if it is a path of this interface, else ``/``: no open redirect through
+    ``//host``, ``/\\host``, an absolute URL, or a tab or newline that a browser would drop."""
+    return value if _LOCAL.fullmatch(value) else "/"
 
 
 class SessionPages:
