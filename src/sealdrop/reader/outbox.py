@@ -5,10 +5,12 @@ and this device's own key *before* it is queued, so the outbox holds ciphertext 
 rest of the local copy: a reply written while the server is unreachable is as safe at rest as a
 synced one, and this device can still show it. It goes out at the next sync.
 
-States: ``queued`` (waiting for the server), ``sending`` (an upload under way; one found at start
-means the last upload was cut short, and it is sent again), ``failed`` (the server refused it:
-the page offers to retry or discard). An upload cut short after the server stored it can be sent
-twice; the journalist sees both and can delete one, which is better than a reply silently lost.
+States: ``queued`` (waiting for the server), ``sending`` (claimed by one sync: the web
+interface's and a `sealdrop reader sync` in a terminal never send the same reply both; a claim
+older than ``STALE_CLAIM`` seconds means that upload was cut short, and it is sent again),
+``failed`` (the server refused it: the page offers to retry or discard). An upload cut short after
+the server stored it can be sent twice; the journalist sees both and can delete one, which is
+better than a reply silently lost.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from enum import StrEnum
 
 from sealdrop.reader.store import Store
 
-__all__ = ["Outbox", "QueuedReply", "ReplyState"]
+__all__ = ["STALE_CLAIM", "Outbox", "QueuedReply", "ReplyState"]
+
+STALE_CLAIM = 600  # seconds: no upload of a reply takes this long
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -30,6 +34,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     ciphertext BLOB NOT NULL,
     created    INTEGER NOT NULL,
     state      TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'failed')),
+    claimed    INTEGER,
     error      TEXT
 );
 CREATE TABLE IF NOT EXISTS reply_keys (
@@ -88,12 +93,25 @@ class Outbox:
         return [_entry(row) for row in rows]
 
     def to_send(self) -> list[QueuedReply]:
-        """The replies a sync sends: queued ones, and any left ``sending`` by a cut upload."""
+        """The replies a sync may send: queued ones, and any whose claim went stale."""
         return [e for e in self.entries() if e.state is not ReplyState.FAILED]
+
+    def claim(self, reply_id: str, now: float | None = None) -> bool:
+        """Mark the reply ``sending`` for this sync; False if another sync holds it (or it was
+        sent, discarded or refused meanwhile). One UPDATE: SQLite makes it atomic across
+        processes."""
+        moment = int(time.time() if now is None else now)
+        done = self._db.execute(
+            "UPDATE outbox SET state = 'sending', claimed = ?, error = NULL WHERE id = ?"
+            " AND (state = 'queued' OR (state = 'sending' AND claimed < ?))",
+            (moment, reply_id, moment - STALE_CLAIM),
+        )
+        return done.rowcount == 1
 
     def set_state(self, reply_id: str, state: ReplyState, error: str | None = None) -> None:
         self._db.execute(
-            "UPDATE outbox SET state = ?, error = ? WHERE id = ?", (state.value, error, reply_id)
+            "UPDATE outbox SET state = ?, error = ?, claimed = NULL WHERE id = ?",
+            (state.value, error, reply_id),
         )
 
     def remove(self, reply_id: str) -> None:

@@ -302,7 +302,8 @@ class Reader:
         it back in the queue and propagates."""
         sent = 0
         for entry in self.outbox.to_send():
-            self.outbox.set_state(entry.id, ReplyState.SENDING)
+            if not self.outbox.claim(entry.id):
+                continue  # another sync (the other front end) is sending it
             try:
                 self.client.upload_reply(entry.source_id, entry.ciphertext)
             except (ServerUnreachable, TokenExpired):
