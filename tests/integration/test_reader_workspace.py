@@ -311,6 +311,25 @@ def test_previews_strip_metadata_refuse_a_bomb_and_neutralise_bidi(
     assert 'action="/items/' in pdf  # the export form is there
 
 
+def test_a_file_too_large_to_preview_is_refused_before_it_is_decrypted(
+    reader: ReaderSetup, workspace: tuple[Ui, Network], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the preview's size limit (lowered here) the page sends the journalist to export,
+    from the sizes alone: the file is not decrypted into memory first."""
+    browser, _ = workspace
+    source, _ = new_source(reader.server, "big", files=[("big.jpg", jpeg_with_gps(), "image/jpeg")])
+    source.http.close()
+    assert browser.post("/sync", {}).status_code == 200
+    page = browser.get(f"/sources/{reader.newest_source().id}").text
+    found = re.search(r'href="/items/([0-9a-f]{32})/preview"', page)
+    assert found, page
+    monkeypatch.setattr("sealdrop.reader.ui_preview.MAX_INPUT", 100)
+    refused = browser.get(f"/items/{found.group(1)}/preview")
+    assert refused.status_code == 200
+    assert "too large to preview: export it instead" in refused.text
+    assert browser.get(f"/items/{found.group(1)}/preview.png").status_code == 404
+
+
 def test_nothing_decrypted_reaches_the_data_folder(reader: ReaderSetup) -> None:
     """After the tests above (previews, an offline reply), the data folder holds no preview and
     no reply in the clear: previews live in memory only, replies are queued sealed."""

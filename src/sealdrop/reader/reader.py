@@ -231,12 +231,16 @@ class Reader:
             shown.append(PendingReply(entry, text))
         return shown
 
-    def file_content(self, item_id: str, identity: Identity) -> tuple[FileInfo, bytes]:
-        """A file's metadata and plaintext, in memory, for a preview (never written here)."""
+    def file(self, item_id: str, identity: Identity) -> tuple[LocalItem, FileInfo]:
+        """A file item and its decrypted metadata (name, type, size: nothing of its content)."""
         item = self.store.item(item_id.lower())
         if item is None or item.kind != "file":
             raise NotHere(f"no file item {item_id!r}")
-        return file_info(item, identity), decrypt_item(self.cache, item, identity)
+        return item, file_info(item, identity)
+
+    def file_content(self, item: LocalItem, identity: Identity) -> bytes:
+        """A file's plaintext, in memory, for a preview (never written here)."""
+        return decrypt_item(self.cache, item, identity)
 
     def export_folder(self, chosen: Path | None) -> Path:
         """Where an export goes: by default the data folder's exports/ (made 0700 here); another

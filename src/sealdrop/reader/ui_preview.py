@@ -13,7 +13,13 @@ from starlette.routing import Route
 
 from sealdrop.errors import NotHere
 from sealdrop.reader.display import shown_name
-from sealdrop.reader.preview import PreviewRefused, image_png, preview_kind, text_preview
+from sealdrop.reader.preview import (
+    MAX_INPUT,
+    PreviewRefused,
+    image_png,
+    preview_kind,
+    text_preview,
+)
 from sealdrop.reader.ui_context import UiContext
 
 __all__ = ["PreviewPages"]
@@ -37,9 +43,8 @@ class PreviewPages:
         if identity is None:
             return self._ui.see("/unlock")
         item_id = str(request.path_params["item_id"]).lower()
-        info, data = await self._ui.with_reader(lambda r: r.file_content(item_id, identity))
+        item, info = await self._ui.with_reader(lambda r: r.file(item_id, identity))
         kind = preview_kind(info.content_type, info.name)
-        item = await self._ui.with_reader(lambda r: r.item(item_id))
         context: dict[str, Any] = {
             "item": item,
             "name": shown_name(info.name),
@@ -52,20 +57,25 @@ class PreviewPages:
             "exports": self._ui.profile.exports_dir,
             "current": "preview",
         }
-        if kind == "text":
-            context["text"], context["cut"] = text_preview(data)
-        elif kind == "image":
-            try:
-                png = await run_in_threadpool(image_png, data)
-            except PreviewRefused as exc:
-                context["problem"] = str(exc)
-            else:
-                self._images[item_id] = png
-                while len(self._images) > _KEPT:
-                    self._images.popitem(last=False)
-        else:
+        if kind is None:
             context["problem"] = "no preview for this type of file: export it"
-        del data
+        elif max(item.size, info.size) > MAX_INPUT:
+            # Decided before decrypting: a large file is never decrypted only to be refused.
+            context["problem"] = "too large to preview: export it instead"
+        else:
+            data = await self._ui.with_reader(lambda r: r.file_content(item, identity))
+            if kind == "text":
+                context["text"], context["cut"] = text_preview(data)
+            else:
+                try:
+                    png = await run_in_threadpool(image_png, data)
+                except PreviewRefused as exc:
+                    context["problem"] = str(exc)
+                else:
+                    self._images[item_id] = png
+                    while len(self._images) > _KEPT:
+                        self._images.popitem(last=False)
+            del data
         return await self._ui.page("preview.html", **context)
 
     async def image(self, request: Request) -> Response:
