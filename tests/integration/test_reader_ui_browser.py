@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from support_api import new_source
 from test_reader_cli import IDENTITY_PASSPHRASE, ReaderSetup, jpeg_with_gps, reader
+from test_reader_workspace import Network
 
+from sealdrop.reader.profile import Profile
+from sealdrop.reader.ui import create_app
 from sealdrop.testing import sealdrop_command
 from support_chromium import CHROMIUM, CHROMIUM_ARGS
 
@@ -199,4 +206,64 @@ def test_accessibility_keyboard_and_background_sync(reader: ReaderSetup) -> None
         row = page.locator(f"#source-{newest.id}")
         assert row.locator(".badge.new").count() == 1
         assert "Online" in page.locator("#sync-state").inner_text()
+        chromium.close()
+
+
+@contextmanager
+def served(reader: ReaderSetup, network: Network, lang: str) -> Iterator[tuple[str, str]]:
+    """The interface in this process (uvicorn in a thread), its client switched by ``network``:
+    (one-time link, base)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    token = uuid.uuid4().hex
+    app = create_app(Profile(reader.data_dir), port, token, network, lang=lang)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/?token={token}", f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        for client in network.clients:
+            client.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "fa"])
+def test_offline_and_queued_reply_screenshots(reader: ReaderSetup, lang: str) -> None:
+    """With the server unreachable (JavaScript off): the status bar says offline, a reply sent is
+    shown queued in the time line, and the conversation still reads; screenshots at both widths
+    are kept."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    seed(reader)
+    mine = reader.newest_source()
+    folder = ARTIFACTS / lang
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nreader UI screenshots: {folder}")
+    network = Network(reader)
+    with served(reader, network, lang) as (link, base), playwright_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        page = chromium.new_context(java_script_enabled=False).new_page()
+        enter(page, link, playwright_api.Error)
+        unlock(page, base)
+        network.up = False
+        page.goto(f"{base}/sources/{mine.id}")
+        page.fill("#reply-text", "We are here. Can you send the second page too?")
+        page.click("form[action$='/reply'] button[type=submit]")
+        assert page.locator(".reply-state.state-queued").count() == 1
+        assert page.locator("#sync-state.offline").count() == 1
+        for width_name, width in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(f"{base}/sources/{mine.id}#reply")
+            page.screenshot(path=folder / f"conversation-offline-{width_name}.png", full_page=True)
+        page.goto(f"{base}/items/{'0' * 32}/delete")
+        page.screenshot(path=folder / "error-page.png", full_page=True)
+        network.up = True
+        page.goto(f"{base}/")
+        page.click("form[action='/sync'] button")
+        page.goto(f"{base}/sources/{mine.id}")
+        assert page.locator(".reply-state").count() == 0  # sent
         chromium.close()
