@@ -4,7 +4,7 @@ their state, retry and discard), reading offline, items marked new as they arriv
 again in the page, and previews (EXIF gone, a decompression bomb refused, bidi neutralised).
 
 "Unreachable" is real: the interface's client is pointed at a closed port on loopback, then back
-at the server (the server itself keeps running for the other tests of the module).
+at the server; one test stops the server process itself and starts it again.
 """
 
 from __future__ import annotations
@@ -328,6 +328,36 @@ def test_a_file_too_large_to_preview_is_refused_before_it_is_decrypted(
     assert refused.status_code == 200
     assert "too large to preview: export it instead" in refused.text
     assert browser.get(f"/items/{found.group(1)}/preview.png").status_code == 404
+
+
+def test_reply_while_the_server_process_is_stopped_goes_when_it_is_back(
+    reader: ReaderSetup,
+) -> None:
+    """The same walk with the real server process stopped and started again (the interface's
+    own client, from the saved login): queued while it is down, sent at the sync after."""
+    token = uuid.uuid4().hex
+    browser = Ui(AsgiBrowser(create_app(Profile(reader.data_dir), PORT, token), BASE))
+    login(browser, token)
+    assert browser.post("/unlock", {"passphrase": IDENTITY_PASSPHRASE}).status_code == 303
+    source, codename = new_source(reader.server, "are you there?")
+    source.http.close()
+    assert browser.post("/sync", {}).status_code == 200
+    mine = reader.newest_source()
+    text = f"Written while the server was down {uuid.uuid4().hex}"
+    reader.server.stop()
+    try:
+        assert browser.post(f"/sources/{mine.id}/reply", {"text": text}).status_code == 303
+        page = browser.get(f"/sources/{mine.id}").text
+        assert "Queued: sent at the next sync" in page
+        assert "Offline" in page
+    finally:
+        reader.server.start()
+    assert browser.post("/sync", {}).status_code == 200
+    assert "Queued: sent at the next sync" not in browser.get(f"/sources/{mine.id}").text
+    web = Source(reader.server.url)
+    assert web.login(codename).status_code == 303
+    assert text in web.http.get("/conversation").text
+    web.http.close()
 
 
 def test_nothing_decrypted_reaches_the_data_folder(reader: ReaderSetup) -> None:
