@@ -53,13 +53,14 @@ class Network:
         self.server = reader.server.api_url
         self.dead = closed_port()
         self.up = True
+        self.elsewhere: str | None = None  # another HTTP server that answers instead
         self.clients: list[ApiClient] = []
 
     def __call__(self) -> ApiClient:
         token = self.profile.load_token()
         if token is None:
             raise TokenExpired("no valid token")
-        client = ApiClient(self.server if self.up else self.dead)
+        client = ApiClient(self.elsewhere or (self.server if self.up else self.dead))
         client.use_token(token)
         self.clients.append(client)
         return client
@@ -208,6 +209,26 @@ def test_everything_synced_reads_offline_and_the_page_says_when_it_last_synced(
     assert page.status_code == 200
     assert canary in page.text
     assert "Offline" in page.text
+
+
+def test_a_sync_the_server_refuses_is_an_error_in_place(
+    reader: ReaderSetup, workspace: tuple[Ui, Network]
+) -> None:
+    """A sync that reaches a server which answers but refuses (here the source interface, which
+    has no journalist API) says so in the inbox, which still lists what was synced."""
+    browser, network = workspace
+    source, _ = new_source(reader.server, "synced before")
+    source.http.close()
+    assert browser.post("/sync", {}).status_code == 200
+    known = reader.newest_source()
+    network.elsewhere = reader.server.url + "/api/v1"
+    failed = browser.post("/sync", {})
+    assert failed.status_code == 200
+    assert "The last sync failed:" in failed.text
+    assert 'class="error"' in failed.text
+    assert known.id in failed.text
+    network.elsewhere = None
+    assert "The last sync failed:" not in browser.post("/sync", {}).text
 
 
 def test_an_item_that_arrives_is_marked_new_until_its_conversation_is_opened(
