@@ -77,11 +77,26 @@ def reader_main(
     """Without a command, start the local web interface (as `sealdrop reader ui`)."""
     ctx.obj = data_dir  # every command's default folder (see data_folder)
     if ctx.invoked_subcommand is None:
-        ui(ctx, data_dir=None, open_browser=open_browser)
+        ui(ctx, data_dir=None, open_browser=open_browser, lang=None, sync_every=30.0)
+
+
+Lang = Annotated[
+    str | None,
+    typer.Option("--lang", help="The interface's language: en or fa (kept for the next runs)."),
+]
+SyncEvery = Annotated[
+    float, typer.Option("--sync-every", min=5, help="Seconds between background syncs.")
+]
 
 
 @reader_app.command()
-def ui(ctx: typer.Context, data_dir: DataDir = None, open_browser: OpenBrowser = False) -> None:
+def ui(
+    ctx: typer.Context,
+    data_dir: DataDir = None,
+    open_browser: OpenBrowser = False,
+    lang: Lang = None,
+    sync_every: SyncEvery = 30.0,
+) -> None:
     """Serve the local web interface on 127.0.0.1 (a random port, a one-time link)."""
     profile = profile_of(ctx, data_dir)
 
@@ -91,7 +106,14 @@ def ui(ctx: typer.Context, data_dir: DataDir = None, open_browser: OpenBrowser =
         out.file.flush()
 
     with reporting_errors(profile):
-        serve(profile, open_browser=open_browser, announce=announce)
+        language = profile.language(lang)
+        serve(
+            profile,
+            open_browser=open_browser,
+            announce=announce,
+            lang=language,
+            sync_every=sync_every,
+        )
 
 
 @reader_app.command()

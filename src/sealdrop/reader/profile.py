@@ -109,6 +109,27 @@ class Profile:
         body = {"server": config.server, "username": config.username, "proxy": config.proxy}
         write_private(self.config_path, json.dumps(body, indent=2).encode("utf-8"))
 
+    # -- the interface's language ----------------------------------------------------------
+
+    @property
+    def language_path(self) -> Path:
+        return self.root / "language"
+
+    def language(self, chosen: str | None) -> str:
+        """The local interface's language: ``chosen`` (then kept for the next runs), or the
+        one kept, or English."""
+        known = ("en", "fa")
+        if chosen is not None:
+            if chosen not in known:
+                raise ReaderError(f"unknown language {chosen!r}: choose one of {', '.join(known)}")
+            write_private(self.language_path, chosen.encode("ascii"))
+            return chosen
+        try:
+            kept = self.language_path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return "en"
+        return kept if kept in known else "en"
+
     # -- token -----------------------------------------------------------------------------
 
     def save_token(self, token: str, expires_at: int) -> None:

@@ -11,19 +11,37 @@ works offline and without a valid login.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from sealdrop import wire
+from sealdrop.crypto.envelope import decrypt_bytes
 from sealdrop.crypto.keys import Identity
-from sealdrop.errors import DecryptionError, ExportError, NotCached, NotHere
+from sealdrop.errors import (
+    ApiError,
+    DecryptionError,
+    ExportError,
+    NotCached,
+    NotHere,
+    RemoteNotFound,
+    ServerUnreachable,
+    TokenExpired,
+)
 from sealdrop.reader import sync as syncing
 from sealdrop.reader import triage
 from sealdrop.reader.client import ApiClient
 from sealdrop.reader.connection import open_client
-from sealdrop.reader.content import DecryptProgress, decrypt_item, file_info, seal_reply
+from sealdrop.reader.content import (
+    DecryptProgress,
+    FileInfo,
+    decrypt_item,
+    file_info,
+    seal_reply,
+)
 from sealdrop.reader.display import (
     CANNOT_DECRYPT,
     FILE_CANNOT_DECRYPT,
@@ -34,10 +52,14 @@ from sealdrop.reader.display import (
 )
 from sealdrop.reader.export import ExportResult
 from sealdrop.reader.export import export as export_file
+from sealdrop.reader.keystore import public_key
+from sealdrop.reader.outbox import Outbox, QueuedReply, ReplyState
 from sealdrop.reader.profile import Profile
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, LocalSource, Store
 
-__all__ = ["Exported", "ItemView", "Reader"]
+__all__ = ["Exported", "InboxRow", "ItemView", "PendingReply", "Reader"]
+
+LAST_SYNCED = "last_synced"  # state key: when the last complete sync ended (epoch seconds)
 
 
 @dataclass(frozen=True)
@@ -53,6 +75,25 @@ class ItemView:
     problem: str | None = None
     # This device's key cannot open it (see display.WHY_CANNOT_DECRYPT).
     not_for_this_device: bool = False
+    content_type: str | None = None  # a file's type, as the source's browser named it
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """A source as the inbox lists it."""
+
+    source: LocalSource
+    items: int
+    last_day: str | None  # the day of its newest item (ISO), or of its creation
+    queued: int  # replies written here and not sent yet
+
+
+@dataclass(frozen=True)
+class PendingReply:
+    """A reply in the outbox, decrypted in memory with this device's key (it is sealed to it)."""
+
+    entry: QueuedReply
+    text: str | None
 
 
 @dataclass(frozen=True)
@@ -74,6 +115,7 @@ class Reader:
         self.cache = CiphertextCache(profile.cache_dir)
         self._connect = connect
         self._client: ApiClient | None = None
+        self.outbox = Outbox(store)
 
     @classmethod
     @contextmanager
@@ -107,6 +149,24 @@ class Reader:
             for s in self.store.sources()
             if include_spam or not s.spam
         ]
+
+    def inbox(self) -> list[InboxRow]:
+        """The synced sources, the one with the newest activity first."""
+        queued: dict[str, int] = {}
+        for entry in self.outbox.entries():
+            queued[entry.source_id] = queued.get(entry.source_id, 0) + 1
+        rows = []
+        for source in self.store.sources():
+            items = self.store.items(source.id)
+            days = [i.arrival_day for i in items if i.arrival_day]
+            last = max(days) if days else source.created_day
+            rows.append(InboxRow(source, len(items), last, queued.get(source.id, 0)))
+        # The server's version counter breaks ties within a day: it grows with every change.
+        rows.sort(key=lambda row: (row.last_day or "", row.source.version), reverse=True)
+        return rows
+
+    def last_synced(self) -> int | None:
+        return self.store.state(LAST_SYNCED)
 
     def source(self, source_id: str) -> LocalSource:
         found = self.store.source(source_id)
@@ -148,7 +208,13 @@ class Reader:
                 return ItemView(item, problem=FILE_CANNOT_DECRYPT, not_for_this_device=True)
             cached = item.cache is CacheState.CACHED
             problem = None if cached else not_synced(item.cache.value)
-            return ItemView(item, name=shown_name(info.name), size=info.size, problem=problem)
+            return ItemView(
+                item,
+                name=shown_name(info.name),
+                size=info.size,
+                problem=problem,
+                content_type=shown_name(info.content_type),
+            )
         try:
             plaintext = decrypt_item(self.cache, item, identity, progress)
         except NotCached:
@@ -157,6 +223,30 @@ class Reader:
             what = REPLY_CANNOT_DECRYPT if item.kind == "reply" else CANNOT_DECRYPT
             return ItemView(item, problem=what, not_for_this_device=True)
         return ItemView(item, text=shown_text(plaintext.decode("utf-8", errors="replace")))
+
+    def pending(self, source_id: str, identity: Identity) -> list[PendingReply]:
+        """The source's replies not sent yet, decrypted in memory to be shown with their state."""
+        shown = []
+        for entry in self.outbox.entries(source_id):
+            try:
+                text: str | None = shown_text(
+                    decrypt_bytes(entry.ciphertext, [identity]).decode("utf-8", errors="replace")
+                )
+            except DecryptionError:  # queued under another identity of this data folder
+                text = None
+            shown.append(PendingReply(entry, text))
+        return shown
+
+    def file(self, item_id: str, identity: Identity) -> tuple[LocalItem, FileInfo]:
+        """A file item and its decrypted metadata (name, type, size: nothing of its content)."""
+        item = self.store.item(item_id.lower())
+        if item is None or item.kind != "file":
+            raise NotHere(f"no file item {item_id!r}")
+        return item, file_info(item, identity)
+
+    def file_content(self, item: LocalItem, identity: Identity) -> bytes:
+        """A file's plaintext, in memory, for a preview (never written here)."""
+        return decrypt_item(self.cache, item, identity)
 
     def export_folder(self, chosen: Path | None) -> Path:
         """Where an export goes: by default the data folder's exports/ (made 0700 here); another
@@ -195,7 +285,57 @@ class Reader:
     # -- changes: to the server first, then here (see sync.py) -----------------------------
 
     def sync(self, progress: syncing.Progress | None = None) -> syncing.SyncReport:
-        return syncing.sync(self.client, self.store, self.cache_dir, progress)
+        """Send the queued replies, then bring the local copy up to date; remembers the
+        journalists' reply keys (for a reply written offline) and when it finished."""
+        self.send_queued()
+        report = syncing.sync(self.client, self.store, self.cache_dir, progress)
+        self.outbox.remember_keys(self.client.reply_keys())
+        self.store.set_state(LAST_SYNCED, int(time.time()))
+        return report
+
+    def queue_reply(self, source_id: str, text: str) -> QueuedReply:
+        """Seal ``text`` to the source, every journalist device and this one, and queue it.
+
+        The journalists' keys are asked for now if the server answers, otherwise those of the
+        last sync are used: a reply written offline reaches the colleagues known then. This
+        device's own key (from its public key file: no passphrase needed) is always added, so
+        that the queued reply can be shown here."""
+        source = self.source(source_id)
+        with contextlib.suppress(ServerUnreachable, TokenExpired):
+            self.outbox.remember_keys(self.client.reply_keys())
+        keys = [source.reply_key, *self.outbox.keys(), public_key(self.profile.identity_path)]
+        return self.outbox.add(source.id, seal_reply(text, keys))
+
+    def send_queued(self) -> int:
+        """Upload the queued replies, oldest first; returns how many went out. A refusal marks
+        the reply failed (to retry or discard); an unreachable server or an expired login puts
+        it back in the queue and propagates."""
+        sent = 0
+        for entry in self.outbox.to_send():
+            if not self.outbox.claim(entry.id):
+                continue  # another sync (the other front end) is sending it
+            try:
+                self.client.upload_reply(entry.source_id, entry.ciphertext)
+            except (ServerUnreachable, TokenExpired):
+                self.outbox.set_state(entry.id, ReplyState.QUEUED)
+                raise
+            except RemoteNotFound:
+                self.outbox.set_state(entry.id, ReplyState.FAILED, "the source no longer exists")
+            except ApiError as exc:
+                self.outbox.set_state(entry.id, ReplyState.FAILED, str(exc))
+            else:
+                self.outbox.remove(entry.id)
+                sent += 1
+        return sent
+
+    def retry_reply(self, reply_id: str) -> None:
+        """Put a failed reply back in the queue (the next sync sends it)."""
+        if self.outbox.get(reply_id) is None:
+            raise NotHere("no such reply waiting")
+        self.outbox.set_state(reply_id, ReplyState.QUEUED)
+
+    def discard_reply(self, reply_id: str) -> None:
+        self.outbox.remove(reply_id)
 
     def star(self, source_id: str, starred: bool) -> None:
         syncing.star_source(self.client, self.store, self.cache_dir, source_id, starred)

@@ -199,15 +199,27 @@ class Store:
     # -- watermark -------------------------------------------------------------------------
 
     def watermark(self) -> int:
-        row = self._db.execute("SELECT value FROM state WHERE key = 'updated_since'").fetchone()
-        return int(row["value"]) if row else 0
+        return self.state("updated_since") or 0
 
     def set_watermark(self, value: int) -> None:
+        self.set_state("updated_since", value)
+
+    def state(self, key: str) -> int | None:
+        """A number kept between runs (the watermark, when the last sync finished…)."""
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return int(row["value"]) if row else None
+
+    def set_state(self, key: str, value: int) -> None:
         self._db.execute(
-            "INSERT INTO state (key, value) VALUES ('updated_since', ?)"
+            "INSERT INTO state (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (value,),
+            (key, value),
         )
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for the tables other modules keep in this file (``outbox``)."""
+        return self._db
 
     # -- sources ---------------------------------------------------------------------------
 

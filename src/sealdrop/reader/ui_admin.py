@@ -4,7 +4,6 @@ anyone else, and the page is not even offered to them)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -15,8 +14,8 @@ from starlette.routing import Route
 
 from sealdrop.errors import ApiError
 from sealdrop.reader.client import ApiClient
-from sealdrop.reader.ui_guard import UiState, posted_form
-from sealdrop.reader.ui_views import Pages
+from sealdrop.reader.ui_context import UiContext
+from sealdrop.reader.ui_guard import posted_form
 
 __all__ = ["AdminPages"]
 
@@ -26,15 +25,10 @@ back to it."""
 
 
 class AdminPages:
-    def __init__(
-        self,
-        pages: Pages,
-        state: UiState,
-        client: Callable[[], AbstractContextManager[ApiClient]],
-    ) -> None:
-        self._pages = pages
-        self._state = state
-        self._client = client
+    def __init__(self, ui: UiContext) -> None:
+        self._ui = ui
+        self._state = ui.state
+        self._client = ui.client
 
     def routes(self) -> list[Route]:
         return [
@@ -55,7 +49,6 @@ class AdminPages:
     def _page(self, client: ApiClient, status: int = 200, **shown: Any) -> dict[str, Any]:
         return {
             "status": status,
-            "admin": True,
             "users": client.users(),
             "recipients": client.recipients(),
             "settings": client.settings(),
@@ -77,7 +70,7 @@ class AdminPages:
         answer = await run_in_threadpool(self._work, work)
         if answer is None:
             return RedirectResponse("/admin", status_code=303)
-        return self._pages.render("admin.html", csrf=self._state.csrf, **answer)
+        return await self._ui.page("admin.html", current="admin", **answer)
 
     # -- routes ----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealdrop.crypto.keys import Identity
+from sealdrop.reader.ui_sync import SyncStatus
 from sealdrop.reader.ui_views import BOUNCE, HEADERS, Pages
 
 __all__ = ["COOKIE", "Guard", "UiState", "posted_form"]
@@ -32,11 +33,13 @@ COOKIE = "sealdrop_reader"
 @dataclass
 class UiState:
     """What one run of the UI holds in memory: the one-time token, the session secret, the
-    unlocked identity."""
+    unlocked identity, the state of syncing, whether the account is an admin."""
 
     token: str | None
     session: str = field(default_factory=lambda: secrets.token_hex(32))
     identity: Identity | None = None
+    sync: SyncStatus = field(default_factory=SyncStatus)
+    admin: bool | None = None  # None: not known yet (asked of the server once it answers)
 
     @property
     def csrf(self) -> str:
