@@ -163,6 +163,13 @@ def stored(instance: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+def stored_since(instance: Path, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What `sealdrop submissions list` reports that was not in ``before``: the items a test
+    added to a shared instance."""
+    earlier = {item["id"] for item in before}
+    return [item for item in stored(instance) if item["id"] not in earlier]
+
+
 def staging_files(instance: Path) -> list[Path]:
     return [p for p in (instance / "store" / "staging").rglob("*") if p.is_file()]
 

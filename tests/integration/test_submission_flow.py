@@ -15,11 +15,17 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pyrage
 import pytest
-from support_http import BOTH_BACKENDS, JournalistKey, Source, browser_multipart, stored
+from support_http import (
+    BOTH_BACKENDS,
+    JournalistKey,
+    Source,
+    browser_multipart,
+    stored,
+    stored_since,
+)
 
 from sealdrop.config import load_settings
 from sealdrop.storage.database import SqlDatabase
@@ -66,13 +72,6 @@ def scan_for(needles: list[bytes], roots: list[Path]) -> list[str]:
             except OSError:
                 continue
     return hits
-
-
-def stored_since(instance: Path, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What `sealdrop submissions list` reports that was not in ``before``: the items a test
-    added to a shared instance."""
-    earlier = {item["id"] for item in before}
-    return [item for item in stored(instance) if item["id"] not in earlier]
 
 
 def metadata_of(instance: Path, identity: Path) -> dict[str, dict[str, object]]:
