@@ -476,17 +476,17 @@ def test_a_username_reaches_the_same_account_through_every_entry_point(
         tokens.append(issued.json()["token"])
         assert admin.as_(tokens[-1]).ok("GET", "/me")["id"] == account.id
 
+    # Three logins in all: a fourth would wait up to 30 s for a TOTP step not used yet.
+    setup_cli("token", "revoke", deployment.instance, " FrontDesk")
+    for token in tokens:
+        assert_api_error(admin.as_(token).get("/me"), 401, "unauthenticated")
     setup_cli("user", "disable", deployment.instance, " Frontdesk ")
     assert cli_users(deployment.instance)["frontdesk"]["disabled"] is True
     setup_cli("user", "enable", deployment.instance, "FRONTDESK")
     assert cli_users(deployment.instance)["frontdesk"]["disabled"] is False
-    fresh = anonymous.login_response("frontdesk", account.passphrase, account.fresh_code())
-    assert fresh.status_code == 200, fresh.text
-    setup_cli("token", "revoke", deployment.instance, " FrontDesk")
-    assert_api_error(admin.as_(fresh.json()["token"]).get("/me"), 401, "unauthenticated")
     out = setup_cli("user", "reset-2fa", deployment.instance, "FRONTDESK ")
     account.reenrol(out)
-    assert anonymous.login(account)
+    assert anonymous.login(account)  # enabled again, and with the new secret
 
 
 def test_disabling_a_user_revokes_their_token_and_their_key_at_once(
