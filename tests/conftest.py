@@ -28,13 +28,13 @@ _UNIT_TESTS = Path(__file__).parent / "unit"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A pytest-xdist worker starts with COLUMNS=80 and LINES=24 in its environment, where a
-    plain run has neither; rich fixes a console's width from COLUMNS when the console is made
-    (the CLI's module-level consoles, at import), so a test that runs a command with its own
-    COLUMNS would get 80-column output in a worker only. Workers drop them, like a plain run."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        os.environ.pop("COLUMNS", None)
-        os.environ.pop("LINES", None)
+    """A pytest-xdist worker starts with COLUMNS=80 and LINES=24 in its environment (and a shell
+    may export them too); rich fixes a console's width from COLUMNS when the console is made (the
+    CLI's module-level consoles, at import), so a test that runs a command in this process with
+    its own COLUMNS would get the inherited width. The session drops them: a console made without
+    them reads COLUMNS when it prints."""
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

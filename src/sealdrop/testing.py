@@ -50,6 +50,10 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_port = free_port()
+        while self.api_port == self.port:
+            # The first probe's port is free again once its socket closed, so the second can be
+            # the same one; `serve` refuses one port for both listeners.
+            self.api_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         # Tests reach the instance on loopback; a managed tor would try the real Tor network.
         # Tests that want the onion services pass their own SEALDROP_TOR_* settings.

@@ -6,7 +6,10 @@ Two kinds of server: ``server`` is a new instance for one test (for tests that c
 instance holds, stop it, or change its settings); ``shared_server`` is one instance for a whole
 module, for tests that only need *a* running instance: each of them makes its own sources and
 checks only what it made, so what another test left there can neither fail nor pass it. Setting
-up an instance (`init`, `recipients add`) runs the CLI in this process (``setup_cli``)."""
+up an instance (`init`, `recipients add`, `user add`) runs the CLI in this process
+(``setup_cli``): a new Python process costs ~1.3 s of imports, and what a command does as a
+process is tested where that is the point (``run_cli``, the reader's tests in a pipe or on a
+terminal)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pyotp
 import pyrage
-from support_http import Source, run_cli, setup_cli, start_server, track
+from support_http import Source, setup_cli, start_server, track
 from support_http import age_keygen as age_keygen  # where the API tests import it from
 
 from sealdrop.config import load_settings
@@ -96,8 +96,9 @@ def totp_secret_of(text: str) -> str:
 
 
 def cli_account(instance: Path, username: str, *, admin: bool = False) -> Account:
-    """`sealdrop user add`: the passphrase is on the third line, the secret in the otpauth URI."""
-    out = run_cli("user", "add", instance, username, *(["--admin"] if admin else [])).stdout
+    """`sealdrop user add` (run in this process): the passphrase is on the third line, the secret
+    in the otpauth URI."""
+    out = setup_cli("user", "add", instance, username, *(["--admin"] if admin else []))
     lines = out.splitlines()
     created = re.search(r"\(id ([0-9a-f]+)\)", lines[0])
     assert created, out
@@ -114,7 +115,7 @@ def cli_account(instance: Path, username: str, *, admin: bool = False) -> Accoun
 
 def cli_users(instance: Path) -> dict[str, dict[str, Any]]:
     """`sealdrop user list --json`, by username."""
-    out = run_cli("user", "list", instance, "--json").stdout
+    out = setup_cli("user", "list", instance, "--json")
     users = [json.loads(line) for line in out.splitlines() if line.strip()]
     return {u["username"]: u for u in users}
 

@@ -8,7 +8,9 @@ import html
 import json
 import re
 import subprocess
+import traceback
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,18 +43,37 @@ def run_cli(*args: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
-def setup_cli(*args: Any) -> str:
-    """The `sealdrop` command run in this process (typer's CliRunner): for the steps most tests
-    share (`init`, `recipients add`, `submissions list`), the same code as ``run_cli`` without a
-    new Python process (~1.3 s of CPU each: the imports). Returns what it printed to stdout;
-    fails the test if the command fails. What a command does as a process is tested through
-    ``run_cli``."""
+def cli_in_process(
+    *args: Any, env: Mapping[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`sealdrop ARGS` run in this process (typer's CliRunner) and reported as a process would be:
+    exit status, stdout and stderr apart, stdin no terminal (and empty), ``env`` set (None:
+    unset) for the command only. An exception the command lets out is printed to stderr as
+    Python prints it, with exit status 1, so that a test's ``"Traceback" not in stderr`` means
+    what it means for a process. The output is decoded as it was written: no newline
+    translation, so a stray "\\r" shows. Saves the ~1.3 s of imports a new Python costs."""
     from typer.testing import CliRunner
 
     from sealdrop.cli.main import app
 
-    result = CliRunner().invoke(app, [str(a) for a in args], env={"NO_COLOR": "1"})
-    assert result.exit_code == 0, f"sealdrop {args}: {result.output}{result.exception!r}"
+    result = CliRunner().invoke(app, [str(a) for a in args], env=env, prog_name="sealdrop")
+    stdout = result.stdout_bytes.decode("utf-8", "replace")
+    stderr = result.stderr_bytes.decode("utf-8", "replace")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(
+        ["sealdrop", *map(str, args)], result.exit_code, stdout, stderr
+    )
+
+
+def setup_cli(*args: Any) -> str:
+    """`sealdrop ARGS` run in this process (``cli_in_process``): for the steps most tests
+    share (`init`, `recipients add`, `submissions list`, `user add`), the same code as
+    ``run_cli`` without a new Python process (~1.3 s of CPU each: the imports). Returns what it
+    printed to stdout; fails the test if the command fails. What a command does as a process is
+    tested through ``run_cli``."""
+    result = cli_in_process(*args, env={"NO_COLOR": "1"})
+    assert result.returncode == 0, f"sealdrop {args}: {result.stdout}{result.stderr}"
     return result.stdout
 
 
@@ -140,6 +161,13 @@ def stored(instance: Path) -> list[dict[str, Any]]:
     """What `sealdrop submissions list --json` reports."""
     out = setup_cli("submissions", "list", instance, "--json")
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def stored_since(instance: Path, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What `sealdrop submissions list` reports that was not in ``before``: the items a test
+    added to a shared instance."""
+    earlier = {item["id"] for item in before}
+    return [item for item in stored(instance) if item["id"] not in earlier]
 
 
 def staging_files(instance: Path) -> list[Path]:

@@ -31,7 +31,7 @@ from support_api import (
     new_source,
     start_instance,
 )
-from support_http import JournalistKey, Source, run_cli
+from support_http import JournalistKey, Source, setup_cli
 
 from sealdrop.config import load_settings
 from sealdrop.services.container import build_services
@@ -349,7 +349,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         disabled = anonymous.as_(anonymous.login(leaver))
         leaver_device = age_keygen(root / "leaver-device.txt")
         disabled.ok("POST", "/me/keys", 201, json={"public_key": leaver_device.recipient})
-        run_cli("user", "disable", instance, "leaver")
+        setup_cli("user", "disable", instance, "leaver")
 
         source, _ = new_source(server, "hello", files=[("a.txt", b"file", "text/plain")])
         found = admin.latest_source()

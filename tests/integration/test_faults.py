@@ -22,7 +22,7 @@ from support_http import (
     JournalistKey,
     Source,
     browser_multipart,
-    run_cli,
+    setup_cli,
     staging_files,
     start_server,
     stored,
@@ -140,7 +140,7 @@ def test_a_full_disk_gives_a_clear_page_stores_nothing_and_the_server_keeps_serv
     the disk is full even a short message gets that page but pages still load; once space is
     freed the next message is stored and decrypts, without a restart."""
     monkeypatch.setenv("SEALDROP_STORAGE_BLOB_DIR", str(small_disk))  # the CLI's view too
-    run_cli("recipients", "add", instance_dir, journalist_key.recipient, "--name", "journalist")
+    setup_cli("recipients", "add", instance_dir, journalist_key.recipient, "--name", "journalist")
     server = start_server(instance_dir, server_tmp)
     try:
         source = Source(server.url)
@@ -319,8 +319,8 @@ def test_an_unreachable_postgresql_gives_503_and_recovers_without_a_restart(
     proxy, url = postgres_proxy
     monkeypatch.setenv("SEALDROP_DATABASE_URL", url)
     instance = tmp_path / "instance"
-    run_cli("init", instance)
-    run_cli("recipients", "add", instance, journalist_key.recipient, "--name", "journalist")
+    setup_cli("init", instance)
+    setup_cli("recipients", "add", instance, journalist_key.recipient, "--name", "journalist")
     server = start_server(instance, server_tmp)
     try:
         api = Api(server)
@@ -404,7 +404,7 @@ def test_slow_clients_are_cut_off_by_timeouts_while_others_are_served(
     second, or stall an upload (trickling its body) are all closed after the timeout, the
     stalled upload leaving nothing stored or staged; meanwhile 20 requests from another client
     all succeed, each long before any timeout."""
-    run_cli("recipients", "add", instance_dir, journalist_key.recipient, "--name", "journalist")
+    setup_cli("recipients", "add", instance_dir, journalist_key.recipient, "--name", "journalist")
     server = start_server(
         instance_dir,
         server_tmp,

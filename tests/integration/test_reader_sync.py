@@ -28,7 +28,7 @@ from support_api import (
     new_source,
     start_instance,
 )
-from support_http import JournalistKey, Source, run_cli
+from support_http import JournalistKey, Source, setup_cli
 
 from sealdrop.errors import ServerUnreachable, TokenExpired
 from sealdrop.reader.client import ApiClient, content_path
@@ -296,7 +296,7 @@ def test_a_revoked_token_surfaces_and_the_sync_resumes_after_login(
     after a new login the same store syncs to completion."""
     client = deployment.client
     submit(deployment.server, "before the revocation", [])
-    run_cli("token", "revoke", deployment.instance, deployment.journalist.username)
+    setup_cli("token", "revoke", deployment.instance, deployment.journalist.username)
     with pytest.raises(TokenExpired):
         reader.sync(client)
     assert reader.store.items() == []

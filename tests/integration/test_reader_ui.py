@@ -3,7 +3,8 @@ check, CSRF, strict headers, unlock, the conversation (escaped), export through 
 source reads it), an expired session, the command itself, and a plaintext scan of the data folder.
 
 The app is driven in-process (httpx.ASGITransport) with the reader data folder that
-`reader init` (a subprocess) set up; the last test runs `sealdrop reader` as a process.
+`reader init` (run in this process, support_reader_cli) set up; the last test runs `sealdrop
+reader` as a process.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ import piexif
 import pytest
 from support_api import Api, cli_account, new_age_recipient, new_source
 from support_http import Source
-from test_reader_cli import (
+from support_reader_cli import (
     GPS_BYTES,
     IDENTITY_PASSPHRASE,
     ReaderSetup,
     files_under,
     jpeg_with_gps,
     pdf_with_author,
-    reader,
+    reader_set_up,
 )
 
 from sealdrop.reader.client import ApiClient
@@ -44,7 +45,12 @@ from support_pages import AsgiBrowser, hidden_field
 
 pytestmark = pytest.mark.slow  # the module sets up a server and a reader through the CLI
 
-__all__ = ["reader"]  # the module-scoped fixture, shared with the CLI tests' setup
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReaderSetup]:
+    """A server, a journalist account, and `reader init` done against its journalist API."""
+    yield from reader_set_up(tmp_path_factory.mktemp("reader-ui"))
+
 
 PORT = 48213
 BASE = f"http://127.0.0.1:{PORT}"

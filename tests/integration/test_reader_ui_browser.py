@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import uvicorn
 from support_api import new_source
-from test_reader_cli import IDENTITY_PASSPHRASE, ReaderSetup, jpeg_with_gps, reader
+from support_reader_cli import IDENTITY_PASSPHRASE, ReaderSetup, jpeg_with_gps, reader_set_up
 from test_reader_workspace import Network
 
 from sealdrop.reader.profile import Profile
@@ -34,7 +34,12 @@ from support_chromium import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.slow
 
-__all__ = ["reader"]
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReaderSetup]:
+    """A server, a journalist account, and `reader init` done against its journalist API."""
+    yield from reader_set_up(tmp_path_factory.mktemp("reader-ui-browser"))
+
 
 ARTIFACTS = (
     Path(

@@ -21,7 +21,14 @@ import pytest
 from PIL import Image
 from support_api import new_source
 from support_http import Source
-from test_reader_cli import GPS_BYTES, IDENTITY_PASSPHRASE, ReaderSetup, jpeg_with_gps, reader
+from support_reader_cli import (
+    GPS_BYTES,
+    IDENTITY_PASSPHRASE,
+    ReaderSetup,
+    jpeg_with_gps,
+    reader_set_up,
+    synced_source,
+)
 from test_reader_ui import BASE, PORT, Ui, login
 
 from sealdrop.errors import TokenExpired
@@ -33,7 +40,11 @@ from support_pages import AsgiBrowser
 
 pytestmark = pytest.mark.slow
 
-__all__ = ["reader"]
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReaderSetup]:
+    """A server, a journalist account, and `reader init` done against its journalist API."""
+    yield from reader_set_up(tmp_path_factory.mktemp("reader-workspace"))
 
 
 def closed_port() -> str:
@@ -256,6 +267,7 @@ def test_an_expired_login_is_renewed_in_the_page_without_restarting(
     """Without a valid token a sync answers the login form (401); a wrong code is an error in the
     form; the account passphrase and a fresh TOTP code log in again and sync works."""
     browser, _ = workspace
+    back = f"/sources/{synced_source(reader, 'renewed login').id}"
     (reader.data_dir / "token.json").unlink()
     refused = browser.post("/sync", {})
     assert refused.status_code == 401
@@ -265,7 +277,6 @@ def test_an_expired_login_is_renewed_in_the_page_without_restarting(
     wrong = browser.post("/login", {"passphrase": reader.journalist.passphrase, "totp": "000000"})
     assert wrong.status_code == 400
     assert "login refused" in wrong.text
-    back = f"/sources/{reader.newest_source().id}"
     done = browser.post(
         "/login",
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from support_http import (
     setup_cli,
     start_server,
     stored,
+    stored_since,
 )
 
 from sealdrop.testing import ServerProcess
@@ -31,9 +33,12 @@ def _main(page: httpx.Response) -> str:
 
 
 def test_full_flow_start_confirm_submit_logout_login_reply_delete(
-    server: ServerProcess, source: Source, instance_dir: Path, journalist_key: JournalistKey
+    shared_server: ServerProcess, shared_source: Source, shared_journalist_key: JournalistKey
 ) -> None:
     """start → confirm → submit → log out → log in → read a reply → delete it → log out."""
+    server, source, journalist_key = shared_server, shared_source, shared_journalist_key
+    instance_dir = server.instance
+    before = stored(instance_dir)
     codename = source.start()
     assert source.submit("first message").status_code == 303
     page = source.http.get("/conversation")
@@ -41,7 +46,7 @@ def test_full_flow_start_confirm_submit_logout_login_reply_delete(
     assert "first message" not in page.text  # what was sent is never shown back
     assert source.logout().status_code == 200
 
-    (item,) = stored(instance_dir)
+    (item,) = stored_since(instance_dir, before)
     reply_text = "Thank you. <b>Can you tell us more?</b>\nSecond line."
     add_reply(instance_dir, item["source"], reply_text, journalist_key.recipient)
 
@@ -132,17 +137,22 @@ def test_codename_never_leaves_the_request(
 
 
 def test_logout_and_old_cookie_replay_show_nothing(
-    server: ServerProcess, source: Source, instance_dir: Path, journalist_key: JournalistKey
+    shared_server: ServerProcess, shared_source: Source, shared_journalist_key: JournalistKey
 ) -> None:
     """After logout, replaying the old cookie opens nothing; another source's reply can be
     neither seen nor deleted (same answer as a made-up id)."""
+    server, source, journalist_key = shared_server, shared_source, shared_journalist_key
+    instance_dir = server.instance
+    before = stored(instance_dir)
     source.start()
     source.submit("from A")
-    (a_item,) = stored(instance_dir)
+    (a_item,) = stored_since(instance_dir, before)
     other = Source(server.url)
     other.start()
     other.submit("from B")
-    b_source = next(i["source"] for i in stored(instance_dir) if i["source"] != a_item["source"])
+    (b_item,) = stored_since(instance_dir, [*before, a_item])
+    b_source = b_item["source"]
+    assert b_source != a_item["source"]
     b_reply = add_reply(instance_dir, b_source, "secret for B", journalist_key.recipient)
 
     page = source.http.get("/conversation")
@@ -218,18 +228,24 @@ def test_cookie_from_another_instance_is_treated_as_logged_out(
 
 
 def test_forms_without_their_token_change_nothing(
-    server: ServerProcess, source: Source, instance_dir: Path
+    shared_server: ServerProcess, shared_source: Source
 ) -> None:
     """Start and login without the form token, logout and reply deletion without the session
     token: 400, nothing created, the session still alive."""
+    source, instance_dir = shared_source, shared_server.instance
+
+    def sources() -> int:
+        with closing(sqlite3.connect(instance_dir / "sealdrop.db")) as db:
+            return int(db.execute("select count(*) from sources").fetchone()[0])
+
+    before = sources()
     assert source.http.post("/start", data={}).status_code == 400
     assert source.http.post("/login", data={"codename": "a b c"}).status_code == 400
     source.start()
     assert source.http.post("/logout", data={}).status_code == 400
     assert source.http.post("/logout", data={"csrf_token": "0" * 64}).status_code == 400
     assert source.http.get("/conversation").status_code == 200
-    db = sqlite3.connect(instance_dir / "sealdrop.db")
-    assert db.execute("select count(*) from sources").fetchone()[0] == 1
+    assert sources() == before + 1  # the one start with its token
 
 
 def test_login_throttling_without_ip_addresses(

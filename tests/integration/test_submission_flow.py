@@ -1,5 +1,9 @@
 """The core promise, end to end against a real server: what a source sends is encrypted while it
-streams in, and the stock `age` binary with the journalist's key (never on the server) opens it."""
+streams in, and the stock `age` binary with the journalist's key (never on the server) opens it.
+
+The tests on the module's ``shared_server`` look only at what their own submission added to the
+instance (``stored_since``); the ones that need an instance of their own (both databases, the
+server's peak memory) start one."""
 
 from __future__ import annotations
 
@@ -14,7 +18,14 @@ from pathlib import Path
 
 import pyrage
 import pytest
-from support_http import BOTH_BACKENDS, JournalistKey, Source, browser_multipart, stored
+from support_http import (
+    BOTH_BACKENDS,
+    JournalistKey,
+    Source,
+    browser_multipart,
+    stored,
+    stored_since,
+)
 
 from sealdrop.config import load_settings
 from sealdrop.storage.database import SqlDatabase
@@ -127,24 +138,23 @@ def test_file_and_message_decrypt_with_stock_age_and_leave_no_plaintext(
 
 
 def test_a_message_alone_is_taken_whole_yet_leaves_no_plaintext(
-    server: ServerProcess,
-    source: Source,
-    instance_dir: Path,
-    journalist_key: JournalistKey,
-    server_tmp: Path,
+    shared_server: ServerProcess, shared_source: Source, shared_journalist_key: JournalistKey
 ) -> None:
     """A message without files (a body within limits.max_form_bytes, read whole in memory before
     it is encrypted, unlike a streamed upload) decrypts with `age -d` to its text, and no copy of
     its canary exists anywhere on disk or in the log (invariant 1 on the small-body path)."""
     canary = f"canary-{uuid.uuid4().hex}"
     message = f"Only words this time. {canary} " + "x" * 20_000
+    server, source, journalist_key = shared_server, shared_source, shared_journalist_key
+    instance_dir, server_tmp = server.instance, server.instance.parent / "server-tmp"
+    before = stored(instance_dir)
 
     source.start()
     response = source.submit(message)
     assert response.status_code == 303
     assert int(response.request.headers["content-length"]) < 64 * 1024  # the small path
 
-    (item,) = stored(instance_dir)
+    (item,) = stored_since(instance_dir, before)
     assert age_decrypt(journalist_key.identity_file, Path(item["path"])) == message.encode()
     roots = [instance_dir, server_tmp, Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")]
     roots = [r for r in roots if r.exists()]
@@ -153,12 +163,13 @@ def test_a_message_alone_is_taken_whole_yet_leaves_no_plaintext(
 
 
 def test_arrival_is_recorded_as_a_day_and_blob_times_reveal_nothing(
-    server: ServerProcess, source: Source, instance_dir: Path
+    shared_server: ServerProcess, shared_source: Source
 ) -> None:
     """Invariant 6: the row holds only the UTC day; the blob's mtime is normalised to the epoch."""
-    source.start()
-    assert source.submit("hello").status_code == 303
-    (item,) = stored(instance_dir)
+    before = stored(shared_server.instance)
+    shared_source.start()
+    assert shared_source.submit("hello").status_code == 303
+    (item,) = stored_since(shared_server.instance, before)
     assert len(item["arrival_day"]) == 10  # YYYY-MM-DD, nothing finer
     assert os.stat(item["path"]).st_mtime == 0
 
@@ -238,14 +249,15 @@ class _RepeatingReader(io.RawIOBase):
     ids=["dotdot", "absolute", "windows", "nul", "10k-chars", "html", "unicode"],
 )
 def test_hostile_filenames_are_never_paths_and_kept_only_sealed(
-    server: ServerProcess,
-    source: Source,
-    instance_dir: Path,
-    journalist_key: JournalistKey,
+    shared_server: ServerProcess,
+    shared_source: Source,
+    shared_journalist_key: JournalistKey,
     filename: str,
 ) -> None:
     """A file name with separators, NUL, markup or 10,000 characters is stored byte for byte
     inside the metadata ciphertext, and never shapes a path on the server."""
+    source, instance_dir = shared_source, shared_server.instance
+    before = stored(instance_dir)
     source.start()
     body, content_type = browser_multipart(
         [("csrf_token", source.csrf_token()), ("message", "")],
@@ -253,12 +265,12 @@ def test_hostile_filenames_are_never_paths_and_kept_only_sealed(
     )
     response = source.http.post("/submit", content=body, headers={"content-type": content_type})
     assert response.status_code == 303, response.text
-    (item,) = stored(instance_dir)
+    (item,) = stored_since(instance_dir, before)
     blob = Path(item["path"])
     assert blob.is_relative_to(instance_dir / "store" / "blobs")
     assert len(blob.name) == 32
     assert all(c in "0123456789abcdef" for c in blob.name)
-    (meta,) = metadata_of(instance_dir, journalist_key.identity_file).values()
+    meta = metadata_of(instance_dir, shared_journalist_key.identity_file)[item["id"]]
     assert meta["filename"] == filename
     names = {p.name for p in instance_dir.rglob("*")}
     assert not any("passwd" in n or "evil" in n or "xxxx" in n or "script" in n for n in names)
