@@ -93,7 +93,7 @@ def test_assign_to_a_colleague_then_to_nobody(
     assert answer.headers["location"] == f"/sources/{source.id}"
     assert on_server(reader, source.id)[0] == "editor"
     assert options(browser.get(f"/sources/{source.id}").text)["editor"] is True
-    assert "→</span> editor" in inbox_row(browser.get("/").text, source.id)
+    assert "→</span> <bdi>editor</bdi>" in inbox_row(browser.get("/").text, source.id)
 
     assert browser.post(f"/sources/{source.id}/assignee", {"username": ""}).status_code == 303
     assert on_server(reader, source.id)[0] is None
@@ -129,10 +129,12 @@ def test_labels_are_added_and_removed_and_an_invalid_one_refused_in_place(
     assert browser.post(f"/sources/{source.id}/labels", {"add": "follow up"}).status_code == 303
     assert on_server(reader, source.id)[1] == ["follow up"]
     page = browser.get(f"/sources/{source.id}").text
-    assert '<li class="chip"><span>follow up</span>' in page
+    assert '<li class="chip"><bdi>follow up</bdi>' in page
     assert 'name="remove" value="follow up"' in page
     assert 'aria-label="Remove the label follow up"' in page
-    assert '<li class="chip">follow up</li>' in inbox_row(browser.get("/").text, source.id)
+    assert '<li class="chip"><bdi>follow up</bdi></li>' in inbox_row(
+        browser.get("/").text, source.id
+    )
 
     assert browser.post(f"/sources/{source.id}/labels", {"remove": "follow up"}).status_code == 303
     assert on_server(reader, source.id)[1] == []
