@@ -118,6 +118,26 @@ def test_a_disabled_colleague_is_refused_in_place(
     assert on_server(reader, source.id)[0] is None
 
 
+def test_an_assignee_since_disabled_stays_selected_and_is_marked(
+    reader: ReaderSetup, workspace: tuple[Ui, Network]
+) -> None:
+    """A source assigned to an account that was disabled afterwards still shows that account
+    as the one selected (the form must not claim it is someone else's), marked as not an
+    enabled account."""
+    browser, _ = workspace
+    source = synced_source(reader, "whose was it")
+    username = f"parting{uuid.uuid4().hex[:6]}"
+    cli_account(reader.instance, username)
+    with reader.api() as api:
+        api.ok("PUT", f"/sources/{source.id}/assignee", json={"username": username})
+    disabled = cli_in_process("user", "disable", reader.instance, username)
+    assert disabled.returncode == 0, disabled.stdout + disabled.stderr
+    reader.run("sync")
+    page = browser.get(f"/sources/{source.id}").text
+    assert options(page)[username] is True
+    assert f"{username} (not an enabled account)</option>" in page
+
+
 def test_labels_are_added_and_removed_and_an_invalid_one_refused_in_place(
     reader: ReaderSetup, workspace: tuple[Ui, Network]
 ) -> None:
@@ -214,6 +234,7 @@ def test_a_change_without_the_server_says_it_needs_it_and_queues_nothing(
     assert answer.status_code == 503
     assert 'id="labels-problem"' in answer.text
     assert 'value="later"' in answer.text  # what was typed stays in the field
+    assert "The list of journalists needs the server." in answer.text
     network.up = True
     assert browser.post("/sync", {}).status_code == 200
     assert on_server(reader, source.id) == (None, [])

@@ -27,8 +27,10 @@ __all__ = ["Assignable", "TriagePages", "TriageProblem"]
 
 SPAM = "spam"
 # How long the list of accounts a source can be assigned to is reused before it is asked again:
-# the conversation page would otherwise wait for the server (over Tor, seconds) every time.
+# the conversation page would otherwise wait for the server (over Tor, seconds) every time; and
+# after the server failed to answer, how long before it is asked again.
 JOURNALISTS_TTL = 300.0
+JOURNALISTS_RETRY = 30.0
 
 
 @dataclass(frozen=True)
@@ -49,20 +51,19 @@ class Assignable:
     def __init__(self, ui: UiContext) -> None:
         self._ui = ui
         self._names: list[str] | None = None
-        self._when = 0.0
+        self._next = 0.0  # when to ask the server again (time.monotonic)
 
     def forget(self) -> None:
-        self._when = 0.0
+        self._next = 0.0
 
     async def names(self) -> list[str] | None:
-        fresh = time.monotonic() - self._when < JOURNALISTS_TTL
-        if (self._names is not None and fresh) or self._ui.state.sync.online is False:
+        if time.monotonic() < self._next or self._ui.state.sync.online is False:
             return self._names
         try:
             self._names = await self._ui.with_reader(Reader.journalists)
-            self._when = time.monotonic()
+            self._next = time.monotonic() + JOURNALISTS_TTL
         except RemoteError:  # offline, logged out…: the page still shows the current one
-            pass
+            self._next = time.monotonic() + JOURNALISTS_RETRY
         return self._names
 
 
