@@ -7,7 +7,8 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     ├── ConfigError                 instance missing, bad TOML, unknown key, bad value
     ├── CryptoError
     │   ├── InvalidKeyError         an age recipient/identity string that does not parse
-    │   └── DecryptionError         wrong key, or ciphertext altered or truncated
+    │   ├── DecryptionError         wrong key, or ciphertext altered or truncated
+    │   └── ExcessiveWork           a passphrase file's scrypt cost above what age agrees to run
     ├── StorageError
     │   ├── BlobNotFound
     │   ├── StorageFull             the disk (or quota) ran out while writing
@@ -41,6 +42,7 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
         ├── IdentityExists          an identity file is already there; never overwritten
         ├── WeakPassphrase(min_length)  a new identity passphrase that is too short
         ├── WrongPassphrase         the identity file does not open with this passphrase
+        ├── IdentityBusy            this computer timed itself too slow for the file's work factor
         ├── ExportError             a decrypted file could not be exported
         ├── NotInitialised          the data folder has no reader set up (`reader init`)
         ├── NotCached               an item's verified ciphertext is not in the local cache
@@ -86,6 +88,12 @@ class DeliveryFailed(SealdropError):
 
 class DecryptionError(CryptoError):
     """A ciphertext could not be decrypted: wrong key, or altered or truncated data."""
+
+
+class ExcessiveWork(CryptoError):
+    """age refused to open a passphrase-encrypted file because its scrypt work factor is above
+    the limit age derives from timing this machine (``crypto/passphrase.py``): the passphrase was
+    not tried, so it says nothing about whether it is right."""
 
 
 class StorageError(SealdropError):
@@ -242,6 +250,11 @@ class WeakPassphrase(ReaderError):
 
 class WrongPassphrase(ReaderError):
     """The identity file does not open with the passphrase given (or its header is damaged)."""
+
+
+class IdentityBusy(ReaderError):
+    """The identity file was not opened because this computer timed itself as too slow for the
+    file's passphrase work factor (usually: it is busy); the passphrase was not tried."""
 
 
 class ExportError(ReaderError):

@@ -25,6 +25,8 @@ from sealdrop.crypto.keys import (
 from sealdrop.crypto.passphrase import decrypt_with_passphrase, encrypt_with_passphrase
 from sealdrop.errors import (
     DecryptionError,
+    ExcessiveWork,
+    IdentityBusy,
     IdentityExists,
     IdentityFileError,
     InvalidKeyError,
@@ -121,6 +123,13 @@ def load_identity(path: Path, passphrase: str) -> Identity:
         raise IdentityFileError(f"{path} is an age file, but not passphrase-encrypted")
     try:
         plaintext = decrypt_with_passphrase(data, passphrase)
+    except ExcessiveWork as exc:
+        # The passphrase was not tried: saying it is wrong would send the journalist hunting for
+        # a typo in a right one.
+        raise IdentityBusy(
+            f"the identity file was not opened, and the passphrase not tried: {exc}; try again "
+            "when the computer is less busy"
+        ) from None
     except DecryptionError:
         # age cannot tell a wrong passphrase from a damaged header: both fail the same check.
         raise WrongPassphrase(

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sealdrop.errors import RemoteError, WrongPassphrase
+from sealdrop.errors import IdentityBusy, RemoteError, WrongPassphrase
 from sealdrop.reader.client import ApiClient
 from sealdrop.reader.keystore import load_identity
 from sealdrop.reader.ui_context import UiContext
@@ -51,7 +51,7 @@ class SessionPages:
         path = self._ui.profile.identity_path
         try:
             identity = await run_in_threadpool(load_identity, path, data.get("passphrase", ""))
-        except WrongPassphrase as exc:
+        except (WrongPassphrase, IdentityBusy) as exc:
             return await self._ui.page("unlock.html", status=400, error=str(exc), current="unlock")
         self._ui.state.identity = identity
         return self._ui.see("/")
