@@ -1,0 +1,225 @@
+"""Issue 14's "Done when", walked end to end with real components: a new journalist, given only
+the account sheet that `sealdrop user add` prints and docs/journalist.md, installs the reader
+(`sealdrop reader init`), is notified by e-mail (a real SMTP server on loopback: STARTTLS, AUTH)
+of a source's message at the next scheduled time, opens the reader's web interface (`sealdrop
+reader ui` as a process, in Chromium with JavaScript on: the journalist's own local UI), reads the
+message and a photo's preview (a PNG without the JPEG's EXIF), assigns the source to a colleague,
+replies while the server is down (queued, sent at the next sync once it is back), and the source
+(Chromium, JavaScript off) logs in with its codename and reads the reply.
+
+The steps follow the opening of docs/journalist.md, in its order; where the test and the page
+disagree, the page is wrong or the product is.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import io
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from PIL import Image
+from support_api import Api, cli_account
+from support_browser import submit
+from support_http import cli_in_process, setup_cli, start_server
+from support_reader_cli import CLI_ENV, GPS_BYTES, IDENTITY_PASSPHRASE, jpeg_with_gps
+from support_reader_ui import enter, running_ui, unlock
+
+from sealdrop.reader.profile import Profile
+from support_notices import SMTP_PASSWORD, SmtpServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, FilePayload, Page
+
+pytestmark = pytest.mark.slow
+
+INTERVAL = 3  # seconds between the notices' scheduled times (one day by default)
+MESSAGE = "The ministry signed the dam contract twice. Photo of the site attached."
+REPLY = "Thank you. Can you tell us who signed the second copy?"
+JOURNALIST_ADDRESS = "reporter@example.org"
+SHEET_LINE = re.compile(r"^Created journalist (\S+) \(id [0-9a-f]+\)\.$")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def source_sends(page: Page, base: str, photo: bytes) -> str:
+    """A source with JavaScript off: gets a codename, confirms it, sends a message and a
+    photo. Returns the codename."""
+    page.goto(base + "/")
+    submit(page.get_by_role("button", name="Get a codename and start", exact=True))
+    codename = page.locator("p.codename").inner_text().strip()
+    assert len(codename.split()) == 7
+    page.get_by_role("link", name="I have written down my codename", exact=True).click()
+    page.get_by_label("Codename (seven words)").fill(codename)
+    submit(page.get_by_role("button", name="Continue", exact=True))
+    assert page.url == base + "/conversation"
+    page.get_by_label("Message", exact=True).fill(MESSAGE)
+    jpeg: FilePayload = {"name": "site-photo.jpg", "mimeType": "image/jpeg", "buffer": photo}
+    page.get_by_label("Documents (optional)").set_input_files(files=[jpeg])
+    assert submit(page.get_by_role("button", name="Send securely", exact=True)).status == 200
+    assert page.url == base + "/submitted"
+    return codename
+
+
+def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_source_reads_it(
+    tmp_path: Path,
+    browser: Browser,
+    new_context: Callable[[], BrowserContext],
+) -> None:
+    """The walk of issue 14's "Done when": account sheet → reader init → one e-mail notice at
+    the next scheduled time (nothing about the submission in it) → the reader's web interface →
+    message and photo preview (PNG, no EXIF) → assigned to a colleague (the API says so) →
+    a reply written while the server is down shows as queued and goes out at the next sync
+    once the server is back → the source logs in with its codename and reads it."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    with SmtpServer(tmp_path) as smtp:
+        # 1. The operator's side: an instance, notices by e-mail every few seconds, the server.
+        instance = tmp_path / "instance"
+        setup_cli("init", instance, "--org-name", "Example Gazette")
+        # 2. An admin creates the journalist's account (its sheet is what `user add` prints)
+        # and a colleague's, and sends the journalist's notices to an address.
+        journalist = cli_account(instance, "reporter")
+        colleague = cli_account(instance, "colleague")
+        setup_cli("user", "notify", instance, journalist.username, "--email", JOURNALIST_ADDRESS)
+        server_tmp = tmp_path / "server-tmp"
+        server_tmp.mkdir()
+        server = start_server(
+            instance,
+            server_tmp,
+            notifications_interval_seconds=str(INTERVAL),
+            notifications_smtp_url=smtp.url,
+            notifications_smtp_password=SMTP_PASSWORD,
+            notifications_ca_file=str(smtp.cert),
+            notifications_from="drop@example.org",
+        )
+        try:
+            # 3. The journalist installs the reader with the sheet's values (docs: "Install
+            # the reader"): a key made here, a login with passphrase and code, the key
+            # registered, before any source writes (a key added later opens nothing older).
+            secrets = tmp_path / "secrets"
+            secrets.mkdir(mode=0o700)
+            (secrets / "identity").write_text(IDENTITY_PASSPHRASE + "\n")
+            (secrets / "account").write_text(journalist.passphrase + "\n")
+            data_dir = tmp_path / "reader-data"
+            init = cli_in_process(
+                "reader", "--data-dir", data_dir, "init",
+                "--server", server.api_url, "--username", journalist.username,
+                "--identity-passphrase-file", secrets / "identity",
+                "--passphrase-file", secrets / "account",
+                "--totp", journalist.fresh_code(),
+                env=CLI_ENV,
+            )  # fmt: skip
+            assert init.returncode == 0, init.stdout + init.stderr
+
+            # 4. A source sends a message and a photo with GPS in its EXIF (JavaScript off).
+            source_page = new_context().new_page()
+            sent_at = time.time()
+            codename = source_sends(source_page, server.url, jpeg_with_gps())
+
+            # 5. One e-mail notice, at the next scheduled time, to the journalist only.
+            assert wait_for(lambda: len(smtp.messages) >= 1, 3 * INTERVAL), "no notice"
+            time.sleep(0.5)  # a second notice would come in the same scheduled run
+            [mail] = smtp.messages
+            assert mail.recipients == [JOURNALIST_ADDRESS]
+            assert mail.tls
+            notice_time = email.utils.parsedate_to_datetime(mail.message["Date"]).timestamp()
+            assert notice_time % INTERVAL == 0  # the schedule's time, not the arrival's
+            assert notice_time >= sent_at - INTERVAL
+            notice = mail.raw.decode("utf-8", "replace")
+            assert "Example Gazette" in notice
+            for secret in (codename, MESSAGE, "site-photo", "ministry"):
+                assert secret not in notice
+
+            # 6. The reader's web interface, from its one-time link, with JavaScript on.
+            context = browser.new_context(java_script_enabled=True, locale="en-US")
+            context.set_default_timeout(15_000)
+            page = context.new_page()
+            with running_ui(data_dir, "en", 5) as (link, base):
+                enter(page, link, PlaywrightError)
+                unlock(page, base)
+                submit(page.get_by_role("button", name="Sync now"))
+                source_link = page.locator("ul.sources a.pseudonym")
+                assert source_link.count() == 1
+                pseudonym = source_link.inner_text()
+                assert pseudonym not in notice
+                source_link.click()
+                source_id = page.url.rsplit("/", 1)[-1]
+                conversation = f"{base}/sources/{source_id}"
+                page.wait_for_url(conversation)
+
+                # Reads the message and previews the photo: a PNG made here, without EXIF.
+                timeline = page.locator("ol.timeline")
+                assert timeline.locator(".item .text").first.inner_text() == MESSAGE
+                card = timeline.locator(".file-card", has_text="site-photo.jpg")
+                assert "image/jpeg" in card.inner_text()
+                with page.expect_response(re.compile(r"/preview\.png$")) as preview:
+                    card.get_by_role("link", name="Preview").click()
+                png = preview.value.body()
+                assert preview.value.headers["content-type"] == "image/png"
+                assert png.startswith(b"\x89PNG\r\n\x1a\n")
+                assert GPS_BYTES not in png
+                with Image.open(io.BytesIO(png)) as shown:
+                    assert not shown.getexif()
+                image = page.locator(".preview img")
+                assert image.evaluate("img => img.complete && img.naturalWidth") == 32
+
+                # Assigns the source to the colleague; the API says so to everyone.
+                page.goto(conversation)
+                assign = page.locator(f"form[action='/sources/{source_id}/assignee']")
+                chooser = assign.locator("[name=username]")
+                if chooser.evaluate("e => e.tagName") == "SELECT":
+                    chooser.select_option(colleague.username)
+                else:
+                    chooser.fill(colleague.username)
+                assign.locator("button[type=submit]").click()
+                page.wait_for_url(conversation)
+                assert colleague.username in page.locator(".triage-lines").inner_text()
+                token = Profile(data_dir).load_token()
+                assert token is not None
+                api = Api(server, token)
+                assert api.source(source_id)["assignee"] == colleague.username
+
+                # The server goes down; the reply waits here, encrypted, shown as queued.
+                server.stop()
+                page.fill("#reply-text", REPLY)
+                page.get_by_role("button", name="Encrypt and send").click()
+                page.wait_for_url(conversation + "#reply")
+                waiting = page.locator("li.item.reply.pending")
+                assert waiting.locator(".text").inner_text() == REPLY
+                assert "Queued: sent at the next sync" in waiting.inner_text()
+
+                # The same instance comes back; a sync sends the reply.
+                server.start()
+                submit(page.get_by_role("button", name="Sync now"))
+                page.goto(conversation)
+                assert page.locator("li.item.reply.pending").count() == 0
+                sent = page.locator("li.item.reply", has_text=REPLY)
+                assert "Reply by reporter" in sent.inner_text()
+                assert "Sent" in sent.inner_text()
+                assert [r["id"] for r in api.replies(source_id)] != []
+                api.http.close()
+            context.close()
+
+            # 7. The source logs in with its codename (JavaScript off) and reads the reply.
+            source_page = new_context().new_page()
+            source_page.goto(server.url + "/login")
+            source_page.get_by_label("Codename (seven words)").fill(codename)
+            source_page.get_by_role("button", name="Log in", exact=True).click()
+            source_page.wait_for_url(server.url + "/conversation")
+            assert source_page.locator("ol.replies .reply").inner_text() == REPLY
+        finally:
+            server.stop()
+        # Only the one notice: the colleague has none set, and nothing else came since.
+        assert len(smtp.messages) == 1
