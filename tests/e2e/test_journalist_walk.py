@@ -41,6 +41,7 @@ INTERVAL = 3  # seconds between the notices' scheduled times (one day by default
 MESSAGE = "The ministry signed the dam contract twice. Photo of the site attached."
 REPLY = "Thank you. Can you tell us who signed the second copy?"
 JOURNALIST_ADDRESS = "reporter@example.org"
+NOTICE = "There is new activity on Example Gazette's Sealdrop. Open your reader."
 SHEET_LINE = re.compile(r"^Created journalist (\S+) \(id [0-9a-f]+\)\.$")
 
 
@@ -138,8 +139,11 @@ def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_sour
             notice_time = email.utils.parsedate_to_datetime(mail.message["Date"]).timestamp()
             assert notice_time % INTERVAL == 0  # the schedule's time, not the arrival's
             assert before < notice_time <= arrived + INTERVAL
-            notice = mail.raw.decode("utf-8", "replace")
-            assert "Example Gazette" in notice
+            body = mail.message.get_payload(decode=True)
+            assert isinstance(body, bytes)
+            # What docs/journalist.md quotes ("Notices of new activity"), and nothing more.
+            assert body.decode().strip() == NOTICE
+            notice = mail.raw.decode("utf-8", "replace") + body.decode()
             for secret in (codename, MESSAGE, "site-photo", "ministry"):
                 assert secret not in notice
 
