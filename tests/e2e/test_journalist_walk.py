@@ -177,20 +177,14 @@ def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_sour
                 assert GPS_BYTES not in png
                 with Image.open(io.BytesIO(png)) as shown:
                     assert not shown.getexif()
-                image = page.locator(".preview img")
-                assert image.evaluate("img => img.complete && img.naturalWidth") == 32
+                expect(page.locator(".preview img")).to_have_js_property("naturalWidth", 32)
 
                 # Assigns the source to the colleague; the API says so to everyone.
                 page.goto(conversation)
-                assign = page.locator(f"form[action='/sources/{source_id}/assignee']")
-                chooser = assign.locator("[name=username]")
-                if chooser.evaluate("e => e.tagName") == "SELECT":
-                    chooser.select_option(colleague.username)
-                else:
-                    chooser.fill(colleague.username)
-                assign.locator("button[type=submit]").click()
-                page.wait_for_url(conversation)
-                assert colleague.username in page.locator(".triage-lines").inner_text()
+                page.get_by_label("Assigned to").select_option(colleague.username)
+                submit(page.get_by_role("button", name="Assign", exact=True))
+                assert page.url.split("#")[0] == conversation
+                assert page.get_by_label("Assigned to").input_value() == colleague.username
                 token = Profile(data_dir).load_token()
                 assert token is not None
                 api = Api(server, token)
