@@ -33,6 +33,7 @@ def running_ui(
     )  # fmt: skip
     try:
         assert process.stdout is not None
+        assert process.stderr is not None
         found = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=[\w-]+", process.stdout.readline())
         assert found, process.stderr.read() if process.poll() is not None else "no link"
         yield found.group(0), found.group(1)
