@@ -42,7 +42,6 @@ MESSAGE = "The ministry signed the dam contract twice. Photo of the site attache
 REPLY = "Thank you. Can you tell us who signed the second copy?"
 JOURNALIST_ADDRESS = "reporter@example.org"
 NOTICE = "There is new activity on Example Gazette's Sealdrop. Open your reader."
-SHEET_LINE = re.compile(r"^Created journalist (\S+) \(id [0-9a-f]+\)\.$")
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
@@ -87,11 +86,12 @@ def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_sour
     from playwright.sync_api import expect
 
     with SmtpServer(tmp_path) as smtp:
-        # 1. The operator's side: an instance, notices by e-mail every few seconds, the server.
+        # The operator: an instance, notices by e-mail every few seconds.
         instance = tmp_path / "instance"
         setup_cli("init", instance, "--org-name", "Example Gazette")
-        # 2. An admin creates the journalist's account (its sheet is what `user add` prints)
-        # and a colleague's, and sends the journalist's notices to an address.
+        # Step 1, the account sheet: what `user add` prints (username, passphrase, otpauth
+        # URI), for the journalist and a colleague; the operator sends the journalist's
+        # notices to an address (step 3 asks for that), and the server runs.
         journalist = cli_account(instance, "reporter")
         colleague = cli_account(instance, "colleague")
         setup_cli("user", "notify", instance, journalist.username, "--email", JOURNALIST_ADDRESS)
@@ -107,9 +107,9 @@ def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_sour
             notifications_from="drop@example.org",
         )
         try:
-            # 3. The journalist installs the reader with the sheet's values (docs: "Install
-            # the reader"): a key made here, a login with passphrase and code, the key
-            # registered, before any source writes (a key added later opens nothing older).
+            # Step 2, install the reader: `reader init` with the sheet's values makes a key here,
+            # logs in (passphrase and code) and registers the key, before any source writes (a
+            # key registered later opens nothing older). Passphrases from files, as scripts do.
             secrets = tmp_path / "secrets"
             secrets.mkdir(mode=0o700)
             (secrets / "identity").write_text(IDENTITY_PASSPHRASE + "\n")
@@ -125,13 +125,14 @@ def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_sour
             )  # fmt: skip
             assert init.returncode == 0, init.stdout + init.stderr
 
-            # 4. A source sends a message and a photo with GPS in its EXIF (JavaScript off).
+            # A source sends a message and a photo with GPS in its EXIF (JavaScript off).
             source_page = new_context().new_page()
             before = time.time()
             codename = source_sends(source_page, server.url, jpeg_with_gps())
             arrived = time.time()
 
-            # 5. An e-mail notice at the next scheduled time (the end checks it is the only one).
+            # Step 3, an e-mail notice at the next scheduled time (the end checks it is the
+            # only one).
             assert wait_for(lambda: len(smtp.messages) >= 1, 3 * INTERVAL), "no notice"
             mail = smtp.messages[0]
             assert mail.recipients == [JOURNALIST_ADDRESS]
@@ -147,7 +148,8 @@ def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_sour
             for secret in (codename, MESSAGE, "site-photo", "ministry"):
                 assert secret not in notice
 
-            # 6. The reader's web interface, from its one-time link, with JavaScript on.
+            # Step 4, open the interface: its one-time link, JavaScript on (the journalist's
+            # own local UI), unlock, Sync now.
             context = browser.new_context(java_script_enabled=True, locale="en-US")
             context.set_default_timeout(15_000)
             page = context.new_page()
@@ -168,7 +170,7 @@ def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_sour
                 conversation = f"{base}/sources/{source_id}"
                 page.wait_for_url(conversation)
 
-                # Reads the message and previews the photo: a PNG made here, without EXIF.
+                # Step 5, read: the message, and the photo's preview: a PNG made here, no EXIF.
                 timeline = page.locator("ol.timeline")
                 assert timeline.locator(".item .text").first.inner_text() == MESSAGE
                 card = timeline.locator(".file-card", has_text="site-photo.jpg")
@@ -183,7 +185,7 @@ def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_sour
                     assert not shown.getexif()
                 expect(page.locator(".preview img")).to_have_js_property("naturalWidth", 32)
 
-                # Assigns the source to the colleague; the API says so to everyone.
+                # Step 6, assign the source to the colleague; the API says so to everyone.
                 page.goto(conversation)
                 page.get_by_label("Assigned to").select_option(colleague.username)
                 submit(page.get_by_role("button", name="Assign", exact=True))
@@ -194,7 +196,7 @@ def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_sour
                 api = Api(server, token)
                 assert api.source(source_id)["assignee"] == colleague.username
 
-                # The server goes down; the reply waits here, encrypted, shown as queued.
+                # Step 7, reply while the server is down: it waits here, encrypted, queued …
                 server.stop()
                 page.fill("#reply-text", REPLY)
                 page.get_by_role("button", name="Encrypt and send").click()
@@ -205,7 +207,7 @@ def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_sour
                 # The status bar says so (its script follows the background sync).
                 expect(page.locator("#sync-state")).to_contain_text("Offline")
 
-                # The same instance comes back; a sync sends the reply.
+                # … and the same instance comes back: a sync sends it.
                 server.start()
                 submit(page.get_by_role("button", name="Sync now"))
                 page.goto(conversation)
@@ -218,7 +220,7 @@ def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_sour
                 api.http.close()
             context.close()
 
-            # 7. The source logs in with its codename (JavaScript off) and reads the reply.
+            # Step 8, the source logs in with its codename (JavaScript off) and reads it.
             source_page = new_context().new_page()
             source_page.goto(server.url + "/")
             source_page.get_by_role("link", name="I already have a codename", exact=True).click()
