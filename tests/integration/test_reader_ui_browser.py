@@ -63,14 +63,22 @@ def seed(reader: ReaderSetup) -> None:
     reader.run("sync")
 
 
+def triage(reader: ReaderSetup, source_id: str) -> None:
+    """The source assigned to this reader's journalist, with two labels (one long)."""
+    reader.run("assign", source_id, reader.journalist.username)
+    reader.run("label", source_id, "--add", "follow up", "--add", "legal review needed")
+
+
 @pytest.mark.parametrize("lang", ["en", "fa"])
 def test_screenshots_at_phone_and_desktop_widths(reader: ReaderSetup, lang: str) -> None:
-    """With JavaScript off, the inbox, a conversation, an image preview and the login form render
-    at 390 px and 1280 px without horizontal scrolling; the screenshots are kept to be looked
-    at. In Persian the pages are right to left and translated."""
+    """With JavaScript off, the inbox and a conversation (with their assignee and labels), the
+    conversation with a label refused in place, an image preview and the login form render at
+    390 px and 1280 px without horizontal scrolling; the screenshots are kept to be looked at.
+    In Persian the pages are right to left and translated."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     seed(reader)
     mine = reader.newest_source()
+    triage(reader, mine.id)
     folder = ARTIFACTS / lang
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\nreader UI screenshots: {folder}")
@@ -94,6 +102,7 @@ def test_screenshots_at_phone_and_desktop_widths(reader: ReaderSetup, lang: str)
         views = {
             "inbox": f"{base}/",
             "conversation": f"{base}/sources/{mine.id}",
+            "conversation-label-refused": f"{base}/sources/{mine.id}",
             "preview": f"{base}/items/{item.removeprefix('item-')}/preview",
             "login": f"{base}/login",
         }
@@ -104,6 +113,10 @@ def test_screenshots_at_phone_and_desktop_widths(reader: ReaderSetup, lang: str)
             page.set_viewport_size({"width": width, "height": 900})
             for name, address in views.items():
                 page.goto(address)
+                if name == "conversation-label-refused":  # the server's 422, in the page
+                    page.fill("#label-add", "a label far longer than the server takes")
+                    page.click("form.label-add button[type=submit]")
+                    page.locator("#labels-problem").wait_for(timeout=30_000)
                 assert page.locator("html").get_attribute("dir") == (
                     "rtl" if lang == "fa" else "ltr"
                 )
@@ -113,6 +126,11 @@ def test_screenshots_at_phone_and_desktop_widths(reader: ReaderSetup, lang: str)
         if lang == "fa":
             page.goto(f"{base}/")
             assert page.locator("h1").inner_text() == "منبع‌ها"
+            assert "واگذارشده به من" in page.locator("form.filters").inner_text()
+        page.goto(f"{base}/")
+        row = page.locator(f"#source-{mine.id} .triage")
+        assert reader.journalist.username in row.inner_text()
+        assert row.locator(".chip").count() == 2
         chromium.close()
     for name in views:  # the folder is kept between runs: check this run's files by name
         for width_name in WIDTHS:
@@ -131,6 +149,7 @@ def test_accessibility_keyboard_and_background_sync(reader: ReaderSetup) -> None
     axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
     seed(reader)
     mine = reader.newest_source()
+    triage(reader, mine.id)
     with (
         running_ui(reader.data_dir, "en") as (link, base),
         playwright_api.sync_playwright() as playwright,
@@ -158,6 +177,16 @@ def test_accessibility_keyboard_and_background_sync(reader: ReaderSetup) -> None
             found = response["violations"]
             bad = [(v["id"], v["impact"], len(v["nodes"])) for v in found if v["impact"] in SERIOUS]
             assert bad == [], (address, bad)
+        # The triage filters ticked, and a label refused in place (the error tied to its field).
+        page.goto(f"{base}/?mine=1&spam=1")
+        found = axe.run(page).response["violations"]
+        assert [v["id"] for v in found if v["impact"] in SERIOUS] == [], "filtered inbox"
+        page.goto(f"{base}/sources/{mine.id}")
+        page.fill("#label-add", "x" * 33)
+        page.click("form.label-add button[type=submit]")
+        page.locator("#labels-problem").wait_for(timeout=30_000)
+        found = axe.run(page).response["violations"]
+        assert [v["id"] for v in found if v["impact"] in SERIOUS] == [], "label refused"
 
         page.goto(f"{base}/")
         page.keyboard.press("j")

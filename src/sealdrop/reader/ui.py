@@ -8,11 +8,11 @@ no-referrer, no-store and nosniff; the pages load nothing but the reader's own s
 script, and every function works with JavaScript off. Errors are pages of the interface, with a
 link back.
 
-The pages, by noun: the inbox (``ui_inbox``), a conversation (``ui_conversation``), previews
-(``ui_preview``), the session (``ui_session``: unlock, log in again), administration
-(``ui_admin``). A task of this process syncs in the background (``ui_sync``). The identity stays in
-this process's memory only. What each page does is decided by
-:class:`~sealdrop.reader.reader.Reader`, which the command line drives too.
+The pages, by noun: the inbox (``ui_inbox``), a conversation (``ui_conversation``, its triage
+forms in ``ui_triage``), previews (``ui_preview``), the session (``ui_session``: unlock, log in
+again), administration (``ui_admin``). A task of this process syncs in the background
+(``ui_sync``). The identity stays in this process's memory only. What each page does is decided
+by :class:`~sealdrop.reader.reader.Reader`, which the command line drives too.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from sealdrop.reader.display import WHY_CANNOT_DECRYPT, shown_name, shown_text
 from sealdrop.reader.reader import Reader
 from sealdrop.reader.ui_context import UiContext
 from sealdrop.reader.ui_guard import posted_form
+from sealdrop.reader.ui_triage import Assignable, TriagePages, TriageProblem
 
 __all__ = ["ConversationPages"]
 
@@ -22,9 +23,12 @@ __all__ = ["ConversationPages"]
 class ConversationPages:
     def __init__(self, ui: UiContext) -> None:
         self._ui = ui
+        self._assignable = Assignable(ui)
+        self._triage = TriagePages(ui, self.show, self._assignable)
 
     def routes(self) -> list[Route]:
         return [
+            *self._triage.routes(),
             Route("/sources/{source_id:str}", self.conversation),
             Route("/sources/{source_id:str}/seen", self.seen, methods=["POST"]),
             Route("/sources/{source_id:str}/reply", self.reply, methods=["POST"]),
@@ -36,10 +40,16 @@ class ConversationPages:
         ]
 
     async def conversation(self, request: Request) -> Response:
+        return await self.show(str(request.path_params["source_id"]))
+
+    async def show(
+        self, source_id: str, status: int = 200, problem: TriageProblem | None = None
+    ) -> Response:
+        """The conversation page; with ``problem``, a triage change that did not happen is said
+        in place (``status``: 422 refused, 503 the server unreachable)."""
         identity = self._ui.state.identity
         if identity is None:
             return self._ui.see("/unlock")
-        source_id = str(request.path_params["source_id"])
 
         def load(reader: Reader) -> tuple[Any, list[Any], list[Any]]:
             source = reader.source(source_id)
@@ -50,8 +60,19 @@ class ConversationPages:
         not_here = any(view.not_for_this_device for view in views)
         # Marked new on this page, then no more (the journalist has seen them arrive).
         fresh = self._ui.state.sync.opened(source.id)
+        journalists = await self._assignable.names()
+        # The current assignee stays a choice even when not in the list (a disabled account, or
+        # the list unknown offline): the form must never show someone else as assigned.
+        choices = list(journalists or [])
+        if source.assignee and source.assignee not in choices:
+            choices.append(source.assignee)
         return await self._ui.page(
             "source.html",
+            status,
+            journalists=journalists,
+            choices=choices,
+            me=await self._ui.with_reader(lambda r: r.profile.load_config().username),
+            problem=problem,
             source=source,
             views=views,
             pending=pending,

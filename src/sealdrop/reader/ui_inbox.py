@@ -1,7 +1,14 @@
 """The inbox of the reader's local web interface: the sources, newest activity first, with their
-unread counts and stars, filtered by pseudonym or state; syncing on demand and its status."""
+unread counts, stars, assignees and labels, filtered by pseudonym, state, "assigned to me", and
+with those labelled spam hidden unless asked for; syncing on demand and its status.
+
+The filters are GET query parameters (``q``, ``show``, ``mine=1``, ``spam=1``), so that they work
+with JavaScript off and can be combined and bookmarked."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -15,18 +22,31 @@ from sealdrop.reader.ui_guard import posted_form
 
 __all__ = ["InboxPages"]
 
-# The filters of the inbox (the "show" field); triage filters (assignee, labels) join them here.
+# The filters of the inbox (the "show" field).
 SHOWS = ("all", "unread", "starred")
 
 
-def matching(rows: list[InboxRow], query: str, show: str) -> list[InboxRow]:
-    """The rows whose pseudonym contains ``query`` (ignoring case), in the ``show`` filter."""
-    wanted = query.strip().casefold()
+@dataclass(frozen=True)
+class Filters:
+    query: str = ""
+    show: str = "all"
+    mine: str | None = None  # the username whose sources alone are shown ("Assigned to me")
+    spam: bool = False  # also the sources labelled spam (hidden by default)
+
+
+def matching(rows: list[InboxRow], filters: Filters) -> list[InboxRow]:
+    """The rows whose pseudonym contains the query (ignoring case), in the ``show`` filter,
+    assigned to ``mine`` if given, and without spam unless ``spam``."""
+    wanted = filters.query.strip().casefold()
     kept = [row for row in rows if wanted in row.source.pseudonym.casefold()]
-    if show == "unread":
+    if filters.show == "unread":
         kept = [row for row in kept if row.source.unread]
-    elif show == "starred":
+    elif filters.show == "starred":
         kept = [row for row in kept if row.source.starred]
+    if filters.mine is not None:
+        kept = [row for row in kept if row.source.assignee == filters.mine]
+    if not filters.spam:
+        kept = [row for row in kept if not row.source.spam]
     return kept
 
 
@@ -43,16 +63,32 @@ class InboxPages:
         ]
 
     async def _inbox(self, request: Request, report: SyncReport | None) -> Response:
-        query = request.query_params.get("q", "")[:200]
-        show = request.query_params.get("show", "all")
-        show = show if show in SHOWS else "all"
+        params = request.query_params
+        show = params.get("show", "all")
+        me = await self._ui.with_reader(lambda r: r.profile.load_config().username)
+        filters = Filters(
+            query=params.get("q", "")[:200],
+            show=show if show in SHOWS else "all",
+            mine=me if params.get("mine") == "1" else None,
+            spam=params.get("spam") == "1",
+        )
         rows = await self._ui.with_reader(Reader.inbox)
+        shown = matching(rows, filters)
+        # How many the spam filter alone hides: said under the list, with a link that shows them.
+        hidden = 0
+        if not filters.spam:
+            hidden = len(matching(rows, replace(filters, spam=True))) - len(shown)
+        with_spam = urlencode({**dict(params), "spam": "1"})
         return await self._ui.page(
             "index.html",
-            rows=matching(rows, query, show),
+            rows=shown,
             total=len(rows),
-            query=query,
-            show=show,
+            filters=filters,
+            query=filters.query,
+            show=filters.show,
+            hidden_spam=hidden,
+            with_spam=f"/?{with_spam}",
+            me=me,
             report=report,
             fresh=self._ui.state.sync.fresh,
             unlocked=self._ui.state.identity is not None,
