@@ -10,26 +10,22 @@ gitignored); the test prints where.
 from __future__ import annotations
 
 import os
-import re
 import socket
-import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import uvicorn
 from support_api import new_source
-from support_reader_cli import IDENTITY_PASSPHRASE, ReaderSetup, jpeg_with_gps, reader_set_up
+from support_reader_cli import ReaderSetup, jpeg_with_gps, reader_set_up
+from support_reader_ui import enter, running_ui, unlock
 from test_reader_workspace import Network
 
 from sealdrop.reader.profile import Profile
 from sealdrop.reader.ui import create_app
-from sealdrop.testing import sealdrop_command
 from support_chromium import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.slow
@@ -48,43 +44,6 @@ ARTIFACTS = (
     / "reader-ui"
 )
 WIDTHS = {"phone": 390, "desktop": 1280}
-
-
-@contextmanager
-def running_ui(reader: ReaderSetup, lang: str) -> Iterator[tuple[str, str]]:
-    """`sealdrop reader ui --lang LANG --sync-every 5` as a process: (one-time link, base)."""
-    process = subprocess.Popen(
-        sealdrop_command(
-            "reader", "ui", "--data-dir", reader.data_dir, "--lang", lang, "--sync-every", "5"
-        ),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"},
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        found = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=[\w-]+", process.stdout.readline())
-        assert found, process.stderr.read() if process.poll() is not None else "no link"
-        yield found.group(0), found.group(1)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def enter(page: Any, link: str, playwright_error: type[Exception]) -> None:
-    for _ in range(100):  # the socket is bound before the link is printed
-        try:
-            page.goto(link)
-            return
-        except playwright_error:
-            time.sleep(0.1)
-    raise AssertionError("the interface did not answer")
-
-
-def unlock(page: Any, base: str) -> None:
-    page.goto(f"{base}/unlock")
-    page.fill("#passphrase", IDENTITY_PASSPHRASE)
-    page.click("form[action='/unlock'] button[type=submit]")
-    page.wait_for_url(f"{base}/")  # unlocked: back to the inbox
 
 
 def seed(reader: ReaderSetup) -> None:
@@ -123,7 +82,10 @@ def test_screenshots_at_phone_and_desktop_widths(reader: ReaderSetup, lang: str)
     folder = ARTIFACTS / lang
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\nreader UI screenshots: {folder}")
-    with running_ui(reader, lang) as (link, base), playwright_api.sync_playwright() as playwright:
+    with (
+        running_ui(reader.data_dir, lang) as (link, base),
+        playwright_api.sync_playwright() as playwright,
+    ):
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
@@ -188,7 +150,10 @@ def test_accessibility_keyboard_and_background_sync(reader: ReaderSetup) -> None
     seed(reader)
     mine = reader.newest_source()
     triage(reader, mine.id)
-    with running_ui(reader, "en") as (link, base), playwright_api.sync_playwright() as playwright:
+    with (
+        running_ui(reader.data_dir, "en") as (link, base),
+        playwright_api.sync_playwright() as playwright,
+    ):
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
