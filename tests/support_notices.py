@@ -118,6 +118,17 @@ class _QuietController(Controller):
 class SmtpServer:
     """aiosmtpd on 127.0.0.1; ``url`` is what [notifications] smtp_url should be."""
 
+    def server_settings(self, interval: int) -> dict[str, str]:
+        """`sealdrop serve` settings that send notices through this relay every ``interval``
+        seconds (password and CA as an operator gives them)."""
+        return {
+            "notifications_interval_seconds": str(interval),
+            "notifications_smtp_url": self.url,
+            "notifications_smtp_password": SMTP_PASSWORD,
+            "notifications_ca_file": str(self.cert),
+            "notifications_from": "drop@example.org",
+        }
+
     def __init__(self, directory: Path, *, tls: bool = True) -> None:
         self.record = _Record()
         self.port = free_port()

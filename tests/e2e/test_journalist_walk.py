@@ -30,7 +30,7 @@ from support_reader_cli import CLI_ENV, GPS_BYTES, IDENTITY_PASSPHRASE, jpeg_wit
 from support_reader_ui import enter, running_ui
 
 from sealdrop.reader.profile import Profile
-from support_notices import SMTP_PASSWORD, SmtpServer
+from support_notices import SmtpServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, FilePayload, Page
@@ -97,15 +97,7 @@ def test_a_new_journalist_is_notified_reads_assigns_replies_offline_and_the_sour
         setup_cli("user", "notify", instance, journalist.username, "--email", JOURNALIST_ADDRESS)
         server_tmp = tmp_path / "server-tmp"
         server_tmp.mkdir()
-        server = start_server(
-            instance,
-            server_tmp,
-            notifications_interval_seconds=str(INTERVAL),
-            notifications_smtp_url=smtp.url,
-            notifications_smtp_password=SMTP_PASSWORD,
-            notifications_ca_file=str(smtp.cert),
-            notifications_from="drop@example.org",
-        )
+        server = start_server(instance, server_tmp, **smtp.server_settings(INTERVAL))
         try:
             # Step 2, install the reader: `reader init` with the sheet's values makes a key here,
             # logs in (passphrase and code) and registers the key, before any source writes (a

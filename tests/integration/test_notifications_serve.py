@@ -15,7 +15,7 @@ from support_http import JournalistKey, Source, setup_cli, start_server
 
 from sealdrop.config import load_settings
 from sealdrop.storage.database import SqlDatabase
-from support_notices import SMTP_PASSWORD, JsonReceiver, SmtpServer
+from support_notices import JsonReceiver, SmtpServer
 
 INTERVAL = 5  # seconds between scheduled times
 MESSAGE = "a source's canary text 93be"
@@ -58,15 +58,7 @@ def test_serve_sends_one_notice_per_enabled_account_at_the_scheduled_time(
         setup_cli("user", "notify", instance, "dave", "--off")
         server_tmp = tmp_path / "server-tmp"
         server_tmp.mkdir()
-        server = start_server(
-            instance,
-            server_tmp,
-            notifications_interval_seconds=str(INTERVAL),
-            notifications_smtp_url=smtp.url,
-            notifications_smtp_password=SMTP_PASSWORD,
-            notifications_ca_file=str(smtp.cert),
-            notifications_from="drop@example.org",
-        )
+        server = start_server(instance, server_tmp, **smtp.server_settings(INTERVAL))
         try:
             source = Source(server.url)
             codename = source.start()

@@ -22,7 +22,7 @@ import uvicorn
 from support_api import new_source
 from support_reader_cli import ReaderSetup, jpeg_with_gps, reader_set_up
 from support_reader_ui import enter, running_ui, unlock
-from test_reader_workspace import Network
+from support_workspace import Network
 
 from sealdrop.reader.profile import Profile
 from sealdrop.reader.ui import create_app
@@ -189,11 +189,20 @@ def test_accessibility_keyboard_and_background_sync(reader: ReaderSetup) -> None
         assert [v["id"] for v in found if v["impact"] in SERIOUS] == [], "label refused"
 
         page.goto(f"{base}/")
+        # At least two entries, or j cannot move (the failure would then be about the inbox).
+        assert page.locator("[data-nav]").count() >= 2
         page.keyboard.press("j")
         first = page.evaluate("document.activeElement.getAttribute('href')")
         assert first is not None
         assert first.startswith("/sources/")
         page.keyboard.press("j")
+        # The focus moves on the key's event, which a loaded machine may deliver late: wait for it
+        # (a j that never moves fails here after the timeout).
+        page.wait_for_function(
+            "first => document.activeElement.getAttribute('href') !== first",
+            arg=first,
+            timeout=10_000,
+        )
         second = page.evaluate("document.activeElement.getAttribute('href')")
         assert second != first
         page.keyboard.press("k")

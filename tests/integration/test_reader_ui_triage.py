@@ -19,15 +19,13 @@ from collections.abc import Iterator
 import pytest
 from support_api import cli_account
 from support_http import cli_in_process
-from support_reader_cli import IDENTITY_PASSPHRASE, ReaderSetup, reader_set_up, synced_source
-from test_reader_ui import BASE, PORT, Ui, login
-from test_reader_workspace import Network, source_order
-
-from sealdrop.reader.profile import Profile
-from sealdrop.reader.ui import create_app
-from support_pages import AsgiBrowser
+from support_reader_cli import ReaderSetup, reader_set_up, synced_source
+from support_workspace import Network, source_order, workspace
+from test_reader_ui import Ui
 
 pytestmark = pytest.mark.slow
+
+__all__ = ["workspace"]  # the fixture, from support_workspace
 
 
 @pytest.fixture(scope="module")
@@ -39,19 +37,6 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReaderSetup]:
         disabled = cli_in_process("user", "disable", setup.instance, "leaver")
         assert disabled.returncode == 0, disabled.stdout + disabled.stderr
         yield setup
-
-
-@pytest.fixture
-def workspace(reader: ReaderSetup) -> Iterator[tuple[Ui, Network]]:
-    """The interface, entered and unlocked, with a switchable network."""
-    network = Network(reader)
-    token = uuid.uuid4().hex
-    browser = Ui(AsgiBrowser(create_app(Profile(reader.data_dir), PORT, token, network), BASE))
-    login(browser, token)
-    assert browser.post("/unlock", {"passphrase": IDENTITY_PASSPHRASE}).status_code == 303
-    yield browser, network
-    for client in network.clients:
-        client.close()
 
 
 def on_server(reader: ReaderSetup, source_id: str) -> tuple[str | None, list[str]]:

@@ -61,12 +61,12 @@ def test_persian_pages_are_right_to_left_and_translated() -> None:
     """A page rendered in fa says lang="fa" dir="rtl" and shows the Persian strings, including
     the status line's."""
     pages = Pages("fa")
-    body = pages.error(404, "no such item").body.decode()
+    body = bytes(pages.error(404, "no such item").body).decode()
     assert '<html lang="fa" dir="rtl">' in body
     assert "مشکلی پیش آمد" in body  # Something went wrong
     _, text = pages.status_line(SyncStatus(online=False), None)
     assert text == "آفلاین: نمایش آنچه همگام شده · هرگز همگام نشده"
-    english = Pages("en").error(404, "no such item").body.decode()
+    english = bytes(Pages("en").error(404, "no such item").body).decode()
     assert '<html lang="en" dir="ltr">' in english
     assert "Something went wrong" in english
 

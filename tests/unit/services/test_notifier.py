@@ -9,6 +9,7 @@ import email.utils
 import io
 import logging
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,13 @@ def receiver() -> Iterator[JsonReceiver]:
         yield server
 
 
+def payload_text(message: Message) -> str:
+    """The decoded body of a single-part message."""
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode()
+
+
 def make_env(tmp_path: Path, smtp: SmtpServer, when_empty: bool = False) -> Env:
     return Env(tmp_path, smtp.url, smtp.cert, when_empty=when_empty)
 
@@ -153,7 +161,7 @@ def test_submissions_lead_to_one_notice_per_enabled_account_at_the_next_schedule
     assert smtp.logins == [("sealdrop", True)]
     expected = notice("en", ORGANISATION, activity=True)
     assert mail.message["Subject"] == expected.subject
-    assert mail.message.get_payload(decode=True).decode().strip() == expected.body
+    assert payload_text(mail.message).strip() == expected.body
     [body] = receiver.bodies
     assert (body["title"], body["message"]) == (expected.subject, expected.body)
 
@@ -243,7 +251,7 @@ def test_an_undelivered_notice_is_covered_by_the_next_scheduled_one(
         )
         assert env.run_slot(slot + 1) == (1, 0)
         [mail] = smtp.messages
-        assert mail.message.get_payload(decode=True).decode().strip() == (
+        assert payload_text(mail.message).strip() == (
             notice("en", ORGANISATION, activity=True).body
         )
     finally:
@@ -266,7 +274,7 @@ def test_with_send_when_empty_every_enabled_account_gets_a_no_activity_notice(
         [mail] = smtp.messages
         empty = notice("en", ORGANISATION, activity=False)
         assert mail.message["Subject"] == notice("en", ORGANISATION, activity=True).subject
-        assert mail.message.get_payload(decode=True).decode().strip() == empty.body
+        assert payload_text(mail.message).strip() == empty.body
         assert receiver.bodies[0]["message"] == notice("es", ORGANISATION, activity=False).body
     finally:
         env.close()
@@ -290,7 +298,7 @@ def test_the_sender_waits_for_the_scheduled_time_not_the_arrival(
         if len(env.slept) > 1:
             raise Stop
 
-    env.notifier._sleep = sleep_then_stop  # type: ignore[attr-defined]  # the seam, later
+    env.notifier._sleep = sleep_then_stop  # the seam, later
     with pytest.raises(Stop):
         asyncio.run(env.notifier.run())
     assert env.slept[0] == pytest.approx((submitted_at // DAY + 1) * DAY - submitted_at)
@@ -343,7 +351,7 @@ def run_for(env: Env, notifier: Notifier, sleeps: int, early: float = 0.0) -> No
         if len(env.slept) > sleeps:
             raise Stop
 
-    notifier._sleep = sleep  # type: ignore[attr-defined]  # the seam, set after construction
+    notifier._sleep = sleep  # the seam, set after construction
     with pytest.raises(Stop):
         asyncio.run(notifier.run())
 

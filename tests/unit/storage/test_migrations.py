@@ -407,7 +407,8 @@ def test_upgrade_from_0005_adds_notification_targets_and_the_activity_counter(
 
     assert schema_diff(db) == []
     with db.engine.connect() as conn:
-        counters = dict(conn.execute(text("SELECT name, value FROM counters")).all())
+        rows = conn.execute(text("SELECT name, value FROM counters")).all()
+    counters = {str(name): int(value) for name, value in rows}
     assert counters["submission_activity"] == 0
     with db.transaction() as repos:
         repos.notifications.set(UserId(user_id), "email", "ann@example.org", "en")
