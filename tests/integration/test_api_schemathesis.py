@@ -168,6 +168,8 @@ def add_items(
 def build_api(root: Path, env: dict[str, str]) -> ApiFixture:
     instance = init_instance(root / "instance")
     clock = FakeClock()
+    # Apprise URLs on, so that the accepted notification bodies are accepted (off by default).
+    env = {**env, "SEALDROP_NOTIFICATIONS_ALLOW_URLS": "true"}
     services = build_services(load_settings(instance, env=env), clock=clock)
     admin = services.accounts.create("admin", "admin", actor="test")
     journalist = services.accounts.create("journalist", "journalist", actor="test")

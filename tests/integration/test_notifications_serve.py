@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import text
-from support_http import JournalistKey, Source, setup_cli, start_server
+from support_http import JournalistKey, Source, cli_in_process, setup_cli, start_server
 
 from sealdrop.config import load_settings
 from sealdrop.storage.database import SqlDatabase
@@ -51,14 +51,26 @@ def test_serve_sends_one_notice_per_enabled_account_at_the_scheduled_time(
         for name in ("alice", "bob", "carol", "dave"):
             setup_cli("user", "add", instance, name)
         setup_cli("user", "notify", instance, "alice", "--email", "alice@example.org")
-        setup_cli("user", "notify", instance, "bob", "--url", hook.url)
+        # URLs need the operator's allow_urls (the server below gets it too).
+        allowed = cli_in_process(
+            "user",
+            "notify",
+            instance,
+            "bob",
+            "--url",
+            hook.url,
+            env={"SEALDROP_NOTIFICATIONS_ALLOW_URLS": "true"},
+        )
+        assert allowed.returncode == 0, allowed.stderr
         setup_cli("user", "notify", instance, "carol", "--email", "carol@example.org")
         setup_cli("user", "disable", instance, "carol")
         setup_cli("user", "notify", instance, "dave", "--email", "dave@example.org")
         setup_cli("user", "notify", instance, "dave", "--off")
         server_tmp = tmp_path / "server-tmp"
         server_tmp.mkdir()
-        server = start_server(instance, server_tmp, **smtp.server_settings(INTERVAL))
+        server = start_server(
+            instance, server_tmp, **smtp.server_settings(INTERVAL), notifications_allow_urls="true"
+        )
         try:
             source = Source(server.url)
             codename = source.start()

@@ -480,6 +480,7 @@ def test_every_setting_is_documented() -> None:
 # A value other than the default for settings whose kind takes neither "7" nor "x".
 NON_DEFAULT = {
     "notifications.send_when_empty": "true",
+    "notifications.allow_urls": "true",
     "notifications.language": "fa",
     "notifications.smtp_url": "smtp://relay.example.org",
 }

@@ -426,6 +426,19 @@ class Settings:
         "arrives (not what it says) learns nothing from which days have one. The text differs, "
         "so whoever can read the notices (the mail provider) still can tell them apart.",
     )
+    notify_allow_urls: bool = setting(
+        "notifications.allow_urls",
+        False,
+        boolean,
+        help="Let accounts send their notices to Apprise URLs (ntfy, Matrix, webhooks...). The "
+        "server then connects to the host a URL names, which learns the server's IP address.",
+        doc="`true`: accounts may send their notices to an Apprise URL (ntfy, Matrix, Signal REST, "
+        "a webhook…) instead of e-mail. Off by default because the server then connects, "
+        "directly and not over Tor, to whatever host a URL names, and any account could name a "
+        "host of its own and so learn the server's IP address. Turn it on only if every account "
+        "holder may know where the server is. When off, `user notify --url` and the API refuse "
+        "URLs, and URLs stored earlier get nothing.",
+    )
     notify_language: str = setting(
         "notifications.language",
         "en",

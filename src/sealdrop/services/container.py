@@ -118,10 +118,12 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             burst=settings.session_request_burst,
         ),
         upload_quota=upload_quota,
-        notifications=NotificationService(database, audit, settings.notify_language),
+        notifications=NotificationService(
+            database, audit, settings.notify_language, allow_urls=settings.notify_allow_urls
+        ),
         notifier=Notifier(
             database,
-            Delivery(_smtp_relay(settings)),
+            Delivery(_smtp_relay(settings), allow_urls=settings.notify_allow_urls),
             clock,
             interval=settings.notify_interval_seconds,
             send_when_empty=settings.notify_when_empty,

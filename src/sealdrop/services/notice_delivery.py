@@ -102,10 +102,12 @@ def message(outgoing: Outgoing, sender: str) -> EmailMessage:
 
 class Delivery:
     """The server's Deliverer: e-mail through ``relay`` (None: e-mail notices fail), Apprise
-    for URLs."""
+    for URLs when ``allow_urls`` (the operator's ``[notifications] allow_urls``): a URL makes the
+    server connect to the host it names, which learns the server's IP address."""
 
-    def __init__(self, relay: SmtpRelay | None) -> None:
+    def __init__(self, relay: SmtpRelay | None, *, allow_urls: bool) -> None:
         self._relay = relay
+        self._allow_urls = allow_urls
         self._tls = relay.tls_context() if relay is not None else None
         quiet_apprise()
 
@@ -146,6 +148,10 @@ class Delivery:
             ) from None
 
     async def _apprise(self, outgoing: Outgoing) -> None:
+        if not self._allow_urls:
+            # A URL stored while the operator allowed them: no connection to it now.
+            raise DeliveryFailed("notices to URLs are off ([notifications] allow_urls)")
+
         def send() -> bool:
             notifier = apprise.Apprise()
             if not notifier.add(outgoing.address):

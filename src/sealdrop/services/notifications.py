@@ -66,10 +66,15 @@ def valid_language(language: str) -> str:
 
 
 class NotificationService:
-    def __init__(self, database: Database, audit: AuditTrail, default_language: str) -> None:
+    def __init__(
+        self, database: Database, audit: AuditTrail, default_language: str, *, allow_urls: bool
+    ) -> None:
         self._db = database
         self._audit = audit
         self._default_language = default_language
+        # Off unless the operator turns it on: an Apprise URL makes the server connect to the
+        # host it names, so any account could learn the server's IP address (design.md R32).
+        self._allow_urls = allow_urls
 
     def get(self, user_id: UserId) -> NotificationView:
         with self._db.transaction(read_only=True) as repos:
@@ -95,6 +100,11 @@ class NotificationService:
         if channel == "email":
             checked = valid_email(address or "")
         elif channel == "apprise":
+            if not self._allow_urls:
+                raise InputError(
+                    "notices to URLs are off on this instance: the operator turns them on with "
+                    "[notifications] allow_urls = true"
+                )
             checked = valid_apprise_url(address or "")
         elif address:
             raise InputError("no address goes with notices off")

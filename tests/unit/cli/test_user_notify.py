@@ -16,8 +16,9 @@ from sealdrop.services.notifications import NotificationView
 TOKEN = "tk_0a1b2c3d4e5f"
 
 
-def run(*args: object) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+def run(*args: object, allow_urls: bool = True) -> tuple[int, str]:
+    env = {"COLUMNS": "200", "SEALDROP_NOTIFICATIONS_ALLOW_URLS": "true" if allow_urls else "false"}
+    result = CliRunner().invoke(app, [str(a) for a in args], env=env)
     return result.exit_code, result.stdout + result.stderr
 
 
@@ -87,4 +88,15 @@ def test_a_url_apprise_cannot_use_is_an_error_that_does_not_repeat_it(instance: 
     assert TOKEN not in out
     assert run("user", "notify", instance, "alice", "--email", "not an address")[0] == 1
     assert run("user", "notify", instance, "nobody", "--off")[0] == 1
+    assert stored(instance).channel == "off"
+
+
+def test_a_url_is_refused_when_the_operator_has_not_allowed_urls(instance: Path) -> None:
+    """Without `[notifications] allow_urls = true` (the default), `user notify --url` is refused
+    with the setting's name and nothing is stored."""
+    code, out = run(
+        "user", "notify", instance, "alice", "--url", "json://127.0.0.1:9/x", allow_urls=False
+    )
+    assert code != 0
+    assert "allow_urls" in " ".join(out.split())
     assert stored(instance).channel == "off"

@@ -27,7 +27,10 @@ class AccountsEnv:
 
     def __init__(self, root: Path) -> None:
         self.root = init_instance(root / "i")
-        self.settings: Settings = load_settings(self.root, env={})
+        # Apprise URLs on: the notification tests set some (off is the default, tested there).
+        self.settings: Settings = load_settings(
+            self.root, env={"SEALDROP_NOTIFICATIONS_ALLOW_URLS": "true"}
+        )
         self.clock = FakeClock(START)
         self.services: Services = build_services(self.settings, clock=self.clock)
         self.db = SqlDatabase(self.settings.database_url)

@@ -11,9 +11,11 @@ import pytest
 from support_accounts import AccountsEnv
 
 from sealdrop import wire
+from sealdrop.config import load_settings
 from sealdrop.errors import InputError, NotFound
 from sealdrop.ids import UserId, new_id
 from sealdrop.services.notice_text import LANGUAGES, TEXTS, notice
+from sealdrop.services.notifications import NotificationService
 from sealdrop.web.i18n import LANGUAGES as SOURCE_LANGUAGES
 
 TOKEN = "tk_9f8e7d6c5b4a"
@@ -109,3 +111,22 @@ def test_a_language_that_is_not_offered_and_an_unknown_account_are_refused(
         service.set(UserId(new_id()), "email", "test", address="a@example.org")
     with pytest.raises(NotFound):
         service.get(UserId("not-an-id"))
+
+
+def test_apprise_urls_are_refused_unless_the_operator_allows_them(
+    accounts_env: AccountsEnv,
+) -> None:
+    """With `[notifications] allow_urls` off (the default), setting an Apprise URL is refused and
+    nothing is stored: a URL would make the server connect to a host the account chose, which
+    learns the server's IP address. E-mail stays possible."""
+    user = accounts_env.account().user.id
+    settings = load_settings(accounts_env.root, env={})
+    assert settings.notify_allow_urls is False
+    service = NotificationService(
+        accounts_env.db, accounts_env.services.audit, "en", allow_urls=False
+    )
+    with pytest.raises(InputError, match="allow_urls"):
+        service.set(user, "apprise", "test", "json://127.0.0.1:9/notify")
+    with accounts_env.db.transaction() as repos:
+        assert repos.notifications.get(user) is None
+    assert service.set(user, "email", "test", "ann@example.org").channel == "email"

@@ -47,6 +47,7 @@ class Env:
                 "SEALDROP_NOTIFICATIONS_SMTP_PASSWORD": SMTP_PASSWORD,
                 "SEALDROP_NOTIFICATIONS_CA_FILE": str(ca_file),
                 "SEALDROP_NOTIFICATIONS_FROM": "drop@example.org",
+                "SEALDROP_NOTIFICATIONS_ALLOW_URLS": "true",
             },
         )
         self.clock = FakeClock(START)
@@ -64,7 +65,8 @@ class Env:
         self.notifier = Notifier(
             self.db,
             Delivery(
-                SmtpRelay(relay_url, "drop@example.org", self.settings.smtp_password, ca_file)
+                SmtpRelay(relay_url, "drop@example.org", self.settings.smtp_password, ca_file),
+                allow_urls=True,
             ),
             self.clock,
             interval=DAY,
@@ -241,7 +243,8 @@ def test_an_undelivered_notice_is_covered_by_the_next_scheduled_one(
         env.notifier = Notifier(
             env.db,
             Delivery(
-                SmtpRelay(smtp.url, "drop@example.org", env.settings.smtp_password, smtp.cert)
+                SmtpRelay(smtp.url, "drop@example.org", env.settings.smtp_password, smtp.cert),
+                allow_urls=True,
             ),
             env.clock,
             interval=DAY,
@@ -313,7 +316,8 @@ def test_a_relay_without_starttls_gets_no_password_and_no_notice(tmp_path: Path)
     never crosses in the clear, and no message is sent; the error names neither."""
     with SmtpServer(tmp_path, tls=False) as plain:
         delivery = Delivery(
-            SmtpRelay(plain.url, "drop@example.org", Secret(SMTP_PASSWORD.encode()), plain.cert)
+            SmtpRelay(plain.url, "drop@example.org", Secret(SMTP_PASSWORD.encode()), plain.cert),
+            allow_urls=True,
         )
         outgoing = Outgoing("email", "alice@example.org", notice("en", "X", True), START)
         with pytest.raises(DeliveryFailed) as caught:
@@ -381,3 +385,16 @@ def test_a_bug_in_a_delivery_does_not_end_the_sender(env: Env) -> None:
     run_for(env, notifier, sleeps=2)
     assert flaky.calls == 2
     assert [o.address for o in flaky.delivered] == ["alice@example.org"]
+
+
+def test_a_url_stored_before_urls_were_turned_off_gets_no_connection(
+    receiver: JsonReceiver,
+) -> None:
+    """With `allow_urls` off, the sender refuses an Apprise target (one stored while URLs were
+    allowed) before any connection: a JSON receiver on loopback gets nothing."""
+    delivery = Delivery(None, allow_urls=False)
+    outgoing = Outgoing("apprise", receiver.url, notice("en", "X", True), START)
+    with pytest.raises(DeliveryFailed, match="allow_urls"):
+        asyncio.run(delivery.deliver(outgoing))
+    assert receiver.attempts == 0
+    assert receiver.bodies == []

@@ -52,7 +52,14 @@ def api(tmp_path: Path) -> Iterator[Api]:
     instance = init_instance(tmp_path / "instance")
     clock = FakeClock()
     services = build_services(
-        load_settings(instance, env={"SEALDROP_NOTIFICATIONS_LANGUAGE": "es"}), clock=clock
+        load_settings(
+            instance,
+            env={
+                "SEALDROP_NOTIFICATIONS_LANGUAGE": "es",
+                "SEALDROP_NOTIFICATIONS_ALLOW_URLS": "true",
+            },
+        ),
+        clock=clock,
     )
     admin = services.accounts.create("chief", "admin", actor="test")
     journalist = services.accounts.create("writer", "journalist", actor="test")
