@@ -165,7 +165,7 @@ def notify(
     console.print(f"{user.username}: {said}", highlight=False)
     if view.channel == "email" and not services.settings.smtp_url:
         console.print(
-            "[yellow]No mail relay is set ([notifications] smtp_url): no e-mail goes out until "
+            "[yellow]No mail relay is set (\\[notifications] smtp_url): no e-mail goes out until "
             "one is (see docs/operator.md, Notifications).[/]"
         )
 

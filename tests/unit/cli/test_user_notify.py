@@ -46,6 +46,7 @@ def test_notify_sets_email_then_an_apprise_url_then_off(instance: Path) -> None:
     assert code == 0, out
     assert "alice@example.org" in out
     assert "No mail relay is set" in out  # this instance has no smtp_url
+    assert "[notifications] smtp_url" in " ".join(out.split())  # the setting named, not eaten
     assert (stored(instance).channel, stored(instance).email) == ("email", "alice@example.org")
 
     code, out = run(
