@@ -31,6 +31,7 @@ from support_reader_ui import enter, running_ui
 
 from sealdrop.reader.profile import Profile
 from support_notices import SmtpServer
+from support_wait import wait_for
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, FilePayload, Page
@@ -42,15 +43,6 @@ MESSAGE = "The ministry signed the dam contract twice. Photo of the site attache
 REPLY = "Thank you. Can you tell us who signed the second copy?"
 JOURNALIST_ADDRESS = "reporter@example.org"
 NOTICE = "There is new activity on Example Gazette's Sealdrop. Open your reader."
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def source_sends(page: Page, base: str, photo: bytes) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import text
@@ -16,18 +15,10 @@ from support_http import JournalistKey, Source, cli_in_process, setup_cli, start
 from sealdrop.config import load_settings
 from sealdrop.storage.database import SqlDatabase
 from support_notices import JsonReceiver, SmtpServer
+from support_wait import wait_for
 
 INTERVAL = 5  # seconds between scheduled times
 MESSAGE = "a source's canary text 93be"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def just_after_a_scheduled_time() -> None:

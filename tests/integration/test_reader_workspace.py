@@ -24,6 +24,7 @@ from support_reader_cli import (
     GPS_BYTES,
     IDENTITY_PASSPHRASE,
     ReaderSetup,
+    files_under,
     jpeg_with_gps,
     reader_set_up,
     synced_source,
@@ -294,6 +295,13 @@ def test_previews_strip_metadata_refuse_a_bomb_and_neutralise_bidi(
     pdf = browser.get(f"/items/{ids['doc.pdf']}/preview").text
     assert "no preview for this type of file: export it" in pdf
     assert 'action="/items/' in pdf  # the export form is there
+
+    # Previews live in memory only: nothing of what was shown is in the reader's data folder
+    # (the cache there holds the ciphertext; plaintext reaches disk only through an export).
+    displayed = [b"bold</b> invoice", jpeg_with_gps(), png.content[8:64], GPS_BYTES]
+    for path in files_under(reader.data_dir):
+        stored = path.read_bytes()
+        assert not [canary for canary in displayed if canary in stored], path
 
 
 def test_a_file_too_large_to_preview_is_refused_before_it_is_decrypted(
