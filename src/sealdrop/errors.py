@@ -12,7 +12,8 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     ├── StorageError
     │   ├── BlobNotFound
     │   ├── StorageFull             the disk (or quota) ran out while writing
-    │   └── DatabaseUnavailable     the DB cannot be reached or stays locked
+    │   ├── DatabaseUnavailable     the DB cannot be reached or stays locked
+    │   └── SchemaTooNew(database, code)  the DB is at a migration this code does not know
     ├── InputError                  the client sent something we refuse; nothing was stored
     │   ├── InvalidCodename
     │   ├── EmptySubmission
@@ -110,6 +111,19 @@ class StorageFull(StorageError):
 
 class DatabaseUnavailable(StorageError):
     """The database cannot be reached, or stayed locked for too long."""
+
+
+class SchemaTooNew(StorageError):
+    """The database is at a migration this code does not know: a newer Sealdrop migrated it.
+    Nothing may run on it (old code would misread or damage the newer tables)."""
+
+    def __init__(self, database: str, code: str | None) -> None:
+        self.database, self.code = database, code
+        super().__init__(
+            f"the database is at migration {database}, newer than this version of Sealdrop "
+            f"knows (its newest is {code}): upgrade Sealdrop to the version that made it, or "
+            "restore the backup taken before that upgrade; nothing was changed"
+        )
 
 
 class InputError(SealdropError):

@@ -7,15 +7,16 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import sessionmaker
 
-from sealdrop.errors import ConfigError, DatabaseUnavailable, StorageError
+from sealdrop.errors import ConfigError, DatabaseUnavailable, SchemaTooNew, StorageError
 from sealdrop.storage import migrations
 from sealdrop.storage.repositories import SqlRepositories
 from sealdrop.storage.sqlerrors import translated_errors
@@ -83,9 +84,27 @@ class SqlDatabase:
         return self._engine
 
     def upgrade(self) -> None:
-        """Run every migration up to head, in one transaction."""
+        """Run every migration up to head, in one transaction (a failure leaves the database as
+        it was). Raises ``SchemaTooNew``, having changed nothing, on a database that a newer
+        Sealdrop migrated."""
         with translated_errors(), self._engine.begin() as connection:
-            migrations.upgrade(connection)
+            current = _known_revision(connection)
+            # One step at a time, to name the one that fails; the transaction stays one.
+            for revision, _ in migrations.pending(current):
+                try:
+                    with translated_errors():
+                        migrations.upgrade(connection, revision)
+                except StorageError as exc:
+                    # The driver's own text is left out: it may quote a stored value.
+                    raise StorageError(f"migration {revision} failed: {exc}") from exc
+
+    def migration_plan(self) -> MigrationPlan:
+        """Where the schema is and which migrations ``upgrade()`` would run; changes nothing."""
+        with translated_errors(), self._engine.connect() as connection:
+            current = _known_revision(connection)
+            return MigrationPlan(
+                current, migrations.head_revision(), tuple(migrations.pending(current))
+            )
 
     def schema_is_current(self) -> bool:
         """Whether the schema is at head (a server should refuse to start otherwise)."""
@@ -113,6 +132,26 @@ class SqlDatabase:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationPlan:
+    """``current``: the database's revision (None: never migrated); ``head``: this code's
+    newest; ``pending``: (revision, description) of each migration to run, oldest first."""
+
+    current: str | None
+    head: str | None
+    pending: tuple[tuple[str, str], ...]
+
+
+def _known_revision(connection: Connection) -> str | None:
+    """The database's revision, if this code knows it. A newer Sealdrop's schema is refused
+    before anything runs: this code would read its tables wrongly, and its migrations (or a
+    server writing rows the newer code does not expect) could damage data it cannot see."""
+    current = migrations.current_revision(connection)
+    if current is not None and not migrations.is_known(current):
+        raise SchemaTooNew(current, migrations.head_revision())
+    return current
 
 
 def _sqlite_engine(url: URL, lock_timeout: float) -> Engine:

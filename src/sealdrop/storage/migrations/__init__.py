@@ -19,6 +19,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
@@ -47,4 +49,28 @@ def current_revision(connection: Connection) -> str | None:
 
 def head_revision() -> str | None:
     """The newest revision shipped with this version of Sealdrop."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return _scripts().get_current_head()
+
+
+def is_known(revision: str) -> bool:
+    """Whether this version of Sealdrop ships ``revision`` (a newer Sealdrop's is unknown)."""
+    try:
+        return _scripts().get_revision(revision) is not None
+    except (CommandError, ResolutionError):
+        return False
+
+
+def pending(current: str | None) -> list[tuple[str, str]]:
+    """The migrations an upgrade from ``current`` to head runs, oldest first, as (revision,
+    first line of its docstring). ``current`` must be known (``is_known``) or None."""
+    scripts = _scripts()
+    head = scripts.get_current_head()
+    if head is None or current == head:
+        return []
+    steps = list(scripts.iterate_revisions(head, current))
+    steps.reverse()
+    return [(step.revision, (step.doc or "").strip().splitlines()[0]) for step in steps]
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
