@@ -114,6 +114,9 @@ def test_upgrade_from_ac179b6_following_the_operator_procedure(
     (tmp_path / "server-tmp").mkdir()
     server = start_server(instance, tmp_path / "server-tmp")
     try:
+        status = setup_cli("status", instance)
+        assert "Accepting submissions: yes" in status
+        assert "Journalist accounts: 1" in status
         _check_upgraded(server.url, server, instance, data)
     finally:
         server.stop()
