@@ -15,11 +15,13 @@ import pytest
 from sealdrop.config import load_settings
 from sealdrop.crypto import envelope
 from sealdrop.crypto.keys import Identity, generate_identity, recipient_of
+from sealdrop.errors import BackupError, ConfigError
 from sealdrop.ids import BlobKey, SourceId, new_id
 from sealdrop.services.backup import write_backup
 from sealdrop.services.container import Services, build_services
 from sealdrop.services.instance import init_instance
 from sealdrop.services.restore import restore_backup
+from sealdrop.services.restore_check import check_instance
 from sealdrop.storage import models
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
@@ -225,3 +227,82 @@ def test_a_backup_with_no_recipient_is_refused_before_anything_is_written(tmp_pa
     with pytest.raises(Exception, match="at least one --recipient"):
         write_backup(load_settings(root), out, [])
     assert out.getvalue() == b""
+
+
+def one_backend(name: str) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize("backend", [name], indirect=True)
+
+
+@pytest.mark.postgres
+@one_backend("postgres")
+def test_a_postgresql_backup_needs_an_empty_database_given_by_url(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A PostgreSQL backup without --database-url, or with a database that already holds
+    tables, is refused, and no folder is left behind."""
+    backup_file = tmp_path / "backup.age"
+    backup_file.write_bytes(instance.backup())
+    target = tmp_path / "restored"
+    with pytest.raises(ConfigError, match="give an empty one with --database-url"):
+        restore_backup(backup_file, [instance.offline], target, None)
+    assert not target.exists()
+    with pytest.raises(ConfigError, match="not empty"):
+        # The instance's own database: it holds tables.
+        restore_backup(backup_file, [instance.offline], target, instance.settings.database_url)
+    assert not target.exists()
+
+
+@pytest.mark.postgres
+@one_backend("sqlite")
+def test_an_sqlite_backup_refuses_a_database_url(
+    instance: Instance, tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    """An SQLite backup given --database-url is refused (no silent move between backends), and
+    the files already unpacked are removed."""
+    backup_file = tmp_path / "backup.age"
+    backup_file.write_bytes(instance.backup())
+    target = tmp_path / "restored"
+    with pytest.raises(ConfigError, match="leave out --database-url"):
+        restore_backup(backup_file, [instance.offline], target, fresh_postgres_url)
+    assert not target.exists()
+
+
+@BACKENDS
+def test_the_restore_check_finds_a_damaged_blob_and_an_unknown_migration(
+    instance: Instance, tmp_path: Path, restore_url: str | None
+) -> None:
+    """The check refuses a blob altered after the backup (size kept: the SHA-256 catches it), one
+    that is not an age file, a missing one, and a database at a migration this code does not
+    know."""
+    backup_file = tmp_path / "backup.age"
+    backup_file.write_bytes(instance.backup())
+    target = tmp_path / "restored"
+    restore_backup(backup_file, [instance.offline], target, restore_url)
+    url = restore_url or sqlite_url_for(target / "sealdrop.db")
+    store = target / "store"
+    (_, first), _second = instance.rows()
+    path = store / "blobs" / first[:2] / first
+    original = path.read_bytes()
+    for damaged, reason in (
+        (original[:-1] + bytes([original[-1] ^ 1]), "SHA-256"),
+        (b"X" + original[1:], "not an age v1 file"),
+        (original[:-1], "bytes where the row says"),
+    ):
+        path.write_bytes(damaged)
+        with pytest.raises(BackupError, match=reason):
+            check_instance(url, store)
+    path.unlink()
+    with pytest.raises(
+        BackupError, match=f"1 of 2 items are damaged; first: blob {first}: missing"
+    ):
+        check_instance(url, store)
+    path.write_bytes(original)
+    assert check_instance(url, store).items == 2
+    database = SqlDatabase(url)
+    try:
+        with database.engine.begin() as connection:
+            connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_future'")
+    finally:
+        database.close()
+    with pytest.raises(BackupError, match="9999_future, which this version"):
+        check_instance(url, store)
