@@ -216,11 +216,12 @@ def assert_error(result: subprocess.CompletedProcess[str], text: str) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_backup_refuses_no_recipient_an_existing_file_and_the_demo_key(
+def test_backup_refuses_no_recipient_an_existing_file_the_demo_key_and_removes_a_failed_one(
     instance_dir: Path, offline_key: JournalistKey, tmp_path: Path
 ) -> None:
     """No --recipient, a --to file that exists (an earlier backup is never overwritten), and the
-    demo key (its private half lives beside the instance) are refused; no file is written."""
+    demo key (its private half lives beside the instance) are refused; no file is written. A
+    backup that fails after it began (here: no database) removes its file."""
     target = tmp_path / "b.age"
     assert_error(cli_in_process("backup", instance_dir, "--to", target), "at least one --recipient")
     assert not target.exists()
@@ -238,6 +239,10 @@ def test_backup_refuses_no_recipient_an_existing_file_and_the_demo_key(
     assert not other.exists()
     assert_error(cli_in_process("backup", instance_dir, "--to", other, "-r", "age1nope"), "age")
     assert not other.exists()
+    (instance_dir / "sealdrop.db").unlink()
+    failed = cli_in_process("backup", instance_dir, "--to", other, "-r", offline_key.recipient)
+    assert_error(failed, "no database file")
+    assert not other.exists()  # an age file of a cut-short archive is never left to be trusted
 
 
 def test_restore_refuses_a_non_empty_folder_and_a_wrong_identity(

@@ -258,6 +258,11 @@ def _notes(target: Path, database_url: str | None) -> list[str]:
             f"sealdrop.toml is {blob_dir!r}: move them there or change the setting"
         )
     configured = raw.get("database", {}).get("url", "")
+    if database_url is None and configured:
+        notes.append(
+            f"the database was restored to {target / SQLITE_MEMBER}, but [database] url in "
+            "sealdrop.toml names another: point it there, or empty it"
+        )
     if database_url is not None and configured != database_url:
         notes.append(
             "point the instance at the restored database: set [database] url in sealdrop.toml "
