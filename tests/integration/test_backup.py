@@ -36,6 +36,7 @@ from sealdrop.testing import ServerProcess
 MiB = 1024 * 1024
 CANARY_MESSAGE = "canary-message-5f1d0c8e plaintext that must never be stored"
 CANARY_FILE = b"canary-file-93be71aa " * 1000
+CANARY_NAME = "canary-name-2d7f40c1.txt"
 REPLY = "Can you tell us more about the documents?"
 ONION_FILES = ("hostname", "hs_ed25519_public_key", "hs_ed25519_secret_key")
 
@@ -118,10 +119,11 @@ def test_a_backup_taken_during_an_upload_restores_the_conversation_without_the_u
     SQLite with stock `age -d | tar -x` too) to an instance that serves the earlier source's
     conversation: the codename logs in and reads the reply, a journalist's token still works,
     the onion keys are the same, and the held upload (accepted after the backup) is absent. The
-    decrypted archive holds no plaintext canary in any member."""
+    decrypted archive holds no plaintext canary (message, file content, file name) in any
+    member."""
     source = Source(server.url)
     codename = source.start()
-    sent = source.submit(CANARY_MESSAGE, files=[("canary.txt", CANARY_FILE, "text/plain")])
+    sent = source.submit(CANARY_MESSAGE, files=[(CANARY_NAME, CANARY_FILE, "text/plain")])
     assert sent.status_code == 303
     items = stored(instance_dir)
     add_reply(instance_dir, items[0]["source"], REPLY, journalist_key.recipient)
@@ -147,7 +149,7 @@ def test_a_backup_taken_during_an_upload_restores_the_conversation_without_the_u
     assert len(stored(instance_dir)) == len(items) + 1  # the held upload was accepted after
 
     archive = stock_decrypt(offline_key.identity_file, backup)
-    canaries = (CANARY_MESSAGE.encode(), CANARY_FILE[:40])
+    canaries = (CANARY_MESSAGE.encode(), CANARY_FILE[:40], CANARY_NAME.encode())
     assert not any(c in backup.read_bytes() or c in archive for c in canaries)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         for member in tar.getmembers():
