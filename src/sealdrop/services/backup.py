@@ -48,6 +48,7 @@ from sealdrop.crypto import envelope
 from sealdrop.crypto.envelope import Writable
 from sealdrop.crypto.keys import Recipient, parse_recipient
 from sealdrop.errors import BlobNotFound, ConfigError
+from sealdrop.ids import BlobKey
 from sealdrop.services import age_child
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.snapshots import open_snapshot
@@ -61,7 +62,6 @@ POSTGRES_MEMBER: Final = "database.sql"
 STORE: Final = "store"
 FORMAT: Final = 1
 ONION_KEY_FILES: Final = ("hostname", "hs_ed25519_public_key", "hs_ed25519_secret_key")
-_COPY_CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -133,7 +133,7 @@ def _write_archive(settings: Settings, sink: BinaryIO, summary: BackupSummary) -
             shards: set[str] = set()
             for key in sorted(snapshot.blob_keys):
                 try:
-                    blob = blobs.open(key)  # type: ignore[arg-type]
+                    blob = blobs.open(BlobKey(key))
                 except BlobNotFound:
                     summary.withdrawn.append(key)
                     continue
