@@ -15,7 +15,7 @@ import pytest
 from sealdrop.config import load_settings
 from sealdrop.crypto import envelope
 from sealdrop.crypto.keys import Identity, generate_identity, recipient_of
-from sealdrop.errors import BackupError, ConfigError
+from sealdrop.errors import BackupError, ConfigError, DecryptionError
 from sealdrop.ids import BlobKey, SourceId, new_id
 from sealdrop.services.backup import write_backup
 from sealdrop.services.container import Services, build_services
@@ -306,3 +306,20 @@ def test_the_restore_check_finds_a_damaged_blob_and_an_unknown_migration(
         database.close()
     with pytest.raises(BackupError, match="9999_future, which this version"):
         check_instance(url, store)
+
+
+@one_backend("sqlite")
+def test_without_the_age_program_the_backup_is_encrypted_in_process_to_the_same_format(
+    instance: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the stock age program is not installed, pyrage encrypts the same stream: an age
+    file to the offline key only (one X25519 stanza), holding the whole archive."""
+    monkeypatch.setattr("sealdrop.services.age_child.age_binary", lambda: None)
+    backup = instance.backup()
+    header = backup.partition(b"\n---")[0]
+    assert header.count(b"\n-> X25519 ") == 1
+    held = members(backup, instance.offline)
+    assert {f"store/blobs/{k[:2]}/{k}" for _, k in instance.rows()} <= set(held)
+    assert json.loads(held["sealdrop-backup.json"])["blobs"] == 2
+    with pytest.raises(DecryptionError):
+        envelope.decrypt_bytes(backup, [instance.journalist])
