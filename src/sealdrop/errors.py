@@ -38,6 +38,7 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     ├── ClientDisconnected          the client went away mid-request
     ├── TorError                    the managed tor cannot start, or its files are not usable
     ├── DeliveryFailed              a notice to a journalist was not delivered (retried later)
+    ├── BackupError                 a backup file that is not one, or a restore that fails its check
     └── ReaderError                 the journalist's local app (`sealdrop reader`) failed
         ├── IdentityFileError       the identity file is missing, unreadable or damaged
         ├── IdentityExists          an identity file is already there; never overwritten
@@ -85,6 +86,12 @@ class TorError(SealdropError):
 class DeliveryFailed(SealdropError):
     """A notice to a journalist was not delivered. Its message never holds the address, the
     URL or the relay's answer (which may quote the address)."""
+
+
+class BackupError(SealdropError):
+    """A backup file holds something a Sealdrop backup never does, or the instance restored from
+    it fails its check (a row without its blob, a blob that is not an age file, an unknown
+    migration)."""
 
 
 class DecryptionError(CryptoError):

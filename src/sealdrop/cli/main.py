@@ -16,6 +16,8 @@ from rich.text import Text
 
 from sealdrop import __version__
 from sealdrop.cli.access import access_app
+from sealdrop.cli.backup import backup as backup_command
+from sealdrop.cli.backup import restore as restore_command
 from sealdrop.cli.common import err, fail, open_services, print_table, whole_table
 from sealdrop.cli.migrate import migrate as migrate_command
 from sealdrop.cli.reader import reader_app
@@ -46,6 +48,8 @@ app.add_typer(reader_app, name="reader")
 app.add_typer(access_app, name="access")
 app.command("status")(status_command)
 app.command("migrate")(migrate_command)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
 

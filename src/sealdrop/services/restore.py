@@ -1,0 +1,281 @@
+"""``sealdrop restore``: a backup file (``services/backup.py``) back into an instance folder.
+
+What stock tools do (``age -d -i KEY FILE | tar -x``), with the checks they cannot make: the
+folder must be new or empty (never mixed with another instance), every member must be one that
+a backup holds (an age file to the operator's public key can be made by anyone who knows that
+key: nothing in it is trusted to name a path), files and folders get the instance's owner-only
+modes and epoch times, the PostgreSQL dump is loaded into an empty database, and then the result
+is checked (``restore_check.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tarfile
+import threading
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import delete
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from sealdrop.config import CONFIG_FILE, SECRETS_FILE
+from sealdrop.crypto import envelope
+from sealdrop.crypto.keys import Identity, parse_identity
+from sealdrop.errors import BackupError, ConfigError, InvalidKeyError
+from sealdrop.services.backup import FORMAT, MANIFEST, POSTGRES_MEMBER, SQLITE_MEMBER, STORE
+from sealdrop.services.restore_check import CheckReport, check_instance
+from sealdrop.storage.database import SqlDatabase, sqlite_url_for
+from sealdrop.storage.models import Reply, Submission
+from sealdrop.storage.snapshots import load_postgres_dump, postgres_is_empty
+
+__all__ = ["RestoreReport", "read_identities", "restore_backup"]
+
+_CHUNK = 1024 * 1024
+_EPOCH = (0, 0)
+# Every name a backup may hold; anything else is refused before a byte of it is written.
+_FILES = re.compile(
+    r"sealdrop\.toml|secrets\.toml|sealdrop\.db|database\.sql|sealdrop-backup\.json"
+    r"|store/blobs/(?P<shard>[0-9a-f]{2})/(?P=shard)[0-9a-f]{30}"
+    r"|tor/(?:source|api)-onion/(?:hostname|hs_ed25519_public_key|hs_ed25519_secret_key)"
+    r"|tor/api-onion/authorized_clients/[A-Za-z0-9_-]{1,40}\.auth"
+)
+_DIRS = re.compile(
+    r"store|store/blobs|store/blobs/[0-9a-f]{2}|tor|tor/(?:source|api)-onion"
+    r"|tor/api-onion/authorized_clients"
+)
+_KEY = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass
+class RestoreReport:
+    backend: str
+    check: CheckReport
+    notes: list[str] = field(default_factory=list)
+
+
+def read_identities(path: Path) -> list[Identity]:
+    """The ``AGE-SECRET-KEY-1…`` lines of an identity file as ``age-keygen`` writes it."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"cannot read the identity file {path}") from None
+    lines = [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
+    if not lines:
+        raise ConfigError(f"{path} holds no age identity")
+    try:
+        return [parse_identity(line) for line in lines]
+    except InvalidKeyError:
+        # Never quote the line: it is (a mangled copy of) a private key.
+        raise ConfigError(f"{path} is not an age identity file (AGE-SECRET-KEY-1…)") from None
+
+
+def restore_backup(
+    backup: Path, identities: Sequence[Identity], target: Path, database_url: str | None = None
+) -> RestoreReport:
+    """Restore ``backup`` into ``target`` (new or empty), load and check it."""
+    target = target.absolute()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ConfigError(f"{target} is not empty: restore into a new or empty folder")
+    if database_url is not None:
+        _check_postgres_target(database_url)
+    if not backup.is_file():
+        raise ConfigError(f"no backup file at {backup}")
+    created = not target.exists()
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target.chmod(0o700)  # the instance folder is owner-only, whatever the umask
+    try:
+        _extract(backup, identities, target)
+        manifest = _manifest(target)
+        url = _database(manifest, target, database_url)
+    except BaseException:
+        # Nothing half-restored is left to be mistaken for an instance.
+        _empty(target, remove=created)
+        raise
+    _settle_store(target / STORE)
+    report = RestoreReport(manifest["database"], check_instance(url, target / STORE))
+    report.notes += _notes(target, database_url)
+    return report
+
+
+def _check_postgres_target(database_url: str) -> None:
+    try:
+        backend = make_url(database_url).get_backend_name()
+    except ArgumentError:
+        raise ConfigError("the database URL does not parse") from None
+    if backend != "postgresql":
+        raise ConfigError("--database-url is for PostgreSQL (postgresql+psycopg://…)")
+    if not postgres_is_empty(database_url):
+        # Loading into a database that holds tables would mix two instances' rows.
+        raise ConfigError("the database given by --database-url is not empty: create a new one")
+
+
+def _extract(backup: Path, identities: Sequence[Identity], target: Path) -> None:
+    """Decrypt in a thread into a pipe and unpack from it: no plaintext copy of the archive."""
+    read_fd, write_fd = os.pipe()
+    failures: list[BaseException] = []
+
+    def decrypt() -> None:
+        try:
+            with backup.open("rb") as source, os.fdopen(write_fd, "wb") as sink:
+                envelope.decrypt(source, sink, identities)
+        except BaseException as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=decrypt, name="restore-decrypt", daemon=True)
+    worker.start()
+    unpack_error: BaseException | None = None
+    try:
+        with os.fdopen(read_fd, "rb") as stream:
+            _unpack(stream, target)
+            # Read to the end: age authenticates the last chunk only once it is all read, so a
+            # truncated or altered file fails here rather than passing as complete.
+            while stream.read(_CHUNK):
+                pass
+    except BaseException as exc:
+        unpack_error = exc  # the pipe is closed now, so the decryptor stops too
+    worker.join()
+    decrypt_error = failures[0] if failures else None
+    if decrypt_error is not None and not isinstance(decrypt_error, BrokenPipeError):
+        raise decrypt_error  # wrong identity, damaged file: the cause of any unpack error
+    if unpack_error is not None:
+        if isinstance(unpack_error, tarfile.TarError):
+            raise BackupError(f"not a Sealdrop backup: {unpack_error}") from None
+        raise unpack_error
+
+
+def _unpack(stream: IO[bytes], target: Path) -> None:
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            name = member.name
+            if member.isdir() and _DIRS.fullmatch(name):
+                _private_dirs(target, name)
+                continue
+            if not (member.isreg() and _FILES.fullmatch(name)):
+                raise BackupError(f"not a Sealdrop backup: unexpected member {name!r}")
+            parent = name.rpartition("/")[0]
+            if parent:
+                _private_dirs(target, parent)
+            source = tar.extractfile(member)
+            assert source is not None  # a regular file always has one
+            # O_EXCL: a name given twice is refused, never overwritten; 0600 from the first byte.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(target / name, flags, 0o600)
+            except FileExistsError:
+                raise BackupError(f"not a Sealdrop backup: {name!r} twice") from None
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(source, out, _CHUNK)
+                out.flush()
+                os.utime(fd, _EPOCH)  # invariant 6: no file tells when it was restored
+                os.fsync(fd)
+
+
+def _private_dirs(target: Path, relative: str) -> None:
+    path = target
+    for part in relative.split("/"):
+        path = path / part
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)
+
+
+def _manifest(target: Path) -> dict[str, Any]:
+    for name in (CONFIG_FILE, SECRETS_FILE, MANIFEST):
+        if not (target / name).is_file():
+            raise BackupError(f"not a complete Sealdrop backup: no {name}")
+    try:
+        manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BackupError(f"not a Sealdrop backup: {MANIFEST} does not parse") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackupError("a backup format this version of Sealdrop does not know")
+    members = {"sqlite": SQLITE_MEMBER, "postgresql": POSTGRES_MEMBER}
+    backend = manifest.get("database")
+    if backend not in members or not (target / members[backend]).is_file():
+        raise BackupError("not a complete Sealdrop backup: no database")
+    withdrawn = manifest.get("withdrawn", [])
+    if not isinstance(withdrawn, list) or not all(
+        isinstance(k, str) and _KEY.fullmatch(k) for k in withdrawn
+    ):
+        raise BackupError(f"not a Sealdrop backup: {MANIFEST} lists bad blob keys")
+    return manifest
+
+
+def _database(manifest: dict[str, Any], target: Path, database_url: str | None) -> str:
+    """The restored database's URL; for PostgreSQL, after loading the dump into it."""
+    if manifest["database"] == "sqlite":
+        if database_url is not None:
+            raise ConfigError("this backup holds an SQLite database: leave out --database-url")
+        # The withdrawn rows were already dropped from the SQLite copy when it was made.
+        return sqlite_url_for(target / SQLITE_MEMBER)
+    if database_url is None:
+        raise ConfigError(
+            "this backup holds a PostgreSQL database: give an empty one with --database-url"
+        )
+    dump = target / POSTGRES_MEMBER
+    load_postgres_dump(database_url, dump)
+    keys = manifest["withdrawn"]
+    if keys:
+        # Rows whose blob was deleted while the backup ran (services/backup.py): deleted now,
+        # as they were on the server, so that no row is left without its blob.
+        database = SqlDatabase(database_url)
+        try:
+            with database.engine.begin() as connection:
+                for table in (Submission, Reply):
+                    connection.execute(delete(table).where(table.blob_key.in_(keys)))
+        finally:
+            database.close()
+    # The instance keeps its database on the PostgreSQL server, not a copy in its folder.
+    dump.unlink()
+    return database_url
+
+
+def _settle_store(store: Path) -> None:
+    blobs = store / "blobs"
+    folders = [*(p for p in blobs.iterdir() if p.is_dir()), blobs, store] if blobs.is_dir() else []
+    for folder in folders:
+        os.utime(folder, _EPOCH)
+
+
+def _notes(target: Path, database_url: str | None) -> list[str]:
+    """What the operator must still do for the restored settings to find what was restored."""
+    notes = []
+    try:
+        raw = tomllib.loads((target / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return ["sealdrop.toml does not parse: check it before `sealdrop serve`"]
+    blob_dir = raw.get("storage", {}).get("blob_dir", STORE)
+    if blob_dir != STORE:
+        notes.append(
+            f"the blobs were restored to {target / STORE}, but [storage] blob_dir in "
+            f"sealdrop.toml is {blob_dir!r}: move them there or change the setting"
+        )
+    configured = raw.get("database", {}).get("url", "")
+    if database_url is None and configured:
+        notes.append(
+            f"the database was restored to {target / SQLITE_MEMBER}, but [database] url in "
+            "sealdrop.toml names another: point it there, or empty it"
+        )
+    if database_url is not None and configured != database_url:
+        notes.append(
+            "point the instance at the restored database: set [database] url in sealdrop.toml "
+            "(or SEALDROP_DATABASE_URL) to the URL given with --database-url"
+        )
+    return notes
+
+
+def _empty(target: Path, *, remove: bool) -> None:
+    for entry in list(target.iterdir()) if target.is_dir() else []:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    if remove:
+        target.rmdir()
