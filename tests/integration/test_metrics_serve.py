@@ -154,3 +154,13 @@ def test_the_metrics_listener_is_off_by_default(tmp_path: Path) -> None:
         assert httpx.get(server.url + "/healthz", timeout=10).text == "ok\n"
     finally:
         server.stop()
+
+
+def test_serve_announces_the_metrics_and_warns_of_a_short_refresh(
+    metrics_server: MetricsServer,
+) -> None:
+    """serve prints the scrape URL, and warns that a refresh under 900 s dates submissions to
+    within that many seconds."""
+    log = metrics_server.server.log()
+    assert f"Metrics: {metrics_server.metrics_url}/metrics" in log
+    assert f"refresh_seconds is {REFRESH}" in " ".join(log.split())

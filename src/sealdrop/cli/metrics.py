@@ -35,6 +35,19 @@ from sealdrop.web.source.routes import MAX_CONCURRENT_UPLOADS
 log = logging.getLogger("sealdrop.monitoring")
 
 SERVE_METRICS = Knobs(host="[metrics] host", port="[metrics] port")
+# Below this, the metrics date submissions more finely than the design accepts (R37).
+ADVISED_REFRESH_SECONDS = 900
+
+
+def refresh_warning(settings: Settings) -> str | None:
+    """What ``serve`` says when the metrics are on and refreshed more often than advised."""
+    seconds = settings.metrics_refresh_seconds
+    if not settings.metrics_enabled or seconds >= ADVISED_REFRESH_SECONDS:
+        return None
+    return (
+        f"[metrics] refresh_seconds is {seconds}: the metrics date each submission to within "
+        f"{seconds} seconds. Keep it at {ADVISED_REFRESH_SECONDS} or more on a real instance."
+    )
 
 
 @dataclass

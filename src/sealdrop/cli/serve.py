@@ -15,12 +15,13 @@ from typing import Any
 
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 from starlette.types import ASGIApp
 
 from sealdrop.cli.listen import SERVE_API, SERVE_SOURCE, Knobs, bind_tcp, bind_unix
 from sealdrop.cli.logs import configure_logging, endpoint
-from sealdrop.cli.metrics import SERVE_METRICS, ServerProbes
+from sealdrop.cli.metrics import SERVE_METRICS, ServerProbes, refresh_warning
 from sealdrop.config import Settings, load_settings
 from sealdrop.errors import ConfigError, TorError
 from sealdrop.services.container import build_services
@@ -333,6 +334,8 @@ def serve_instance(
                 )
                 if metrics_sockets:
                     print(f"Metrics: {_url(*metrics_at)}metrics", flush=True)
+                    if warning := refresh_warning(settings):
+                        console.print(f"[yellow]{escape(warning)}[/]")
                 if supervisor is not None:
                     supervisor.start()
                     _print_onions(supervisor, console)

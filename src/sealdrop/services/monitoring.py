@@ -227,7 +227,7 @@ class SnapshotTimer:
             self._latest = snapshot
 
     def start(self) -> None:
-        self.refresh()
+        self._refresh_or_log()
         self._thread.start()
 
     def stop(self) -> None:
@@ -244,9 +244,12 @@ class SnapshotTimer:
             if self._now() < due:
                 continue  # woken a little early: never publish before the scheduled time
             done = int(self._now() // self._interval)
-            try:
-                self.refresh()
-            except Exception as exc:
-                # Monitoring must never end the server; the previous snapshot stays published
-                # (its time says how old it is).
-                log.warning("metrics snapshot failed: %s", type(exc).__name__)
+            self._refresh_or_log()
+
+    def _refresh_or_log(self) -> None:
+        try:
+            self.refresh()
+        except Exception as exc:
+            # Monitoring must never end (or stop from starting) the server; the previous
+            # snapshot stays published (its time says how old it is).
+            log.warning("metrics snapshot failed: %s", type(exc).__name__)

@@ -144,6 +144,26 @@ def test_the_timer_takes_snapshots_at_start_and_then_only_at_multiples_of_its_in
     assert latest.taken_at == taken[-1]
 
 
+def test_a_failing_snapshot_stops_neither_the_start_nor_the_timer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A snapshot that raises (a bug, an unreadable folder) is logged by class name; start()
+    returns and nothing is published until a snapshot succeeds."""
+    attempts: list[int] = []
+
+    def take() -> Snapshot:
+        attempts.append(1)
+        raise OSError("disk gone")
+
+    timer = SnapshotTimer(take, 3600.0)
+    with caplog.at_level("WARNING", logger="sealdrop.monitoring"):
+        timer.start()
+    timer.stop()
+    assert attempts == [1]
+    assert timer.latest is None
+    assert "metrics snapshot failed: OSError" in caplog.text
+
+
 def test_the_derivation_pool_reports_derivations_running_and_waiting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
