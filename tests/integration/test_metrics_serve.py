@@ -5,9 +5,10 @@ listener answers /healthz; and without [metrics] enabled the port is not bound a
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support_http import JournalistKey, Source, setup_cli, start_server, stored
 
 from sealdrop.testing import ServerProcess, free_port
+from sealdrop.tor.layout import TorLayout
 
 # Short, so that the test sees refreshes; a real instance keeps the default (900 s).
 REFRESH = 4
@@ -164,3 +166,62 @@ def test_serve_announces_the_metrics_and_warns_of_a_short_refresh(
     log = metrics_server.server.log()
     assert f"Metrics: {metrics_server.metrics_url}/metrics" in log
     assert f"refresh_seconds is {REFRESH}" in " ".join(log.split())
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"condition not met in {timeout} s")
+
+
+@pytest.mark.slow
+def test_with_managed_tor_the_metrics_show_tor_and_the_onion_listeners_answer_health(
+    short_instance: Path,
+) -> None:
+    """serve with its own tor (no Tor network needed): the metrics say tor is enabled and
+    running, with a bootstrap percentage, and count the onion listeners' connections; the
+    source onion's socket (behind tor's PROXY line) and the API onion's socket answer
+    /healthz with "ok"."""
+    if shutil.which("tor") is None:
+        pytest.fail("tor is not installed: run the README's test command (installs Debian tor)")
+    port = free_port()
+    env = {
+        "SEALDROP_TOR_ENABLED": "yes",
+        "SEALDROP_METRICS_ENABLED": "true",
+        "SEALDROP_METRICS_PORT": str(port),
+        "SEALDROP_METRICS_REFRESH_SECONDS": "2",
+    }
+    server = ServerProcess(short_instance, env=env).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: "Source onion: http://" in server.log())
+        layout = TorLayout.of_instance(short_instance)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(str(layout.source_socket))
+            sock.sendall(
+                b"PROXY TCP6 fc00:dead:beef:4dad::1:2 ::1 2 80\r\n"
+                b"GET /healthz HTTP/1.1\r\nHost: x.onion\r\nConnection: close\r\n\r\n"
+            )
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert answer.endswith(b"\r\n\r\nok\n")
+        transport = httpx.HTTPTransport(uds=str(layout.api_socket))
+        with httpx.Client(transport=transport, base_url="http://api.onion") as client:
+            assert client.get("/healthz").text == "ok\n"
+        started = time.time()
+        after = next_snapshot(url, started)
+        assert after.value("sealdrop_tor_enabled") == 1
+        assert after.value("sealdrop_tor_running") == 1
+        assert 0 <= after.value("sealdrop_tor_bootstrap_percent") <= 100
+        # The onion listeners are counted (the health requests above may fall in an earlier
+        # interval, so only their presence is checked).
+        assert ("sealdrop_connections_peak", (("listener", "source_onion"),)) in after.samples
+        assert ("sealdrop_connections_peak", (("listener", "api_onion"),)) in after.samples
+    finally:
+        server.stop()
