@@ -113,7 +113,8 @@ def test_metrics_change_only_at_the_refresh_and_name_no_source(
     assert same.text == before.text
 
     after = next_snapshot(url, before.taken_at)
-    assert after.taken_at % REFRESH < 1.0  # at a multiple of the interval (to the second)
+    # At a multiple of the interval (give or take a slow wake-up), not at the submission.
+    assert after.taken_at % REFRESH < 1.5
     accepted = "sealdrop_intake_accepted_total"
     refused = "sealdrop_intake_refused_total"
     assert after.value(accepted) == before.value(accepted) + 1
