@@ -275,8 +275,9 @@ def serve_instance(
             source_app = create_source_app(services, onion_address, probes.tally)
             api_app = create_api_app(services)
             limits = connection_limits(settings)
-            # Four listeners at most, plus database connections, uploads and tor's control port.
-            _raise_file_limit(4 * limits.max_connections + 1024)
+            # Five listeners at most (with metrics), plus database connections, uploads and tor's
+            # control port.
+            _raise_file_limit(5 * limits.max_connections + 1024)
             listeners = [
                 (listener(source_app, limits, source_host, source_port), source_sockets),
                 (
