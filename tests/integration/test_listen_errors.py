@@ -119,3 +119,25 @@ def test_demo_serves_on_the_host_and_ports_it_is_given(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_serve_with_the_metrics_port_in_use_says_so_once_and_starts_nothing(
+    short_instance: Path, occupied: int
+) -> None:
+    """With [metrics] on and its port taken: one error line naming [metrics] port, exit 1,
+    nothing announced, tor never started (the metrics socket is bound with the others, first)."""
+    result = _run(
+        "serve",
+        short_instance,
+        "--port",
+        free_port(),
+        "--api-port",
+        free_port(),
+        env={"SEALDROP_METRICS_ENABLED": "true", "SEALDROP_METRICS_PORT": str(occupied)},
+    )
+    _assert_one_error(
+        result,
+        f"error: cannot listen on 127.0.0.1:{occupied} (address in use); choose another port "
+        "with [metrics] port",
+    )
+    assert not TorLayout.of_instance(short_instance).data_dir.exists()

@@ -15,16 +15,19 @@ from typing import Any
 
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 from starlette.types import ASGIApp
 
 from sealdrop.cli.listen import SERVE_API, SERVE_SOURCE, Knobs, bind_tcp, bind_unix
 from sealdrop.cli.logs import configure_logging, endpoint
+from sealdrop.cli.metrics import SERVE_METRICS, ServerProbes, refresh_warning
 from sealdrop.config import Settings, load_settings
 from sealdrop.errors import ConfigError, TorError
 from sealdrop.services.container import build_services
 from sealdrop.services.instance import instance_lock, upgrade_database
 from sealdrop.services.maintenance import Maintenance
+from sealdrop.services.monitoring import IntakeTally, SnapshotTimer
 from sealdrop.tor.control import Bootstrap
 from sealdrop.tor.layout import TorLayout
 from sealdrop.tor.process import TorSupervisor, find_tor
@@ -32,6 +35,7 @@ from sealdrop.web.api.app import create_api_app
 from sealdrop.web.api.errors import busy as api_busy
 from sealdrop.web.app import create_source_app
 from sealdrop.web.connections import ConnectionLimits, LimitedH11Protocol, ListenerConfig
+from sealdrop.web.metrics import create_metrics_app
 from sealdrop.web.onion import ProxyProtocolH11, onion_listener
 
 # Tor Browser on a slow circuit can take long between chunks; a connection idle this long is cut.
@@ -220,10 +224,11 @@ def serve_instance(
     journalist_port = api_port if api_port is not None else settings.api_port
     if (source_host, source_port) == (journalist_host, journalist_port):
         raise ConfigError("the source interface and the API need different ports")
+    own = [endpoint(source_host, source_port), endpoint(journalist_host, journalist_port)]
+    if settings.metrics_enabled:
+        own.append(endpoint(settings.metrics_host, settings.metrics_port))
     # The logs may name the server's own listeners (not its peers).
-    configure_logging(
-        keep=[endpoint(source_host, source_port), endpoint(journalist_host, journalist_port)]
-    )
+    configure_logging(keep=own)
     with instance_lock(settings.instance_dir), contextlib.ExitStack() as sockets:
         # Every TCP socket is bound before anything else is done or said: a port in use is one
         # error line, with nothing announced, no upload recovered and no tor started.
@@ -231,6 +236,11 @@ def serve_instance(
         sockets.callback(_close_all, source_sockets)
         api_sockets = bind_tcp(journalist_host, journalist_port, api_knobs)
         sockets.callback(_close_all, api_sockets)
+        # Off by default: no socket at all unless [metrics] enabled.
+        metrics_sockets = []
+        if settings.metrics_enabled:
+            metrics_sockets = bind_tcp(settings.metrics_host, settings.metrics_port, SERVE_METRICS)
+            sockets.callback(_close_all, metrics_sockets)
         upgrade_database(settings.instance_dir)
         services = build_services(settings)
         try:
@@ -259,11 +269,15 @@ def serve_instance(
                         known.append(address)
                 return known[0] if known else None
 
-            source_app = create_source_app(services, onion_address=onion_address)
+            probes = ServerProbes(
+                settings, services, IntakeTally(), layout if tor_path is not None else None
+            )
+            source_app = create_source_app(services, onion_address, probes.tally)
             api_app = create_api_app(services)
             limits = connection_limits(settings)
-            # Four listeners at most, plus database connections, uploads and tor's control port.
-            _raise_file_limit(4 * limits.max_connections + 1024)
+            # Five listeners at most (with metrics), plus database connections, uploads and tor's
+            # control port.
+            _raise_file_limit(5 * limits.max_connections + 1024)
             listeners = [
                 (listener(source_app, limits, source_host, source_port), source_sockets),
                 (
@@ -272,6 +286,8 @@ def serve_instance(
                 ),
             ]
             supervisor: TorSupervisor | None = None
+            for name, (server, _) in zip(("source", "api"), listeners, strict=True):
+                probes.watch(name, server)
             if tor_path is not None:
                 layout.check_paths()
                 layout.prepare()
@@ -295,6 +311,8 @@ def serve_instance(
                         api_onion_sockets,
                     ),
                 ]
+                probes.watch("source_onion", listeners[2][0])
+                probes.watch("api_onion", listeners[3][0])
                 display = _BootstrapDisplay(console)
                 supervisor = TorSupervisor(
                     layout,
@@ -305,19 +323,32 @@ def serve_instance(
                 )
             maintenance = Maintenance(services.sessions, services.sources, services.auth)
             maintenance.start()
+            metrics = SnapshotTimer(probes.snapshot, settings.metrics_refresh_seconds)
+            if metrics_sockets:
+                metrics_app = create_metrics_app(lambda: metrics.latest)
+                metrics_at = (settings.metrics_host, settings.metrics_port)
+                listeners.append((listener(metrics_app, limits, *metrics_at), metrics_sockets))
             try:
                 print(f"Source interface: {_url(source_host, source_port)}", flush=True)
                 print(
                     f"Journalist API: {_url(journalist_host, journalist_port)}api/v1/", flush=True
                 )
+                if metrics_sockets:
+                    print(f"Metrics: {_url(*metrics_at)}metrics", flush=True)
+                    if warning := refresh_warning(settings):
+                        console.print(f"[yellow]{escape(warning)}[/]")
                 if supervisor is not None:
                     supervisor.start()
                     _print_onions(supervisor, console)
+                if metrics_sockets:
+                    # After tor started: the first snapshot is the state at start.
+                    metrics.start()
                 _freeze_startup_objects()
                 asyncio.run(_run(listeners, services.notifier.run))
             finally:
                 if supervisor is not None:
                     supervisor.stop()
+                metrics.stop()
                 maintenance.stop()
         finally:
             services.close()

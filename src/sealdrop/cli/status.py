@@ -3,6 +3,7 @@ encrypted to (above all: whether only to the demo key, which nobody but the demo
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,10 +12,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from sealdrop import __version__
 from sealdrop.cli.common import fail, open_services
 from sealdrop.config import Settings
 from sealdrop.errors import SealdropError
 from sealdrop.services.demo import demo_identity_path, demo_recipient
+from sealdrop.services.instance_state import InstanceState, read_instance_state
 from sealdrop.tor import control
 from sealdrop.tor.client_auth import list_devices
 from sealdrop.tor.layout import TorLayout
@@ -24,14 +27,21 @@ InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
 AsJson = Annotated[bool, typer.Option("--json", help="One JSON object.")]
 
 
+# The keys of the JSON output are fixed (docs/operator.md, "Monitoring", lists them): a key
+# whose value is not known is null, never missing, so a monitor's parser can rely on them.
+_TOR_UNKNOWN = dict.fromkeys(
+    ("version", "bootstrap_percent", "bootstrap_summary", "pow_defense", "circuit_limits")
+)
+
+
 def _tor(settings: Settings, layout: TorLayout) -> dict[str, Any]:
     if settings.tor_enabled == "no":
-        return {"state": "disabled"}
+        return {"state": "disabled", **_TOR_UNKNOWN}
     if find_tor(settings.tor_binary) is None:
-        return {"state": "not installed"}
+        return {"state": "not installed", **_TOR_UNKNOWN}
     state = control.read_status(layout)
     if not state.running:
-        return {"state": "not running"}
+        return {"state": "not running", **_TOR_UNKNOWN}
     return {
         "state": "running",
         "version": state.version,
@@ -51,6 +61,7 @@ def gather(directory: Path) -> dict[str, Any]:
         keys = services.submissions.recipient_keys()
         accounts = len(services.accounts.list())
         accepting = services.submissions.accepting()
+        state = read_instance_state(settings)
     except SealdropError as exc:
         raise fail(exc) from None
     finally:
@@ -74,7 +85,39 @@ def gather(directory: Path) -> dict[str, Any]:
         "source_onion": f"http://{source}/" if source and tor_used else None,
         "api_onion": f"http://{api}/api/v1/" if api and tor_used else None,
         "authorized_devices": len(list_devices(layout)),
+        **_operations(settings, state),
     }
+
+
+def _operations(settings: Settings, state: InstanceState) -> dict[str, Any]:
+    """What a monitor watches besides the above: version, schema, disks, notices, metrics."""
+    storage = {
+        role: None
+        if (space := state.storage.get(role)) is None
+        else {"free_bytes": space.free_bytes, "total_bytes": space.total_bytes}
+        for role in ("blobs", "database")
+    }
+    notices = state.notices
+    last = notices.last_scheduled
+    metrics = f"{_url(settings.metrics_host, settings.metrics_port)}metrics"
+    return {
+        "version": __version__,
+        "schema_revision": state.schema_revision,
+        "schema_current": state.schema_revision == state.schema_head,
+        "storage": storage,
+        "notifications": {
+            "targets": notices.targets,
+            "last_scheduled": None
+            if last is None
+            else dt.datetime.fromtimestamp(last, dt.UTC).isoformat(),
+            "behind": notices.behind,
+        },
+        "metrics": metrics if settings.metrics_enabled else None,
+    }
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def _encrypted_to(out: Console, info: dict[str, Any]) -> None:

@@ -482,6 +482,46 @@ class Settings:
         "paths are relative to the instance folder. The host name is checked either way.",
         finish=optional_in_instance,
     )
+    metrics_enabled: bool = setting(
+        "metrics.enabled",
+        False,
+        boolean,
+        help="Serve metrics in the Prometheus text format on a listener of their own.",
+        doc="`true`: `sealdrop serve` also serves metrics in the Prometheus text format at "
+        "`/metrics` (and `/healthz`) on a listener of its own, `metrics.host`:`metrics.port` (see "
+        "[operator.md](operator.md#monitoring)). Off by default. The metrics hold totals and peaks "
+        "for the whole instance, nothing per source.",
+    )
+    metrics_host: str = setting(
+        "metrics.host",
+        "127.0.0.1",
+        text,
+        help="Address the metrics listener listens on (keep a loopback address).",
+        doc="Address the metrics listener listens on. It serves plain HTTP without "
+        "authentication: keep a loopback address (a Prometheus on the same host, or an SSH "
+        "tunnel); never an address the Internet reaches. No onion service serves it.",
+    )
+    metrics_port: int = setting(
+        "metrics.port",
+        8082,
+        port,
+        help="TCP port of the metrics listener.",
+        doc="TCP port of the metrics listener, 1–65535; it must differ from the source and API "
+        "listeners' ports.",
+    )
+    metrics_refresh_seconds: int = setting(
+        "metrics.refresh_seconds",
+        900,
+        positive_int,
+        help="Seconds between updates of the published metrics (at multiples of it since 00:00 "
+        "UTC); keep it at 15 minutes or more.",
+        doc="The metrics are taken at start and then only at the multiples of this many seconds "
+        "since 1970-01-01 00:00 UTC (with the default, every quarter hour); a scrape in between "
+        "gets the same values. This is what keeps frequent scrapes from dating single "
+        "submissions: a counter moves once per interval, by everything of the interval. Keep it "
+        "at 900 or more on a real instance; alert rules should allow for it (`for:` longer than "
+        "the interval).",
+    )
     kdf_salt: Secret = field(repr=False)  # from secrets.toml, not a setting
     # From secrets.toml or SEALDROP_NOTIFICATIONS_SMTP_PASSWORD, not a setting; None: none.
     smtp_password: Secret | None = field(default=None, repr=False)

@@ -55,6 +55,11 @@ class Services:
     _database: SqlDatabase
     _kdf: KdfPool
 
+    @property
+    def kdf(self) -> KdfPool:
+        """The derivation pool (the metrics read how busy it is)."""
+        return self._kdf
+
     def close(self) -> None:
         self._kdf.close()
         self._database.close()

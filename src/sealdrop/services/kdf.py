@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sealdrop.crypto.codenames import Codename
 from sealdrop.crypto.derive import SourceKeys, derive_source_keys
+from sealdrop.services.monitoring import Level
 
 # How much nicer (lower priority) than the server a derivation thread runs: at 10, the Linux
 # scheduler gives a busy thread of the server about ten times its share of a contended core.
@@ -28,6 +29,9 @@ KDF_NICENESS = 10
 class KdfPool:
     def __init__(self, salt: bytes, max_concurrent: int) -> None:
         self._salt = salt
+        self.capacity = max_concurrent
+        # Derivations running or waiting for a slot (the metrics publish the peak).
+        self.busy = Level()
         self._executor = ThreadPoolExecutor(
             max_workers=max_concurrent,
             thread_name_prefix="sealdrop-kdf",
@@ -36,7 +40,11 @@ class KdfPool:
 
     def derive(self, codename: Codename) -> SourceKeys:
         """Derive a source's keys; blocks the caller until a pool slot has done it."""
-        return self._executor.submit(derive_source_keys, codename, self._salt).result()
+        self.busy.enter()
+        try:
+            return self._executor.submit(derive_source_keys, codename, self._salt).result()
+        finally:
+            self.busy.leave()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

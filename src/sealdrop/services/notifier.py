@@ -71,6 +71,9 @@ class Notifier:
         self._sleep = sleep
         # First retry after a tenth of the interval (a minute at most), then doubling.
         self._first_retry = max(0.5, min(60.0, interval / 10))
+        # Delivery attempts since the server started, for the metrics (totals, no account).
+        self.sent = 0
+        self.failed = 0
 
     def slot_time(self, slot: int) -> float:
         return float(slot * self._interval)
@@ -143,6 +146,8 @@ class Notifier:
                 )
                 log.warning("notice to account %s failed: %s", target.user_id, reason)
                 failed.append(target)
+        self.sent += len(targets) - len(failed)
+        self.failed += len(failed)
         return failed
 
     async def _send(self, target: NotificationTargetRecord, slot: int, activity: int) -> None:

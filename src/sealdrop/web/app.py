@@ -14,10 +14,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sealdrop.errors import SealdropError, StorageError, TooManyRequests, UploadTooLarge
 from sealdrop.services.container import Services
+from sealdrop.services.monitoring import IntakeTally
 from sealdrop.web.body_cap import CapBodies
 from sealdrop.web.errors import HTTP_PAGES, SERVER_ERROR, ErrorPage, page_for
 from sealdrop.web.fetch_metadata import RefuseCrossSitePosts
 from sealdrop.web.headers import SOURCE_HEADERS, ClearnetHeaders, SecurityHeaders
+from sealdrop.web.health import Health
 from sealdrop.web.i18n import LanguagePicker
 from sealdrop.web.onion import circuit_of
 from sealdrop.web.source.routes import Redirect, SourceInterface, see_other
@@ -41,14 +43,17 @@ class ContainErrors:
 
 
 def create_source_app(
-    services: Services, onion_address: Callable[[], str | None] = lambda: None
+    services: Services,
+    onion_address: Callable[[], str | None] = lambda: None,
+    tally: IntakeTally | None = None,
 ) -> ASGIApp:
     """The source interface. One app serves both listeners: requests from the onion socket
     (``sealdrop.web.onion.onion_listener``) are limited per Tor circuit; the others, when the
     TCP listener is published at ``public_url``, carry HSTS and, once ``onion_address()`` (the
-    source onion, which tor creates after the app is built) returns one, Onion-Location."""
+    source onion, which tor creates after the app is built) returns one, Onion-Location.
+    ``tally``: where submissions are counted for the metrics."""
     templates = Templates("sealdrop.web.source", services.settings.organisation_name)
-    interface = SourceInterface(services, templates)
+    interface = SourceInterface(services, templates, tally)
 
     def error_response(request: Request, page: ErrorPage) -> Response:
         return templates.render(
@@ -117,7 +122,9 @@ def create_source_app(
         for route in app.routes
         if isinstance(route, Route) and "GET" in (route.methods or ()) and "{" not in route.path
     )
-    guarded = RefuseCrossSitePosts(LanguagePicker(capped, pages), refuse_cross_site)
+    # The health answer is inside the circuit limit and the security headers, before any page
+    # work (web/health.py).
+    guarded = Health(RefuseCrossSitePosts(LanguagePicker(capped, pages), refuse_cross_site))
 
     async def limit_circuits(scope: Scope, receive: Receive, send: Send) -> None:
         # First of all, before any routing or page work: a flooding circuit costs us one bucket

@@ -35,6 +35,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from sealdrop.services.monitoring import Level
+
 BUSY_RETRY_AFTER_SECONDS: Final = 60
 _BUSY_BODY: Final = b"This site is busy. Please try again in a few minutes.\n"
 
@@ -60,6 +62,8 @@ class ListenerConfig(uvicorn.Config):
         super().__init__(app, **options)
         self.connection_limits = limits
         self.busy_app: ASGIApp = busy or _busy
+        # Open connections, for the metrics (which publish the peak between two snapshots).
+        self.occupancy = Level()
 
 
 class _WatchedFlow(FlowControl):
@@ -116,6 +120,7 @@ class LimitedH11Protocol(H11Protocol):
             config.connection_limits if isinstance(config, ListenerConfig) else ConnectionLimits()
         )
         self._busy_app = config.busy_app if isinstance(config, ListenerConfig) else _busy
+        self._occupancy = config.occupancy if isinstance(config, ListenerConfig) else Level()
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._continue_pending = False
@@ -125,6 +130,7 @@ class LimitedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._occupancy.enter()
         self.flow = _WatchedFlow(transport)
         if len(self.connections) > self.limits.max_connections:
             # Refused with a response rather than at accept(): the client learns to come back
@@ -133,6 +139,7 @@ class LimitedH11Protocol(H11Protocol):
         self._follow_request_state()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._occupancy.leave()
         self._stop_head_timer()
         self._stop_body_timer()
         super().connection_lost(exc)

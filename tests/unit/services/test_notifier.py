@@ -398,3 +398,21 @@ def test_a_url_stored_before_urls_were_turned_off_gets_no_connection(
         asyncio.run(delivery.deliver(outgoing))
     assert receiver.attempts == 0
     assert receiver.bodies == []
+
+
+def test_the_sender_counts_deliveries_and_failed_attempts_for_the_metrics(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    """Two failed attempts and then a delivery count as 2 failed and 1 sent: totals only, which
+    the metrics publish (services/monitoring.py)."""
+    with JsonReceiver(failures=2) as flaky:
+        env = make_env(tmp_path, smtp)
+        try:
+            bob = env.journalist("bob")
+            env.services.notifications.set(bob, "apprise", "test", address=flaky.url)
+            env.submit()
+            assert (env.notifier.sent, env.notifier.failed) == (0, 0)
+            assert env.run_slot(env.notifier.next_slot()) == (1, 0)
+            assert (env.notifier.sent, env.notifier.failed) == (1, 2)
+        finally:
+            env.close()

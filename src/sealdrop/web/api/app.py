@@ -21,6 +21,7 @@ from sealdrop.web.api import errors
 from sealdrop.web.api.routes import build_router
 from sealdrop.web.app import ContainErrors
 from sealdrop.web.headers import SecurityHeaders
+from sealdrop.web.health import Health
 
 API_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
@@ -130,7 +131,7 @@ def create_api_app(services: Services) -> ASGIApp:
     app.add_exception_handler(HTTPException, errors.on_http_error)
     app.add_exception_handler(Exception, errors.on_server_error)
     limited = LimitBodies(app, MAX_JSON_BYTES, services.settings.max_reply_bytes + REPLY_OVERHEAD)
-    return ContainErrors(SecurityHeaders(limited, API_HEADERS))
+    return ContainErrors(SecurityHeaders(Health(limited), API_HEADERS))
 
 
 def _is_validation_error(response: Any) -> bool:

@@ -25,6 +25,7 @@ from sealdrop.errors import (
     UploadTooLarge,
 )
 from sealdrop.services.container import Services
+from sealdrop.services.monitoring import IntakeTally
 from sealdrop.services.replies import ShownReply
 from sealdrop.services.sessions import SessionService, SourceSession
 from sealdrop.services.submissions import SourceOverview, SubmissionIntake
@@ -44,8 +45,11 @@ MAX_CONCURRENT_UPLOADS = 32
 
 
 class SourceInterface:
-    def __init__(self, services: Services, templates: Templates) -> None:
+    def __init__(
+        self, services: Services, templates: Templates, tally: IntakeTally | None = None
+    ) -> None:
         self._services = services
+        self._tally = tally or IntakeTally()  # what the metrics count (services/monitoring.py)
         self._templates = templates
         self._settings = services.settings
         self._upload_slots = anyio.CapacityLimiter(MAX_CONCURRENT_UPLOADS)
@@ -313,6 +317,10 @@ class SourceInterface:
         return see_other(request, "conversation")
 
     async def submit(self, request: Request) -> Response:
+        with self._tally.counting():
+            return await self._receive(request)
+
+    async def _receive(self, request: Request) -> Response:
         services = self._services
         content_type = request.headers.get("content-type", "")
         header = request.headers.get("content-length")
