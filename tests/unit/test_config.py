@@ -483,6 +483,7 @@ NON_DEFAULT = {
     "notifications.allow_urls": "true",
     "notifications.language": "fa",
     "notifications.smtp_url": "smtp://relay.example.org",
+    "retention.jitter_days": "3",  # its default is the generic 7
 }
 
 

@@ -17,6 +17,7 @@ from rich.text import Text
 from sealdrop import __version__
 from sealdrop.cli.access import access_app
 from sealdrop.cli.common import err, fail, open_services, print_table, whole_table
+from sealdrop.cli.housekeeping import housekeeping as housekeeping_command
 from sealdrop.cli.reader import reader_app
 from sealdrop.cli.serve import serve_instance
 from sealdrop.cli.status import status as status_command
@@ -44,6 +45,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(reader_app, name="reader")
 app.add_typer(access_app, name="access")
 app.command("status")(status_command)
+app.command("housekeeping")(housekeeping_command)
 
 InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
 

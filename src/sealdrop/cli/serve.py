@@ -303,7 +303,9 @@ def serve_instance(
                     on_progress=display.update,
                     on_restart=display.restarted,
                 )
-            maintenance = Maintenance(services.sessions, services.sources, services.auth)
+            maintenance = Maintenance(
+                services.sessions, services.sources, services.auth, retention=services.retention
+            )
             maintenance.start()
             try:
                 print(f"Source interface: {_url(source_host, source_port)}", flush=True)
