@@ -344,6 +344,10 @@ class Reader:
         """Assign the source to a journalist (an enabled account's username), or to nobody."""
         triage.assign_source(self.client, self.store, self.cache_dir, source_id, username)
 
+    def hold(self, source_id: str, hold: bool) -> None:
+        """Put the source on hold, exempt from the server's retention rules (or take it off)."""
+        triage.hold_source(self.client, self.store, self.cache_dir, source_id, hold)
+
     def set_labels(self, source_id: str, labels: list[str]) -> None:
         """Replace the source's labels (shared by every journalist)."""
         triage.set_source_labels(self.client, self.store, self.cache_dir, source_id, labels)

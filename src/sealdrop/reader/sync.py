@@ -23,7 +23,8 @@ from sealdrop.errors import ApiError, Corrupted, RemoteNotFound
 from sealdrop.reader.client import ApiClient
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, Store
 
-PAGE_SIZE = 50
+# The API's largest page: every sync lists every source (see ``sync``), so fewer requests.
+PAGE_SIZE = 200
 
 Progress = Callable[[LocalItem, int, int], None]
 """Called as ciphertext arrives: the item, bytes so far, bytes in all."""
@@ -45,12 +46,16 @@ def sync(
     progress: Progress | None = None,
     *,
     page_size: int = PAGE_SIZE,
-    full: bool = False,
+    full: bool = True,
 ) -> SyncReport:
     """Bring ``store`` and the cache in ``cache_dir`` up to date with the server.
 
-    ``full`` lists every source from the start and forgets local sources the server no longer
-    has (a deleted source never shows up as a change). :class:`TokenExpired` and
+    ``full`` (the default) lists every source from the start and forgets local sources the
+    server no longer has: a deleted source never shows up as a change, and sources go without
+    anyone here asking (a colleague's delete, the server's retention rules), so that what the
+    server dropped leaves this computer at the next sync. A source whose version did not move
+    costs only its line in the listing. ``full=False`` lists only what changed since the last
+    sync. :class:`TokenExpired` and
     :class:`ServerUnreachable` propagate; what was stored by then stays, and the next sync goes on.
     """
     cache = CiphertextCache(cache_dir)

@@ -127,9 +127,10 @@ class Retention:
         with self._db.transaction(read_only=True) as repos:
             return self._plan(repos, self.today())
 
-    def run(self) -> Outcome:
-        """Delete what the rules say is due today."""
-        plan = self.plan()
+    def run(self, plan: Plan | None = None) -> Outcome:
+        """Delete what the rules say is due today (or what ``plan``, made today, lists: each
+        item is checked again while deleting)."""
+        plan = plan or self.plan()
         subs = replies = sources = 0
         for source_id in plan.sources:
             if self._delete_source(source_id, plan.day):
