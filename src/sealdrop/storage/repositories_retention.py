@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from sealdrop.ids import BlobKey, SourceId
@@ -38,8 +38,8 @@ class SqlRetentionRepository:
         """Submissions and replies stored without a day (arrival granularity "none")."""
         total = 0
         for table in (Submission, Reply):
-            stmt = select(table.id).where(table.arrival_day.is_(None))
-            total += len(self._session.scalars(stmt).all())
+            stmt = select(func.count()).select_from(table).where(table.arrival_day.is_(None))
+            total += int(self._session.execute(stmt).scalar_one())
         return total
 
     def activity(self, source_ids: Sequence[SourceId] | None = None) -> list[SourceActivity]:
