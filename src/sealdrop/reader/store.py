@@ -294,12 +294,16 @@ class Store:
             ),
         )
 
-    def delete_source(self, source_id: str) -> list[str]:
-        """Forget a source and its items; returns the item ids (to remove from the cache)."""
+    def delete_source(self, source_id: str, *, keep_row: bool = False) -> list[str]:
+        """Forget a source and its items (``keep_row``: its items only); returns the item ids
+        (to remove from the cache)."""
         with self.transaction() as db:
             rows = db.execute("SELECT id FROM items WHERE source_id = ?", (source_id,))
             ids = [row["id"] for row in rows]
-            db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
+            if keep_row:
+                db.execute("DELETE FROM items WHERE source_id = ?", (source_id,))
+            else:
+                db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
         return ids
 
     def source(self, source_id: str) -> LocalSource | None:
