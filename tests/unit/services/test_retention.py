@@ -254,3 +254,20 @@ def test_items_of_a_deleted_source_are_not_counted_twice(
     env.at(START + dt.timedelta(days=30))
     plan = env.retention.plan()
     assert (plan.sources, plan.submission_count) == ([source], 0)
+
+
+def test_a_submission_after_the_plan_keeps_the_source(
+    database: SqlDatabase, tmp_path: Path
+) -> None:
+    """The source's activity is read again under its lock when deleting: a submission accepted
+    between the plan (or the dry run) and the run makes the source no longer idle."""
+    env = Env(database, tmp_path, Rules(idle_source_days=30))
+    source = env.source(START)
+    env.submission(source, START)
+    later = START + dt.timedelta(days=45)
+    env.at(later)
+    plan = env.retention.plan()
+    assert plan.sources == [source]
+    env.submission(source, later)
+    assert env.retention.run(plan).sources == 0
+    assert len(env.submission_ids(source)) == 2
