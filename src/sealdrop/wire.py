@@ -148,6 +148,10 @@ class Source(BaseModel):
     labels: list[str] = Field(
         default_factory=list, description='Triage labels, sorted ignoring case ("spam" hides it)'
     )
+    # Default: an answer of a server older than retention reads as "not on hold".
+    hold: bool = Field(
+        default=False, description="On hold: exempt from the retention rules (see operator.md)"
+    )
 
 
 class SourcePage(BaseModel):
@@ -180,6 +184,10 @@ class Items(BaseModel):
 
 class StarRequest(Strict):
     starred: bool
+
+
+class HoldRequest(Strict):
+    hold: bool
 
 
 class AssigneeRequest(Strict):

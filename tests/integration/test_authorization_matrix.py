@@ -193,6 +193,12 @@ def label(world: World, caller: str, allowed: bool) -> Call:
     return Call(f"/sources/{source}/labels", {"json": {"labels": ["spam"]}})
 
 
+def hold(world: World, caller: str, allowed: bool) -> Call:
+    # A refused caller tries to shield the victim source from retention.
+    source = world.source_id if allowed else world.victims["source"]
+    return Call(f"/sources/{source}/hold", {"json": {"hold": True}})
+
+
 def user_action(action: str) -> Builder:
     def build(world: World, caller: str, allowed: bool) -> Call:
         user = world.victims["target_user" if allowed else "victim_user"]
@@ -256,6 +262,7 @@ API_RULES: dict[tuple[str, str], Rule] = {
     ("PUT", f"{A}/sources/{{source_id}}/star"): Rule(JOURNALIST, 200, star),
     ("PUT", f"{A}/sources/{{source_id}}/assignee"): Rule(JOURNALIST, 200, assign),
     ("PUT", f"{A}/sources/{{source_id}}/labels"): Rule(JOURNALIST, 200, label),
+    ("PUT", f"{A}/sources/{{source_id}}/hold"): Rule(JOURNALIST, 200, hold),
     ("GET", f"{A}/journalists"): Rule(JOURNALIST, 200, path_only("/journalists")),
     ("GET", f"{A}/sources/{{source_id}}/submissions"): Rule(
         JOURNALIST, 200, path_only("/sources/{source}/submissions")
@@ -490,6 +497,7 @@ def test_api_routes_answer_each_caller_as_the_table_says(world: World) -> None:
     assert victim_source["starred"] is False
     assert victim_source["assignee"] is None
     assert victim_source["labels"] == []
+    assert victim_source["hold"] is False
     assert admin.ok("GET", f"/submissions/{world.victims['submission']}")
     assert admin.get(f"/replies/{world.victims['reply']}/content").status_code == 200
     recipients = {r["id"]: r["public_key"] for r in admin.ok("GET", "/recipients")["recipients"]}

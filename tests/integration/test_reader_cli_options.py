@@ -55,6 +55,7 @@ def test_list_json_and_whole_ids_in_a_narrow_terminal(reader: ReaderSetup) -> No
         "starred": False,
         "assignee": None,
         "labels": [],
+        "hold": False,
     }
     narrow = reader.run("list", env={"COLUMNS": "80"}).stdout
     for source in found:
@@ -119,6 +120,7 @@ def group_option_case(
         "sources": ([], 0, mine.id),
         "assign": ([mine.id, "--nobody"], 0, "assigned to nobody"),
         "label": ([mine.id, "--add", "checked"], 0, "checked"),
+        "hold": ([mine.id, "--off"], 0, "is not on hold"),
         "show": ([mine.id, *unlock], 0, "for every command"),
         "export": ([item_id, "--to", tmp / "to", "--no-strip", *unlock], 0, "Exported f.txt"),
         "reply": ([mine.id, "--message", "a reply"], 0, "sent to"),
@@ -131,7 +133,7 @@ def group_option_case(
 
 READER_COMMANDS = sorted(typer.main.get_command(reader_app).commands)  # type: ignore[attr-defined]
 CASE_NAMES = ["init", "login", "sync", "list", "show", "export", "reply", "star", "seen", "delete"]
-CASE_NAMES += ["sources", "assign", "label"]
+CASE_NAMES += ["sources", "assign", "label", "hold"]
 
 
 def test_the_data_dir_test_covers_every_reader_command() -> None:

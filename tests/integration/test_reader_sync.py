@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +31,17 @@ from support_api import (
 )
 from support_http import JournalistKey, Source, setup_cli
 
+from sealdrop.config import load_settings
 from sealdrop.errors import ServerUnreachable, TokenExpired
+from sealdrop.ids import SourceId
 from sealdrop.reader.client import ApiClient, content_path
 from sealdrop.reader.download import DownloadResult, Progress
 from sealdrop.reader.store import CacheState, Store
 from sealdrop.reader.sync import SyncReport, sync
-from sealdrop.testing import ServerProcess
+from sealdrop.services.retention import Retention, Rules, jitter_key
+from sealdrop.storage.blobs_fs import FilesystemBlobStore
+from sealdrop.storage.database import SqlDatabase
+from sealdrop.testing import FakeClock, ServerProcess
 from sealdrop.wire import Item as RemoteItem
 
 KiB = 1024
@@ -362,3 +368,53 @@ def test_deletions_on_the_server_disappear_locally(deployment: Deployment, reade
     assert reader.store.source(source_id) is None
     assert not (reader.cache / message.id).exists()
     assert reader.store.watermark() > 0
+
+
+def test_what_retention_deleted_on_the_server_leaves_at_the_next_sync(
+    deployment: Deployment, reader: Reader
+) -> None:
+    """Retention (run on the server's database with the clock moved two months on) deletes one
+    source whole and another's first submission; the reader's next plain sync drops both from
+    its store and its cache, and keeps the rest."""
+    client = deployment.client
+    submit(deployment.server, "idle source", [("idle.txt", b"i" * 2000, "")])
+    idle_id, idle_items = items_of(client, "idle source")
+    kept_source = submit(deployment.server, "expiring message", [])
+    kept_source.submit("second message")
+    kept_id, kept_items = items_of(client, "expiring message")
+    expiring, second = sorted(kept_items, key=lambda i: i.seq)
+    reader.sync(client)
+    for item in [*idle_items, expiring, second]:
+        assert (reader.cache / item.id).is_file()
+
+    settings = load_settings(deployment.instance)
+    database = SqlDatabase(settings.database_url)
+    blobs = FilesystemBlobStore(settings.blob_dir)
+    later = FakeClock(time.time() + 60 * 86400)
+    key = jitter_key(settings.kdf_salt.reveal())
+    try:
+        # Aimed at this test's objects only: the module's other sources stay for its other tests.
+        idle = Retention(database, blobs, later, Rules(idle_source_days=30), key)
+        plan = idle.plan()
+        assert idle_id in plan.sources
+        plan.sources = [SourceId(idle_id)]
+        assert idle.run(plan).sources == 1
+        expire = Retention(database, blobs, later, Rules(submissions_days=30), key)
+        plan = expire.plan()
+        plan.submissions = {
+            SourceId(kept_id): [
+                i for i in plan.submissions[SourceId(kept_id)] if i.id == expiring.id
+            ]
+        }
+        assert expire.run(plan).submissions == 1
+    finally:
+        database.close()
+
+    report = reader.sync(client)
+    assert sorted(report.removed) == sorted([*(i.id for i in idle_items), expiring.id])
+    assert reader.store.source(idle_id) is None
+    assert reader.store.item(expiring.id) is None
+    for item in [*idle_items, expiring]:
+        assert not (reader.cache / item.id).exists()
+    assert (reader.cache / second.id).is_file()
+    kept_source.http.close()

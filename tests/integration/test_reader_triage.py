@@ -174,3 +174,22 @@ def test_journalists_lists_the_accounts_a_source_can_be_assigned_to(desk: Desk) 
     """The facade's journalists(): the enabled accounts, from the server."""
     with Reader.open(Profile(desk.data_dir)) as reader:
         assert reader.journalists() == ["editor", "reporter"]
+
+
+def test_hold_puts_a_source_on_hold_and_off(desk: Desk) -> None:
+    """`reader hold SOURCE` puts it on hold on the server (a colleague sees it), `list --json`
+    and `show` say so; `--off` takes it off; a colleague's hold arrives with `reader sync`."""
+    source_id = desk.new_source()
+    assert "is on hold: retention keeps it." in desk.run("hold", source_id).stdout
+    assert desk.colleague.source(source_id)["hold"] is True
+    assert desk.listed()[source_id]["hold"] is True
+    shown = desk.run("show", source_id, "--identity-passphrase-file", desk.identity_file).stdout
+    assert shown.splitlines()[1] == "on hold"
+
+    assert "is not on hold." in desk.run("hold", source_id, "--off").stdout
+    assert desk.colleague.source(source_id)["hold"] is False
+    assert desk.listed()[source_id]["hold"] is False
+
+    desk.colleague.ok("PUT", f"/sources/{source_id}/hold", json={"hold": True})
+    desk.run("sync")
+    assert desk.listed()[source_id]["hold"] is True

@@ -243,3 +243,31 @@ def test_untrusted_labels_and_usernames_are_shown_as_codes(
         assert "bo&lt;U+200B&gt;b" in page
         assert "\u202e" not in page.replace('value="evil\u202etxt.exe"', "")
         assert "\u200b" not in page.replace('value="bo\u200bb"', "")
+
+
+def test_the_hold_toggle_puts_a_source_on_hold_and_off(
+    reader: ReaderSetup, workspace: tuple[Ui, Network]
+) -> None:
+    """The conversation's retention line offers "Put on hold"; pressing it answers 303, the
+    server has the hold, the page says it is on hold and the inbox row shows "on hold"; "Take
+    off hold" undoes it."""
+    browser, _ = workspace
+    source = synced_source(reader, "hold me")
+    page = browser.get(f"/sources/{source.id}").text
+    assert "Not on hold: the server" in page
+    assert 'name="hold" value="1"' in page
+
+    answer = browser.post(f"/sources/{source.id}/hold", {"hold": "1"})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/sources/{source.id}"
+    with reader.api() as api:
+        assert api.source(source.id)["hold"] is True
+    page = browser.get(f"/sources/{source.id}").text
+    assert "On hold: the server" in page
+    assert "Take off hold" in page
+    assert "on hold" in inbox_row(browser.get("/").text, source.id)
+
+    assert browser.post(f"/sources/{source.id}/hold", {"hold": "0"}).status_code == 303
+    with reader.api() as api:
+        assert api.source(source.id)["hold"] is False
+    assert "on hold" not in inbox_row(browser.get("/").text, source.id)

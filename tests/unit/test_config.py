@@ -484,6 +484,7 @@ NON_DEFAULT = {
     "notifications.language": "fa",
     "notifications.smtp_url": "smtp://relay.example.org",
     "metrics.enabled": "true",
+    "retention.jitter_days": "3",  # its default is the generic 7
 }
 
 

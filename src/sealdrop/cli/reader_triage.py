@@ -1,5 +1,5 @@
-"""``sealdrop reader list`` (alias ``sources``), ``assign`` and ``label``: the source list and
-triage on the command line.
+"""``sealdrop reader list`` (alias ``sources``), ``assign``, ``label`` and ``hold``: the source
+list and triage on the command line.
 
 Assignments and labels are shared by the newsroom and kept on the server; these commands change
 them there, then store the source here as the server has it (``reader/triage.py``). Labels and
@@ -43,7 +43,7 @@ def list_sources(
         for source, count in rows:
             fields = {"id": source.id, "pseudonym": source.pseudonym, "unread": source.unread}
             fields |= {"items": count, "starred": source.starred, "assignee": source.assignee}
-            print(json.dumps({**fields, "labels": list(source.labels)}))
+            print(json.dumps({**fields, "labels": list(source.labels), "hold": source.hold}))
         return
     # An id is pasted into other commands: never wrapped or cut, whatever the terminal's width.
     whole_id = Column("id", no_wrap=True, min_width=32)
@@ -105,6 +105,23 @@ def label(
     out.print(Text.assemble(name_text(now.pseudonym), ": ", labels))
 
 
+def hold(
+    ctx: typer.Context,
+    source: SourceArg,
+    off: Annotated[bool, typer.Option("--off", help="Take it off hold.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Put a source on hold: the server's retention rules keep it and everything it holds
+    (--off: take it off hold)."""
+    profile = profile_of(ctx, data_dir)
+    with reporting_errors(profile), open_reader(profile, online=True) as reader:
+        found = reader.find_source(source)
+        reader.hold(found.id, not off)
+        now = reader.source(found.id)
+    state = "is on hold: retention keeps it." if now.hold else "is not on hold."
+    out.print(Text.assemble(name_text(now.pseudonym), " ", state))
+
+
 def _labels_text(source: LocalSource) -> Text:
     return Text(", ").join(name_text(label) for label in source.labels)
 
@@ -116,4 +133,6 @@ def triage_line(source: LocalSource) -> Text | None:
         parts.append(Text.assemble("assigned to ", name_text(source.assignee)))
     if source.labels:
         parts.append(Text.assemble("labels: ", _labels_text(source)))
+    if source.hold:
+        parts.append(Text("on hold"))
     return Text(" · ").join(parts) if parts else None

@@ -321,7 +321,9 @@ def serve_instance(
                     on_progress=display.update,
                     on_restart=display.restarted,
                 )
-            maintenance = Maintenance(services.sessions, services.sources, services.auth)
+            maintenance = Maintenance(
+                services.sessions, services.sources, services.auth, retention=services.retention
+            )
             maintenance.start()
             metrics = SnapshotTimer(probes.snapshot, settings.metrics_refresh_seconds)
             if metrics_sockets:

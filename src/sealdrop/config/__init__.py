@@ -92,6 +92,7 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
     if (values["source.host"], values["source.port"]) == (values["api.host"], values["api.port"]):
         # Separate surfaces (invariant 8) need separate listeners.
         raise ConfigError("[source] and [api] must not listen on the same address and port")
+    _check_retention(values)
     attributes = {
         declared.attr: declared.finish(values[name], instance_dir)
         for name, declared in SETTINGS.items()
@@ -100,6 +101,24 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
     return Settings(
         instance_dir=instance_dir, **attributes, kdf_salt=salt, smtp_password=smtp_password
     )
+
+
+RETENTION_RULES = (
+    "retention.submissions_days",
+    "retention.replies_days",
+    "retention.idle_source_days",
+)
+
+
+def _check_retention(values: Mapping[str, Any]) -> None:
+    """Retention dates items by their arrival day; without one it cannot run, and recording a
+    finer or new time to make it run would break invariant 6, so the combination is refused."""
+    rules = [name for name in RETENTION_RULES if values[name]]
+    if rules and values["privacy.arrival_granularity"] == "none":
+        raise ConfigError(
+            f'{rules[0]} needs privacy.arrival_granularity = "day" (with "none" no item '
+            "has a day to expire from); set the rule to 0 or record the day"
+        )
 
 
 def _load_secrets(instance_dir: Path, env: Mapping[str, str]) -> tuple[Secret, Secret | None]:

@@ -67,6 +67,20 @@ def port(label: str, value: object) -> int:
     return number
 
 
+def days_or_off(label: str, value: object) -> int:
+    """A number of days, 0 meaning off (at most 100 years, so that date arithmetic cannot
+    overflow)."""
+    refused = ConfigError(f"{label} must be a number of days (0-36500; 0: off)")
+    if isinstance(value, str):  # from the environment
+        try:
+            value = int(value)
+        except ValueError:
+            raise refused from None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 36500:
+        raise refused
+    return value
+
+
 def text(label: str, value: object) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{label} must be a string")

@@ -20,6 +20,7 @@ from sealdrop.config.setting import (
     Setting,
     boolean,
     byte_size,
+    days_or_off,
     declaration,
     declared,
     hours_to_seconds,
@@ -521,6 +522,52 @@ class Settings:
         "submissions: a counter moves once per interval, by everything of the interval. Keep it "
         "at 900 or more on a real instance; alert rules should allow for it (`for:` longer than "
         "the interval).",
+    )
+    retention_submissions_days: int = setting(
+        "retention.submissions_days",
+        0,
+        days_or_off,
+        help="Delete a submission this many days after its arrival day (plus a random 0 to "
+        "jitter_days). 0: keep forever. Needs privacy.arrival_granularity = 'day'.",
+        doc="A submission is deleted (its blob, its row, journalists' seen marks of it) this many "
+        "days after its arrival day, on a day drawn within `retention.jitter_days` after that (see "
+        "[operator.md](operator.md#retention)). `0`: never. Sources on hold are exempt. Needs "
+        '`privacy.arrival_granularity = "day"`: a configuration that sets a retention rule with '
+        '`"none"` is refused at load, as nothing would date the items; items stored without a '
+        "day (while the granularity was `none`) are never deleted by a rule.",
+    )
+    retention_replies_days: int = setting(
+        "retention.replies_days",
+        0,
+        days_or_off,
+        help="Delete a reply this many days after its arrival day (plus jitter). 0: keep forever.",
+        doc="Like `retention.submissions_days`, for journalists' replies. `0`: never.",
+    )
+    retention_idle_source_days: int = setting(
+        "retention.idle_source_days",
+        0,
+        days_or_off,
+        help="Delete a source with everything it sent and every reply this many days (plus "
+        "jitter) after its last activity: its newest stored submission, or its creation day. "
+        "0: never.",
+        doc="A source is deleted with its submissions, its replies and everything derived from "
+        "them this many days, plus the jitter, after its last activity of its own that the server "
+        "stores: the arrival day of its newest stored submission, or else the day it was created. "
+        "Logins and reading replies are not recorded (invariant 6), so they do not count; when "
+        "`retention.submissions_days` is shorter, a source is idle at the latest once its "
+        "submissions have expired. `0`: never. Sources on hold are exempt.",
+    )
+    retention_jitter_days: int = setting(
+        "retention.jitter_days",
+        7,
+        days_or_off,
+        help="Each item expires on a day drawn from 0 to this many days after its due day, so "
+        "that what is left on a disk does not date it more finely than the rules.",
+        doc="Each item (submission, reply, idle source) is deleted on a day drawn between its due "
+        "day and this many days later, so that which items remain on a seized disk does not tell "
+        "the day it was seized more finely than the rules. The draw is a keyed hash of the item's "
+        "id (the key derived from `secrets.toml`): nothing more is stored per item, and "
+        "`sealdrop housekeeping --dry-run` and the real run agree. `0`: exactly on the due day.",
     )
     kdf_salt: Secret = field(repr=False)  # from secrets.toml, not a setting
     # From secrets.toml or SEALDROP_NOTIFICATIONS_SMTP_PASSWORD, not a setting; None: none.

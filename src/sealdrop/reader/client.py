@@ -210,6 +210,11 @@ class ApiClient:
         response = self._send("PUT", f"/sources/{_id(source_id)}/labels", json=body)
         return _parse(wire.Source, self._ok(response, 200))
 
+    def set_hold(self, source_id: str, hold: bool) -> wire.Source:
+        """Put the source on hold (exempt from the server's retention rules), or take it off."""
+        response = self._send("PUT", f"/sources/{_id(source_id)}/hold", json={"hold": hold})
+        return _parse(wire.Source, self._ok(response, 200))
+
     def journalists(self) -> list[str]:
         """The usernames a source can be assigned to (every enabled account)."""
         return [j.username for j in self._get(wire.Journalists, "/journalists").journalists]

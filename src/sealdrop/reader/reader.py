@@ -288,7 +288,9 @@ class Reader:
         """Send the queued replies, then bring the local copy up to date; remembers the
         journalists' reply keys (for a reply written offline) and when it finished."""
         self.send_queued()
-        report = syncing.sync(self.client, self.store, self.cache_dir, progress)
+        # A source deleted on the server keeps its name here while replies to it wait (failed).
+        waiting = {entry.source_id for entry in self.outbox.entries()}
+        report = syncing.sync(self.client, self.store, self.cache_dir, progress, keep=waiting)
         self.outbox.remember_keys(self.client.reply_keys())
         self.store.set_state(LAST_SYNCED, int(time.time()))
         return report
@@ -343,6 +345,10 @@ class Reader:
     def assign(self, source_id: str, username: str | None) -> None:
         """Assign the source to a journalist (an enabled account's username), or to nobody."""
         triage.assign_source(self.client, self.store, self.cache_dir, source_id, username)
+
+    def hold(self, source_id: str, hold: bool) -> None:
+        """Put the source on hold, exempt from the server's retention rules (or take it off)."""
+        triage.hold_source(self.client, self.store, self.cache_dir, source_id, hold)
 
     def set_labels(self, source_id: str, labels: list[str]) -> None:
         """Replace the source's labels (shared by every journalist)."""

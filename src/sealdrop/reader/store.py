@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS sources (
     submissions   INTEGER NOT NULL,
     items_version INTEGER NOT NULL DEFAULT -1,
     assignee      TEXT,
-    labels        TEXT NOT NULL DEFAULT '[]'
+    labels        TEXT NOT NULL DEFAULT '[]',
+    hold          INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS items (
     id          TEXT PRIMARY KEY,
@@ -58,7 +59,11 @@ CREATE INDEX IF NOT EXISTS items_by_source ON items (source_id, kind, seq);
 
 # Columns added to ``sources`` after the first release, with their definitions: a local copy made
 # before them gets them at its next open (see Store._upgrade).
-_ADDED_SOURCE_COLUMNS = {"assignee": "TEXT", "labels": "TEXT NOT NULL DEFAULT '[]'"}
+_ADDED_SOURCE_COLUMNS = {
+    "assignee": "TEXT",
+    "labels": "TEXT NOT NULL DEFAULT '[]'",
+    "hold": "INTEGER NOT NULL DEFAULT 0",
+}
 SPAM = "spam"
 
 
@@ -81,6 +86,7 @@ class LocalSource:
     items_version: int
     assignee: str | None = None  # the assigned account's username (shared triage)
     labels: tuple[str, ...] = ()  # triage labels, sorted ignoring case
+    hold: bool = False  # on hold on the server: exempt from its retention rules
 
     @property
     def spam(self) -> bool:
@@ -230,14 +236,14 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO sources (id, pseudonym, reply_key, starred, version, created_day,"
-                " unread, submissions, items_version, assignee, labels)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " unread, submissions, items_version, assignee, labels, hold)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET pseudonym = excluded.pseudonym,"
                 " reply_key = excluded.reply_key, starred = excluded.starred,"
                 " version = excluded.version, created_day = excluded.created_day,"
                 " unread = excluded.unread, submissions = excluded.submissions,"
                 " items_version = excluded.items_version, assignee = excluded.assignee,"
-                " labels = excluded.labels",
+                " labels = excluded.labels, hold = excluded.hold",
                 (
                     source.id,
                     source.pseudonym,
@@ -250,6 +256,7 @@ class Store:
                     source.version,
                     source.assignee,
                     json.dumps(source.labels),
+                    int(source.hold),
                 ),
             )
             for item in wanted:
@@ -287,12 +294,16 @@ class Store:
             ),
         )
 
-    def delete_source(self, source_id: str) -> list[str]:
-        """Forget a source and its items; returns the item ids (to remove from the cache)."""
+    def delete_source(self, source_id: str, *, keep_row: bool = False) -> list[str]:
+        """Forget a source and its items (``keep_row``: its items only); returns the item ids
+        (to remove from the cache)."""
         with self.transaction() as db:
             rows = db.execute("SELECT id FROM items WHERE source_id = ?", (source_id,))
             ids = [row["id"] for row in rows]
-            db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
+            if keep_row:
+                db.execute("DELETE FROM items WHERE source_id = ?", (source_id,))
+            else:
+                db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
         return ids
 
     def source(self, source_id: str) -> LocalSource | None:
@@ -360,6 +371,7 @@ def _local_source(row: sqlite3.Row) -> LocalSource:
         items_version=row["items_version"],
         assignee=row["assignee"],
         labels=_labels(row["labels"]),
+        hold=bool(row["hold"]),
     )
 
 

@@ -14,7 +14,7 @@ server did not do. The local interface and the command line both make them throu
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,8 @@ from sealdrop.errors import ApiError, Corrupted, RemoteNotFound
 from sealdrop.reader.client import ApiClient
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, Store
 
-PAGE_SIZE = 50
+# The API's largest page: every sync lists every source (see ``sync``), so fewer requests.
+PAGE_SIZE = 200
 
 Progress = Callable[[LocalItem, int, int], None]
 """Called as ciphertext arrives: the item, bytes so far, bytes in all."""
@@ -45,17 +46,24 @@ def sync(
     progress: Progress | None = None,
     *,
     page_size: int = PAGE_SIZE,
-    full: bool = False,
+    full: bool = True,
+    keep: Collection[str] = (),
 ) -> SyncReport:
     """Bring ``store`` and the cache in ``cache_dir`` up to date with the server.
 
-    ``full`` lists every source from the start and forgets local sources the server no longer
-    has (a deleted source never shows up as a change). :class:`TokenExpired` and
+    ``full`` (the default) lists every source from the start and forgets local sources the
+    server no longer has: a deleted source never shows up as a change, and sources go without
+    anyone here asking (a colleague's delete, the server's retention rules), so that what the
+    server dropped leaves this computer at the next sync. A source whose version did not move
+    costs only its line in the listing. ``full=False`` lists only what changed since the last
+    sync. Of a source the server no longer has whose id is in ``keep`` (one with replies waiting
+    here, failed or queued: the journalist must see why they failed), only the items go; its
+    name stays until those replies are discarded. :class:`TokenExpired` and
     :class:`ServerUnreachable` propagate; what was stored by then stays, and the next sync goes on.
     """
     cache = CiphertextCache(cache_dir)
     report = SyncReport()
-    _sync_metadata(client, store, cache, report, page_size, full)
+    _sync_metadata(client, store, cache, report, page_size, full, keep)
     store.check_cache(cache)
     cache.prune(store.item_ids())
     for item in store.items_to_fetch():
@@ -70,6 +78,7 @@ def _sync_metadata(
     report: SyncReport,
     page_size: int,
     full: bool,
+    keep: Collection[str],
 ) -> None:
     start = 0 if full else store.watermark()
     watermark = store.watermark()
@@ -82,8 +91,8 @@ def _sync_metadata(
                 continue  # its items were stored at this version already (an interrupted sync)
             try:
                 items = _items(client, source.id)
-            except RemoteNotFound:
-                report.removed += _forget(store, cache, source.id)  # deleted since the listing
+            except RemoteNotFound:  # deleted since the listing
+                report.removed += _forget(store, cache, source.id, source.id in keep)
                 continue
             report.removed += _save(store, cache, source, items)
             report.sources += 1
@@ -92,7 +101,7 @@ def _sync_metadata(
             store.set_watermark(watermark)
     if full:
         for source_id in store.source_ids() - listed:
-            report.removed += _forget(store, cache, source_id)
+            report.removed += _forget(store, cache, source_id, source_id in keep)
 
 
 def _items(client: ApiClient, source_id: str) -> list[wire.Item]:
@@ -110,9 +119,12 @@ def _save(
     return gone
 
 
-def _forget(store: Store, cache: CiphertextCache, source_id: str) -> list[str]:
-    """Drop a source, its items and their cached ciphertext here; returns the item ids."""
-    gone = store.delete_source(source_id)
+def _forget(
+    store: Store, cache: CiphertextCache, source_id: str, keep_row: bool = False
+) -> list[str]:
+    """Drop a source (``keep_row``: only its items), its items and their cached ciphertext here;
+    returns the item ids."""
+    gone = store.delete_source(source_id, keep_row=keep_row)
     for item_id in gone:
         cache.remove(item_id)
     return gone

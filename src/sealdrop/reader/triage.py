@@ -43,6 +43,14 @@ def assign_source(
     refresh_source(client, store, cache_dir, source_id)
 
 
+def hold_source(
+    client: ApiClient, store: Store, cache_dir: Path, source_id: str, hold: bool
+) -> None:
+    """Put the source on hold (exempt from the server's retention rules), or take it off."""
+    client.set_hold(source_id, hold)
+    refresh_source(client, store, cache_dir, source_id)
+
+
 def set_source_labels(
     client: ApiClient, store: Store, cache_dir: Path, source_id: str, labels: list[str]
 ) -> None:

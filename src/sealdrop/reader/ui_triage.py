@@ -1,11 +1,13 @@
-"""Triage in the reader's local web interface: assigning a source to a journalist, and its labels
-("spam" among them), from the conversation page.
+"""Triage in the reader's local web interface: assigning a source to a journalist, its labels
+("spam" among them) and its hold (exempt from the server's retention rules), from the
+conversation page.
 
-Both are shared by the newsroom and kept on the server (``Reader.assign``,
-``Reader.change_labels``): a change needs the server and is never queued here, because a change
-replayed later could undo a colleague's newer one. What the server refuses (a disabled account, a
-label it cannot take: 422) and an unreachable server are said in place, on the conversation page,
-with what was typed kept. The server's words are untrusted text, shown through ``shown``.
+All are shared by the newsroom and kept on the server (``Reader.assign``,
+``Reader.change_labels``, ``Reader.hold``): a change needs the server and is never queued here,
+because a change replayed later could undo a colleague's newer one. What the server refuses (a
+disabled account, a label it cannot take: 422) and an unreachable server are said in place, on
+the conversation page, with what was typed kept. The server's words are untrusted text, shown
+through ``shown``.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ JOURNALISTS_RETRY = 30.0
 
 @dataclass(frozen=True)
 class TriageProblem:
-    """Why a triage change did not happen, for the conversation page: ``field`` is "assignee"
-    or "labels"; ``message`` is the server's refusal (None: the server could not be reached);
+    """Why a triage change did not happen, for the conversation page: ``field`` is "assignee",
+    "labels" or "hold"; ``message`` is the server's refusal (None: the server could not be reached);
     ``typed`` is the label that was typed, kept in its field."""
 
     field: str
@@ -71,9 +73,10 @@ ShowConversation = Callable[[str, int, TriageProblem | None], Awaitable[Response
 
 
 class TriagePages:
-    """``POST /sources/{id}/assignee`` (``username``: "" for nobody) and
-    ``POST /sources/{id}/labels`` (``add``: one label, ``remove``: one label); both answer with a
-    303 to the conversation, or the conversation with the problem in place."""
+    """``POST /sources/{id}/assignee`` (``username``: "" for nobody),
+    ``POST /sources/{id}/labels`` (``add``: one label, ``remove``: one label) and
+    ``POST /sources/{id}/hold`` (``hold``: "1" on, "0" off); each answers with a 303 to the
+    conversation, or the conversation with the problem in place."""
 
     def __init__(self, ui: UiContext, show: ShowConversation, assignable: Assignable) -> None:
         self._ui = ui
@@ -84,6 +87,7 @@ class TriagePages:
         return [
             Route("/sources/{source_id:str}/assignee", self.assignee, methods=["POST"]),
             Route("/sources/{source_id:str}/labels", self.labels, methods=["POST"]),
+            Route("/sources/{source_id:str}/hold", self.hold, methods=["POST"]),
         ]
 
     async def assignee(self, request: Request) -> Response:
@@ -109,6 +113,16 @@ class TriagePages:
             reader.change_labels(reader.source(source_id).id, add=add, remove=remove)
 
         return await self._change(source_id, "labels", work, typed)
+
+    async def hold(self, request: Request) -> Response:
+        data = await posted_form(request, self._ui.state)
+        source_id = str(request.path_params["source_id"])
+        on = data.get("hold") == "1"
+
+        def work(reader: Reader) -> None:
+            reader.hold(reader.source(source_id).id, on)
+
+        return await self._change(source_id, "hold", work)
 
     async def _change(
         self, source_id: str, field: str, work: Callable[[Reader], None], typed: str = ""

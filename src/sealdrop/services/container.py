@@ -19,6 +19,7 @@ from sealdrop.services.notifications import NotificationService
 from sealdrop.services.notifier import Notifier
 from sealdrop.services.recipients import RecipientService
 from sealdrop.services.replies import ReplyService
+from sealdrop.services.retention import Retention, Rules, jitter_key
 from sealdrop.services.sessions import SessionService
 from sealdrop.services.sources import SourceService
 from sealdrop.services.submissions import SubmissionService
@@ -52,6 +53,7 @@ class Services:
     upload_quota: UploadQuota
     notifications: NotificationService
     notifier: Notifier  # `serve` runs it as a background task; nothing else does
+    retention: Retention
     _database: SqlDatabase
     _kdf: KdfPool
 
@@ -134,8 +136,25 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             send_when_empty=settings.notify_when_empty,
             organisation=settings.organisation_name,
         ),
+        retention=Retention(
+            database,
+            blobs,
+            clock,
+            retention_rules(settings),
+            jitter_key(settings.kdf_salt.reveal()),
+            upload_quota,
+        ),
         _database=database,
         _kdf=kdf,
+    )
+
+
+def retention_rules(settings: Settings) -> Rules:
+    return Rules(
+        submissions_days=settings.retention_submissions_days,
+        replies_days=settings.retention_replies_days,
+        idle_source_days=settings.retention_idle_source_days,
+        jitter_days=settings.retention_jitter_days,
     )
 
 

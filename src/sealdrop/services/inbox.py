@@ -42,6 +42,7 @@ class SourceView:
     unread: int
     assignee: str | None = None  # triage: the assigned account's username
     labels: tuple[str, ...] = ()  # triage labels, sorted ignoring case
+    hold: bool = False  # on hold: exempt from the retention rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +270,7 @@ def listed_source(repos: Repositories, source_id: str) -> SourceRecord:
 def source_views(
     repos: Repositories, principal: Principal, records: Sequence[SourceRecord]
 ) -> list[SourceView]:
-    """The sources as this journalist sees them, with counts, assignee and labels."""
+    """The sources as this journalist sees them, with counts, assignee, labels and hold."""
     ids = [r.id for r in records]
     # A fixed number of queries for the whole page, however many sources it holds (plus one per
     # distinct assignee: a handful of accounts).
@@ -277,6 +278,7 @@ def source_views(
     counts = repos.submissions.count_by_source(ids)
     assigned = repos.triage.assignees(ids)
     labels = repos.triage.labels(ids)
+    held = repos.triage.held(ids)
     names: dict[str, str] = {}
     for user_id in set(assigned.values()):
         user = repos.users.get(user_id)
@@ -294,6 +296,7 @@ def source_views(
             unread.get(r.id, 0),
             names.get(assigned[r.id]) if r.id in assigned else None,
             tuple(labels.get(r.id, ())),
+            r.id in held,
         )
         for r in records
     ]

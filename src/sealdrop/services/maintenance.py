@@ -4,15 +4,22 @@
   behind would keep, tied to a source, the second at which that source was last active.
 - Sources that never sent anything are deleted once ``[sources] pending_purge_hours`` have
   passed, so that abandoned "start" clicks do not pile up (and a flood of them is undone).
+- Retention (``[retention]``, services/retention.py) runs at the first round and then at the
+  first round of each new UTC day. Nothing is stored about when it last ran: a server restarted
+  every few hours runs it again at each start (harmless: a run deletes only what is due today),
+  so it runs every day whatever the restarts, and a server stopped over midnight catches up when
+  it starts.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 
 from sealdrop.errors import SealdropError
 from sealdrop.services.auth import AuthService
+from sealdrop.services.retention import Retention
 from sealdrop.services.sessions import SessionService
 from sealdrop.services.sources import SourceService
 
@@ -28,10 +35,13 @@ class Maintenance:
         sources: SourceService,
         auth: AuthService | None = None,
         interval: float = INTERVAL_SECONDS,
+        retention: Retention | None = None,
     ) -> None:
         self._sessions = sessions
         self._sources = sources
         self._auth = auth
+        self._retention = retention
+        self._retention_day: dt.date | None = None  # the UTC day retention last ran, this process
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sealdrop-maintenance", daemon=True)
@@ -40,7 +50,21 @@ class Maintenance:
         """One round of housekeeping; returns (sessions removed, pending sources removed)."""
         if self._auth is not None:
             self._auth.purge_expired()
-        return self._sessions.purge_expired(), self._sources.purge_pending()
+        removed = self._sessions.purge_expired(), self._sources.purge_pending()
+        self.run_retention_if_due()
+        return removed
+
+    def run_retention_if_due(self) -> bool:
+        """Run retention if it has not run yet today (UTC) in this process; whether it ran."""
+        if self._retention is None or not self._retention.rules.any:
+            return False
+        today = self._retention.today()
+        if today == self._retention_day:
+            return False
+        self._retention.run()
+        # Only once it succeeded: a failed run is tried again at the next round.
+        self._retention_day = today
+        return True
 
     def start(self) -> None:
         self._thread.start()

@@ -1,4 +1,5 @@
-"""Triage: assigning a source to a journalist, and labels ("spam", "follow up") on sources.
+"""Triage: assigning a source to a journalist, labels ("spam", "follow up") on sources, and
+holds (a held source is exempt from retention, see services/retention.py).
 
 Shared by the whole newsroom, like stars: any journalist or admin may assign any source to any
 enabled account (or to nobody) and set its labels. Each change bumps the source's version, so
@@ -92,6 +93,16 @@ class Triage:
             repos.sources.bump_version(record.id)  # first: takes turns, as in assign()
             repos.triage.replace_labels(record.id, cleaned)
             self._audit.record(repos, principal.user.username, "source.labels", record.pseudonym)
+            return source_views(repos, principal, [listed_source(repos, source_id)])[0]
+
+    def set_hold(self, principal: Principal, source_id: str, hold: bool) -> SourceView:
+        """Put the source on hold (exempt from every retention rule), or take it off."""
+        with self._db.transaction() as repos:
+            record = listed_source(repos, source_id)
+            repos.sources.bump_version(record.id)  # first: takes turns, as in assign()
+            repos.triage.set_hold(record.id, hold)
+            action = "source.hold" if hold else "source.release"
+            self._audit.record(repos, principal.user.username, action, record.pseudonym)
             return source_views(repos, principal, [listed_source(repos, source_id)])[0]
 
     def journalists(self, principal: Principal) -> list[str]:

@@ -65,6 +65,12 @@ class UploadQuota:
         with self._lock:
             self._record(source, size, self._clock.now())
 
+    def forget(self, source: str) -> None:
+        """Drop what is counted for a source (deleted by retention): no record of its uploads
+        outlives it, even in memory."""
+        with self._lock:
+            self._uploads.pop(source, None)
+
     def _settle(self, source: str, granted: int, used: int) -> None:
         with self._lock:
             left = self._in_flight.get(source, 0) - granted

@@ -103,6 +103,33 @@ class SessionRecord:
     confirmed: bool = True  # False from "start" until the source has typed the codename back
 
 
+@dataclass(frozen=True, slots=True)
+class DatedItem:
+    """A submission or a reply as retention sees it."""
+
+    id: str
+    source_id: SourceId
+    arrival_day: dt.date
+    blob_key: BlobKey
+
+
+@dataclass(frozen=True, slots=True)
+class SourceActivity:
+    """The stored facts that date a source's own activity (retention.idle_source_days)."""
+
+    id: SourceId
+    created_day: dt.date | None
+    has_submissions: bool
+    newest_submission_day: dt.date | None  # of the newest by sequence; None if it has no day
+
+    @property
+    def last_day(self) -> dt.date | None:
+        """The day of the source's last activity that the server stores; None: undated."""
+        if self.has_submissions:
+            return self.newest_submission_day
+        return self.created_day
+
+
 class SourceRepository(Protocol):
     def add(
         self,
@@ -253,8 +280,8 @@ class SettingRepository(Protocol):
 
 
 class TriageRepository(Protocol):
-    """Sources' assignees and labels (``models.SourceAssignee``, ``models.SourceLabel``). The
-    callers bump the source's version, once per change."""
+    """Sources' assignees, labels and holds (``models.SourceAssignee``, ``models.SourceLabel``,
+    ``models.SourceHold``). The callers bump the source's version, once per change."""
 
     def assignees(self, source_ids: Sequence[SourceId]) -> dict[SourceId, UserId]:
         """The assignee of each of these sources that has one, in one query."""
@@ -270,6 +297,34 @@ class TriageRepository(Protocol):
 
     def replace_labels(self, source_id: SourceId, labels: Sequence[str]) -> None:
         """Make ``labels`` (already normalised, unique ignoring case) the source's whole set."""
+        ...
+
+    def held(self, source_ids: Sequence[SourceId]) -> set[SourceId]:
+        """Which of these sources are on hold (exempt from retention), in one query per 1,000."""
+        ...
+
+    def all_held(self) -> set[SourceId]:
+        """Every source on hold."""
+        ...
+
+    def set_hold(self, source_id: SourceId, hold: bool) -> None:
+        """Put the source on hold, or take it off."""
+        ...
+
+
+class RetentionRepository(Protocol):
+    """What the retention rules read (see services/retention.py)."""
+
+    def submissions_on_or_before(self, day: dt.date) -> list[DatedItem]: ...
+
+    def replies_on_or_before(self, day: dt.date) -> list[DatedItem]: ...
+
+    def undated_items(self) -> int:
+        """How many submissions and replies have no arrival day."""
+        ...
+
+    def activity(self, source_ids: Sequence[SourceId] | None = None) -> list[SourceActivity]:
+        """Every source's (or these sources') activity facts."""
         ...
 
 
@@ -314,6 +369,9 @@ class Repositories(Protocol):
 
     @property
     def notifications(self) -> NotificationRepository: ...
+
+    @property
+    def retention(self) -> RetentionRepository: ...
 
 
 class Database(Protocol):

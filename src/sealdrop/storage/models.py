@@ -169,6 +169,21 @@ class SourceLabel(Base):
     label: Mapped[str] = mapped_column(String(128))
 
 
+class SourceHold(Base):
+    """Retention: a source a journalist has put on hold; no row for a source not on hold.
+
+    A held source and its items are exempt from every retention rule. A table of its own, not a
+    column of ``sources``, for the reason ``SourceAssignee`` gives. No time, no account: the
+    audit trail says who set it, on which day.
+    """
+
+    __tablename__ = "source_holds"
+
+    source_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
 class Recipient(Base):
     __tablename__ = "recipients"
 

@@ -28,6 +28,7 @@ from sealdrop.storage.repositories_accounts import (
     SqlUserRepository,
 )
 from sealdrop.storage.repositories_notifications import SqlNotificationRepository
+from sealdrop.storage.repositories_retention import SqlRetentionRepository
 from sealdrop.storage.repositories_sources import (
     SqlReplyRepository,
     SqlSourceRepository,
@@ -140,6 +141,7 @@ class SqlRepositories:
         self._settings = SqlSettingRepository(session)
         self._triage = SqlTriageRepository(session)
         self._notifications = SqlNotificationRepository(session)
+        self._retention = SqlRetentionRepository(session)
 
     @property
     def sources(self) -> SqlSourceRepository:
@@ -192,3 +194,7 @@ class SqlRepositories:
     @property
     def notifications(self) -> SqlNotificationRepository:
         return self._notifications
+
+    @property
+    def retention(self) -> SqlRetentionRepository:
+        return self._retention

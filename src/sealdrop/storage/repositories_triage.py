@@ -1,6 +1,6 @@
-"""SQLAlchemy repository for triage: sources' assignees and labels.
+"""SQLAlchemy repository for triage: sources' assignees, labels and holds.
 
-Both go with their source by ON DELETE CASCADE, and an assignment with its account. A change is
+All go with their source by ON DELETE CASCADE, and an assignment with its account. A change is
 a DELETE then an INSERT in the caller's transaction, so a reader never sees half of one.
 """
 
@@ -12,7 +12,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from sealdrop.ids import SourceId, UserId
-from sealdrop.storage.models import SourceAssignee, SourceLabel
+from sealdrop.storage.models import SourceAssignee, SourceHold, SourceLabel
 from sealdrop.storage.sqlerrors import translated_errors
 from sealdrop.storage.sqlhelpers import chunks, execute_dml
 
@@ -57,3 +57,19 @@ class SqlTriageRepository:
             rows = [{"source_id": source_id, "folded": x.casefold(), "label": x} for x in labels]
             with translated_errors():
                 self._session.execute(insert(SourceLabel), rows)
+
+    def held(self, source_ids: Sequence[SourceId]) -> set[SourceId]:
+        found: set[SourceId] = set()
+        for chunk in chunks(list(dict.fromkeys(source_ids))):
+            stmt = select(SourceHold.source_id).where(SourceHold.source_id.in_(list(chunk)))
+            found.update(SourceId(s) for s in self._session.scalars(stmt))
+        return found
+
+    def all_held(self) -> set[SourceId]:
+        return {SourceId(s) for s in self._session.scalars(select(SourceHold.source_id))}
+
+    def set_hold(self, source_id: SourceId, hold: bool) -> None:
+        execute_dml(self._session, delete(SourceHold).where(SourceHold.source_id == source_id))
+        if hold:
+            with translated_errors():
+                self._session.execute(insert(SourceHold).values(source_id=source_id))

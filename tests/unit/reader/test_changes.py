@@ -26,6 +26,7 @@ from sealdrop.reader.sync import (
     mark_source_seen,
     refresh_source,
     star_source,
+    sync,
 )
 
 SOURCE = "5" * 32
@@ -271,3 +272,21 @@ def test_a_refused_delete_changes_nothing_here(
     assert (refused.value.status, refused.value.code) == (403, "forbidden")
     assert store.source(SOURCE) is not None
     assert (store.item_ids(), cached(tmp_path)) == was
+
+
+def test_sync_forgets_a_source_the_server_no_longer_lists_except_its_name_while_kept(
+    api: CannedApi, client: ApiClient, store: Store, tmp_path: Path
+) -> None:
+    """A plain sync lists every source: one the server no longer lists (deleted by a colleague
+    or by retention) loses its items and cached ciphertext; its row stays only while it is in
+    ``keep`` (replies to it wait here), and goes at the next sync without it."""
+    api.gone()
+    api.answer("GET", "/sources", 200, {"sources": [], "next": None})
+    cache = tmp_path / "cache"
+    kept = sync(client, store, cache, keep={SOURCE})
+    assert sorted(kept.removed) == [item_id(n) for n in (1, 2, 3, 4)]
+    assert store.source(SOURCE) is not None
+    assert store.items(SOURCE) == []
+    assert not any((cache / item_id(n)).exists() for n in (1, 2, 3, 4))
+    sync(client, store, cache)
+    assert store.source(SOURCE) is None

@@ -78,3 +78,19 @@ def test_changed_labels_compare_as_the_server_does() -> None:
     ]
     assert changed_labels([], add=["spam", "SPAM"], remove=[]) == ["spam"]
     assert label_key(" cafe\u0301 ") == label_key("CAFÉ")
+
+
+def test_hold_is_kept_here_and_an_old_copy_gains_it(tmp_path: Path) -> None:
+    """A copy made before holds gains the column (not on hold) at its first open; save_source
+    keeps the server's hold, and a server that sends none reads as not on hold."""
+    path = tmp_path / "reader.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_SCHEMA)
+    with Store(path) as store:
+        old = store.source("aa")
+        assert old is not None
+        assert old.hold is False
+        store.save_source(wire_source(hold=True), [])
+        assert store.source("a" * 32).hold is True  # type: ignore[union-attr]
+        store.save_source(wire_source(version=4), [])
+        assert store.source("a" * 32).hold is False  # type: ignore[union-attr]

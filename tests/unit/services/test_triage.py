@@ -189,3 +189,21 @@ def test_concurrent_triage_of_one_source_never_fails(database: SqlDatabase) -> N
     assert errors == []
     with database.transaction() as repos:
         assert repos.triage.labels([source.id])[source.id] in sets
+
+
+def test_hold_and_release_show_bump_the_version_and_are_audited(database: SqlDatabase) -> None:
+    """Putting a source on hold shows hold=True, taking it off False; each change gives the
+    source a higher version (readers sync it) and writes source.hold / source.release."""
+    triage, ann, source = setup(database)
+    held = triage.set_hold(ann, source.id, True)
+    assert held.hold is True
+    assert held.version > source.version
+    released = triage.set_hold(ann, source.id, False)
+    assert released.hold is False
+    assert released.version > held.version
+    assert audit_actions(database) == [
+        ("ann", "source.hold", "calm lynx"),
+        ("ann", "source.release", "calm lynx"),
+    ]
+    with pytest.raises(NotFound):
+        triage.set_hold(ann, new_id(), True)

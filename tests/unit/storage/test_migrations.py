@@ -424,3 +424,32 @@ def test_upgrade_from_0005_adds_notification_targets_and_the_activity_counter(
 
     migrate(db, "head")
     assert schema_diff(db) == []
+
+
+def test_upgrade_from_0006_adds_source_holds(empty_database: SqlDatabase) -> None:
+    """0007 adds source_holds, empty (no existing source is on hold), whose rows go with their
+    source; downgrading drops it and upgrading again gives the head schema back."""
+    db = empty_database
+    migrate(db, "0006")
+    source_id = new_id()
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, lookup_id, reply_recipient, pseudonym)"
+                " VALUES (:id, :lookup, 'age1x', 'calm lynx')"
+            ),
+            {"id": source_id, "lookup": b"l" * 32},
+        )
+    migrate(db, "head")
+    assert schema_diff(db) == []
+    assert count_rows(db, "source_holds") == 0
+    with db.transaction() as repos:
+        repos.triage.set_hold(SourceId(source_id), True)
+    assert count_rows(db, "source_holds") == 1
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM sources WHERE id = :id"), {"id": source_id})
+    assert count_rows(db, "source_holds") == 0
+    migrate(db, "0006")
+    assert "source_holds" not in inspect(db.engine).get_table_names()
+    migrate(db, "head")
+    assert schema_diff(db) == []

@@ -746,6 +746,7 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
         "instance_settings": {"key", "value"},
         "source_assignees": {"source_id", "user_id"},
         "source_labels": {"source_id", "folded", "label"},
+        "source_holds": {"source_id"},  # only that a source is on hold: no time, no account
         # No time but the number of a scheduled time; the watermark is a counter's value.
         "notification_targets": {
             "user_id",
@@ -776,6 +777,7 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
         ("source_assignees", ("source_id",), "sources", "CASCADE"),
         ("source_assignees", ("user_id",), "users", "CASCADE"),
         ("source_labels", ("source_id",), "sources", "CASCADE"),
+        ("source_holds", ("source_id",), "sources", "CASCADE"),
         ("notification_targets", ("user_id",), "users", "CASCADE"),
     }
     assert database.schema_is_current()

@@ -140,6 +140,11 @@ def build_router(services: Services) -> APIRouter:
         """Replace the source's labels (shared by every journalist)."""
         return _source(services.triage.set_labels(caller, source_id, body.labels))
 
+    @router.put("/sources/{source_id}/hold", response_model=wire.Source, tags=["sources"])
+    def hold(caller: Caller, source_id: str, body: wire.HoldRequest) -> wire.Source:
+        """Put the source on hold (exempt from the retention rules), or take it off."""
+        return _source(services.triage.set_hold(caller, source_id, body.hold))
+
     @router.get("/journalists", response_model=wire.Journalists, tags=["sources"])
     def journalists(caller: Caller) -> wire.Journalists:
         """The enabled accounts a source can be assigned to."""
@@ -328,6 +333,7 @@ def _source(view: SourceView) -> wire.Source:
         unread=view.unread,
         assignee=view.assignee,
         labels=list(view.labels),
+        hold=view.hold,
     )
 
 
