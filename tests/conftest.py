@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -37,6 +38,12 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("LINES", None)
 
 
+# tryfirst: pytest-xdist reads the groups in its own pytest_collection_modifyitems (it appends
+# "@GROUP" to each node id), and its worker plugin is registered after this conftest; pluggy calls
+# the later plugin first, so without tryfirst xdist saw no group at all: every module's tests were
+# spread over both workers, and each worker started the module's servers (and the Tor network)
+# again. pytest_xdist_node_collection_finished below fails the run if that ever comes back.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks slow every test that starts a server, a Tor network or a browser of its own (the
     fast loop, ``-m "not slow"``, leaves them out), and sets which tests pytest-xdist keeps in
@@ -53,6 +60,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         group = "tor_network" if "tor_network" in fixtures else item.nodeid.split("::", 1)[0]
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Under ``--dist loadgroup`` every test a worker collected must carry its group in its node
+    id ("…@GROUP"); otherwise the scheduler silently spreads each group over the workers (which
+    then each start the group's servers). Two things broke it before: this conftest's hook ran
+    after pytest-xdist's (the tryfirst above), and pytest 9.2 ignores the node id xdist writes
+    (pytest-xdist issue #1386; pyproject.toml keeps pytest below 9.2)."""
+    if node.config.getoption("dist") != "loadgroup":
+        return
+    ungrouped = [nodeid for nodeid in ids if "@" not in nodeid]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"{len(ungrouped)} of {len(ids)} tests lost their xdist group (e.g. {ungrouped[0]}); "
+            "see pytest_collection_modifyitems in tests/conftest.py"
+        )
 
 
 def _binary(name: str) -> str:
