@@ -19,8 +19,8 @@ from sealdrop.cli.access import access_app
 from sealdrop.cli.backup import backup as backup_command
 from sealdrop.cli.backup import restore as restore_command
 from sealdrop.cli.common import err, fail, open_services, print_table, whole_table
-from sealdrop.cli.migrate import migrate as migrate_command
 from sealdrop.cli.housekeeping import housekeeping as housekeeping_command
+from sealdrop.cli.migrate import migrate as migrate_command
 from sealdrop.cli.reader import reader_app
 from sealdrop.cli.serve import serve_instance
 from sealdrop.cli.status import status as status_command
