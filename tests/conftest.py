@@ -47,7 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks slow every test that starts a server, a Tor network or a browser of its own (the
     fast loop, ``-m "not slow"``, leaves them out), and sets which tests pytest-xdist keeps in
-    one worker (scripts/test runs ``-n auto --dist loadgroup``): a module's tests, which share
+    one worker (scripts/test runs ``--dist loadgroup``): a module's tests, which share
     module-scoped servers and run in order (the shared-server tests of a module count on that),
     and every test of the private Tor network, so that one worker, not each, starts its nine tor
     processes. Session fixtures are per worker: each worker that runs a PostgreSQL test starts its
