@@ -83,7 +83,9 @@ def _housekeeping(services: Services, out: Console, dry_run: bool) -> None:
     if dry_run:
         out.print(f"Retention on {plan.day} (UTC), dry run: nothing is deleted.")
         if not rules.any:
-            out.print("No retention rule is on ([retention] in sealdrop.toml): nothing to delete.")
+            out.print(
+                "No retention rule is on (\\[retention] in sealdrop.toml): nothing to delete."
+            )
             return
         counts = Outcome(plan.submission_count, plan.reply_count, len(plan.sources))
         _show(out, rules, counts, plan, "would delete today")
@@ -96,7 +98,7 @@ def _housekeeping(services: Services, out: Console, dry_run: bool) -> None:
         f"{_plural(pending, 'source')} that never sent anything."
     )
     if not rules.any:
-        out.print("No retention rule is on ([retention] in sealdrop.toml).")
+        out.print("No retention rule is on (\\[retention] in sealdrop.toml).")
         return
     # The same rules and day as the plan above; what changed in between (a hold just set, an
     # item a journalist deleted) is checked again while deleting, so the counts are the run's.

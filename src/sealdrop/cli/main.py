@@ -85,7 +85,7 @@ def init(
         str | None,
         typer.Option(
             help="Your organisation's name, shown to sources on every page and in "
-            "authenticator apps ([source] organisation_name)."
+            "authenticator apps (\\[source] organisation_name)."
         ),
     ] = None,
 ) -> None:
@@ -238,11 +238,11 @@ def serve(
 def demo(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo.")] = Path("demo"),
     host: Annotated[
-        str, typer.Option(help="Address of the source interface (the API stays on [api] host).")
+        str, typer.Option(help="Address of the source interface (the API stays on \\[api] host).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the source interface.")] = 8080,
     api_port: Annotated[
-        int | None, typer.Option(help="Port of the journalist API (default: [api] port, 8081).")
+        int | None, typer.Option(help="Port of the journalist API (default: \\[api] port, 8081).")
     ] = None,
 ) -> None:
     """Make (once) and serve a demo instance, with a demo journalist key beside it.

@@ -161,7 +161,7 @@ def status(directory: InstanceDir, as_json: AsJson = False) -> None:
     out.print(f"Accepting submissions: {'yes' if info['accepting'] else 'no'}")
     tor = info["tor"]
     if tor["state"] == "disabled":
-        out.print("Tor: disabled ([tor] enabled = 'no')")
+        out.print("Tor: disabled (\\[tor] enabled = 'no')")
         return
     if tor["state"] == "not installed":
         out.print("Tor: not installed (Debian: apt-get install tor)")

@@ -95,4 +95,4 @@ def test_without_rules_the_dry_run_says_nothing_is_on(instance: Path) -> None:
     """On a fresh instance (every rule off) the dry run says no rule is on."""
     code, out, _ = _run("housekeeping", instance, "--dry-run")
     assert code == 0
-    assert "No retention rule is on" in out
+    assert "No retention rule is on ([retention] in sealdrop.toml)" in out
