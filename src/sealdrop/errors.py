@@ -38,6 +38,7 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     ├── ClientDisconnected          the client went away mid-request
     ├── TorError                    the managed tor cannot start, or its files are not usable
     ├── DeliveryFailed              a notice to a journalist was not delivered (retried later)
+    │   └── NotDeliverable          … and cannot be as configured (not retried in that slot)
     ├── BackupError                 a backup file that is not one, or a restore that fails its check
     └── ReaderError                 the journalist's local app (`sealdrop reader`) failed
         ├── IdentityFileError       the identity file is missing, unreadable or damaged
@@ -86,6 +87,11 @@ class TorError(SealdropError):
 class DeliveryFailed(SealdropError):
     """A notice to a journalist was not delivered. Its message never holds the address, the
     URL or the relay's answer (which may quote the address)."""
+
+
+class NotDeliverable(DeliveryFailed):
+    """A notice cannot go out as the server is configured (no mail relay, URLs turned off, a
+    relay login without its password): retrying before the operator changes that is pointless."""
 
 
 class BackupError(SealdropError):

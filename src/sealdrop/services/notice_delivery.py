@@ -32,7 +32,7 @@ import aiosmtplib
 import apprise
 
 from sealdrop.config import Secret
-from sealdrop.errors import ConfigError, DeliveryFailed
+from sealdrop.errors import ConfigError, DeliveryFailed, NotDeliverable
 from sealdrop.services.notice_text import Notice
 
 SMTP_TIMEOUT_SECONDS = 30.0
@@ -120,13 +120,13 @@ class Delivery:
     async def _email(self, outgoing: Outgoing) -> None:
         relay = self._relay
         if relay is None:
-            raise DeliveryFailed("no mail relay is configured ([notifications] smtp_url)")
+            raise NotDeliverable("no mail relay is configured ([notifications] smtp_url)")
         parts = urlsplit(relay.url)
         implicit = parts.scheme == "smtps"
         username = unquote(parts.username) if parts.username else None
         password = relay.password.reveal().decode("utf-8") if relay.password else None
         if username is not None and password is None:
-            raise DeliveryFailed("the mail relay needs a password (secrets.toml smtp_password)")
+            raise NotDeliverable("the mail relay needs a password (secrets.toml smtp_password)")
         try:
             await aiosmtplib.send(
                 message(outgoing, relay.sender),
@@ -150,7 +150,7 @@ class Delivery:
     async def _apprise(self, outgoing: Outgoing) -> None:
         if not self._allow_urls:
             # A URL stored while the operator allowed them: no connection to it now.
-            raise DeliveryFailed("notices to URLs are off ([notifications] allow_urls)")
+            raise NotDeliverable("notices to URLs are off ([notifications] allow_urls)")
 
         def send() -> bool:
             notifier = apprise.Apprise()

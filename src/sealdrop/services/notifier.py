@@ -31,7 +31,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from sealdrop.errors import DeliveryFailed, SealdropError
+from sealdrop.errors import DeliveryFailed, NotDeliverable, SealdropError
 from sealdrop.services.clock import Clock
 from sealdrop.services.notice_delivery import Deliverer, Outgoing
 from sealdrop.services.notice_text import notice
@@ -108,9 +108,11 @@ class Notifier:
         deadline = self.slot_time(slot + 1)
         delay = self._first_retry
         delivered = 0
+        given_up = 0
         while pending:
-            failed = await self._attempt(pending, slot, activity)
-            delivered += len(pending) - len(failed)
+            failed, undeliverable = await self._attempt(pending, slot, activity)
+            delivered += len(pending) - len(failed) - undeliverable
+            given_up += undeliverable
             pending = failed
             if not pending:
                 break
@@ -123,7 +125,7 @@ class Notifier:
                 break
             await self._sleep(delay)
             delay *= 2
-        return SlotReport(slot, delivered, len(pending))
+        return SlotReport(slot, delivered, len(pending) + given_up)
 
     def _claim(self, slot: int) -> tuple[Sequence[NotificationTargetRecord], int]:
         with self._db.transaction() as repos:
@@ -131,11 +133,14 @@ class Notifier:
 
     async def _attempt(
         self, targets: Sequence[NotificationTargetRecord], slot: int, activity: int
-    ) -> list[NotificationTargetRecord]:
+    ) -> tuple[list[NotificationTargetRecord], int]:
+        """Send to each target once: (the targets to retry, how many cannot be sent at all as
+        the server is configured)."""
         results = await asyncio.gather(
             *(self._send(target, slot, activity) for target in targets), return_exceptions=True
         )
         failed = []
+        undeliverable = 0
         for target, result in zip(targets, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, SealdropError):
@@ -145,10 +150,15 @@ class Notifier:
                     str(result) if isinstance(result, DeliveryFailed) else type(result).__name__
                 )
                 log.warning("notice to account %s failed: %s", target.user_id, reason)
-                failed.append(target)
-        self.sent += len(targets) - len(failed)
-        self.failed += len(failed)
-        return failed
+                if isinstance(result, NotDeliverable):
+                    # Not retried until the next scheduled time: as configured it cannot go,
+                    # and retrying would only repeat this warning a dozen times a slot.
+                    undeliverable += 1
+                else:
+                    failed.append(target)
+        self.sent += len(targets) - len(failed) - undeliverable
+        self.failed += len(failed) + undeliverable
+        return failed, undeliverable
 
     async def _send(self, target: NotificationTargetRecord, slot: int, activity: int) -> None:
         outgoing = Outgoing(

@@ -40,6 +40,7 @@ class Env:
 
     def __init__(self, root: Path, relay_url: str, ca_file: Path, *, when_empty: bool) -> None:
         self.root = init_instance(root / "instance", organisation_name=ORGANISATION)
+        self.smtp_url, self.ca_file = relay_url, ca_file
         self.settings = load_settings(
             self.root,
             env={
@@ -416,3 +417,34 @@ def test_the_sender_counts_deliveries_and_failed_attempts_for_the_metrics(
             assert (env.notifier.sent, env.notifier.failed) == (1, 2)
         finally:
             env.close()
+
+
+def test_a_notice_that_cannot_go_as_configured_is_tried_once_per_scheduled_time(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With URLs turned off, an account's stored Apprise target cannot be served: the sender
+    logs it once and does not retry (no backoff sleeps, one warning) until the next scheduled
+    time, and still delivers the other accounts' notices."""
+    alice, bob = env.journalist("alice"), env.journalist("bob")
+    env.services.notifications.set(alice, "email", "test", address="alice@example.org")
+    env.services.notifications.set(bob, "apprise", "test", address="json://127.0.0.1:9/x")
+    env.notifier = Notifier(
+        env.db,
+        Delivery(
+            SmtpRelay(env.smtp_url, "drop@example.org", env.settings.smtp_password, env.ca_file),
+            allow_urls=False,
+        ),
+        env.clock,
+        interval=DAY,
+        send_when_empty=False,
+        organisation=ORGANISATION,
+        sleep=env.sleep,
+    )
+    env.submit()
+    with caplog.at_level(logging.WARNING, logger="sealdrop.notifications"):
+        assert env.run_slot(env.notifier.next_slot()) == (1, 1)
+    assert env.slept == []
+    warnings = [r.getMessage() for r in caplog.records if bob in r.getMessage()]
+    assert len(warnings) == 1
+    assert "allow_urls" in warnings[0]
+    assert (env.notifier.sent, env.notifier.failed) == (1, 1)
