@@ -172,6 +172,27 @@ def test_catalog_header_matches_its_language(code: str) -> None:
     assert not po.fuzzy, "the header is marked fuzzy"
 
 
+def plural_forms_header(code: str) -> str | None:
+    """The Plural-Forms line as written in the catalog's header (continuation lines joined).
+
+    Babel falls back to the locale's own rule when the header has none, so the parsed catalog
+    cannot tell a missing line from a right one: the file itself is read here."""
+    text = (TRANSLATIONS / code / "LC_MESSAGES" / "messages.po").read_text("utf-8")
+    header = text.split("\n\n", 1)[0]
+    joined = "".join(re.findall(r'^"(.*)"$', header, flags=re.MULTILINE))
+    match = re.search(r"Plural-Forms: ([^\\]*)\\n", joined)
+    return match.group(1).strip() if match else None
+
+
+@pytest.mark.parametrize("code", TRANSLATED)
+def test_plural_forms_header_is_babels(code: str) -> None:
+    """The catalog's header has a Plural-Forms line, and it is exactly Babel's for the locale:
+    a missing or different rule would pick the wrong plural form for a count."""
+    rule = get_plural(code)
+    expected = f"nplurals={rule.num_plurals}; plural={rule.plural_expr};"
+    assert plural_forms_header(code) == expected
+
+
 @pytest.mark.parametrize("code", TRANSLATED)
 def test_catalog_has_exactly_the_strings_of_the_sources(code: str) -> None:
     """The catalog holds every msgid of a fresh extraction from the sources and nothing else, not
