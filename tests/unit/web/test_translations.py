@@ -402,3 +402,30 @@ def test_every_page_renders_without_english_left(templates: Templates, code: str
             if text in translated.parts and text not in keep and re.search(r"[A-Za-z]{3}", text)
         ]
         assert not left, f"English left on {name} in {code}: {left}"
+
+
+def review_states() -> dict[str, str]:
+    """The review-state table of docs/translations.md: locale -> state."""
+    text = (REPO / "docs" / "translations.md").read_text("utf-8")
+    section = text.split("\n## Review state\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ")]
+    return {cells[1].strip(): cells[4].strip() for cells in rows[2:]}  # after the header rows
+
+
+def test_review_state_table_covers_every_language() -> None:
+    """docs/translations.md gives a review state for every translated language and no other, each
+    "not reviewed" or "reviewed YYYY-MM-DD": a language is never shown as reviewed by default."""
+    states = review_states()
+    assert set(states) == set(TRANSLATED)
+    for code, state in states.items():
+        assert state == "not reviewed" or re.fullmatch(r"reviewed \d{4}-\d{2}-\d{2}", state), code
+
+
+def test_pages_claim_no_review() -> None:
+    """No string of the source interface says a translation was reviewed or checked by a native
+    speaker: every text on the pages is one of these msgids or its translation, and the review
+    state lives only in docs/translations.md."""
+    claim = re.compile(r"\b(review|native speaker|proofread|checked by)", re.IGNORECASE)
+    for message_id in fresh_ids():
+        text = " ".join(message_id) if isinstance(message_id, tuple) else message_id
+        assert not claim.search(text), text
