@@ -65,6 +65,15 @@ GLOSSARY: dict[str, dict[str, str]] = {
         "ug": "مەخپىي نام",
         "uk": "кодов",
         "vi": "mật danh",
+        # The catalogs of lang-more's helper (issue 16), as they wrote them.
+        "am": "ኮድ ስ",  # ስም, ስሙ, ስምዎ: the last syllable takes the ending
+        "de": "codename",
+        "fr": "nom de code",
+        "hi": "कोडनेम",
+        "id": "nama sandi",
+        "ps": "کوډ نوم",
+        "pt_BR": "codinome",
+        "ur": "کوڈ نیم",
     },
     "Tor Browser": {
         "ar": "متصفح تور",
@@ -82,6 +91,14 @@ GLOSSARY: dict[str, dict[str, str]] = {
         "ug": "Tor Browser",
         "uk": "Tor Browser",
         "vi": "Tor Browser",
+        "am": "ቶር ብራውዘር",
+        "de": "Tor Browser",
+        "fr": "Navigateur Tor",
+        "hi": "टॉर ब्राउज़र",
+        "id": "Tor Browser",
+        "ps": "تور براوزر",
+        "pt_BR": "Navegador Tor",
+        "ur": "ٹور براؤزر",
     },
 }
 
