@@ -26,6 +26,11 @@ def test_persian_day_is_in_the_solar_hijri_calendar() -> None:
     assert formatting.day(DAY, "fa") == "۲۳ اسفند ۱۴۰۴"
 
 
+def test_persian_new_year_starts_farvardin() -> None:
+    """The Solar Hijri year turns at Nowruz: 21 March 2026 is 1 Farvardin 1405."""
+    assert formatting.day(dt.date(2026, 3, 21), "fa") == "۱ فروردین ۱۴۰۵"
+
+
 def test_burmese_day_uses_burmese_digits() -> None:
     """Babel writes a date's numbers in Latin digits; Burmese (CLDR default "mymr") gets its own."""
     shown = formatting.day(DAY, "my")
