@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from babel.dates import format_date
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
+
+from sealdrop.web import formatting
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page, Response, ViewportSize
@@ -101,10 +102,10 @@ class Language:
         else:
             forms = self._message(singular).string
             text = forms[gettext.c2py(self.catalog.plural_expr)(n)]
-        return text % {"num": n, **params}
+        return text % {"num": formatting.number(n, self.code), **params}
 
     def day(self, day: dt.date) -> str:
-        return format_date(day, format="long", locale=self.code)
+        return formatting.day(day, self.code)
 
     @cached_property
     def latin_words_in_catalog(self) -> set[str]:

@@ -67,8 +67,8 @@ class M:
     BACK_TO_START = "Back to the start"
     TOO_LARGE_TITLE = "Too large"
     NOT_ACCEPTING_TITLE = "Not accepting submissions right now"
-    ITEMS_RECEIVED_ON = "%(num)d item received on %(day)s"
-    ITEMS_RECEIVED_ON_PLURAL = "%(num)d items received on %(day)s"
+    ITEMS_RECEIVED_ON = "%(num)s item received on %(day)s"
+    ITEMS_RECEIVED_ON_PLURAL = "%(num)s items received on %(day)s"
     NOT_ACCEPTING_TEXT = (
         "This site is not accepting submissions at the moment. Please try again later."
     )
@@ -77,11 +77,27 @@ class M:
 # The footer's language links, each in its own language, in the footer's order.
 LANGUAGE_LINKS = [
     "English",
+    "አማርኛ",
     "العربية",
+    "Беларуская",
+    "བོད་སྐད་",
+    "Deutsch",
     "Español",
     "فارسی",
+    "Français",
+    "हिन्दी",
+    "Bahasa Indonesia",
+    "ខ្មែរ",
+    "한국어",
+    "မြန်မာ",
+    "پښتو",
+    "Português (Brasil)",
     "Русский",
     "Türkçe",
+    "ئۇيغۇرچە",
+    "Українська",
+    "اردو",
+    "Tiếng Việt",
     "简体中文",
     "繁體中文",
 ]

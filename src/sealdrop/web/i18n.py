@@ -32,15 +32,33 @@ class Language:
     rtl: bool
 
 
+# The picker's order: English first, then by catalog code (a fixed order that favours no
+# language the organisation happens to know). Names are written in their own script.
 LANGUAGES: dict[str, Language] = {
     lang.code: lang
     for lang in (
         Language("en", "en", "English", rtl=False),
+        Language("am", "am", "አማርኛ", rtl=False),
         Language("ar", "ar", "العربية", rtl=True),
+        Language("be", "be", "Беларуская", rtl=False),
+        Language("bo", "bo", "བོད་སྐད་", rtl=False),
+        Language("de", "de", "Deutsch", rtl=False),
         Language("es", "es", "Español", rtl=False),
         Language("fa", "fa", "فارسی", rtl=True),
+        Language("fr", "fr", "Français", rtl=False),
+        Language("hi", "hi", "हिन्दी", rtl=False),
+        Language("id", "id", "Bahasa Indonesia", rtl=False),
+        Language("km", "km", "ខ្មែរ", rtl=False),
+        Language("ko", "ko", "한국어", rtl=False),
+        Language("my", "my", "မြန်မာ", rtl=False),
+        Language("ps", "ps", "پښتو", rtl=True),
+        Language("pt_BR", "pt-BR", "Português (Brasil)", rtl=False),
         Language("ru", "ru", "Русский", rtl=False),
         Language("tr", "tr", "Türkçe", rtl=False),
+        Language("ug", "ug", "ئۇيغۇرچە", rtl=True),
+        Language("uk", "uk", "Українська", rtl=False),
+        Language("ur", "ur", "اردو", rtl=True),
+        Language("vi", "vi", "Tiếng Việt", rtl=False),
         Language("zh_Hans", "zh-Hans", "简体中文", rtl=False),
         Language("zh_Hant", "zh-Hant", "繁體中文", rtl=False),
     )
@@ -60,6 +78,10 @@ def _language_of_tag(tag: str) -> str | None:
     if parts[0] == "zh":
         traditional = {"hant", "tw", "hk", "mo"}
         return "zh_Hant" if traditional & set(parts[1:]) else "zh_Hans"
+    if parts[0] == "pt":
+        # The one Portuguese catalog is Brazilian; a reader of European Portuguese reads it
+        # more easily than English.
+        return "pt_BR"
     return parts[0] if parts[0] in LANGUAGES else None
 
 

@@ -12,23 +12,12 @@ import gettext
 from typing import Any
 
 import jinja2
-from babel.dates import format_date
-from babel.numbers import format_decimal
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from sealdrop.web import formatting
 from sealdrop.web.i18n import COOKIE, LANGUAGES, Catalogs, Language, choose
 from sealdrop.web.source.stylesheet import STYLESHEET
-
-
-def human_size_parts(n: int) -> tuple[float, str]:
-    """A byte count as (number, binary unit), e.g. (2, "GiB"); at most 4 significant digits."""
-    size = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return (round(size, 2) if unit != "bytes" else n), unit
-        size /= 1024
-    return round(size, 2), "TiB"
 
 
 class Templates:
@@ -63,11 +52,10 @@ class Templates:
         """An error page's value in the request's locale (a size keeps its unit: GiB, MiB)."""
         if isinstance(value, str):
             return value
-        locale = self.language(request).code
+        code = self.language(request).code
         if name == "size":
-            number, unit = human_size_parts(value)
-            return f"{format_decimal(number, locale=locale)} {unit}"
-        return format_decimal(value, locale=locale)
+            return formatting.size(value, code)
+        return formatting.number(value, code)
 
     def gettext(self, request: Request | None, message: str) -> str:
         """``message`` translated into the request's language."""
@@ -104,8 +92,8 @@ class Templates:
                 organisation=self._organisation,
                 language=language,
                 languages=LANGUAGES.values(),
-                format_day=lambda day: format_date(day, format="long", locale=language.code),
-                format_number=lambda n: format_decimal(n, locale=language.code),
+                format_day=lambda day: formatting.day(day, language.code),
+                format_number=lambda n: formatting.number(n, language.code),
                 **context,
             )
         finally:

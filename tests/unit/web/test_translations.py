@@ -57,6 +57,23 @@ GLOSSARY: dict[str, dict[str, str]] = {
         "tr": "kod ad",
         "zh_Hans": "代号",
         "zh_Hant": "代號",
+        "be": "кодав",
+        "bo": "གསང་མིང",
+        "km": "ឈ្មោះសម្ងាត់",
+        "ko": "코드네임",
+        "my": "လျှို့ဝှက်အမည်",
+        "ug": "مەخپىي نام",
+        "uk": "кодов",
+        "vi": "mật danh",
+        # The catalogs of lang-more's helper (issue 16), as they wrote them.
+        "am": "ኮድ ስ",  # ስም, ስሙ, ስምዎ: the last syllable takes the ending
+        "de": "codename",
+        "fr": "nom de code",
+        "hi": "कोडनेम",
+        "id": "nama sandi",
+        "ps": "کوډ نوم",
+        "pt_BR": "codinome",
+        "ur": "کوڈ نیم",
     },
     "Tor Browser": {
         "ar": "متصفح تور",
@@ -66,6 +83,22 @@ GLOSSARY: dict[str, dict[str, str]] = {
         "tr": "Tor Browser",
         "zh_Hans": "Tor 浏览器",
         "zh_Hant": "Tor 瀏覽器",
+        "be": "Tor Browser",
+        "bo": "Tor Browser",
+        "km": "Tor Browser",
+        "ko": "Tor 브라우저",
+        "my": "Tor Browser",
+        "ug": "Tor Browser",
+        "uk": "Tor Browser",
+        "vi": "Tor Browser",
+        "am": "ቶር ብራውዘር",
+        "de": "Tor Browser",
+        "fr": "Navigateur Tor",
+        "hi": "टॉर ब्राउज़र",
+        "id": "Tor Browser",
+        "ps": "تور براوزر",
+        "pt_BR": "Navegador Tor",
+        "ur": "ٹور براؤزر",
     },
 }
 
@@ -127,7 +160,7 @@ def stray_percent(text: str) -> bool:
 
 def single_number_forms(code: str) -> set[int]:
     """Plural forms that only one number ever selects (Arabic's zero, one and two, for example):
-    there the words say the number, so the form may leave ``%(num)d`` out."""
+    there the words say the number, so the form may leave ``%(num)s`` out."""
     plural = gettext.c2py(catalog(code).plural_expr)
     users: dict[int, int] = {}
     for n in range(10_000):
@@ -154,6 +187,27 @@ def test_catalog_header_matches_its_language(code: str) -> None:
     assert po.num_plurals == get_plural(code).num_plurals
     assert po.plural_expr == get_plural(code).plural_expr
     assert not po.fuzzy, "the header is marked fuzzy"
+
+
+def plural_forms_header(code: str) -> str | None:
+    """The Plural-Forms line as written in the catalog's header (continuation lines joined).
+
+    Babel falls back to the locale's own rule when the header has none, so the parsed catalog
+    cannot tell a missing line from a right one: the file itself is read here."""
+    text = (TRANSLATIONS / code / "LC_MESSAGES" / "messages.po").read_text("utf-8")
+    header = text.split("\n\n", 1)[0]
+    joined = "".join(re.findall(r'^"(.*)"$', header, flags=re.MULTILINE))
+    match = re.search(r"Plural-Forms: ([^\\]*)\\n", joined)
+    return match.group(1).strip() if match else None
+
+
+@pytest.mark.parametrize("code", TRANSLATED)
+def test_plural_forms_header_is_babels(code: str) -> None:
+    """The catalog's header has a Plural-Forms line, and it is exactly Babel's for the locale:
+    a missing or different rule would pick the wrong plural form for a count."""
+    rule = get_plural(code)
+    expected = f"nplurals={rule.num_plurals}; plural={rule.plural_expr};"
+    assert plural_forms_header(code) == expected
 
 
 @pytest.mark.parametrize("code", TRANSLATED)
@@ -189,7 +243,7 @@ def test_every_string_and_plural_form_is_translated_and_not_fuzzy(code: str) -> 
 @pytest.mark.parametrize("code", TRANSLATED)
 def test_placeholders_are_kept(code: str) -> None:
     """Each msgstr has the same named placeholders (name and conversion) as its msgid, and no
-    other "%". A plural form may leave out %(num)d only where a single number selects that form."""
+    other "%". A plural form may leave out %(num)s only where a single number selects that form."""
     may_omit_num = single_number_forms(code)
     for message in messages(code):
         if message.pluralizable:
@@ -197,7 +251,7 @@ def test_placeholders_are_kept(code: str) -> None:
             for index, form in enumerate(plural(message.string)):
                 found = placeholders(form)
                 allowed = (
-                    {expected, expected - {("num", "d")}} if index in may_omit_num else {expected}
+                    {expected, expected - {("num", "s")}} if index in may_omit_num else {expected}
                 )
                 assert found in allowed, f"form {index} of {message.id[0]!r}: {found} != {expected}"
                 assert not stray_percent(form), f"stray % in form {index} of {message.id[0]!r}"
@@ -249,7 +303,7 @@ def test_catalogs_load_every_language_and_translate() -> None:
         assert isinstance(translations, Translations), code
         title = "Send information securely"
         assert translations.gettext(title) not in ("", title), code
-        singular, plural = "%(num)d item received", "%(num)d items received"
+        singular, plural = "%(num)s item received", "%(num)s items received"
         for n in (1, 2, 5, 11, 100):
             assert translations.ngettext(singular, plural, n) not in (singular, plural), (code, n)
     assert catalogs.get(DEFAULT).gettext("Send information securely") == (
@@ -365,3 +419,30 @@ def test_every_page_renders_without_english_left(templates: Templates, code: str
             if text in translated.parts and text not in keep and re.search(r"[A-Za-z]{3}", text)
         ]
         assert not left, f"English left on {name} in {code}: {left}"
+
+
+def review_states() -> dict[str, str]:
+    """The review-state table of docs/translations.md: locale -> state."""
+    text = (REPO / "docs" / "translations.md").read_text("utf-8")
+    section = text.split("\n## Review state\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ")]
+    return {cells[1].strip(): cells[4].strip() for cells in rows[2:]}  # after the header rows
+
+
+def test_review_state_table_covers_every_language() -> None:
+    """docs/translations.md gives a review state for every translated language and no other, each
+    "not reviewed" or "reviewed YYYY-MM-DD": a language is never shown as reviewed by default."""
+    states = review_states()
+    assert set(states) == set(TRANSLATED)
+    for code, state in states.items():
+        assert state == "not reviewed" or re.fullmatch(r"reviewed \d{4}-\d{2}-\d{2}", state), code
+
+
+def test_pages_claim_no_review() -> None:
+    """No string of the source interface says a translation was reviewed or checked by a native
+    speaker: every text on the pages is one of these msgids or its translation, and the review
+    state lives only in docs/translations.md."""
+    claim = re.compile(r"\b(review|native speaker|proofread|checked by)", re.IGNORECASE)
+    for message_id in fresh_ids():
+        text = " ".join(message_id) if isinstance(message_id, tuple) else message_id
+        assert not claim.search(text), text

@@ -1,0 +1,70 @@
+"""The languages offered to sources: 24, right to left where CLDR says so, and negotiated."""
+
+from __future__ import annotations
+
+import pytest
+from babel import Locale
+
+from sealdrop.web.i18n import DEFAULT, LANGUAGES, negotiate
+
+ISSUE_16 = {"ug", "bo", "uk", "be", "vi", "my", "km", "ko", "fr", "de", "pt_BR", "hi", "ur", "id"}
+ISSUE_16 |= {"ps", "am"}
+
+
+def test_at_least_twenty_four_languages_including_issue_16s() -> None:
+    """The eight first languages and the sixteen of issue 16 are all offered."""
+    assert set(LANGUAGES) >= ISSUE_16
+    assert len(LANGUAGES) >= 24
+
+
+@pytest.mark.parametrize("code", sorted(LANGUAGES))
+def test_direction_and_tag_follow_the_locale(code: str) -> None:
+    """A language is right to left exactly when CLDR writes it so (ar, fa, ps, ug, ur), and its
+    lang tag is the BCP 47 form of its Babel code."""
+    language = LANGUAGES[code]
+    locale = Locale.parse(code)
+    assert language.rtl == (locale.character_order == "right-to-left")
+    assert language.tag == code.replace("_", "-")
+
+
+def test_right_to_left_languages() -> None:
+    """Uyghur, Urdu and Pashto are right to left, as Arabic and Persian are."""
+    assert {code for code, lang in LANGUAGES.items() if lang.rtl} == {"ar", "fa", "ps", "ug", "ur"}
+
+
+def test_picker_order_is_english_then_by_code() -> None:
+    """The language menu lists English first, then every language by its code."""
+    codes = list(LANGUAGES)
+    assert codes[0] == DEFAULT
+    assert codes[1:] == sorted(codes[1:], key=str.lower)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("pt-BR", "pt_BR"),
+        ("pt", "pt_BR"),
+        ("pt-PT,pt;q=0.9", "pt_BR"),
+        ("ko-KR", "ko"),
+        ("ko-KR,ko;q=0.9,en-US;q=0.8", "ko"),
+        ("uk-UA", "uk"),
+        ("be-BY", "be"),
+        ("ug-CN", "ug"),
+        ("bo-CN", "bo"),
+        ("km-KH", "km"),
+        ("my-MM", "my"),
+        ("vi-VN", "vi"),
+        ("fr-CA", "fr"),
+        ("de-AT", "de"),
+        ("hi-IN", "hi"),
+        ("ur-PK", "ur"),
+        ("id-ID", "id"),
+        ("ps-AF", "ps"),
+        ("am-ET", "am"),
+        ("en-US,uk;q=0.5", "en"),
+        ("xx-YY,uk-UA;q=0.3", "uk"),
+    ],
+)
+def test_accept_language_maps_regional_tags(header: str, expected: str) -> None:
+    """Regional Accept-Language tags reach the language's catalog (pt and pt-BR the Brazilian)."""
+    assert negotiate(header) == expected
