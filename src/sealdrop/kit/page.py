@@ -6,7 +6,9 @@ No script, no font, image or stylesheet from anywhere: the page must work in Tor
 
 from __future__ import annotations
 
+import base64
 import gettext
+import hashlib
 from dataclasses import dataclass
 from html import escape
 
@@ -37,6 +39,20 @@ a{color:#000;text-decoration:none}
 footer{margin-top:.6em}
 }
 """
+
+# The page's own policy, for a copy served without one (a mirror, a saved file): nothing may load
+# or run but this exact stylesheet, even if someone adds a tag to a copy in transit or on disk.
+CSP = (
+    "default-src 'none'; style-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(STYLE.encode("utf-8")).digest()).decode("ascii")
+    + "'; base-uri 'none'; form-action 'none'"
+)
+HEAD = [
+    '<head><meta charset="utf-8">',
+    f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    '<meta name="referrer" content="no-referrer">',
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +113,7 @@ def render_page(
     parts = [
         "<!DOCTYPE html>",
         f'<html lang="{escape(language.tag)}" dir="{direction}">',
-        '<head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<meta name="referrer" content="no-referrer">',
+        *HEAD,
         f"<title>{say(t.TITLE, org=org)}</title>",
         f"<style>{STYLE}</style></head>",
         "<body>",
@@ -165,9 +179,7 @@ def render_index(facts: KitFacts, languages: list[Language]) -> str:
         [
             "<!DOCTYPE html>",
             '<html lang="en" dir="ltr">',
-            '<head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            '<meta name="referrer" content="no-referrer">',
+            *HEAD,
             f"<title>{org}</title>",
             f"<style>{STYLE}</style></head>",
             "<body><main>",

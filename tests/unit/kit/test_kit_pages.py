@@ -3,6 +3,8 @@ enough for a slow circuit, a print stylesheet; and `sealdrop kit` on an instance
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from pathlib import Path
 
@@ -83,6 +85,20 @@ def test_page_fits_the_size_limit_and_prints(language: Language) -> None:
     assert len(html.encode("utf-8")) <= LIMIT
     style = StrictPage(html).style
     assert re.search(r"@media print\{.*nav\{display:none\}", style, re.S)
+
+
+def test_page_policy_allows_exactly_its_own_stylesheet() -> None:
+    """The page's CSP meta allows nothing but the inline stylesheet, by its SHA-256, so a copy
+    served without a policy still loads and runs nothing else."""
+    page = StrictPage(_page(LANGUAGES["en"]))
+    policy = next(
+        a["content"] for tag, a in page.tags if a.get("http-equiv") == "Content-Security-Policy"
+    )
+    assert policy is not None
+    digest = base64.b64encode(hashlib.sha256(page.style.encode("utf-8")).digest()).decode()
+    assert policy == (
+        f"default-src 'none'; style-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
+    )
 
 
 def test_no_public_url_no_vpn_section() -> None:

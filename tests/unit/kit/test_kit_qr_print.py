@@ -72,6 +72,9 @@ def test_every_page_prints_on_one_sheet(page: Page, tmp_path: Path) -> None:
         "Example News", ONION_URL, "https://drop.example.org", qr_svg(qr_code(ONION_URL))
     )
     pages = {}
+    # Chromium reports a stylesheet its CSP refused on the console: there must be none.
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     for language in languages:
         path = tmp_path / f"{language.tag}.html"
         html = render_page(language, kit_translations(language.code), facts, languages)
@@ -81,3 +84,4 @@ def test_every_page_prints_on_one_sheet(page: Page, tmp_path: Path) -> None:
             len(PdfReader(io.BytesIO(page.pdf(format=size))).pages) for size in ("A4", "Letter")
         ]
     assert pages == {language.code: [1, 1] for language in languages}
+    assert console == []
