@@ -25,6 +25,22 @@ TRANSLATIONS = KIT / "translations"
 PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%|%")
 TRANSLATED = sorted((set(LANGUAGES) | set(ISSUE_LANGUAGES)) - {"en"})
 
+# The source interface's words for "codename" and "Tor Browser" (its GLOSSARY in
+# tests/unit/web/test_translations.py and docs/translations.md): a source who reads the kit and
+# then the drop must meet the same words. Stems, matched case-insensitively as substrings.
+CODENAME = {
+    "ar": "رمزي", "es": "nombre en clave", "fa": "نام رمز", "ru": "кодов", "tr": "kod ad",
+    "zh_Hans": "代号", "zh_Hant": "代號", "be": "кодав", "bo": "གསང་མིང", "km": "ឈ្មោះសម្ងាត់",
+    "ko": "코드네임", "my": "လျှို့ဝှက်အမည်", "ug": "مەخپىي نام", "uk": "кодов", "vi": "mật danh",
+    "am": "ኮድ ስ", "de": "codename", "fr": "nom de code", "hi": "कोडनेम", "id": "nama sandi",
+    "ps": "کوډ نوم", "pt_BR": "codinome", "ur": "کوڈ نیم",
+}  # fmt: skip
+TOR_BROWSER = {
+    "ar": "متصفح تور", "es": "Navegador Tor", "fa": "مرورگر تور", "zh_Hans": "Tor 浏览器",
+    "zh_Hant": "Tor 瀏覽器", "ko": "Tor 브라우저", "am": "ቶር ብራውዘር", "fr": "Navigateur Tor",
+    "hi": "टॉर ब्राउज़र", "ps": "تور براوزر", "pt_BR": "Navegador Tor", "ur": "ٹور براؤزر",
+}  # fmt: skip
+
 
 @cache
 def _catalog(path: Path, locale: str | None = None) -> Catalog:
@@ -90,3 +106,17 @@ def test_catalog_is_complete_with_placeholders_and_plural_forms(code: str) -> No
         assert placeholders == sorted(PLACEHOLDER.findall(msgid)), (code, msgid)
     # The catalog really loads as the kit loads it.
     assert kit_translations(code).gettext("The address") != "The address"
+
+
+@pytest.mark.parametrize("code", TRANSLATED)
+def test_catalog_uses_the_source_interfaces_words(code: str) -> None:
+    """The kit calls the codename and Tor Browser what the drop's own pages call them."""
+    catalog = _catalog(TRANSLATIONS / code / "LC_MESSAGES" / "kit.po", code)
+    browser = TOR_BROWSER.get(code, "Tor Browser").lower()
+    for message in catalog:
+        if not isinstance(message.id, str) or not isinstance(message.string, str):
+            continue
+        if "Tor Browser" in message.id:
+            assert browser in message.string.lower(), (code, message.id)
+        if "codename" in message.id:
+            assert CODENAME[code].lower() in message.string.lower(), (code, message.id)
