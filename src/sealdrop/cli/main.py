@@ -20,6 +20,7 @@ from sealdrop.cli.backup import backup as backup_command
 from sealdrop.cli.backup import restore as restore_command
 from sealdrop.cli.common import err, fail, open_services, print_table, whole_table
 from sealdrop.cli.housekeeping import housekeeping as housekeeping_command
+from sealdrop.cli.kit import kit as kit_command
 from sealdrop.cli.migrate import migrate as migrate_command
 from sealdrop.cli.reader import reader_app
 from sealdrop.cli.serve import serve_instance
@@ -52,6 +53,7 @@ app.command("migrate")(migrate_command)
 app.command("backup")(backup_command)
 app.command("restore")(restore_command)
 app.command("housekeeping")(housekeeping_command)
+app.command("kit")(kit_command)
 
 InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
 
