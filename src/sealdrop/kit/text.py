@@ -6,8 +6,9 @@ can be re-checked; change the date below only after re-checking them all against
 
 from __future__ import annotations
 
-# The date printed on every page as "facts checked on": when the Tor Project facts below were
-# last compared with the Tor Project's own pages (docs/reach-kit.md lists them).
+# The date printed on every page as "written on": when the Tor Project facts below were written
+# or last compared with the Tor Project's own pages (docs/reach-kit.md lists them). The pages do
+# not claim a check: the first version was written without access to those pages.
 FACTS_CHECKED_ON = "2026-12-05"
 
 # Addresses the pages show as plain links. Nothing is ever loaded from them (no src, no CSS, no
@@ -89,5 +90,5 @@ CODENAME = N_(
     "When you first send something, you receive a codename of seven English words. Keep it "
     "secret and safe: it is the only way back to your conversation with us."
 )
-FACTS = N_("Facts checked on %(date)s against the Tor Project's own pages.")
+FACTS = N_("Written on %(date)s. Links and bridges change: check the Tor Project's own pages.")
 LANGUAGES_LABEL = N_("Languages")
