@@ -63,15 +63,19 @@ class Env:
         self.pseudonym = record.pseudonym
         self.slept: list[float] = []
         self.during_sleep: list[object] = []
-        self.notifier = Notifier(
+        self.when_empty = when_empty
+        self.notifier = self.make_notifier(relay_url, allow_urls=True)
+
+    def make_notifier(self, relay_url: str, *, allow_urls: bool) -> Notifier:
+        """A notifier of this instance whose relay is ``relay_url`` and whose sleeping moves the
+        clock."""
+        relay = SmtpRelay(relay_url, "drop@example.org", self.settings.smtp_password, self.ca_file)
+        return Notifier(
             self.db,
-            Delivery(
-                SmtpRelay(relay_url, "drop@example.org", self.settings.smtp_password, ca_file),
-                allow_urls=True,
-            ),
+            Delivery(relay, allow_urls=allow_urls),
             self.clock,
             interval=DAY,
-            send_when_empty=when_empty,
+            send_when_empty=self.when_empty,
             organisation=ORGANISATION,
             sleep=self.sleep,
         )
@@ -241,18 +245,8 @@ def test_an_undelivered_notice_is_covered_by_the_next_scheduled_one(
         assert "alice@example.org" not in logged
         assert "alice" not in logged.replace(alice, "")
 
-        env.notifier = Notifier(
-            env.db,
-            Delivery(
-                SmtpRelay(smtp.url, "drop@example.org", env.settings.smtp_password, smtp.cert),
-                allow_urls=True,
-            ),
-            env.clock,
-            interval=DAY,
-            send_when_empty=False,
-            organisation=ORGANISATION,
-            sleep=env.sleep,
-        )
+        env.ca_file = smtp.cert
+        env.notifier = env.make_notifier(smtp.url, allow_urls=True)
         assert env.run_slot(slot + 1) == (1, 0)
         [mail] = smtp.messages
         assert payload_text(mail.message).strip() == (
@@ -428,18 +422,7 @@ def test_a_notice_that_cannot_go_as_configured_is_tried_once_per_scheduled_time(
     alice, bob = env.journalist("alice"), env.journalist("bob")
     env.services.notifications.set(alice, "email", "test", address="alice@example.org")
     env.services.notifications.set(bob, "apprise", "test", address="json://127.0.0.1:9/x")
-    env.notifier = Notifier(
-        env.db,
-        Delivery(
-            SmtpRelay(env.smtp_url, "drop@example.org", env.settings.smtp_password, env.ca_file),
-            allow_urls=False,
-        ),
-        env.clock,
-        interval=DAY,
-        send_when_empty=False,
-        organisation=ORGANISATION,
-        sleep=env.sleep,
-    )
+    env.notifier = env.make_notifier(env.smtp_url, allow_urls=False)
     env.submit()
     with caplog.at_level(logging.WARNING, logger="sealdrop.notifications"):
         assert env.run_slot(env.notifier.next_slot()) == (1, 1)
