@@ -277,7 +277,32 @@ class Users(BaseModel):
 
 # Notices of new activity (services/notifications.py). The languages are those of the source
 # interface; a test checks that the lists agree.
-NoticeLanguage = Literal["en", "ar", "es", "fa", "ru", "tr", "zh_Hans", "zh_Hant"]
+NoticeLanguage = Literal[
+    "en",
+    "ar",
+    "es",
+    "fa",
+    "ru",
+    "tr",
+    "zh_Hans",
+    "zh_Hant",
+    "ug",
+    "bo",
+    "uk",
+    "be",
+    "vi",
+    "my",
+    "km",
+    "ko",
+    "fr",
+    "de",
+    "pt_BR",
+    "hi",
+    "ur",
+    "id",
+    "ps",
+    "am",
+]
 
 
 class Notifications(BaseModel):

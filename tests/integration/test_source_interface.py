@@ -281,7 +281,9 @@ def test_login_throttling_without_ip_addresses(
         ("zh-TW", "zh-Hant", False),
         ("zh-CN,zh;q=0.8", "zh-Hans", False),
         ("ru", "ru", False),
-        ("de, es;q=0.5", "es", False),
+        ("ja, es;q=0.5", "es", False),  # Japanese is not offered: the next choice
+        ("de-AT, es;q=0.5", "de", False),
+        ("ps-AF", "ps", True),
         ("en-US,en;q=0.5", "en", False),
     ],
 )
