@@ -24,7 +24,12 @@
       headers["X-CSRF-Token"] = token;
       for (var h in headers) { xhr.setRequestHeader(h, headers[h]); }
       if (onprogress) { xhr.upload.onprogress = onprogress; }
-      xhr.onload = function () { resolve(xhr); };
+      xhr.onload = function () {
+        // Busy (another request still writing), throttled or unavailable: wait and ask again.
+        if (xhr.status === 409 || xhr.status === 429 || xhr.status >= 500) {
+          reject(new Error("network"));
+        } else { resolve(xhr); }
+      };
       xhr.onerror = xhr.onabort = xhr.ontimeout = function () { reject(new Error("network")); };
       xhr.send(body);
     });
@@ -62,7 +67,6 @@
         var done = file.size ? (start + e.loaded) / file.size : 1;
         bar.value = done;
       }).then(function (xhr) {
-        if (xhr.status === 409) { return offset().then(send); }
         if (xhr.status !== 204) { fail(); }
         var now = parseInt(xhr.getResponseHeader("Upload-Offset"), 10);
         if (now < file.size) { tries = 0; return send(now); }
