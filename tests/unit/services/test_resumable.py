@@ -122,3 +122,17 @@ def test_expired_uploads_are_swept_with_their_ciphertext(env: Env) -> None:
     assert list(partial.iterdir()) == []
     with pytest.raises(NotFound):
         uploads(env).status(session, upload_id)
+
+
+def test_termination_is_for_the_owner_only_and_removes_the_ciphertext(env: Env) -> None:
+    """tus termination: another session's DELETE is 404 and removes nothing; the owner's removes
+    the upload's files."""
+    session = session_of(env)
+    upload_id, _ = uploads(env).create(session, 2 * CHUNK, "a.bin", "")
+    uploads(env).receive(session, upload_id, 0, pieces(os.urandom(CHUNK)))
+    partial = env.root / "store" / "partial"
+    with pytest.raises(NotFound):
+        uploads(env).delete(replace(session, upload_key=os.urandom(32)), upload_id)
+    assert [p.name for p in partial.iterdir()] == [upload_id]
+    uploads(env).delete(session, upload_id)
+    assert list(partial.iterdir()) == []
