@@ -157,6 +157,9 @@ class PartialUploads:
                 expired = self.state(upload_id).expires <= now
             except (NotFound, StorageError):
                 expired = True
+            # No data left: a crash came between ``finish``'s rename and the removal of the
+            # folder. The blob is an orphan (swept at start) or already has its row.
+            expired = expired or not (self._root / upload_id / "data").exists()
             if expired:
                 self.delete(upload_id)
                 removed += 1

@@ -136,3 +136,15 @@ def test_termination_is_for_the_owner_only_and_removes_the_ciphertext(env: Env) 
     assert [p.name for p in partial.iterdir()] == [upload_id]
     uploads(env).delete(session, upload_id)
     assert list(partial.iterdir()) == []
+
+
+def test_the_sweep_removes_an_upload_whose_data_was_already_moved(env: Env) -> None:
+    """A crash between moving the finished data into the blob store and removing the upload's
+    folder leaves a state without data; the sweep removes it, so HEAD cannot report a finished
+    upload that has no item."""
+    session = session_of(env)
+    upload_id, _ = uploads(env).create(session, CHUNK, "a.bin", "")
+    partial = env.root / "store" / "partial"
+    (partial / upload_id / "data").unlink()
+    assert uploads(env).sweep() == 1
+    assert list(partial.iterdir()) == []
