@@ -83,10 +83,11 @@ class TusEndpoint:
         ]
 
     async def _checked(self, request: Request) -> SourceSession:
-        """The session, the anti-forgery token and the protocol version of a changing request."""
+        """The session, the protocol version and the anti-forgery token of a changing request.
+        The session first: without one, every route of the interface answers alike (403)."""
+        session = await self._session_of(request)
         if request.headers.get("tus-resumable") != TUS_VERSION:
             raise _Refusal(412)
-        session = await self._session_of(request)
         if not SessionService.csrf_valid(session, request.headers.get("x-csrf-token")):
             raise CsrfTokenInvalid()
         return session
