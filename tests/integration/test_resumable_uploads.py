@@ -99,10 +99,11 @@ def _create(source: Source, base: str, length: int, **headers: str) -> httpx.Res
 
 
 def test_another_session_gets_404_and_cross_site_or_tokenless_requests_are_refused(
-    server: ServerProcess, source: Source
+    shared_server: ServerProcess, shared_source: Source
 ) -> None:
     """Another session's HEAD, PATCH and DELETE on an upload URL are 404; a cross-site PATCH is
     403; a PATCH without the page's token is refused; the owner still sees offset 0."""
+    server, source = shared_server, shared_source
     source.start()
     created = _create(source, "", 2 * CHUNK)
     assert created.status_code == 201, created.text
@@ -130,10 +131,9 @@ def test_another_session_gets_404_and_cross_site_or_tokenless_requests_are_refus
     assert head.headers["tus-resumable"] == "1.0.0"
 
 
-def test_a_patch_ending_mid_chunk_counts_only_whole_chunks(
-    server: ServerProcess, source: Source
-) -> None:
+def test_a_patch_ending_mid_chunk_counts_only_whole_chunks(shared_source: Source) -> None:
     """1.5 chunks sent: the offset reported is one whole chunk; the tail is dropped, not kept."""
+    source = shared_source
     source.start()
     url = _create(source, "", 4 * CHUNK).headers["location"]
     response = source.http.patch(
