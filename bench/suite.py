@@ -8,6 +8,8 @@ Run it as ``bench/run`` (``--help`` for the options; ``--quick`` for a check in 
 3. sessions    200 concurrent source sessions: latency of the pages (bench/concurrency.py)
 4. flood       100 concurrent wrong-codename logins: RSS, 429s, other pages (bench/concurrency.py)
 5. api         10,000 sources listed page by page through the journalist API (bench/api.py)
+6. resumable   the same file by the plain form and by tus (/uploads): MB/s side by side
+               (bench/resumable.py)
 
 Prints the machine and one table (each measure, its target from bench/targets.py, measured /
 target, verdict), writes
@@ -306,6 +308,11 @@ def run_one(
             database_url=args.api_database_url,
         )
         return {"api": result}
+    if name == "resumable":
+        import resumable
+
+        result = resumable.run(workdir, log_dir, args.sizes, repeat=args.upload_repeat)
+        return {"resumable": result}
     raise ValueError(name)
 
 

@@ -19,7 +19,7 @@ from targets import (
     Target,
 )
 
-BENCHMARKS = ("upload", "pages", "sessions", "flood", "api")
+BENCHMARKS = ("upload", "pages", "sessions", "flood", "api", "resumable")
 
 
 @dataclass
@@ -355,6 +355,21 @@ def compare(rows: list[Row], reference: dict[str, Any]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(x, widths, strict=True)).rstrip())
 
 
+def resumable_rows(result: dict[str, Any]) -> list[Row]:
+    """Resumable (tus) against the plain form, same file, same run, side by side."""
+    rows: list[Row] = []
+    for size in result["sizes"]:
+        bench = f"resumable vs form {size['label']}"
+        key = f"resumable.{size['label'].replace(' ', '')}"
+        for name, measure in (("form", "plain form (/submit)"), ("resumable", "tus (/uploads)")):
+            best = size.get(name)
+            shown = f"{best['mbps']} MB/s" if best else "FAILED"
+            rows.append(Row(f"{key}.{name}_mbps", bench, measure, shown, best and best["mbps"]))
+        ratio = size.get("ratio")
+        rows.append(Row(f"{key}.ratio", bench, "tus / form", _num(ratio), ratio))
+    return rows
+
+
 def rows_of(results: dict[str, Any]) -> list[Row]:
     """The table's rows, from the results of a run (this one or a saved one)."""
     build = {
@@ -363,6 +378,7 @@ def rows_of(results: dict[str, Any]) -> list[Row]:
         "sessions": session_rows,
         "flood": flood_rows,
         "api": api_rows,
+        "resumable": resumable_rows,
     }
     return [
         row

@@ -321,6 +321,13 @@ SOURCE_RULES: dict[tuple[str, str], tuple[int, int]] = {
     ("POST", "/submit"): (403, 400),
     ("GET", "/submitted"): (403, 200),
     ("POST", "/replies/{reply_id}/delete"): (403, 400),
+    # Resumable uploads (tus): discovery is open to all; the rest needs a session, then the tus
+    # version header (412 without it), then the X-CSRF-Token. HEAD is tested with the others
+    # in test_resumable_uploads.py (another session: 404).
+    ("OPTIONS", "/uploads"): (204, 204),
+    ("POST", "/uploads"): (403, 412),
+    ("PATCH", "/uploads/{upload_id}"): (403, 412),
+    ("DELETE", "/uploads/{upload_id}"): (403, 412),
 }
 
 
@@ -449,6 +456,7 @@ def concrete(path: str, world: World) -> str:
         reply_id=world.victims["reply"],
         user_id=world.victims["victim_user"],
         recipient_id=world.victims["recipient"],
+        upload_id="0" * 32,  # a made-up upload: nobody's
     )
 
 

@@ -245,6 +245,8 @@ def serve_instance(
         services = build_services(settings)
         try:
             staged, orphans = services.submissions.recover()
+            # Resumable uploads in progress survive a restart; only expired ones go.
+            staged += services.resumable.sweep()
             if staged or orphans:
                 console.print(
                     f"Removed {staged} unfinished upload(s) and {orphans} orphan blob(s)."

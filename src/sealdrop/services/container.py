@@ -19,6 +19,7 @@ from sealdrop.services.notifications import NotificationService
 from sealdrop.services.notifier import Notifier
 from sealdrop.services.recipients import RecipientService
 from sealdrop.services.replies import ReplyService
+from sealdrop.services.resumable import ResumableUploads
 from sealdrop.services.retention import Retention, Rules, jitter_key
 from sealdrop.services.sessions import SessionService
 from sealdrop.services.sources import SourceService
@@ -28,6 +29,7 @@ from sealdrop.services.triage import Triage
 from sealdrop.services.upload_quota import UploadQuota
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase
+from sealdrop.storage.partials_fs import PartialUploads
 
 # Journalist logins: few people, so a small budget; each attempt costs one Argon2 verification.
 API_LOGINS_IN_FLIGHT = 4
@@ -40,6 +42,7 @@ class Services:
     sources: SourceService
     sessions: SessionService
     submissions: SubmissionService
+    resumable: ResumableUploads
     replies: ReplyService
     recipients: RecipientService
     accounts: AccountService
@@ -107,6 +110,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         sessions=sessions,
         submissions=SubmissionService(
             database, blobs, clock, granularity, runtime, age_child.age_binary(), upload_quota
+        ),
+        resumable=ResumableUploads(
+            database,
+            PartialUploads(settings.blob_dir, blobs),
+            clock,
+            granularity,
+            runtime,
+            upload_quota,
         ),
         replies=replies,
         recipients=RecipientService(database, audit),

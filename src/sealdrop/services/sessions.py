@@ -31,6 +31,7 @@ from sealdrop.storage.interfaces import Database, SessionRecord
 _ID_BYTES = 32
 _KEY_BYTES = 32
 _CSRF_LABEL = b"sealdrop/v1/csrf"
+_UPLOAD_LABEL = b"sealdrop/v1/resumable-upload-state"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,10 @@ class SourceSession:
     csrf_token: str
     id_hash: bytes
     confirmed: bool  # False between "start" and the source typing the codename back
+    # Seals a resumable upload's stream state (services/resumable.py). Derived from the session
+    # key, which only the cookie holds, and never stored: the server alone cannot resume, read or
+    # re-key an upload. Empty (fails closed) where a session is built without a key.
+    upload_key: bytes = b""
 
 
 # How stale a session's last-seen time may get before a request writes it again.
@@ -81,6 +86,11 @@ def _split(cookie_value: str) -> tuple[bytes, bytes]:
     if len(raw) != _ID_BYTES + _KEY_BYTES:
         raise SessionRequired()
     return raw[:_ID_BYTES], raw[_ID_BYTES:]
+
+
+def _upload_key(session_key: bytes) -> bytes:
+    # Its own label: independent of the CSRF token, which the page shows.
+    return hmac.new(session_key, _UPLOAD_LABEL, hashlib.sha256).digest()
 
 
 def _csrf_token(session_key: bytes) -> str:
@@ -175,7 +185,12 @@ class SessionService:
             with self._db.transaction() as repos:
                 repos.sessions.touch(id_hash, now)
         return SourceSession(
-            source_id, identity, _csrf_token(session_key), id_hash, record.confirmed
+            source_id,
+            identity,
+            _csrf_token(session_key),
+            id_hash,
+            record.confirmed,
+            _upload_key(session_key),
         )
 
     def confirm(self, session: SourceSession) -> None:

@@ -83,6 +83,25 @@ class FilesystemBlobStore:
         key = BlobKey(new_id())
         return FilesystemStagedBlob(key, self._staging / key, self._path(key))
 
+    def adopt(self, path: Path) -> tuple[BlobKey, int]:
+        """Rename a complete ciphertext file, already fsynced, on this filesystem into place as
+        a new blob (a finished resumable upload, ``partials_fs``); the same steps 3-4 as
+        ``FilesystemStagedBlob.commit``. Returns (key, size)."""
+        key = BlobKey(new_id())
+        final = self._path(key)
+        try:
+            size = os.lstat(path).st_size
+            new_shard = not final.parent.exists()
+            _private_dir(final.parent)
+            os.replace(path, final)
+            _settle(final.parent)
+            if new_shard:
+                _settle(final.parent.parent)
+            _settle(path.parent)
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+        return key, size
+
     def open(self, key: BlobKey) -> BinaryIO:
         path = self._path(key)
         try:

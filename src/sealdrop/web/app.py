@@ -116,7 +116,9 @@ def create_source_app(
         response = error_response(Request(scope), page_for(UploadTooLarge(cap)))
         await response(scope, receive, send)
 
-    capped = CapBodies(app, cap, {("POST", "/submit")}, refuse_large_body)
+    capped = CapBodies(
+        app, cap, {("POST", "/submit")}, refuse_large_body, (("PATCH", "/uploads/"),)
+    )
     pages = frozenset(
         route.path
         for route in app.routes

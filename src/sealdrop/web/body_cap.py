@@ -16,15 +16,28 @@ from sealdrop.errors import UploadTooLarge
 
 class CapBodies:
     def __init__(
-        self, app: ASGIApp, cap: int, exempt: set[tuple[str, str]], refuse: ASGIApp
+        self,
+        app: ASGIApp,
+        cap: int,
+        exempt: set[tuple[str, str]],
+        refuse: ASGIApp,
+        exempt_prefixes: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self._app = app
         self._cap = cap
         self._exempt = exempt
+        # (method, path prefix): resumable uploads' PATCH /uploads/<id>, bounded by their own
+        # Upload-Length (services/resumable.py).
+        self._exempt_prefixes = exempt_prefixes
         self._refuse = refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["method"], scope["path"]) in self._exempt:
+        method, path = scope.get("method"), scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or (method, path) in self._exempt
+            or any(method == m and path.startswith(p) for m, p in self._exempt_prefixes)
+        ):
             await self._app(scope, receive, send)
             return
         for name, value in scope["headers"]:

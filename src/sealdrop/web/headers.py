@@ -11,15 +11,18 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sealdrop.web.source.script import SCRIPT_HASH
 from sealdrop.web.source.stylesheet import STYLE_HASH
 
 SOURCE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (
         b"content-security-policy",
-        # Styles: only the inlined stylesheet, by hash. Nothing else loads: no images, fonts,
-        # scripts or frames.
-        f"default-src 'none'; style-src '{STYLE_HASH}'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'".encode("ascii"),
+        # Styles: only the inlined stylesheet, by hash. Scripts: only the conversation page's
+        # inlined resumable-upload script, by hash; it may talk to this origin only (its tus
+        # requests). Nothing else loads: no images, fonts, other scripts or frames.
+        f"default-src 'none'; style-src '{STYLE_HASH}'; script-src '{SCRIPT_HASH}'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'".encode("ascii"),
     ),
     (b"referrer-policy", b"no-referrer"),
     # A page may show a codename: no cache, shared or private, may keep it.

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse
 
 from sealdrop.web import formatting
 from sealdrop.web.i18n import COOKIE, LANGUAGES, Catalogs, Language, choose
+from sealdrop.web.source.script import RESUME_SCRIPT
 from sealdrop.web.source.stylesheet import STYLESHEET
 
 
@@ -42,6 +43,7 @@ class Templates:
         )
         # Inlined in every page (one request per page); the CSP allows it by its hash.
         self._env.globals["stylesheet"] = STYLESHEET
+        self._env.globals["resume_script"] = RESUME_SCRIPT
 
     def language(self, request: Request | None) -> Language:
         if request is None:

@@ -41,6 +41,8 @@ UPLOAD_LIMIT = 100_000
 PAGE_BUDGET = 16 * 1024
 EMPTY_ICON = '<link rel="icon" href="data:,">'
 STYLESHEET = (resources.files("sealdrop.web.source") / "static" / "style.css").read_bytes()
+RESUME_JS = (resources.files("sealdrop.web.source") / "static" / "resume.js").read_bytes()
+SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(RESUME_JS).digest()).decode()
 LOGIN_ERROR_TEXT = "That codename was not recognised."
 CSRF_FIELD = field_pattern("csrf_token")
 FORM_FIELD = field_pattern("form_token")
@@ -162,7 +164,10 @@ def assert_security_headers(response: httpx.Response) -> None:
     assert directives["default-src"] == ["'none'"]
     assert directives["form-action"] == ["'self'"]
     assert directives["frame-ancestors"] == ["'none'"]
-    assert "script-src" not in directives  # falls back to default-src 'none'
+    # The one script allowed is the conversation page's inlined resumable-upload script, by
+    # hash; it may connect to this origin only.
+    assert directives["script-src"] == [f"'{SCRIPT_HASH}'"]
+    assert directives["connect-src"] == ["'self'"]
     assert "unsafe" not in response.headers["content-security-policy"]
     for name, value in EXPECTED_HEADERS.items():
         assert response.headers.get_list(name) == [value], name
@@ -345,15 +350,21 @@ class PageAudit(HTMLParser):
         self.urls: list[tuple[str, str, str]] = []
         self.problems: list[str] = []
         self.styles: list[str] = []
+        self.scripts: list[str] = []
         self._in_style = False
+        self._in_script = False
 
     def handle_data(self, data: str) -> None:
         if self._in_style:
             self.styles[-1] += data
+        if self._in_script:
+            self.scripts[-1] += data
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "style":
             self._in_style = False
+        if tag == "script":
+            self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
@@ -361,7 +372,12 @@ class PageAudit(HTMLParser):
             # Allowed only as the packaged stylesheet (checked by the tests, and by the CSP hash).
             self.styles.append("")
             self._in_style = True
-        if tag in ("script", "iframe", "object", "embed", "base", "frame", "applet"):
+        if tag == "script" and not attrs:
+            # Allowed only as the packaged resumable-upload script, inline (checked by the tests
+            # against the file, and by the CSP hash); a script with a src or type is a problem.
+            self.scripts.append("")
+            self._in_script = True
+        elif tag in ("script", "iframe", "object", "embed", "base", "frame", "applet"):
             self.problems.append(f"<{tag}>")
         if tag == "meta" and any(k == "http-equiv" and v == "refresh" for k, v in attrs):
             self.problems.append("meta refresh")
@@ -405,6 +421,8 @@ def test_pages_have_no_script_and_load_only_from_this_site(
         assert tag != "link", (tag, attribute, url)
         assert attribute != "src", (tag, attribute, url)
     assert page.styles == [STYLESHEET.decode("utf-8")]
+    # Only the conversation page (its upload form) carries the one packaged script.
+    assert page.scripts == ([RESUME_JS.decode("utf-8")] if name == "conversation" else [])
 
 
 def test_stylesheet_loads_nothing_else() -> None:
@@ -442,6 +460,7 @@ def test_codename_page_fits_in_16_kb_and_has_no_script(instance: Instance) -> No
     response = instance.start_response
     assert len(response.content) <= PAGE_BUDGET
     assert audit(response).problems == []
+    assert audit(response).scripts == []
     assert_security_headers(response)
 
 

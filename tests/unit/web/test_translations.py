@@ -314,6 +314,9 @@ def test_catalogs_load_every_language_and_translate() -> None:
 # -- every page, rendered in every language --------------------------------------------------
 
 
+_SCRIPT_TEXTS = ("data-progress", "data-retrying", "data-failed")
+
+
 class _Text(HTMLParser):
     """The text of a page, and the values of attributes a reader meets (alt, aria-label)."""
 
@@ -324,13 +327,14 @@ class _Text(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         for name, value in attrs:
-            if name in ("aria-label", "alt", "title", "placeholder") and value:
+            # data-progress, -retrying, -failed: what the upload script shows (from the page).
+            if name in ("aria-label", "alt", "title", "placeholder", *_SCRIPT_TEXTS) and value:
                 self.parts.append(value.strip())
-        if tag == "style":
+        if tag in ("style", "script"):  # code, not text a reader meets
             self._skip += 1
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "style":
+        if tag in ("style", "script"):
             self._skip -= 1
 
     def handle_data(self, data: str) -> None:

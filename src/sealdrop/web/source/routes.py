@@ -33,6 +33,7 @@ from sealdrop.web import form_tokens
 from sealdrop.web.i18n import N_
 from sealdrop.web.multipart import BodyLimit, boundary_of
 from sealdrop.web.onion import circuit_of
+from sealdrop.web.source.tus import TusEndpoint
 from sealdrop.web.source.upload import receive_form
 from sealdrop.web.templating import Templates
 
@@ -53,6 +54,8 @@ class SourceInterface:
         self._templates = templates
         self._settings = services.settings
         self._upload_slots = anyio.CapacityLimiter(MAX_CONCURRENT_UPLOADS)
+        # Resumable uploads share the form's upload slots.
+        self._tus = TusEndpoint(services.resumable, self._session, self._upload_slots)
 
     def routes(self) -> list[Route]:
         return [
@@ -67,6 +70,7 @@ class SourceInterface:
             Route("/submit", self.submit, methods=["POST"]),
             Route("/submitted", self.submitted, methods=["GET"]),
             Route("/replies/{reply_id}/delete", self.delete_reply, methods=["POST"]),
+            *self._tus.routes(),
         ]
 
     # -- helpers -------------------------------------------------------------------------------
