@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from sealdrop.crypto import age_stream, envelope
-from sealdrop.crypto.keys import generate_identity, recipient_of
+from sealdrop.crypto.keys import Identity, generate_identity, recipient_of
 
 
-def _write(size: int, recipients_n: int = 1) -> tuple[bytes, bytes, list[object]]:
+def _write(size: int, recipients_n: int = 1) -> tuple[bytes, bytes, list[Identity]]:
     identities = [generate_identity() for _ in range(recipients_n)]
     data = os.urandom(size)
     header, keys = age_stream.new_stream([recipient_of(i) for i in identities])
