@@ -34,7 +34,7 @@ def test_stream_written_chunk_by_chunk_decrypts_with_pyrage(size: int) -> None:
     """A file written header-then-chunks decrypts (pyrage) to the exact bytes, at chunk edges."""
     data, ciphertext, identities = _write(size, recipients_n=2)
     for identity in identities:
-        assert envelope.decrypt_bytes(ciphertext, [identity]) == data  # type: ignore[list-item]
+        assert envelope.decrypt_bytes(ciphertext, [identity]) == data
     assert envelope.check_age_structure(ciphertext) is None
 
 
