@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support_browser import SCREENSHOTS
 from support_http import JournalistKey, stored
 
 from sealdrop.testing import ServerProcess
@@ -175,6 +176,9 @@ def test_browser_upload_resumes_after_a_reload_from_the_server_offset(
         page.get_by_label("Documents (optional)").set_input_files(str(upload))
         page.get_by_role("button", name="Send securely", exact=True).click()
         page.get_by_text("The connection was lost. Trying again…").wait_for()
+        # Kept to be looked at: what a source sees while the script waits for the network.
+        (SCREENSHOTS / "en").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "en" / "upload-connection-lost-desktop.png")
         before = proxy.sent
         proxy.release()
         page.reload()
