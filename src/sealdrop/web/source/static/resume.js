@@ -16,21 +16,34 @@
     for (var i = 0; i < bytes.length; i++) { s += String.fromCharCode(bytes[i]); }
     return btoa(s);
   }
+  // A circuit can stall without closing: no error ever comes, and the upload would wait for
+  // ever. A request that moves nothing for STALL ms is given up and resumed from the server's
+  // offset (which loses at most the part of a 64 KiB chunk in flight).
+  var STALL = 30000;
   function request(method, url, headers, body, onprogress) {
     return new Promise(function (resolve, reject) {
-      var xhr = new XMLHttpRequest();
+      var xhr = new XMLHttpRequest(), last = Date.now(), watch;
       xhr.open(method, url);
       headers["Tus-Resumable"] = "1.0.0";
       headers["X-CSRF-Token"] = token;
       for (var h in headers) { xhr.setRequestHeader(h, headers[h]); }
-      if (onprogress) { xhr.upload.onprogress = onprogress; }
+      xhr.upload.onprogress = function (e) {
+        last = Date.now();
+        if (onprogress) { onprogress(e); }
+      };
+      watch = setInterval(function () {
+        if (Date.now() - last > STALL) { xhr.abort(); }
+      }, 1000);
+      function settle(fn, value) { clearInterval(watch); fn(value); }
       xhr.onload = function () {
         // Busy (another request still writing), throttled or unavailable: wait and ask again.
         if (xhr.status === 409 || xhr.status === 429 || xhr.status >= 500) {
-          reject(new Error("network"));
-        } else { resolve(xhr); }
+          settle(reject, new Error("network"));
+        } else { settle(resolve, xhr); }
       };
-      xhr.onerror = xhr.onabort = xhr.ontimeout = function () { reject(new Error("network")); };
+      xhr.onerror = xhr.onabort = xhr.ontimeout = function () {
+        settle(reject, new Error("network"));
+      };
       xhr.send(body);
     });
   }
@@ -51,12 +64,16 @@
         return 0;
       });
     }
+    var reached = -1;
     function offset() {
       if (!url) { return create(); }
       return request("HEAD", url, {}, null).then(function (xhr) {
         if (xhr.status === 404) { url = null; sessionStorage.removeItem(key); return create(); }
         if (xhr.status !== 200) { fail(); }
-        return parseInt(xhr.getResponseHeader("Upload-Offset"), 10);
+        var at = parseInt(xhr.getResponseHeader("Upload-Offset"), 10);
+        // The server got further since the last try: a slow link, not a dead one.
+        if (at > reached) { tries = 0; reached = at; }
+        return at;
       });
     }
     function send(start) {
