@@ -17,7 +17,7 @@ import base64
 import binascii
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -303,6 +303,7 @@ NoticeLanguage = Literal[
     "ps",
     "am",
 ]
+NOTICE_LANGUAGES: tuple[str, ...] = get_args(NoticeLanguage)
 
 
 class Notifications(BaseModel):

@@ -36,6 +36,7 @@ from sealdrop.config.setting import (
     text,
 )
 from sealdrop.storage.database import sqlite_url_for
+from sealdrop.wire import NOTICE_LANGUAGES
 
 DATABASE_FILE = "sealdrop.db"
 
@@ -443,36 +444,14 @@ class Settings:
     notify_language: str = setting(
         "notifications.language",
         "en",
-        one_of(
-            "en",
-            "ar",
-            "es",
-            "fa",
-            "ru",
-            "tr",
-            "zh_Hans",
-            "zh_Hant",
-            "ug",
-            "bo",
-            "uk",
-            "be",
-            "vi",
-            "my",
-            "km",
-            "ko",
-            "fr",
-            "de",
-            "pt_BR",
-            "hi",
-            "ur",
-            "id",
-            "ps",
-            "am",
-        ),
-        help="Language of notices for accounts that did not choose one (en, ar, es, fa, ru, tr, "
-        "zh_Hans, zh_Hant).",
+        one_of(*NOTICE_LANGUAGES),
+        help="Language of notices for accounts that did not choose one: "
+        + ", ".join(NOTICE_LANGUAGES)
+        + ".",
         doc="The language of the notices of an account whose own was not given (`sealdrop user "
-        "notify --lang`): one of `en`, `ar`, `es`, `fa`, `ru`, `tr`, `zh_Hans`, `zh_Hant`.",
+        "notify --lang`): one of the source interface's languages, "
+        + ", ".join(f"`{code}`" for code in NOTICE_LANGUAGES)
+        + ".",
     )
     smtp_url: str = setting(
         "notifications.smtp_url",
