@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,11 +33,17 @@ class CuttingProxy:
     """Forwards loopback TCP to ``target``; once the bytes sent upstream (all connections
     together) pass each of ``cuts``, it closes every open connection, as a dropped circuit does."""
 
-    def __init__(self, target: int, cuts: list[int], hold: bool = False) -> None:
+    def __init__(
+        self, target: int, cuts: list[int], hold: bool = False, stall: bool = False
+    ) -> None:
         self._target = target
         # With ``hold``, a cut also refuses new connections until ``release``: a network that
         # stays down, so that the page is reloaded before the upload can go on.
         self._hold = hold
+        # With ``stall``, a cut closes nothing: the connections open then stop moving data for
+        # good, as a circuit that stalls without an error (new connections work).
+        self._stall = stall
+        self._stalled: set[socket.socket] = set()
         self.blocked = False
         self._cuts = sorted(cuts)
         self.cut_at: list[int] = []
@@ -65,9 +72,15 @@ class CuttingProxy:
     def _pump(self, src: socket.socket, dst: socket.socket, counted: bool) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(256 * 1024):
+                if src in self._stalled or dst in self._stalled:
+                    threading.Event().wait()  # never forwards again, never closes
                 dst.sendall(data)
                 if counted:
                     self._count(len(data))
+        if src in self._stalled or dst in self._stalled:
+            # A stalled connection passes nothing on, not even the other side's close (the
+            # server cutting it after its body timeout): only the page's watchdog can end it.
+            threading.Event().wait()
         for sock in (src, dst):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -78,6 +91,10 @@ class CuttingProxy:
             if self._cuts and self._sent >= self._cuts[0]:
                 self.cut_at.append(self._cuts.pop(0))
                 self.blocked = self._hold
+                if self._stall:
+                    self._stalled.update(self._open)
+                    self._open.clear()
+                    return
                 for sock in self._open:
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
@@ -195,3 +212,46 @@ def test_browser_upload_resumes_after_a_reload_from_the_server_offset(
     # apart), not the whole file.
     assert proxy.sent - before < size * 0.6 + 9 * MiB
     assert decrypted(instance_dir, journalist_key) == content
+
+
+@pytest.mark.slow
+# The server holds the stalled request until its body timeout cuts it (each period must bring
+# data), answering 409 "busy" to the resumed one meanwhile: a short period keeps the test short.
+@pytest.mark.parametrize(
+    "server_settings", [{"connections_body_timeout_seconds": "10"}], indirect=True
+)
+def test_a_stalled_connection_is_given_up_after_30_seconds_and_the_upload_resumes(
+    browser: Browser,
+    server: ServerProcess,
+    instance_dir: Path,
+    journalist_key: JournalistKey,
+    tmp_path: Path,
+) -> None:
+    """At half the file every open connection stops moving data without closing (a stalled
+    circuit: no error ever comes). The page's script gives the request up after 30 s without
+    progress, asks the server where it got to and finishes: exact bytes, and it took the watchdog
+    (over 30 s), not an error, to go on; meanwhile the server answers the resumed request 409
+    until its body timeout has cut the stalled one."""
+    size = 16 * MiB
+    proxy = CuttingProxy(server.port, [size // 2], stall=True)
+    content = os.urandom(size)
+    upload = tmp_path / "stalled.bin"
+    upload.write_bytes(content)
+    base = f"http://127.0.0.1:{proxy.port}"
+    context = browser.new_context(java_script_enabled=True, locale="en-US")
+    context.set_default_timeout(20_000)
+    try:
+        page = context.new_page()
+        start_source(page, base)
+        page.get_by_label("Documents (optional)").set_input_files(str(upload))
+        began = time.monotonic()
+        page.get_by_role("button", name="Send securely", exact=True).click()
+        page.wait_for_url(base + "/submitted", timeout=150_000)
+        took = time.monotonic() - began
+    finally:
+        context.close()
+        proxy.close()
+    assert proxy.cut_at == [size // 2]
+    assert took > 30, took
+    plaintext = decrypted(instance_dir, journalist_key)
+    assert hashlib.sha256(plaintext).digest() == hashlib.sha256(content).digest()
