@@ -27,7 +27,8 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
     │   ├── CsrfTokenInvalid        a form without the token of the session that served it
     │   ├── InvalidReply            a reply that is not an age file, or too large
     │   ├── InvalidAssignee         an assignee that is not an enabled account
-    │   └── InvalidLabels           triage labels that break the label rules
+    │   ├── InvalidLabels           triage labels that break the label rules
+    │   └── WrongKeyKind            a classic age1… key offered to a post-quantum instance
     ├── NotFound                    no such item for the asker (or not theirs: same answer)
     ├── AuthenticationFailed        journalist login or token refused (never says which factor)
     ├── PermissionDenied            authenticated, but the role does not allow this
@@ -211,6 +212,12 @@ class InvalidAssignee(InputError):
 class InvalidLabels(InputError):
     """Triage labels that break the rules: empty or too long, an invisible character, a label
     repeated (ignoring case), too many on one source."""
+
+
+class WrongKeyKind(InputError):
+    """A key of the other kind than the instance's (``crypto.post_quantum``): encrypting to it
+    alongside the instance's keys would mix classic and hybrid recipients in one file, which
+    leaves the classic key as a door a quantum computer opens."""
 
 
 class NotFound(SealdropError):

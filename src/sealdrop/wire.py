@@ -21,8 +21,10 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-# An age X25519 recipient: "age1" and 58 characters of the bech32 alphabet.
-AGE_RECIPIENT = r"^age1[ac-hj-np-z02-9]{58}$"
+# An age recipient: X25519 ("age1" and 58 characters of the bech32 alphabet) or hybrid
+# post-quantum mlkem768x25519 ("age1pq1" and 1,952: a 1,216-byte key and the checksum).
+AGE_RECIPIENT = r"^age1(?:[ac-hj-np-z02-9]{58}|pq1[ac-hj-np-z02-9]{1952})$"
+AGE_RECIPIENT_MAX = 1959
 _ID = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -97,7 +99,7 @@ class DeviceKey(BaseModel):
 
 
 class NewDeviceKey(Strict):
-    public_key: str = Field(min_length=10, max_length=200, pattern=AGE_RECIPIENT)
+    public_key: str = Field(min_length=10, max_length=AGE_RECIPIENT_MAX, pattern=AGE_RECIPIENT)
     name: str = Field(default="", max_length=200)
 
 
@@ -227,7 +229,7 @@ class Recipient(BaseModel):
 
 
 class NewRecipient(Strict):
-    public_key: str = Field(min_length=10, max_length=200, pattern=AGE_RECIPIENT)
+    public_key: str = Field(min_length=10, max_length=AGE_RECIPIENT_MAX, pattern=AGE_RECIPIENT)
     name: str = Field(default="", max_length=200)
 
 
@@ -241,6 +243,13 @@ class ReplyKeys(BaseModel):
             "age recipients a reply must also be encrypted to, besides the source's reply_key: "
             "the organisation recipients and every active journalist's device keys"
         )
+    )
+    post_quantum: bool = Field(
+        default=False,
+        description=(
+            "whether the instance is post-quantum (crypto.post_quantum): every key above is then "
+            "a hybrid age1pq1… key, and a reader registers and encrypts to that kind only"
+        ),
     )
 
 

@@ -479,6 +479,7 @@ def test_every_setting_is_documented() -> None:
 
 # A value other than the default for settings whose kind takes neither "7" nor "x".
 NON_DEFAULT = {
+    "crypto.post_quantum": "true",
     "notifications.send_when_empty": "true",
     "notifications.allow_urls": "true",
     "notifications.language": "fa",

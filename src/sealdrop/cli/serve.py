@@ -244,6 +244,9 @@ def serve_instance(
         upgrade_database(settings.instance_dir)
         services = build_services(settings)
         try:
+            # Before anything is served: a switch to post-quantum keys that would leave someone
+            # without a key of the instance's kind is refused, not carried out silently.
+            services.recipients.check_switch()
             staged, orphans = services.submissions.recover()
             # Resumable uploads in progress survive a restart; only expired ones go.
             staged += services.resumable.sweep()

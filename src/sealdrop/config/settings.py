@@ -302,6 +302,21 @@ class Settings:
         "session times or a new source's `pending_since` (see `sources.pending_purge_hours`), "
         "which are kept in seconds either way, for a limited time.",
     )
+    post_quantum: bool = setting(
+        "crypto.post_quantum",
+        False,
+        boolean,
+        help="Encrypt to hybrid post-quantum keys (age1pq1…, ML-KEM-768 + X25519) instead of "
+        "X25519 keys (age1…). An instance is one or the other; never both in one file.",
+        doc="`true`: the instance is post-quantum. Submissions and replies are encrypted to hybrid "
+        "`mlkem768x25519` keys (`age1pq1…`) only, new classic `age1…` keys are refused, and each "
+        "source gets a hybrid reply key (at their next login, for sources made before). `false` "
+        "(the default): X25519 keys (`age1…`) only; hybrid keys may be registered ahead of a "
+        "switch and wait, unused, until this is `true`. A file is never encrypted to both kinds "
+        "(the classic key would be the weak door). `serve` refuses to start as post-quantum while "
+        "the organisation or an enabled account that has keys has no hybrid key. See "
+        "[operator.md](operator.md#switching-to-post-quantum-keys).",
+    )
     kdf_max_concurrent: int = setting(
         "kdf.max_concurrent",
         2,

@@ -16,6 +16,7 @@ from sealdrop.crypto.keys import parse_recipient
 from sealdrop.errors import Conflict, InputError, NotFound, StorageError
 from sealdrop.ids import RecipientId, UserId, is_id
 from sealdrop.services.audit import AuditTrail
+from sealdrop.services.key_kinds import check_new_key
 from sealdrop.storage.interfaces import Database, Repositories
 from sealdrop.storage.interfaces_accounts import Role, UserRecipientRecord, UserRecord
 
@@ -93,10 +94,13 @@ def normalise_username(username: str) -> str:
 
 
 class AccountService:
-    def __init__(self, database: Database, audit: AuditTrail, issuer: str) -> None:
+    def __init__(
+        self, database: Database, audit: AuditTrail, issuer: str, post_quantum: bool = False
+    ) -> None:
         self._db = database
         self._audit = audit
         self._issuer = issuer
+        self._post_quantum = post_quantum
 
     def create(
         self, username: str, role: Role, actor: str, passphrase: str | None = None
@@ -186,8 +190,10 @@ class AccountService:
 
     def add_recipient(self, user_id: UserId, public_key: str, name: str) -> UserRecipientRecord:
         """Register a reader device's key. Audited: a key added with a stolen token would receive
-        every new submission, so the trail must show it."""
+        every new submission, so the trail must show it. WrongKeyKind for a classic key on a
+        post-quantum instance (``recipients.check_new_key``)."""
         canonical = str(parse_recipient(public_key))
+        check_new_key(canonical, self._post_quantum)
         label = printable_label(name)
         with self._db.transaction() as repos:
             if any(r.public_key == canonical for r in repos.recipients.list()):

@@ -37,6 +37,9 @@ class InstanceSettings:
             max_message_chars=settings.max_message_chars,
         )
         self._audit = audit
+        # Fixed for the process (sealdrop.toml, not the database): which kind of key the
+        # instance encrypts to (``recipients.encryption_keys``).
+        self.post_quantum = settings.post_quantum
 
     def current(self) -> RuntimeSettings:
         with self._db.transaction(read_only=True) as repos:

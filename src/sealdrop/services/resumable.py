@@ -145,7 +145,7 @@ class ResumableUploads:
             if repos.sources.get(session.source_id) is None:
                 raise SessionRequired()
             runtime = self._runtime.current_in(repos)
-            keys = encryption_keys(repos)
+            keys = encryption_keys(repos, post_quantum=self._runtime.post_quantum)
         if not keys or not runtime.accepting_submissions:
             raise NotAcceptingSubmissions("no recipients configured, or intake switched off")
         if not runtime.files_enabled:

@@ -313,7 +313,7 @@ class SubmissionService:
         with self._context.database.transaction(read_only=True) as repos:
             records = repos.submissions.for_source(source_id)
             runtime = self._runtime.current_in(repos)
-            has_recipients = bool(encryption_keys(repos))
+            has_recipients = bool(encryption_keys(repos, post_quantum=self._runtime.post_quantum))
         counts: dict[dt.date | None, int] = {}
         for record in records:
             counts[record.arrival_day] = counts.get(record.arrival_day, 0) + 1
@@ -326,14 +326,14 @@ class SubmissionService:
     def recipient_keys(self) -> list[str]:
         """Who submissions (and so replies) are encrypted to (``recipients.encryption_keys``)."""
         with self._context.database.transaction(read_only=True) as repos:
-            return encryption_keys(repos)
+            return encryption_keys(repos, post_quantum=self._runtime.post_quantum)
 
     def accepting(self) -> bool:
         """Whether submissions are switched on and there is anyone to encrypt them to."""
         with self._context.database.transaction(read_only=True) as repos:
             if not self._runtime.current_in(repos).accepting_submissions:
                 return False
-            return bool(encryption_keys(repos))
+            return bool(encryption_keys(repos, post_quantum=self._runtime.post_quantum))
 
     def intake(self, source_id: SourceId, declared_bytes: int | None = None) -> SubmissionIntake:
         """Begin receiving a submission of ``declared_bytes`` of body (None: not known before it
@@ -348,7 +348,7 @@ class SubmissionService:
                 # The source was deleted while its session lived on.
                 raise SessionRequired()
             runtime = self._runtime.current_in(repos)
-            keys = encryption_keys(repos)
+            keys = encryption_keys(repos, post_quantum=self._runtime.post_quantum)
         if not keys or not runtime.accepting_submissions:
             raise NotAcceptingSubmissions("no recipients configured, or intake switched off")
         # Organisation keys and every active journalist's reader keys (invariant 2).

@@ -47,7 +47,7 @@ class Instance:
 
     def keys(self) -> list[str]:
         with self.db.transaction(read_only=True) as repos:
-            return encryption_keys(repos)
+            return encryption_keys(repos, post_quantum=False)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from sealdrop.errors import (
     StorageError,
     TooManyRequests,
     UploadTooLarge,
+    WrongKeyKind,
 )
 from sealdrop.web.connections import BUSY_RETRY_AFTER_SECONDS
 
@@ -46,6 +47,7 @@ _TABLE: list[tuple[type[SealdropError], int, str]] = [
     # 422, not 400: the request is well formed, but names what cannot be used.
     (InvalidAssignee, 422, "invalid_assignee"),
     (InvalidLabels, 422, "invalid_labels"),
+    (WrongKeyKind, 422, "wrong_key_kind"),
     (InputError, 400, "invalid_request"),
     (TooManyRequests, 429, "rate_limited"),
     (DatabaseUnavailable, 503, "unavailable"),

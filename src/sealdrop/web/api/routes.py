@@ -222,7 +222,10 @@ def build_router(services: Services) -> APIRouter:
     def reply_keys(caller: Caller) -> wire.ReplyKeys:
         """The keys a reply is encrypted to besides the source's own, so that every journalist
         (and the organisation's offline keys) can read the conversation later."""
-        return wire.ReplyKeys(keys=services.submissions.recipient_keys())
+        return wire.ReplyKeys(
+            keys=services.submissions.recipient_keys(),
+            post_quantum=services.settings.post_quantum,
+        )
 
     @router.post("/seen", response_model=wire.SeenResponse, tags=["items"])
     def seen(caller: Caller, body: wire.SeenRequest) -> wire.SeenResponse:
