@@ -5,6 +5,7 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
 
     SealdropError
     ├── ConfigError                 instance missing, bad TOML, unknown key, bad value
+    │   └── MixedRecipientKinds     hybrid (post-quantum) and X25519 recipients for one file
     ├── CryptoError
     │   ├── InvalidKeyError         an age recipient/identity string that does not parse
     │   ├── DecryptionError         wrong key, or ciphertext altered or truncated
@@ -70,6 +71,15 @@ class SealdropError(Exception):
 
 class ConfigError(SealdropError):
     """The instance or its configuration is missing or invalid."""
+
+
+class MixedRecipientKinds(ConfigError):
+    """Post-quantum hybrid (``age1pq1…``) and classic X25519 (``age1…``) recipients together.
+
+    The age format's rule: a file encrypted to both kinds is only as strong as the classic one, so
+    a "post-quantum" file that an X25519 key also opens is not post-quantum at all. Refused, never
+    silently narrowed to one kind.
+    """
 
 
 class CryptoError(SealdropError):
