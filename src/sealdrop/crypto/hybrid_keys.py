@@ -109,7 +109,7 @@ class HybridRecipient:
 class HybridIdentity:
     """An ``AGE-SECRET-KEY-PQ-1…`` private key (a 32-byte seed). A secret: ``repr`` hides it."""
 
-    __slots__ = ("_private", "_public", "_seed")
+    __slots__ = ("_private", "_public", "_seed", "_x25519")
 
     def __init__(self, seed: bytes) -> None:
         if len(seed) != SEED_LEN:
@@ -121,6 +121,7 @@ class HybridIdentity:
         expanded = digest.finalize()
         mlkem_key = mlkem.MLKEM768PrivateKey.from_seed_bytes(expanded[:64])
         x_key = x25519.X25519PrivateKey.from_private_bytes(expanded[64:96])
+        self._x25519 = x_key
         self._private = hpke.MLKEM768X25519PrivateKey(mlkem_key, x_key)
         self._public = HybridRecipient(
             mlkem_key.public_key().public_bytes_raw() + x_key.public_key().public_bytes_raw()
@@ -143,6 +144,18 @@ class HybridIdentity:
     def hpke_key(self) -> hpke.MLKEM768X25519PrivateKey:
         """The key as pyca's HPKE suite takes it (to open ``mlkem768x25519`` stanzas)."""
         return self._private
+
+    def refuses_share(self, share: bytes) -> bool:
+        """Whether the X25519 half of an encapsulation gives an all-zero shared secret.
+
+        X-Wing itself does not check, but age does (a low-order point contributes nothing and
+        the CCTV vectors expect such a stanza to be rejected); pyca's X25519 refuses it for us.
+        """
+        try:
+            self._x25519.exchange(x25519.X25519PublicKey.from_public_bytes(share))
+        except ValueError:
+            return True
+        return False
 
     def __str__(self) -> str:
         # Upper case, as age-keygen writes identities.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TypeAlias, final
 
-from bech32 import bech32_encode, convertbits
+from bech32 import bech32_decode, bech32_encode, convertbits
 from pyrage import IdentityError, RecipientError, x25519
 
 from sealdrop.crypto.hybrid_keys import HybridIdentity, HybridRecipient
@@ -29,6 +29,7 @@ __all__ = [
     "generate_identity",
     "hybrid_identity_from_seed",
     "identity_from_secret",
+    "identity_scalar",
     "is_post_quantum",
     "parse_identity",
     "parse_recipient",
@@ -160,3 +161,15 @@ def identity_from_secret(secret32: bytes) -> X25519Identity:
     except IdentityError:  # pragma: no cover - every 32-byte string is an X25519 scalar
         raise InvalidKeyError("not a valid age X25519 identity") from None
     return identity
+
+
+def identity_scalar(identity: X25519Identity) -> bytes:
+    """The 32-byte X25519 scalar of ``identity`` (the inverse of ``identity_from_secret``).
+
+    For our own age decryptor (pyrage does not expose the key); a secret, never to be stored.
+    """
+    hrp, data = bech32_decode(str(identity).lower())
+    scalar = None if data is None else convertbits(data, 5, 8, False)
+    if hrp != _SECRET_KEY_HRP or scalar is None or len(scalar) != _SECRET_LEN:
+        raise InvalidKeyError("not an age X25519 identity")  # pragma: no cover - pyrage's own
+    return bytes(scalar)
