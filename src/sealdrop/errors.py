@@ -5,9 +5,14 @@ Errors carry data, never HTTP status codes: the web edge maps them to responses 
 
     SealdropError
     ├── ConfigError                 instance missing, bad TOML, unknown key, bad value
+    │   └── MixedRecipientKinds     hybrid (post-quantum) and X25519 recipients for one file
     ├── CryptoError
     │   ├── InvalidKeyError         an age recipient/identity string that does not parse
     │   ├── DecryptionError         wrong key, or ciphertext altered or truncated
+    │   │   ├── NoIdentityMatches   none of the identities opens any recipient stanza
+    │   │   ├── MalformedHeader     the age header breaks the format (or a stanza its type's rules)
+    │   │   ├── HeaderMacMismatch   a file key was found but the header MAC does not verify
+    │   │   └── DamagedPayload      a payload chunk fails, or the STREAM ends wrongly
     │   └── ExcessiveWork           a passphrase file's scrypt cost above what age agrees to run
     ├── StorageError
     │   ├── BlobNotFound
@@ -73,6 +78,15 @@ class ConfigError(SealdropError):
     """The instance or its configuration is missing or invalid."""
 
 
+class MixedRecipientKinds(ConfigError):
+    """Post-quantum hybrid (``age1pq1…``) and classic X25519 (``age1…``) recipients together.
+
+    The age format's rule: a file encrypted to both kinds is only as strong as the classic one, so
+    a "post-quantum" file that an X25519 key also opens is not post-quantum at all. Refused, never
+    silently narrowed to one kind.
+    """
+
+
 class CryptoError(SealdropError):
     """A cryptographic operation failed."""
 
@@ -103,6 +117,25 @@ class BackupError(SealdropError):
 
 class DecryptionError(CryptoError):
     """A ciphertext could not be decrypted: wrong key, or altered or truncated data."""
+
+
+class NoIdentityMatches(DecryptionError):
+    """None of the identities given opens any recipient stanza of the file."""
+
+
+class MalformedHeader(DecryptionError):
+    """The age header is not well-formed (or a stanza breaks the rules of its recipient type)."""
+
+
+class HeaderMacMismatch(DecryptionError):
+    """A file key was unwrapped, but the header's MAC does not verify under it."""
+
+
+class DamagedPayload(DecryptionError):
+    """A payload chunk does not authenticate, or the STREAM is truncated or extended.
+
+    Chunks before the damaged one may already have been written: discard all of the output.
+    """
 
 
 class ExcessiveWork(CryptoError):

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import pyrage
 
-from sealdrop.crypto.keys import Identity, Recipient
+from sealdrop.crypto.keys import Identity, Recipient, require_one_kind
 from sealdrop.errors import CryptoError, DecryptionError
 
 __all__ = [
@@ -222,10 +222,11 @@ def check_age_structure(data: bytes) -> str | None:
 
 
 def _require_recipients(recipients: Sequence[Recipient]) -> list[Recipient]:
-    # Checked before any byte is read: encrypting to nobody would make data nobody can ever open.
+    # Checked before any byte is read: encrypting to nobody would make data nobody can ever open,
+    # and a mix of hybrid and X25519 recipients would leave the classic key as the weak door.
     targets = list(recipients)
-    if not targets:
-        raise ValueError("encryption needs at least one recipient")
+    if require_one_kind(targets):
+        raise CryptoError("encryption to post-quantum recipients is not available yet")
     return targets
 
 

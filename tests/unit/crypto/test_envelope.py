@@ -21,6 +21,7 @@ from sealdrop.errors import (
     ClientDisconnected,
     CryptoError,
     DecryptionError,
+    MixedRecipientKinds,
     StorageFull,
     UploadTooLarge,
 )
@@ -587,3 +588,16 @@ def test_256_mib_stream_encrypts_in_constant_memory_and_age_decrypts_it(
     assert received == total
     assert digest.hexdigest() == report["sha256"]
     assert report["growth_kib"] < 32 * 1024
+
+
+def test_encrypt_refuses_a_mix_of_hybrid_and_x25519_recipients() -> None:
+    """encrypt refuses a mixed recipient set (MixedRecipientKinds) before reading a byte."""
+    classic = keys.recipient_of(keys.generate_identity())
+    hybrid = keys.recipient_of(keys.generate_identity(post_quantum=True))
+    source = io.BytesIO(b"secret")
+    for mix in ([classic, hybrid], [hybrid, classic]):
+        with pytest.raises(MixedRecipientKinds):
+            envelope.encrypt(source, io.BytesIO(), mix)
+        with pytest.raises(MixedRecipientKinds):
+            envelope.encrypt_bytes(b"secret", mix)
+    assert source.tell() == 0
