@@ -4,7 +4,11 @@ One Argon2id call stretches the codename; HKDF then splits its output into indep
 
 * ``lookup_id``: stored in the DB (unique index) to find the source's record;
 * ``reply_identity``: the X25519 identity journalists' replies are encrypted to; only its public
-  key is stored.
+  key is stored;
+* ``hybrid_reply_identity``: the post-quantum (ML-KEM-768 + X25519) identity replies are
+  encrypted to on an instance with ``crypto.post_quantum``, from a 32-byte seed of its own; only
+  its public key is stored. Derived on every instance (it costs well under a millisecond next to
+  the Argon2id), used only on post-quantum ones.
 
 Because HKDF outputs under distinct ``info`` strings are independent, the stored lookup id reveals
 nothing about the reply identity: a stolen DB cannot decrypt replies without the codename.
@@ -19,7 +23,14 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sealdrop.crypto.codenames import Codename, normalize
-from sealdrop.crypto.keys import Identity, Recipient, identity_from_secret, recipient_of
+from sealdrop.crypto.keys import (
+    HybridIdentity,
+    Identity,
+    Recipient,
+    hybrid_identity_from_seed,
+    identity_from_secret,
+    recipient_of,
+)
 
 __all__ = ["SourceKeys", "derive_source_keys"]
 
@@ -40,6 +51,9 @@ MIN_SALT_LEN = 16
 # computed from another. Versioned so a future construction can never collide with this one.
 _LOOKUP_ID_INFO = b"sealdrop/v1/lookup-id"
 _REPLY_IDENTITY_INFO = b"sealdrop/v1/reply-identity"
+# Its own label: the hybrid identity's seed is independent of the X25519 scalar above (and the
+# X25519 half inside the hybrid key is expanded from that seed, so it is not the classic key).
+_HYBRID_REPLY_IDENTITY_INFO = b"sealdrop/v1/reply-identity-mlkem768x25519"
 _OUTPUT_LEN = 32
 
 
@@ -49,11 +63,17 @@ class SourceKeys:
 
     lookup_id: bytes = field(repr=False)
     reply_identity: Identity = field(repr=False)
+    hybrid_reply_identity: HybridIdentity = field(repr=False)
 
     @property
     def reply_recipient(self) -> Recipient:
         """The public half of ``reply_identity``: what the server stores and journalists use."""
         return recipient_of(self.reply_identity)
+
+    def reply_key(self, post_quantum: bool) -> str:
+        """The public key the server stores for replies on an instance of this kind."""
+        identity = self.hybrid_reply_identity if post_quantum else self.reply_identity
+        return str(recipient_of(identity))
 
 
 def derive_source_keys(codename: Codename, salt: bytes) -> SourceKeys:
@@ -80,6 +100,9 @@ def derive_source_keys(codename: Codename, salt: bytes) -> SourceKeys:
     return SourceKeys(
         lookup_id=_expand(stretched, _LOOKUP_ID_INFO),
         reply_identity=identity_from_secret(_expand(stretched, _REPLY_IDENTITY_INFO)),
+        hybrid_reply_identity=hybrid_identity_from_seed(
+            _expand(stretched, _HYBRID_REPLY_IDENTITY_INFO)
+        ),
     )
 
 

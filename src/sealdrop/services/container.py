@@ -106,6 +106,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             clock,
             granularity,
             settings.pending_purge_seconds,
+            settings.post_quantum,
         ),
         sessions=sessions,
         submissions=SubmissionService(

@@ -124,7 +124,7 @@ class ReplyService:
         out = io.BytesIO()
         try:
             with self._blobs.open(record.blob_key) as blob:
-                envelope.decrypt(blob, out, [session.reply_identity])
+                envelope.decrypt(blob, out, session.reply_identities)
             text: str | None = out.getvalue().decode("utf-8")
         except (CryptoError, UnicodeDecodeError):
             text = None

@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 
 from sealdrop.crypto import sealing
-from sealdrop.crypto.keys import Identity, parse_identity
+from sealdrop.crypto.keys import HybridIdentity, Identity, parse_identity
 from sealdrop.errors import CryptoError, SessionRequired
 from sealdrop.ids import SourceId, is_id
 from sealdrop.services.clock import Clock
@@ -45,6 +45,15 @@ class SourceSession:
     # key, which only the cookie holds, and never stored: the server alone cannot resume, read or
     # re-key an upload. Empty (fails closed) where a session is built without a key.
     upload_key: bytes = b""
+    # On a post-quantum instance: the source's hybrid reply identity, for the replies encrypted
+    # to its hybrid key (``reply_identity`` still opens those from before the switch).
+    hybrid_reply_identity: HybridIdentity | None = None
+
+    @property
+    def reply_identities(self) -> list[Identity]:
+        """Every identity a reply to this source may be encrypted to."""
+        hybrid = [] if self.hybrid_reply_identity is None else [self.hybrid_reply_identity]
+        return [self.reply_identity, *hybrid]
 
 
 # How stale a session's last-seen time may get before a request writes it again.
@@ -57,21 +66,32 @@ _SOURCE_ID_CHARS = 32  # ids.new_id(): 32 hex characters
 _EPOCH_BYTES = 16  # storage's SESSION_EPOCH_BYTES
 
 
-def _seal_payload(source_id: SourceId, epoch: bytes, identity: Identity) -> bytes:
-    # Fixed lengths, so every sealed value has the same size and none stands out.
+def _seal_payload(
+    source_id: SourceId, epoch: bytes, identity: Identity, hybrid: HybridIdentity | None
+) -> bytes:
+    # Fixed lengths, so every sealed value has the same size and none stands out (on a
+    # post-quantum instance every new session seals both identities, so they are all alike).
     if len(source_id) != _SOURCE_ID_CHARS or len(epoch) != _EPOCH_BYTES:
         raise ValueError("unexpected source id or session epoch length")
-    return source_id.encode("ascii") + epoch + str(identity).encode("ascii")
+    identities = str(identity) if hybrid is None else f"{identity}\n{hybrid}"
+    return source_id.encode("ascii") + epoch + identities.encode("ascii")
 
 
-def _open_payload(payload: bytes) -> tuple[SourceId, bytes, Identity]:
+def _open_payload(payload: bytes) -> tuple[SourceId, bytes, Identity, HybridIdentity | None]:
     """Raises CryptoError or UnicodeDecodeError if the payload is not one _seal_payload made."""
     source_id = payload[:_SOURCE_ID_CHARS].decode("ascii")
     epoch = payload[_SOURCE_ID_CHARS : _SOURCE_ID_CHARS + _EPOCH_BYTES]
-    identity = parse_identity(payload[_SOURCE_ID_CHARS + _EPOCH_BYTES :].decode("ascii"))
-    if not is_id(source_id) or len(epoch) != _EPOCH_BYTES:
+    texts = payload[_SOURCE_ID_CHARS + _EPOCH_BYTES :].decode("ascii").split("\n")
+    if not is_id(source_id) or len(epoch) != _EPOCH_BYTES or len(texts) > 2:
         raise CryptoError("malformed session payload")
-    return SourceId(source_id), epoch, identity
+    identity = parse_identity(texts[0])
+    hybrid = None
+    if len(texts) == 2:
+        parsed = parse_identity(texts[1])
+        if not isinstance(parsed, HybridIdentity):
+            raise CryptoError("malformed session payload")
+        hybrid = parsed
+    return SourceId(source_id), epoch, identity, hybrid
 
 
 def _hash_id(session_id: bytes) -> bytes:
@@ -115,8 +135,10 @@ class SessionService:
         *,
         confirmed: bool = True,
         end_others: bool = False,
+        hybrid_reply_identity: HybridIdentity | None = None,
     ) -> str:
         """Start a session; return the cookie value (the only copy of the id and key).
+        ``hybrid_reply_identity`` (post-quantum instances) is sealed beside ``reply_identity``.
 
         ``end_others`` (a codename login): first replace the source's session epoch, which ends
         every session opened before. Raises SessionRequired if the source does not exist.
@@ -135,7 +157,7 @@ class SessionService:
         session_id = secrets.token_bytes(_ID_BYTES)
         session_key = sealing.new_session_key()
         id_hash = _hash_id(session_id)
-        payload = _seal_payload(source_id, epoch, reply_identity)
+        payload = _seal_payload(source_id, epoch, reply_identity, hybrid_reply_identity)
         sealed = sealing.seal(session_key, payload, id_hash)
         now = int(self._clock.now())
         opened = now - now % OPENED_GRANULARITY_SECONDS
@@ -166,7 +188,7 @@ class SessionService:
             if not expired:
                 try:
                     payload = sealing.unseal(session_key, record.sealed_identity, id_hash)
-                    source_id, epoch, identity = _open_payload(payload)
+                    source_id, epoch, identity, hybrid = _open_payload(payload)
                 except (CryptoError, UnicodeDecodeError):
                     # A cookie whose id matches but whose key does not: forged or corrupted.
                     raise SessionRequired() from None
@@ -191,6 +213,7 @@ class SessionService:
             id_hash,
             record.confirmed,
             _upload_key(session_key),
+            hybrid,
         )
 
     def confirm(self, session: SourceSession) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sealdrop.crypto import codenames
 from sealdrop.crypto.codenames import Codename
 from sealdrop.crypto.derive import SourceKeys
+from sealdrop.crypto.keys import HybridIdentity
 from sealdrop.errors import DatabaseUnavailable, InvalidCodename, StorageError
 from sealdrop.ids import SourceId
 from sealdrop.services.clock import Clock, Granularity, arrival_day
@@ -43,6 +44,7 @@ class SourceService:
         clock: Clock,
         granularity: Granularity,
         pending_purge_seconds: int,
+        post_quantum: bool = False,
     ) -> None:
         self._db = database
         self._kdf = kdf
@@ -51,6 +53,8 @@ class SourceService:
         self._clock = clock
         self._granularity = granularity
         self._pending_purge_seconds = pending_purge_seconds
+        # crypto.post_quantum: replies are encrypted to the source's hybrid reply key.
+        self._post_quantum = post_quantum
 
     def create(self) -> NewSource:
         """Make a new source with a fresh codename, and open a session that still has to be
@@ -64,7 +68,7 @@ class SourceService:
                 with self._db.transaction() as repos:
                     source = repos.sources.add(
                         keys.lookup_id,
-                        str(keys.reply_recipient),
+                        keys.reply_key(self._post_quantum),
                         arrival_day(self._clock, self._granularity),
                         new_pseudonym(),
                         int(self._clock.now()),
@@ -75,7 +79,12 @@ class SourceService:
                 # A lookup-id collision means a repeated 90-bit codename: practically impossible,
                 # but if it happens the other source must never be reachable with this codename.
                 continue
-            cookie = self._sessions.open(source.id, keys.reply_identity, confirmed=False)
+            cookie = self._sessions.open(
+                source.id,
+                keys.reply_identity,
+                confirmed=False,
+                hybrid_reply_identity=self._hybrid(keys),
+            )
             return NewSource(source.id, codename, cookie)
         raise StorageError("could not create a source")
 
@@ -96,8 +105,26 @@ class SourceService:
                 self._throttle.record_failure(visitor)
                 raise InvalidCodename("unknown codename")
         self._throttle.record_success(visitor)
+        reply_key = keys.reply_key(self._post_quantum)
+        if source.reply_recipient != reply_key:
+            # A source made before the instance switched to post-quantum keys gets its hybrid
+            # reply key now (only its public half; it is derived again at every login). The
+            # login writes the source row anyway (the session epoch below), so this write tells
+            # a seized database nothing the epoch does not.
+            with self._db.transaction() as repos:
+                repos.sources.set_reply_recipient(source.id, reply_key)
         # A login ends the source's other sessions (a forgotten tab, another device).
-        return self._sessions.open(source.id, keys.reply_identity, end_others=True)
+        return self._sessions.open(
+            source.id,
+            keys.reply_identity,
+            end_others=True,
+            hybrid_reply_identity=self._hybrid(keys),
+        )
+
+    def _hybrid(self, keys: SourceKeys) -> HybridIdentity | None:
+        # Post-quantum instances seal the hybrid reply identity into the session as well, so the
+        # conversation page opens replies to either key (before and after the switch).
+        return keys.hybrid_reply_identity if self._post_quantum else None
 
     def confirm(self, session: SourceSession, codename_text: str, visitor: bytes | None) -> None:
         """Check that a new source has its codename, by deriving what they typed."""

@@ -185,6 +185,12 @@ class SourceRepository(Protocol):
         every session opened before no longer resolves; None: no such source."""
         ...
 
+    def set_reply_recipient(self, source_id: SourceId, reply_recipient: str) -> bool:
+        """Replace the public key replies to the source are encrypted to (its hybrid reply key,
+        at its first login after an instance switched to post-quantum keys); False: no such
+        source."""
+        ...
+
 
 class SubmissionRepository(Protocol):
     def add(

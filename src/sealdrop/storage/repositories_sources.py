@@ -213,6 +213,10 @@ class SqlSourceRepository:
         stmt = update(Source).where(Source.id == source_id).values(session_epoch=epoch)
         return epoch if execute_dml(self._session, stmt) > 0 else None
 
+    def set_reply_recipient(self, source_id: SourceId, reply_recipient: str) -> bool:
+        stmt = update(Source).where(Source.id == source_id).values(reply_recipient=reply_recipient)
+        return execute_dml(self._session, stmt) > 0
+
     def reserve_sequence(self, source_id: SourceId, count: int) -> int:
         if count < 1:
             raise ValueError("count must be at least 1")
