@@ -49,7 +49,7 @@ from sealdrop.cli.reader_output import (
     progress_bars,
 )
 from sealdrop.cli.reader_session import log_in, open_reader, reporting_errors
-from sealdrop.errors import SealdropError
+from sealdrop.errors import SealdropError, WrongKeyKind
 from sealdrop.reader.client import ApiClient
 from sealdrop.reader.connection import check_connection
 from sealdrop.reader.display import WHY_CANNOT_DECRYPT
@@ -129,6 +129,15 @@ def init(
     passphrase_file: PassphraseFile = None,
     totp: Totp = None,
     proxy: Proxy = None,
+    post_quantum: Annotated[
+        bool | None,
+        typer.Option(
+            "--pq/--classic",
+            help="The kind of key to make: hybrid post-quantum (age1pq1…) or X25519 (age1…). "
+            "Default: the instance's kind. --pq on a classic instance registers a key that "
+            "waits for the instance's switch to post-quantum keys.",
+        ),
+    ] = None,
 ) -> None:
     """Create this device's age identity, log in, and register its public key."""
     profile = profile_of(ctx, data_dir)
@@ -146,12 +155,27 @@ def init(
             load_identity(profile.identity_path, identity_passphrase)
         passphrase, code = credentials(passphrase_file, totp)
         with log_in(profile, config, passphrase, code) as client:
+            instance_pq = client.post_quantum()
+            hybrid = instance_pq if post_quantum is None else post_quantum
             if resume:
                 recipient = public_key(profile.identity_path)
             else:
-                recipient = create_identity(profile.identity_path, identity_passphrase)
+                if instance_pq and not hybrid:
+                    # Refused before a key is made: the server would refuse it anyway (a file
+                    # never mixes classic and post-quantum keys).
+                    raise WrongKeyKind(
+                        "this instance is post-quantum and takes no classic (X25519) key: "
+                        "leave out --classic"
+                    )
+                recipient = create_identity(profile.identity_path, identity_passphrase, hybrid)
             key_id = client.register_key(recipient, device_name)
             profile.save_config(config)
+    if recipient.startswith("age1pq1") and not instance_pq:
+        err.print(
+            "This is a post-quantum key and the instance is still classic: nothing is encrypted "
+            "to it until the instance switches (crypto.post_quantum). Keep your other reader "
+            "until then, and afterwards for what arrived before."
+        )
     # Text: a folder or username holding "[…]" is not markup on the shared (markup) stderr console.
     err.print(Text(f"Identity created in {profile.identity_path} (public key {recipient})."))
     err.print(Text(f"Registered as key {key_id} of {username}. Next: `sealdrop reader sync`."))

@@ -184,6 +184,10 @@ class ApiClient:
         organisation recipients and every active journalist's device keys."""
         return self._get(wire.ReplyKeys, "/keys").keys
 
+    def post_quantum(self) -> bool:
+        """Whether the instance encrypts to hybrid post-quantum keys (``crypto.post_quantum``)."""
+        return self._get(wire.ReplyKeys, "/keys").post_quantum
+
     # -- changes ---------------------------------------------------------------------------
 
     def upload_reply(self, source_id: str, ciphertext: bytes) -> wire.Item:

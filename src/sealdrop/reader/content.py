@@ -96,6 +96,35 @@ def file_info(item: LocalItem, identity: Identity) -> FileInfo:
     )
 
 
+def check_reply_kinds(source_key: str, others: Iterable[str]) -> None:
+    """ReaderError, saying why and what to do, when a reply would be encrypted to both classic
+    (``age1…``) and post-quantum (``age1pq1…``) keys: the classic key would be the weak door,
+    and the age format forbids the mix. ``others``: the journalists' keys (and this device's)."""
+    keys = [*others]
+    hybrid = {key.startswith(_HYBRID) for key in keys}
+    if len(hybrid) > 1:
+        raise ReaderError(
+            "this reader's key and the instance's keys are not of one kind (the instance moved "
+            "to post-quantum keys): reply from a reader whose key is post-quantum (reader init)"
+        )
+    if hybrid and source_key.startswith(_HYBRID) not in hybrid:
+        if True in hybrid:
+            raise ReaderError(
+                "this source has not logged in since the instance moved to post-quantum keys, so "
+                "their reply key is still classic, and a reply is never encrypted to both kinds. "
+                "They cannot read a reply before they log in again, which gives them a "
+                "post-quantum key: reply after that (sync first)"
+            )
+        raise ReaderError(
+            "this source's reply key is post-quantum but the instance's keys are classic (the "
+            "instance went back to classic keys): the source gets a classic key at their next "
+            "login; reply after that"
+        )
+
+
+_HYBRID = "age1pq1"
+
+
 def seal_reply(text: str, recipients: Iterable[str]) -> bytes:
     """``text`` as an age file for every recipient (each an ``age1…`` key, duplicates dropped)."""
     if not text.strip():

@@ -6,6 +6,11 @@ after asking for the passphrase, and ``age -d -i FILE blob.age`` uses it directl
 passphrase-encrypted identity files). The private key is generated here and never leaves this
 machine (invariant 2); only the ``age1…`` public key goes to the server. Because the public key is
 inside the ciphertext, a copy is kept in a sidecar ``.pub`` file, readable without the passphrase.
+
+The identity is X25519 (``AGE-SECRET-KEY-1…``) or, for a post-quantum instance, hybrid
+ML-KEM-768 + X25519 (``AGE-SECRET-KEY-PQ-1…``, public ``age1pq1…``); files of either kind load,
+so identity files made before post-quantum keys existed keep working. Stock age ≥ 1.3 reads a
+hybrid identity file; Debian's age 1.1.1 does not know the key type.
 """
 
 from __future__ import annotations
@@ -67,8 +72,9 @@ def identity_file_text(identity: Identity, created: datetime) -> str:
     )
 
 
-def create_identity(path: Path, passphrase: str) -> str:
-    """Generate a new age identity, store it at ``path`` under ``passphrase``; return ``age1…``.
+def create_identity(path: Path, passphrase: str, post_quantum: bool = False) -> str:
+    """Generate a new age identity (hybrid with ``post_quantum``), store it at ``path`` under
+    ``passphrase``; return its public key (``age1…`` or ``age1pq1…``).
 
     ``path`` (mode 0600) is written atomically and never overwritten: IdentityExists if something
     is already there. The sidecar ``public_key_path(path)`` (mode 0644) is written first, so that
@@ -81,7 +87,7 @@ def create_identity(path: Path, passphrase: str) -> str:
         raise ReaderError("the identity file must not end in .pub (that name is its public key)")
     if path.exists() or path.is_symlink():
         raise IdentityExists(f"an identity file already exists at {path}")
-    identity = generate_identity()
+    identity = generate_identity(post_quantum=post_quantum)
     public = str(recipient_of(identity))
     # The secret key exists in clear only in this process's memory: it is encrypted before any
     # byte reaches the disk (no plaintext temp file that could survive a crash or be undeleted).
@@ -105,7 +111,8 @@ def load_identity(path: Path, passphrase: str) -> Identity:
     """The identity stored at ``path``; WrongPassphrase if ``passphrase`` does not open it.
 
     Read-only: nothing on disk changes, whatever happens. IdentityFileError if the file is
-    missing, not an age passphrase file, or does not hold exactly one X25519 identity.
+    missing, not an age passphrase file, or does not hold exactly one age identity (X25519 or
+    hybrid).
     """
     try:
         with path.open("rb") as handle:
@@ -141,8 +148,8 @@ def load_identity(path: Path, passphrase: str) -> Identity:
 
 
 def public_key(path: Path) -> str:
-    """The ``age1…`` public key of the identity file ``path``, read from its sidecar (no
-    passphrase needed). IdentityFileError if the sidecar is missing or malformed."""
+    """The public key (``age1…`` or ``age1pq1…``) of the identity file ``path``, read from its
+    sidecar (no passphrase needed). IdentityFileError if the sidecar is missing or malformed."""
     pub_path = public_key_path(path)
     try:
         text = pub_path.read_text(encoding="ascii")
@@ -153,7 +160,7 @@ def public_key(path: Path) -> str:
     try:
         return str(parse_recipient(text))
     except InvalidKeyError:
-        raise IdentityFileError(f"{pub_path} does not hold an age1… public key") from None
+        raise IdentityFileError(f"{pub_path} does not hold an age public key") from None
 
 
 def _parse_identity_text(plaintext: bytes, path: Path) -> Identity:
@@ -172,7 +179,7 @@ def _parse_identity_text(plaintext: bytes, path: Path) -> Identity:
     try:
         identity = parse_identity(keys[0])
     except InvalidKeyError:
-        raise IdentityFileError(f"{path} does not hold a valid age X25519 identity") from None
+        raise IdentityFileError(f"{path} does not hold a valid age identity") from None
     return identity
 
 

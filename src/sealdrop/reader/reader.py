@@ -38,6 +38,7 @@ from sealdrop.reader.connection import open_client
 from sealdrop.reader.content import (
     DecryptProgress,
     FileInfo,
+    check_reply_kinds,
     decrypt_item,
     file_info,
     seal_reply,
@@ -305,7 +306,9 @@ class Reader:
         source = self.source(source_id)
         with contextlib.suppress(ServerUnreachable, TokenExpired):
             self.outbox.remember_keys(self.client.reply_keys())
-        keys = [source.reply_key, *self.outbox.keys(), public_key(self.profile.identity_path)]
+        others = [*self.outbox.keys(), public_key(self.profile.identity_path)]
+        check_reply_kinds(source.reply_key, others)
+        keys = [source.reply_key, *others]
         return self.outbox.add(source.id, seal_reply(text, keys))
 
     def send_queued(self) -> int:
@@ -379,6 +382,8 @@ class Reader:
         """Encrypt ``text`` here to the source and every journalist's key, upload it, then sync,
         so that the reply is in the conversation (and cached) at once, on either front end."""
         source = self.source(source_id)
-        ciphertext = seal_reply(text, [source.reply_key, *self.client.reply_keys()])
+        others = self.client.reply_keys()
+        check_reply_kinds(source.reply_key, others)
+        ciphertext = seal_reply(text, [source.reply_key, *others])
         sent = self.client.upload_reply(source.id, ciphertext)
         return sent, self.sync()
