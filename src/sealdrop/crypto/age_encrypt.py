@@ -20,7 +20,7 @@ __all__ = ["encrypt_stream"]
 
 
 class _Chunks:
-    """Reads exactly ``CHUNK`` bytes at a time (fewer only at the end), whatever ``read`` returns."""
+    """Reads exactly ``CHUNK`` bytes at a time (fewer only at the end), whatever ``read`` gives."""
 
     def __init__(self, read: Callable[[int], bytes]) -> None:
         self._read = read

@@ -82,7 +82,7 @@ def test_hybrid_file_does_not_open_with_another_identity() -> None:
 
 
 def test_a_keystore_with_both_kinds_opens_files_of_either_kind() -> None:
-    """Identities [X25519, hybrid] open an X25519 file and a hybrid file (a reader after a switch)."""
+    """Identities [X25519, hybrid] open files of either kind (a reader after the switch)."""
     old, new = keys.generate_identity(), _hybrid()
     for owner in (old, new):
         ciphertext = envelope.encrypt_bytes(b"either", [keys.recipient_of(owner)])
