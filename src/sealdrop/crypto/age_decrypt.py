@@ -24,16 +24,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from sealdrop.crypto.age_header import Header, Stanza, b64decode_canonical, hkdf32, read_header
-from sealdrop.crypto.hybrid_keys import HybridIdentity
+from sealdrop.crypto.hybrid_keys import HYBRID_ENC_LEN, HYBRID_INFO, HYBRID_SUITE, HybridIdentity
 from sealdrop.crypto.keys import Identity, X25519Identity, identity_scalar
 from sealdrop.errors import DamagedPayload, MalformedHeader, NoIdentityMatches
 
-__all__ = ["HYBRID_INFO", "HYBRID_SUITE", "X25519_INFO", "decrypt_stream"]
+__all__ = ["decrypt_stream"]
 
 CHUNK = 64 * 1024
 TAG = 16
@@ -41,11 +40,6 @@ _NONCE = 16
 _FILE_KEY = 16
 _WRAPPED = _FILE_KEY + TAG  # every native stanza body: the sealed 16-byte file key
 X25519_INFO = b"age-encryption.org/v1/X25519"
-HYBRID_INFO = b"age-encryption.org/mlkem768x25519"
-HYBRID_SUITE = hpke.Suite(
-    hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305
-)
-_HYBRID_ENC = hpke.KEM.MLKEM768_X25519.enc_length()  # 1,120 bytes: ML-KEM ciphertext ‖ X25519
 
 
 def _checked(stanza: Stanza, arg_len: int) -> bytes:
@@ -77,7 +71,7 @@ def _unwrap_x25519(stanza: Stanza, identity: X25519Identity) -> bytes | None:
 
 
 def _unwrap_hybrid(stanza: Stanza, identity: HybridIdentity) -> bytes | None:
-    enc = _checked(stanza, _HYBRID_ENC)
+    enc = _checked(stanza, HYBRID_ENC_LEN)
     if identity.refuses_share(enc[-32:]):
         raise MalformedHeader("age mlkem768x25519 stanza: low-order X25519 share")
     try:

@@ -1,9 +1,15 @@
 """Encrypt and decrypt age files (C2SP age v1) — the whole crypto API most callers need.
 
 Every stored ciphertext is a plain age file, so the stock ``age`` binary with a journalist's
-identity can always open it (invariant 5). Encryption streams: pyrage reads the source 8 KiB at a
-time and writes 64 KiB chunks, so no more than a chunk of plaintext is ever in memory, whatever the
-size of the upload (invariant 1).
+identity can always open it (invariant 5; files to post-quantum hybrid recipients need age ≥ 1.3).
+Encryption streams: no more than a chunk or two of plaintext is ever in memory, whatever the size
+of the upload (invariant 1).
+
+Two engines, chosen by the kind of key. X25519 only: pyrage (rage), a well-kept library, as
+before. Any post-quantum hybrid key (``age1pq1…`` / ``AGE-SECRET-KEY-PQ-1…``), which pyrage does not
+know: our own composition of pyca primitives (``age_encrypt.py``, ``age_decrypt.py``), checked
+against the C2SP CCTV vectors and typage. A file is never encrypted to both kinds
+(MixedRecipientKinds): the classic key would be the weak door of a "post-quantum" file.
 
 Nothing here starts a process or a thread (crypto is pure): encrypting a large file with the
 stock ``age`` program in a child process is ``services/age_child.py``.
@@ -11,12 +17,15 @@ stock ``age`` program in a child process is ``services/age_child.py``.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import pyrage
 
-from sealdrop.crypto.keys import Identity, Recipient, require_one_kind
+from sealdrop.crypto import age_decrypt, age_encrypt
+from sealdrop.crypto.age_header import INTRO
+from sealdrop.crypto.keys import Identity, Recipient, is_post_quantum, require_one_kind
 from sealdrop.errors import CryptoError, DecryptionError
 
 __all__ = [
@@ -31,7 +40,7 @@ __all__ = [
 ]
 
 # The first line of every binary age v1 file.
-AGE_INTRO = b"age-encryption.org/v1\n"
+AGE_INTRO = INTRO
 
 
 class Readable(Protocol):
@@ -118,6 +127,9 @@ def encrypt(src: Readable, dst: Writable, recipients: Sequence[Recipient]) -> No
     on any exception it holds an incomplete file, which the caller must discard.
     """
     targets = _require_recipients(recipients)
+    if is_post_quantum(targets[0]):
+        age_encrypt.encrypt_stream(src.read, dst.write, targets)
+        return
     failure = _GuardedStreams(src, dst).run(pyrage.encrypt_io, targets)
     if isinstance(failure, pyrage.EncryptError | OSError):
         raise CryptoError(f"age encryption failed: {failure}") from None
@@ -134,6 +146,11 @@ def decrypt(src: Readable, dst: Writable, identities: Sequence[Identity]) -> Non
     An exception raised by ``src.read`` or ``dst.write`` propagates unchanged.
     """
     keys = _require_identities(identities)
+    if any(is_post_quantum(key) for key in keys):
+        # Ours reads both stanza kinds, so a keystore with old X25519 and new hybrid identities
+        # opens files of either kind in one call.
+        age_decrypt.decrypt_stream(src.read, dst.write, keys)
+        return
     failure = _GuardedStreams(src, dst).run(pyrage.decrypt_io, keys)
     # pyrage reports a damaged chunk as a bare OSError("decryption error").
     if isinstance(failure, pyrage.DecryptError | OSError):
@@ -145,6 +162,10 @@ def decrypt(src: Readable, dst: Writable, identities: Sequence[Identity]) -> Non
 def encrypt_bytes(data: bytes, recipients: Sequence[Recipient]) -> bytes:
     """``data`` as an age file that any of ``recipients`` can decrypt."""
     targets = _require_recipients(recipients)
+    if is_post_quantum(targets[0]):
+        sink = io.BytesIO()
+        age_encrypt.encrypt_stream(io.BytesIO(data).read, sink.write, targets)
+        return sink.getvalue()
     try:
         ciphertext: bytes = pyrage.encrypt(data, targets)
     except pyrage.EncryptError as exc:
@@ -155,6 +176,10 @@ def encrypt_bytes(data: bytes, recipients: Sequence[Recipient]) -> bytes:
 def decrypt_bytes(data: bytes, identities: Sequence[Identity]) -> bytes:
     """The plaintext of the age file ``data``; DecryptionError if it does not open or verify."""
     keys = _require_identities(identities)
+    if any(is_post_quantum(key) for key in keys):
+        sink = io.BytesIO()
+        age_decrypt.decrypt_stream(io.BytesIO(data).read, sink.write, keys)
+        return sink.getvalue()
     try:
         plaintext: bytes = pyrage.decrypt(data, keys)
     except (pyrage.DecryptError, OSError) as exc:
@@ -225,8 +250,7 @@ def _require_recipients(recipients: Sequence[Recipient]) -> list[Recipient]:
     # Checked before any byte is read: encrypting to nobody would make data nobody can ever open,
     # and a mix of hybrid and X25519 recipients would leave the classic key as the weak door.
     targets = list(recipients)
-    if require_one_kind(targets):
-        raise CryptoError("encryption to post-quantum recipients is not available yet")
+    require_one_kind(targets)
     return targets
 
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 
 from sealdrop.errors import InvalidKeyError
 
-__all__ = ["HybridIdentity", "HybridRecipient"]
+__all__ = ["HYBRID_ENC_LEN", "HYBRID_INFO", "HYBRID_SUITE", "HybridIdentity", "HybridRecipient"]
 
 IDENTITY_HRP = "age-secret-key-pq-"
 RECIPIENT_HRP = "age1pq"
@@ -33,6 +33,13 @@ SEED_LEN = 32
 _MLKEM_PUBLIC_LEN = 1184
 _X25519_LEN = 32
 PUBLIC_LEN = _MLKEM_PUBLIC_LEN + _X25519_LEN  # 1,216 bytes: ML-KEM-768 key ‖ X25519 key
+# The mlkem768x25519 stanza's HPKE parameters (C2SP age): SealBase with KEM MLKEM768-X25519,
+# HKDF-SHA256 and ChaCha20Poly1305, this info string, empty aad.
+HYBRID_INFO = b"age-encryption.org/mlkem768x25519"
+HYBRID_SUITE = hpke.Suite(
+    hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305
+)
+HYBRID_ENC_LEN = hpke.KEM.MLKEM768_X25519.enc_length()  # 1,120: ML-KEM ciphertext ‖ X25519 share
 # A recipient string is ~1,959 characters; anything much longer is not one (and would only make
 # the pure-Python Bech32 checksum work for nothing).
 _MAX_TEXT = 2100

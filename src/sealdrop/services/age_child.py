@@ -8,6 +8,11 @@ keeps ciphertext and must not know recipients. It belongs with its one user, the
 intake, which decides which parts go to the child (``services/submissions.py``). The format is
 still the one ``crypto.envelope`` writes: the child produces an age v1 file, the stock program
 being the reference implementation of that format (invariant 5).
+
+Post-quantum hybrid recipients (``age1pq1…``): Debian's age (1.1.1) does not know them, so the child
+is then this module itself run by the same Python (``python -m sealdrop.services.age_child
+RECIPIENT…``), encrypting stdin to stdout with ``crypto.envelope`` — the same streaming writer as
+in-process, on another core all the same.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ import fcntl
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 
+from sealdrop.crypto import envelope
 from sealdrop.crypto.envelope import Readable, Writable
-from sealdrop.crypto.keys import Recipient
+from sealdrop.crypto.keys import Recipient, parse_recipient, require_one_kind
 from sealdrop.errors import CryptoError
 
 __all__ = ["age_binary", "encrypt_in_child"]
@@ -50,18 +57,23 @@ def encrypt_in_child(
     and on any exception ``dst`` holds an incomplete file for the caller to discard.
     """
     targets = list(recipients)
-    if not targets:
-        # Checked before any byte is read: encrypting to nobody would make data nobody can open.
-        raise ValueError("encryption needs at least one recipient")
-    command = [binary, "--encrypt"]
-    for recipient in targets:
-        command += ["--recipient", str(recipient)]
+    # Checked before any byte is read: encrypting to nobody would make data nobody can open, and
+    # a mix of hybrid and X25519 recipients (MixedRecipientKinds) a weak "post-quantum" file.
+    if require_one_kind(targets):
+        command = [sys.executable, "-m", __name__, *(str(r) for r in targets)]
+        # Only the module search path, so the child runs the very code this process runs.
+        env = {k: v for k, v in os.environ.items() if k == "PYTHONPATH"}
+    else:
+        command = [binary, "--encrypt"]
+        for recipient in targets:
+            command += ["--recipient", str(recipient)]
+        env = {}
     child = subprocess.Popen(
         command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={},
+        env=env,
         close_fds=True,
     )
     assert child.stdin is not None
@@ -105,3 +117,15 @@ def encrypt_in_child(
         raise failures[0]
     if status != 0:
         raise CryptoError(f"age encryption failed (age exited with status {status})")
+
+
+def _main(arguments: list[str]) -> int:
+    """The child for hybrid recipients: stdin to stdout as an age file to ``arguments``."""
+    recipients = [parse_recipient(text) for text in arguments]
+    envelope.encrypt(sys.stdin.buffer, sys.stdout.buffer, recipients)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -12,7 +12,7 @@ import pyrage
 import pytest
 
 from sealdrop.crypto import envelope, keys
-from sealdrop.errors import CryptoError, StorageFull, UploadTooLarge
+from sealdrop.errors import CryptoError, MixedRecipientKinds, StorageFull, UploadTooLarge
 from sealdrop.services import age_child
 
 
@@ -115,3 +115,33 @@ def test_no_recipient_is_refused_before_the_child_starts() -> None:
     source = FailingReader(0, AssertionError("read"))
     with pytest.raises(ValueError, match="recipient"):
         age_child.encrypt_in_child("/nonexistent/age", source, io.BytesIO(), [])
+
+
+@pytest.mark.parametrize("size", [0, 1, 3 * 1024 * 1024 + 7])
+def test_hybrid_recipients_are_encrypted_by_a_python_child(size: int) -> None:
+    """Hybrid (age1pq1…) recipients, which Debian's age does not know: the child is our own
+    writer, and every hybrid identity opens the file to exactly the input."""
+    first = keys.generate_identity(post_quantum=True)
+    second = keys.generate_identity(post_quantum=True)
+    plaintext = os.urandom(size)
+    out = io.BytesIO()
+    age_child.encrypt_in_child(
+        "/nonexistent/age",  # not used for hybrid recipients
+        io.BytesIO(plaintext),
+        out,
+        [keys.recipient_of(first), keys.recipient_of(second)],
+    )
+    assert b"\n-> mlkem768x25519 " in out.getvalue()[:4000]
+    for identity in (first, second):
+        assert envelope.decrypt_bytes(out.getvalue(), [identity]) == plaintext
+
+
+def test_a_mix_of_kinds_is_refused_before_the_child_starts() -> None:
+    """Hybrid and X25519 recipients together: MixedRecipientKinds, nothing read."""
+    source = FailingReader(0, AssertionError("read"))
+    mix = [
+        keys.recipient_of(keys.generate_identity(post_quantum=True)),
+        keys.recipient_of(keys.generate_identity()),
+    ]
+    with pytest.raises(MixedRecipientKinds):
+        age_child.encrypt_in_child("/nonexistent/age", source, io.BytesIO(), mix)
