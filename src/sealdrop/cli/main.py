@@ -29,6 +29,7 @@ from sealdrop.cli.users import OPERATOR, token_app, user_app
 from sealdrop.config import SETTINGS
 from sealdrop.errors import SealdropError
 from sealdrop.services.instance import init_instance
+from sealdrop.services.key_kinds import waits_for_switch
 
 app = typer.Typer(
     name="sealdrop",
@@ -111,13 +112,17 @@ def init(
 @recipients_app.command("add")
 def recipients_add(
     directory: InstanceDir,
-    age_recipient: Annotated[str, typer.Argument(help="An age X25519 public key (age1…).")],
+    age_recipient: Annotated[
+        str,
+        typer.Argument(help="An age public key: X25519 (age1…) or post-quantum (age1pq1…)."),
+    ],
     name: Annotated[str, typer.Option(help="Who holds the matching private key.")] = "",
 ) -> None:
     """Register a public key that every new submission is encrypted to."""
     services = open_services(directory)
     try:
         record = services.recipients.add(age_recipient, name)
+        post_quantum = services.recipients.post_quantum
     except SealdropError as exc:
         raise fail(exc) from None
     finally:
@@ -127,6 +132,13 @@ def recipients_add(
         soft_wrap=True,
         highlight=False,
     )
+    if waits_for_switch(record.public_key, post_quantum):
+        err.print(
+            "This post-quantum key waits: nothing is encrypted to it until the instance switches "
+            "(crypto.post_quantum = true; docs/operator.md, 'Switching to post-quantum keys').",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 @recipients_app.command("list")

@@ -172,9 +172,9 @@ def init(
             profile.save_config(config)
     if recipient.startswith("age1pq1") and not instance_pq:
         err.print(
-            "This is a post-quantum key and the instance is still classic: nothing is encrypted "
-            "to it until the instance switches (crypto.post_quantum). Keep your other reader "
-            "until then, and afterwards for what arrived before."
+            "This post-quantum key waits: the instance is still classic, so nothing is "
+            "encrypted to it until the instance switches (crypto.post_quantum). Keep your other "
+            "reader until then, and afterwards for what arrived before."
         )
     # Text: a folder or username holding "[…]" is not markup on the shared (markup) stderr console.
     err.print(Text(f"Identity created in {profile.identity_path} (public key {recipient})."))

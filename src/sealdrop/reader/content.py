@@ -15,7 +15,13 @@ from typing import BinaryIO
 
 from sealdrop.crypto.envelope import decrypt, decrypt_bytes, encrypt_bytes
 from sealdrop.crypto.keys import Identity, Recipient, parse_recipient
-from sealdrop.errors import DecryptionError, NotCached, ReaderError
+from sealdrop.errors import (
+    DecryptionError,
+    NotCached,
+    ReaderError,
+    ServerUnreachable,
+    TokenExpired,
+)
 from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem
 
 __all__ = ["DecryptProgress", "FileInfo", "decrypt_item", "file_info", "seal_reply"]
@@ -96,6 +102,10 @@ def file_info(item: LocalItem, identity: Identity) -> FileInfo:
     )
 
 
+# "age1pq" and the Bech32 separator: a hybrid post-quantum recipient (no X25519 key starts so).
+_HYBRID = "age1pq1"
+
+
 def check_reply_kinds(source_key: str, others: Iterable[str]) -> None:
     """ReaderError, saying why and what to do, when a reply would be encrypted to both classic
     (``age1…``) and post-quantum (``age1pq1…``) keys: the classic key would be the weak door,
@@ -122,7 +132,22 @@ def check_reply_kinds(source_key: str, others: Iterable[str]) -> None:
         )
 
 
-_HYBRID = "age1pq1"
+def reply_key_for(source_key: str, others: list[str], ask_server: Callable[[], str]) -> str:
+    """The source's reply key for a reply to ``others`` as well, checked by
+    ``check_reply_kinds``. A source that logged in since the instance switched to post-quantum
+    keys has a new reply key that a sync does not bring (the login changes nothing a reader
+    syncs by: that would date it), so the server is asked (``ask_server``) when the kinds
+    differ; offline, the reason the reply cannot be made is raised."""
+    try:
+        check_reply_kinds(source_key, others)
+    except ReaderError as mismatch:
+        try:
+            fresh = ask_server()
+        except (ServerUnreachable, TokenExpired):
+            raise mismatch from None
+        check_reply_kinds(fresh, others)
+        return fresh
+    return source_key
 
 
 def seal_reply(text: str, recipients: Iterable[str]) -> bytes:

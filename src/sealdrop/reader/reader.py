@@ -38,9 +38,9 @@ from sealdrop.reader.connection import open_client
 from sealdrop.reader.content import (
     DecryptProgress,
     FileInfo,
-    check_reply_kinds,
     decrypt_item,
     file_info,
+    reply_key_for,
     seal_reply,
 )
 from sealdrop.reader.display import (
@@ -307,9 +307,13 @@ class Reader:
         with contextlib.suppress(ServerUnreachable, TokenExpired):
             self.outbox.remember_keys(self.client.reply_keys())
         others = [*self.outbox.keys(), public_key(self.profile.identity_path)]
-        check_reply_kinds(source.reply_key, others)
-        keys = [source.reply_key, *others]
+        keys = [self._reply_key(source, others), *others]
         return self.outbox.add(source.id, seal_reply(text, keys))
+
+    def _reply_key(self, source: LocalSource, others: list[str]) -> str:
+        return reply_key_for(
+            source.reply_key, others, lambda: self.client.source(source.id).reply_key
+        )
 
     def send_queued(self) -> int:
         """Upload the queued replies, oldest first; returns how many went out. A refusal marks
@@ -383,7 +387,6 @@ class Reader:
         so that the reply is in the conversation (and cached) at once, on either front end."""
         source = self.source(source_id)
         others = self.client.reply_keys()
-        check_reply_kinds(source.reply_key, others)
-        ciphertext = seal_reply(text, [source.reply_key, *others])
+        ciphertext = seal_reply(text, [self._reply_key(source, others), *others])
         sent = self.client.upload_reply(source.id, ciphertext)
         return sent, self.sync()
