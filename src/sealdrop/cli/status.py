@@ -61,6 +61,7 @@ def gather(directory: Path) -> dict[str, Any]:
         keys = services.submissions.recipient_keys()
         accounts = len(services.accounts.list())
         accepting = services.submissions.accepting()
+        waiting, without_hybrid = services.recipients.readiness()
         state = read_instance_state(settings)
     except SealdropError as exc:
         raise fail(exc) from None
@@ -80,6 +81,9 @@ def gather(directory: Path) -> dict[str, Any]:
         "only_demo_key": bool(demo) and keys == [demo],
         "accounts": accounts,
         "accepting": accepting,
+        "post_quantum": settings.post_quantum,
+        "keys_waiting": waiting,
+        "without_hybrid_key": without_hybrid,
         "tor": tor,
         # As the text shows them: not while tor is disabled or not installed.
         "source_onion": f"http://{source}/" if source and tor_used else None,
@@ -146,6 +150,24 @@ def _encrypted_to(out: Console, info: dict[str, Any]) -> None:
         out.print(f"[bold yellow]Warning: there is no key to encrypt to: {register}.[/]")
 
 
+def _key_kinds(out: Console, info: dict[str, Any]) -> None:
+    kind = "post-quantum (age1pq1…)" if info["post_quantum"] else "classic X25519 (age1…)"
+    waiting = info["keys_waiting"]
+    other = (
+        "classic keys left from before the switch"
+        if info["post_quantum"]
+        else ("post-quantum keys waiting for a switch")
+    )
+    out.print(f"Keys: {kind}" + (f"; {waiting} {other}, not encrypted to" if waiting else ""))
+    missing = info["without_hybrid_key"]
+    if missing:
+        names = escape(", ".join(missing))
+        if info["post_quantum"]:
+            out.print(f"[bold yellow]Warning: no post-quantum key, so nothing new for: {names}[/]")
+        else:
+            out.print(f"Before a switch to post-quantum keys, a hybrid key is needed for: {names}")
+
+
 def status(directory: InstanceDir, as_json: AsJson = False) -> None:
     """Show what an instance is doing: database, whom submissions are encrypted to, intake, tor,
     onion addresses, PoW defense."""
@@ -159,6 +181,7 @@ def status(directory: InstanceDir, as_json: AsJson = False) -> None:
     out.print(f"Recipients: {info['recipients']}   Journalist accounts: {info['accounts']}")
     _encrypted_to(out, info)
     out.print(f"Accepting submissions: {'yes' if info['accepting'] else 'no'}")
+    _key_kinds(out, info)
     tor = info["tor"]
     if tor["state"] == "disabled":
         out.print("Tor: disabled (\\[tor] enabled = 'no')")

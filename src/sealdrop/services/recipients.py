@@ -75,6 +75,16 @@ class RecipientService:
         with self._db.transaction(read_only=True) as repos:
             return switch_blockers(repos, self.post_quantum)
 
+    def readiness(self) -> tuple[int, Sequence[str]]:
+        """For `sealdrop status`: how many registered keys (organisation, enabled accounts'
+        devices) are not encrypted to because they are of the other kind, and who has keys but
+        no hybrid one (those a switch to post-quantum keys would leave without submissions)."""
+        with self._db.transaction(read_only=True) as repos:
+            keys = [r.public_key for r in repos.recipients.list()]
+            keys += repos.user_recipients.active_public_keys()
+            waiting = sum(1 for k in keys if waits_for_switch(k, self.post_quantum))
+            return waiting, switch_blockers(repos, post_quantum=True)
+
     def check_switch(self) -> None:
         """ConfigError naming ``crypto.post_quantum`` and who has no hybrid key, if anyone: run
         by ``serve`` at start, so that a switch never silently cuts a journalist (or the offline

@@ -30,6 +30,9 @@ TOP_KEYS = {
     "only_demo_key",
     "accounts",
     "accepting",
+    "post_quantum",
+    "keys_waiting",
+    "without_hybrid_key",
     "tor",
     "source_onion",
     "api_onion",
@@ -129,3 +132,22 @@ def test_status_json_says_where_notices_stand_and_where_the_metrics_are(tmp_path
     when = dt.datetime.fromtimestamp(20_000 * 86_400, dt.UTC).isoformat()
     assert info["notifications"] == {"targets": 1, "last_scheduled": when, "behind": 1}
     assert info["metrics"] == "http://127.0.0.1:9999/metrics"
+
+
+def test_status_says_who_needs_a_hybrid_key_before_a_switch(tmp_path: Path) -> None:
+    """Classic instance with a hybrid organisation key waiting and an account with a classic key
+    only: status counts the waiting key and names the account (the switch would cut it off)."""
+    instance = _init(tmp_path / "i")
+    services = build_services(load_settings(instance, env={}))
+    try:
+        services.recipients.add(str(recipient_of(generate_identity(post_quantum=True))))
+        ann = services.accounts.create("ann", "journalist", actor="test")
+        services.accounts.add_recipient(ann.user.id, str(recipient_of(generate_identity())), "l")
+    finally:
+        services.close()
+    info = _status(instance, SEALDROP_TOR_ENABLED="no")
+    assert info["post_quantum"] is False
+    assert info["keys_waiting"] == 1
+    assert info["without_hybrid_key"] == ["ann"]
+    text = CliRunner().invoke(app, ["status", str(instance)], env={"SEALDROP_TOR_ENABLED": "no"})
+    assert "a hybrid key is needed for: ann" in " ".join(text.stdout.split())
