@@ -113,7 +113,7 @@ def init(
 @recipients_app.command("add")
 def recipients_add(
     directory: InstanceDir,
-    age_recipient: Annotated[str, typer.Argument(help="An age X25519 public key (age1…).")],
+    age_recipient: Annotated[str, typer.Argument(help="An age public key (age1… or age1pq1…).")],
     name: Annotated[str, typer.Option(help="Who holds the matching private key.")] = "",
 ) -> None:
     """Register a public key that every new submission is encrypted to."""
