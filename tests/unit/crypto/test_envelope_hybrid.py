@@ -156,3 +156,13 @@ def test_our_x25519_writer_output_still_decrypts_with_stock_age(tmp_path: Path) 
     blob.write_bytes(sink.getvalue())
     done = subprocess.run(["age", "-d", "-i", str(key), str(blob)], capture_output=True, check=True)
     assert done.stdout == data
+
+
+def test_a_hybrid_file_to_many_recipients_is_well_formed() -> None:
+    """50 hybrid recipients make a 78 KB header: check_age_structure (replies, restore) and
+    decryption accept it (the former 64 KiB bound held only 41 hybrid stanzas)."""
+    identities = [_hybrid() for _ in range(50)]
+    ciphertext = envelope.encrypt_bytes(b"many", [keys.recipient_of(i) for i in identities])
+    assert len(ciphertext) > 64 * 1024
+    assert envelope.check_age_structure(ciphertext) is None
+    assert envelope.decrypt_bytes(ciphertext, [identities[-1]]) == b"many"
