@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sealdrop.crypto import age_encrypt, age_stream, envelope, keys
 from sealdrop.crypto.age_header import read_header
@@ -166,3 +168,31 @@ def test_a_hybrid_file_to_many_recipients_is_well_formed() -> None:
     assert len(ciphertext) > 64 * 1024
     assert envelope.check_age_structure(ciphertext) is None
     assert envelope.decrypt_bytes(ciphertext, [identities[-1]]) == b"many"
+
+
+_FUZZ_IDENTITY = keys.generate_identity(post_quantum=True)
+_FUZZ_FILE = envelope.encrypt_bytes(os.urandom(CHUNK + 100), [keys.recipient_of(_FUZZ_IDENTITY)])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    position=st.integers(min_value=0, max_value=len(_FUZZ_FILE) - 1),
+    change=st.sampled_from(["flip", "cut", "insert", "drop"]),
+    value=st.integers(min_value=0, max_value=255),
+)
+def test_any_damage_to_a_hybrid_file_is_a_decryption_error(
+    position: int, change: str, value: int
+) -> None:
+    """A flipped, cut, inserted or dropped byte anywhere: DecryptionError, never another
+    exception, never wrong plaintext accepted."""
+    data = bytearray(_FUZZ_FILE)
+    if change == "flip":
+        data[position] ^= value or 1
+    elif change == "cut":
+        del data[position:]
+    elif change == "insert":
+        data.insert(position, value)
+    else:
+        del data[position]
+    with pytest.raises(DecryptionError):
+        envelope.decrypt_bytes(bytes(data), [_FUZZ_IDENTITY])
