@@ -10,6 +10,8 @@ Run it as ``bench/run`` (``--help`` for the options; ``--quick`` for a check in 
 5. api         10,000 sources listed page by page through the journalist API (bench/api.py)
 6. resumable   the same file by the plain form and by tus (/uploads): MB/s side by side
                (bench/resumable.py)
+7. pq          the same upload to a post-quantum hybrid and to an X25519 recipient: MB/s,
+               CPU-s/GiB, RSS growth, header bytes per recipient (bench/pq.py)
 
 Prints the machine and one table (each measure, its target from bench/targets.py, measured /
 target, verdict), writes
@@ -313,6 +315,18 @@ def run_one(
 
         result = resumable.run(workdir, log_dir, args.sizes, repeat=args.upload_repeat)
         return {"resumable": result}
+    if name == "pq":
+        import pq
+
+        # The smallest upload size (1 GiB in the full profile, 256 MiB quick): issue 18's 1 GiB.
+        result = pq.run(
+            workdir,
+            log_dir,
+            [min(args.sizes)],
+            repeat=args.upload_repeat,
+            verify=not args.no_verify,
+        )
+        return {"pq": result}
     raise ValueError(name)
 
 

@@ -19,7 +19,7 @@ from targets import (
     Target,
 )
 
-BENCHMARKS = ("upload", "pages", "sessions", "flood", "api", "resumable")
+BENCHMARKS = ("upload", "pages", "sessions", "flood", "api", "resumable", "pq")
 
 
 @dataclass
@@ -370,6 +370,13 @@ def resumable_rows(result: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def pq_rows(result: dict[str, Any]) -> list[Row]:
+    """Hybrid against X25519 recipients (bench/pq.py, which builds the rows)."""
+    import pq  # here, not at the top: pq imports this module
+
+    return pq.rows(result)
+
+
 def rows_of(results: dict[str, Any]) -> list[Row]:
     """The table's rows, from the results of a run (this one or a saved one)."""
     build = {
@@ -379,6 +386,7 @@ def rows_of(results: dict[str, Any]) -> list[Row]:
         "flood": flood_rows,
         "api": api_rows,
         "resumable": resumable_rows,
+        "pq": pq_rows,
     }
     return [
         row

@@ -113,6 +113,15 @@ API_P95 = Target(
     "issue 7 (200 ms per page)",
 )
 
+PQ_RATIO = Target(
+    "7 hybrid vs X25519",
+    "upload MB/s, hybrid / X25519 recipients",
+    "≥",
+    0.80,
+    "",
+    "issue 18",
+)
+
 TARGETS = (
     UPLOAD_VS_DISK,
     UPLOAD_VS_ONIONSHARE,
@@ -123,6 +132,7 @@ TARGETS = (
     FLOOD_RSS,
     FLOOD_P99,
     API_P95,
+    PQ_RATIO,
 )
 
 

@@ -20,6 +20,7 @@ from sealdrop.cli.backup import backup as backup_command
 from sealdrop.cli.backup import restore as restore_command
 from sealdrop.cli.common import err, fail, open_services, print_table, whole_table
 from sealdrop.cli.housekeeping import housekeeping as housekeeping_command
+from sealdrop.cli.keygen import keygen as keygen_command
 from sealdrop.cli.kit import kit as kit_command
 from sealdrop.cli.migrate import migrate as migrate_command
 from sealdrop.cli.reader import reader_app
@@ -55,6 +56,7 @@ app.command("backup")(backup_command)
 app.command("restore")(restore_command)
 app.command("housekeeping")(housekeeping_command)
 app.command("kit")(kit_command)
+app.command("keygen")(keygen_command)
 
 InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
 
@@ -112,10 +114,7 @@ def init(
 @recipients_app.command("add")
 def recipients_add(
     directory: InstanceDir,
-    age_recipient: Annotated[
-        str,
-        typer.Argument(help="An age public key: X25519 (age1…) or post-quantum (age1pq1…)."),
-    ],
+    age_recipient: Annotated[str, typer.Argument(help="An age public key (age1… or age1pq1…).")],
     name: Annotated[str, typer.Option(help="Who holds the matching private key.")] = "",
 ) -> None:
     """Register a public key that every new submission is encrypted to."""

@@ -24,7 +24,7 @@ from typing import Protocol
 import pyrage
 
 from sealdrop.crypto import age_decrypt, age_encrypt
-from sealdrop.crypto.age_header import INTRO
+from sealdrop.crypto.age_header import INTRO, MAX_HEADER
 from sealdrop.crypto.keys import Identity, Recipient, is_post_quantum, require_one_kind
 from sealdrop.errors import CryptoError, DecryptionError
 
@@ -199,7 +199,9 @@ def looks_like_age(header: bytes) -> bool:
 #   intro line; one or more stanzas "-> type args…" each followed by base64 body lines (every line
 #   but the last is 64 columns, the last shorter); the MAC line "--- " + 43 base64 characters;
 #   then the payload: a 16-byte nonce and at least one 16-byte-tagged chunk.
-_MAX_HEADER = 64 * 1024
+# The same bound as our reader's (age_header.MAX_HEADER): a hybrid stanza is 1,557 bytes, so
+# 64 KiB, the bound before hybrid keys, would have held only 41 recipients.
+_MAX_HEADER = MAX_HEADER
 _B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 _MIN_PAYLOAD = 16 + 16
 

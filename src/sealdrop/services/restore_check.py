@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import select, union_all
 
+from sealdrop.crypto.age_header import MAX_HEADER
 from sealdrop.crypto.envelope import check_age_structure
 from sealdrop.errors import BackupError
 from sealdrop.storage import migrations
@@ -28,8 +29,9 @@ from sealdrop.storage.snapshots import known_revision
 
 __all__ = ["CheckReport", "check_instance"]
 
-# Enough of a blob for its whole age header (at most 64 KiB) and the start of its payload.
-_HEAD = 64 * 1024 + 64
+# Enough of a blob for its whole age header (at most age_header.MAX_HEADER, 1 MiB: hybrid stanzas
+# are 1.6 KB each) and the start of its payload.
+_HEAD = MAX_HEADER + 64
 _CHUNK = 1024 * 1024
 
 
