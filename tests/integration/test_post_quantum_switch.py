@@ -6,10 +6,11 @@ next login, so that a journalist's hybrid reply reaches the source."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
-from support_api import instance_database, new_source, start_instance
+from support_api import cli_account, instance_database, new_source, start_instance
 from support_http import Source, cli_in_process, setup_cli
 from support_reader_cli import CLI_ENV, ReaderSetup, item_ids, reader_init
 
@@ -166,6 +167,18 @@ def test_switching_an_instance_to_post_quantum_keys(tmp_path: Path) -> None:
         assert "before the switch" in shown_old
         assert "after the switch" not in shown_old
 
+        # A reader set up now makes a hybrid key by default, and refuses --classic up front.
+        newcomer_root = tmp_path / "newcomer"
+        newcomer_root.mkdir()
+        newcomer = reader_init(instance, server, "newcomer", newcomer_root)
+        assert (newcomer.data_dir / "identity.pub").read_text().startswith("age1pq1")
+        classic_root = tmp_path / "classic"
+        classic_root.mkdir()
+        refused_init = reader_init_with(instance, server, "classic", classic_root, "--classic")
+        assert refused_init.returncode == 1
+        assert "takes no classic" in " ".join(refused_init.stderr.split())
+        assert not (classic_root / "reader-data" / "identity.age").exists()
+
         # The hybrid reader replies (to the source's new hybrid key); the source reads it.
         pq.run("reply", source_id, "--message", "a post-quantum reply")
         assert "a post-quantum reply" in again.http.get("/conversation").text
@@ -176,6 +189,41 @@ def test_switching_an_instance_to_post_quantum_keys(tmp_path: Path) -> None:
         assert "a post-quantum reply" in item_ids(pq.unlocked("show", source_id).stdout)
     finally:
         server.stop()
+
+
+def reader_init_with(
+    instance: Path, server: ServerProcess, username: str, root: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """`reader init OPTIONS` for a new account (reader_init's steps, with extra options)."""
+    journalist = cli_account(instance, username)
+    secrets = root / "secrets"
+    secrets.mkdir(mode=0o700)
+    (secrets / "identity").write_text("correct horse battery staple reader\n")
+    (secrets / "account").write_text(journalist.passphrase + "\n")
+    setup = ReaderSetup(
+        instance,
+        server,
+        journalist,
+        root / "reader-data",
+        secrets / "account",
+        secrets / "identity",
+        root,
+    )
+    return setup.run(
+        "init",
+        *options,
+        "--server",
+        server.api_url,
+        "--username",
+        username,
+        "--identity-passphrase-file",
+        secrets / "identity",
+        "--passphrase-file",
+        secrets / "account",
+        "--totp",
+        journalist.fresh_code(),
+        check=False,
+    )
 
 
 def instance_source_id(instance: Path) -> str:
