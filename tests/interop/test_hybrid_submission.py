@@ -19,11 +19,11 @@ from sealdrop.testing import ServerProcess, sealdrop_command
 from support_pages import csrf_token, form_token
 
 
-def _cli(*args: object) -> str:
+def _cli(*args: str | Path) -> str:
     done = subprocess.run(
         sealdrop_command(*args), capture_output=True, text=True, timeout=120, check=True
     )
-    return done.stdout + done.stderr
+    return str(done.stdout) + str(done.stderr)
 
 
 @pytest.fixture
