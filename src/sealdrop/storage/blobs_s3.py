@@ -134,6 +134,10 @@ class S3BlobStore:
     def bucket(self) -> str:
         return self.location.bucket
 
+    def sweep_cutoff(self) -> float:
+        """Unix time before which an upload or object is old enough for a sweep to touch."""
+        return time.time() - self._sweep_after
+
     def object_name(self, key: str) -> str:
         return self._blobs + _check_key(key)
 
@@ -202,7 +206,7 @@ class S3BlobStore:
     def settled_keys(self) -> Iterator[BlobKey]:
         """Keys of blobs completed longer ago than the sweep threshold: one that another worker
         completed just now may be about to get its row, so it is never taken for an orphan."""
-        cutoff = time.time() - self._sweep_after
+        cutoff = self.sweep_cutoff()
         for key, modified in sorted(self._listing()):
             if modified <= cutoff:
                 yield key
@@ -221,7 +225,7 @@ class S3BlobStore:
         """Abort multipart uploads that a crash (or a lost connection to the store) abandoned.
         Several workers may share the store, so only uploads initiated longer ago than the sweep
         threshold are aborted: never one that another worker is still receiving."""
-        cutoff = time.time() - self._sweep_after
+        cutoff = self.sweep_cutoff()
         removed = 0
         for name, upload_id, initiated in list(self._uploads()):
             if initiated <= cutoff:
