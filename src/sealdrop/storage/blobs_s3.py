@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import boto3
 from botocore.config import Config
@@ -144,6 +144,24 @@ class S3BlobStore:
     def stage(self) -> S3StagedBlob:
         key = BlobKey(new_id())
         return S3StagedBlob(self, key)
+
+    def put_as(self, key: BlobKey, source: IO[bytes]) -> int:
+        """Store ``source`` as the blob ``key`` (a restore puts each blob back under the key its
+        rows name; the caller makes sure the store was empty). Returns its size."""
+        with S3StagedBlob(self, BlobKey(_check_key(key))) as staged:
+            while block := source.read(self._part_size):
+                staged.write(block)
+            return staged.commit()[1]
+
+    def is_empty(self) -> bool:
+        """Nothing at all under the prefix (no blob, no upload in progress)."""
+        try:
+            listing = self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=self.location.prefix, MaxKeys=1
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+        return not listing.get("Contents")
 
     def adopt(self, path: Path) -> tuple[BlobKey, int]:
         """Upload a complete ciphertext file (a finished resumable upload kept on this machine)
