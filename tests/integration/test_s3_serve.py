@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+import socket
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from support_api import Api, age_decrypt, cli_account, new_source
-from support_http import JournalistKey, age_keygen, setup_cli, start_server
+from support_http import (
+    JournalistKey,
+    Source,
+    age_keygen,
+    browser_multipart,
+    setup_cli,
+    start_server,
+)
 
 from sealdrop.ids import new_id
 from sealdrop.storage.blobs import S3Location
@@ -114,3 +123,52 @@ def test_a_submission_goes_to_s3_and_downloads_from_it_with_ranges(
 
     message = api.get(f"/submissions/{items['message']['id']}/content")
     assert CANARY in age_decrypt(device.identity_file, message.content).decode()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_client_gone_mid_upload_leaves_no_multipart_upload_and_no_object(
+    s3_instance: tuple[Path, S3Location],
+    s3_server: ServerProcess,
+    seaweedfs: SeaweedFS,
+    tmp_path: Path,
+) -> None:
+    """A source that vanishes after more than one part of its file went up to the store: the
+    server aborts the multipart upload (no upload in progress, no object remains), stores no
+    row, and goes on serving."""
+    instance, location = s3_instance
+    key = age_keygen(tmp_path / "journalist.txt")
+    setup_cli("recipients", "add", instance, key.recipient, "--name", "journalist")
+    client = seaweedfs.client()
+
+    def uploads_in_progress() -> int:
+        answer = client.list_multipart_uploads(Bucket=location.bucket, Prefix=location.prefix)
+        return len(answer.get("Uploads", []))
+
+    source = Source(s3_server.url)
+    source.start()
+    body, content_type = browser_multipart(
+        [("csrf_token", source.csrf_token()), ("message", "half a message")],
+        [("part.bin", os.urandom(24 * MiB), "x/y")],
+    )
+    cookie = "; ".join(f"{k}={v}" for k, v in source.http.cookies.items())
+    with socket.create_connection(("127.0.0.1", s3_server.port)) as sock:
+        head = (
+            f"POST /submit HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body[: 20 * MiB])
+        # The message's upload (closed: its one part sent, waiting for commit) and the file's,
+        # a part of which is in the store: then vanish.
+        wait_for(lambda: uploads_in_progress() == 2)
+    wait_for(lambda: uploads_in_progress() == 0)
+    assert objects(seaweedfs, location) == {}
+    assert source.submit("still here").status_code == 303
+    assert len(objects(seaweedfs, location)) == 1
