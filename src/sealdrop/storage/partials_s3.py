@@ -47,6 +47,11 @@ _ID = re.compile(r"[0-9a-f]{32}")
 _SEGMENT = re.compile(r"[0-9]{16}")
 _MAX_STATE = 64 * 1024
 _READ_BLOCK = 1024 * 1024
+# A sweep lists every upload's objects and reads each state: requests to the store, not a local
+# directory read. It runs with every new upload, so a flood of new uploads would make each one
+# cost as many requests as there are uploads; once a minute per worker is enough (expiry is
+# counted in hours).
+SWEEP_INTERVAL = 60
 
 
 def _check(upload_id: str) -> str:
@@ -61,6 +66,7 @@ class S3PartialUploads:
         self._client: S3Client = blobs.client
         self._bucket = blobs.bucket
         self._root = blobs.location.prefix + "partial/"
+        self._last_sweep: int | None = None
 
     def _dir(self, upload_id: str) -> str:
         return f"{self._root}{_check(upload_id)}/"
@@ -187,7 +193,11 @@ class S3PartialUploads:
     def sweep(self, now: int) -> int:
         """Remove uploads whose time has passed, whose state is unreadable, or that have no
         state (a crash before it was written; only once older than the store's sweep threshold,
-        for the upload may be another worker's, being created right now)."""
+        for the upload may be another worker's, being created right now). At most once a minute
+        (``SWEEP_INTERVAL``); 0 when skipped."""
+        if self._last_sweep is not None and 0 <= now - self._last_sweep < SWEEP_INTERVAL:
+            return 0
+        self._last_sweep = now
         removed = 0
         for upload_id in list(self.ids()):
             try:

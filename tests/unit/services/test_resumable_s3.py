@@ -136,3 +136,18 @@ def test_the_stored_upload_holds_no_name_and_no_plaintext(env: S3Env) -> None:
     stored = env.every_stored_byte()
     assert name.encode() not in stored
     assert canary not in stored
+
+
+def test_the_sweep_runs_at_most_once_a_minute(env: S3Env) -> None:
+    """Every new upload sweeps; on S3 a sweep costs requests per upload in the store, so within
+    a minute of the last one it is skipped (a flood of new uploads does not multiply them), and
+    the next one after that removes what expired meanwhile."""
+    partials = env.services.resumable._partials
+    first, second = new_id(), new_id()
+    partials.create(first, b"age header", 100, b"sealed")
+    assert partials.sweep(1000) == 1
+    partials.create(second, b"age header", 1010, b"sealed")
+    assert partials.sweep(1030) == 0  # 30 s after the last: skipped, though it has expired
+    assert partials.state(second).expires == 1010
+    assert partials.sweep(1060) == 1
+    assert env.objects() == {}
