@@ -34,8 +34,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sealdrop.errors import NotFound, StorageError
 from sealdrop.ids import BlobKey
-from sealdrop.storage.blobs_s3 import _NOT_FOUND, S3BlobStore, _error_code, _storage_error
+from sealdrop.storage.blobs_s3 import S3BlobStore
 from sealdrop.storage.partials import PartialState
+from sealdrop.storage.s3_objects import NOT_FOUND, error_code, storage_error
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -76,7 +77,7 @@ class S3PartialUploads:
             # No metadata, no content type (invariant 6), as for blobs.
             self._client.put_object(Bucket=self._bucket, Key=name, Body=body)
         except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def _write_state(self, upload_id: str, state: PartialState) -> None:
         line = b"%d %d\n" % (state.expires, state.durable)
@@ -99,11 +100,11 @@ class S3PartialUploads:
             with answer["Body"] as body:
                 raw = body.read(_MAX_STATE)
         except ClientError as exc:
-            if _error_code(exc) in _NOT_FOUND:
+            if error_code(exc) in NOT_FOUND:
                 raise NotFound("no such upload") from None
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         except BotoCoreError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         line, _, sealed = raw.partition(b"\n")
         try:
             expires, durable = (int(v) for v in line.split(b" "))
@@ -121,7 +122,7 @@ class S3PartialUploads:
                 for entry in page.get("Contents", []):
                     yield entry["Key"], int(entry["Size"])
         except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def _segments(self, upload_id: str, durable: int) -> list[str]:
         """The segments that tile [0, durable) exactly, in order; NotFound if any is missing."""
@@ -154,11 +155,11 @@ class S3PartialUploads:
                         while block := body.read(_READ_BLOCK):
                             staged.write(block)
                 except ClientError as exc:
-                    if _error_code(exc) in _NOT_FOUND:
+                    if error_code(exc) in NOT_FOUND:
                         raise NotFound("no such upload") from None
-                    raise _storage_error(exc) from exc
+                    raise storage_error(exc) from exc
                 except BotoCoreError as exc:
-                    raise _storage_error(exc) from exc
+                    raise storage_error(exc) from exc
             digest = staged.sha256
             key, size = staged.commit()
         self.delete(upload_id)
@@ -180,7 +181,7 @@ class S3PartialUploads:
                 if answer.get("Errors"):
                     raise StorageError("object store error: some objects were not deleted")
         except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def ids(self) -> Iterator[str]:
         seen: set[str] = set()
@@ -218,7 +219,7 @@ class S3PartialUploads:
                     if entry["LastModified"].timestamp() > cutoff:
                         return False
         except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return True
 
 
