@@ -29,6 +29,7 @@ from sealdrop.services.triage import Triage
 from sealdrop.services.upload_quota import UploadQuota
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase
+from sealdrop.storage.leadership import Leadership
 from sealdrop.storage.partials_fs import PartialUploads
 
 # Journalist logins: few people, so a small budget; each attempt costs one Argon2 verification.
@@ -57,6 +58,7 @@ class Services:
     notifications: NotificationService
     notifier: Notifier  # `serve` runs it as a background task; nothing else does
     retention: Retention
+    leadership: Leadership  # who runs housekeeping and notices among several workers
     _database: SqlDatabase
     _kdf: KdfPool
 
@@ -66,6 +68,7 @@ class Services:
         return self._kdf
 
     def close(self) -> None:
+        self.leadership.release()
         self._kdf.close()
         self._database.close()
 
@@ -96,6 +99,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     replies = ReplyService(database, blobs, clock, granularity, settings.max_reply_bytes)
     # One quota for the instance: the submission service sets bytes aside against it.
     upload_quota = UploadQuota(clock, settings.source_daily_upload_bytes)
+    leadership = Leadership(database.engine)
     return Services(
         settings=settings,
         sources=SourceService(
@@ -146,6 +150,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             interval=settings.notify_interval_seconds,
             send_when_empty=settings.notify_when_empty,
             organisation=settings.organisation_name,
+            leader=leadership.held,
         ),
         retention=Retention(
             database,
@@ -155,6 +160,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             jitter_key(settings.kdf_salt.reveal()),
             upload_quota,
         ),
+        leadership=leadership,
         _database=database,
         _kdf=kdf,
     )

@@ -9,6 +9,11 @@
   every few hours runs it again at each start (harmless: a run deletes only what is due today),
   so it runs every day whatever the restarts, and a server stopped over midnight catches up when
   it starts.
+
+With several workers on one PostgreSQL database, only the worker that holds the housekeeping lock
+(``leader``: storage/leadership.py, a PostgreSQL advisory lock) runs a round; the others check
+at each round whether the lock is free, so a dead holder's work is taken over within a round
+(plus the time PostgreSQL takes to notice its connection is gone).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 
 from sealdrop.errors import SealdropError
 from sealdrop.services.auth import AuthService
@@ -36,11 +42,14 @@ class Maintenance:
         auth: AuthService | None = None,
         interval: float = INTERVAL_SECONDS,
         retention: Retention | None = None,
+        leader: Callable[[], bool] | None = None,
     ) -> None:
+        """``leader``: whether this process may run the round now (None: always)."""
         self._sessions = sessions
         self._sources = sources
         self._auth = auth
         self._retention = retention
+        self._leader = leader
         self._retention_day: dt.date | None = None  # the UTC day retention last ran, this process
         self._interval = interval
         self._stop = threading.Event()
@@ -77,7 +86,8 @@ class Maintenance:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.run_once()
+                if self._leader is None or self._leader():
+                    self.run_once()
             except SealdropError as exc:
                 # A database outage must not end housekeeping; the next round tries again.
                 log.warning("housekeeping failed: %s", type(exc).__name__)
