@@ -375,6 +375,7 @@ def _serve(
         services.auth,
         retention=services.retention,
         leader=services.leadership.held,
+        quota=services.upload_quota,
     )
     maintenance.start()
     metrics = SnapshotTimer(probes.snapshot, settings.metrics_refresh_seconds)

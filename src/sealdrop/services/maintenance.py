@@ -28,6 +28,7 @@ from sealdrop.services.auth import AuthService
 from sealdrop.services.retention import Retention
 from sealdrop.services.sessions import SessionService
 from sealdrop.services.sources import SourceService
+from sealdrop.services.upload_quota import SharedUploadQuota, UploadQuota
 
 log = logging.getLogger("sealdrop.maintenance")
 
@@ -43,13 +44,16 @@ class Maintenance:
         interval: float = INTERVAL_SECONDS,
         retention: Retention | None = None,
         leader: Callable[[], bool] | None = None,
+        quota: UploadQuota | None = None,
     ) -> None:
-        """``leader``: whether this process may run the round now (None: always)."""
+        """``leader``: whether this process may run the round now (None: always). ``quota``:
+        the upload quota, whose finished days' counts a round deletes (PostgreSQL)."""
         self._sessions = sessions
         self._sources = sources
         self._auth = auth
         self._retention = retention
         self._leader = leader
+        self._quota = quota if isinstance(quota, SharedUploadQuota) else None
         self._retention_day: dt.date | None = None  # the UTC day retention last ran, this process
         self._interval = interval
         self._stop = threading.Event()
@@ -60,6 +64,8 @@ class Maintenance:
         if self._auth is not None:
             self._auth.purge_expired()
         removed = self._sessions.purge_expired(), self._sources.purge_pending()
+        if self._quota is not None:
+            self._quota.purge()
         self.run_retention_if_due()
         return removed
 
