@@ -16,6 +16,7 @@ from sealdrop.config import (
     write_new_secrets,
 )
 from sealdrop.errors import ConfigError
+from sealdrop.services.blob_store import uses_object_store
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase
 
@@ -92,13 +93,9 @@ def single_server_reasons(settings: Settings) -> list[str]:
     reasons = []
     if settings.database_url.startswith("sqlite"):
         reasons.append("the database is SQLite")
-    if not _blobs_shared(settings):
+    if not uses_object_store(settings):
         reasons.append("the blob store is a local folder")
     return reasons
-
-
-def _blobs_shared(settings: Settings) -> bool:
-    return False
 
 
 @contextmanager
