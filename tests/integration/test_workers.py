@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from support_http import JournalistKey, Source, cli_in_process, setup_cli
 from sealdrop.config import CONFIG_FILE, SECRETS_FILE
 from sealdrop.testing import ServerProcess, free_port, sealdrop_command
 from sealdrop.testing_s3 import SeaweedFS
+from sealdrop.tor.layout import TorLayout
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
@@ -181,6 +184,91 @@ def test_serve_with_two_workers_restarts_a_killed_worker_and_stops_on_sigterm(
         log.close()
     text = (tmp_path / "serve.log").read_text(errors="replace")
     assert "exited (status -9); restarting it" in text, text
+
+
+def _onion_get(path: Path, circuit: int, target: str = "/healthz") -> bytes:
+    """One request over the source onion's unix socket, with the PROXY line tor would send for
+    a connection of ``circuit``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(20)
+        sock.connect(str(path))
+        sock.sendall(
+            f"PROXY TCP6 fc00:dead:beef:4dad::{circuit >> 16:x}:{circuit & 0xFFFF:x} ::1 "
+            f"{circuit & 0xFFFF} 80\r\n".encode()
+            + f"GET {target} HTTP/1.1\r\nHost: x.onion\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.slow
+def test_with_two_workers_tor_reaches_them_with_its_circuit_ids(
+    shared_instance: Path, tmp_path: Path
+) -> None:
+    """`serve --workers 2` with its own tor (the real tor, no Tor network needed): tor is the
+    parent's child, not a worker's; the source onion's socket, shared by the workers, answers
+    behind tor's PROXY line; and one circuit's budget is enforced by the workers (each keeps
+    its own: with a burst of 2, one circuit gets at most 2 x 2 answers before 429)."""
+    if shutil.which("tor") is None:
+        pytest.fail("tor is not installed: run the README's test command (installs Debian tor)")
+    root = Path(tempfile.mkdtemp(prefix="sdw", dir="/tmp"))  # unix socket paths must be short
+    folder = second_host(shared_instance, root / "i")
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("wb")
+    parent = subprocess.Popen(
+        sealdrop_command(
+            "serve",
+            folder,
+            "--port",
+            str(free_port()),
+            "--api-port",
+            str(free_port()),
+            "--workers",
+            "2",
+        ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={
+            **os.environ,
+            "SEALDROP_TOR_ENABLED": "yes",
+            "SEALDROP_CIRCUITS_BURST": "2",
+            "SEALDROP_CIRCUITS_REQUESTS_PER_MINUTE": "1",
+        },
+    )
+    try:
+        _wait(lambda: "Source onion: http://" in log_path.read_text(errors="replace"))
+        _wait(lambda: len(_children(parent.pid)) == 3)  # tor and two workers
+        names = {pid: _name(pid) for pid in _children(parent.pid)}
+        assert list(names.values()).count("tor") == 1
+        for worker in (pid for pid, name in names.items() if name != "tor"):
+            assert "tor" not in {_name(child) for child in _children(worker)}
+        socket_path = TorLayout.of_instance(folder).source_socket
+        assert _onion_get(socket_path, circuit=7).endswith(b"\r\n\r\nok\n")
+        answers = [
+            _onion_get(socket_path, circuit=9, target="/").split(b" ", 2)[1] for _ in range(8)
+        ]
+        assert b"429" in answers
+        assert 2 <= answers.count(b"200") <= 4
+        assert _status(_onion_get(socket_path, circuit=10, target="/")) == b"200"
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        try:
+            parent.wait(30)
+        except subprocess.TimeoutExpired:
+            parent.kill()
+            parent.wait(10)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _name(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def _status(answer: bytes) -> bytes:
+    return answer.split(b" ", 2)[1]
 
 
 def _state(pid: int) -> str:
