@@ -10,7 +10,7 @@ from sealdrop.services import age_child
 from sealdrop.services.accounts import AccountService
 from sealdrop.services.audit import AuditTrail
 from sealdrop.services.auth import AuthService
-from sealdrop.services.blob_store import open_blob_store
+from sealdrop.services.blob_store import open_blob_store, open_partial_store
 from sealdrop.services.clock import Clock, SystemClock
 from sealdrop.services.inbox import Inbox
 from sealdrop.services.instance_settings import InstanceSettings
@@ -30,7 +30,6 @@ from sealdrop.services.triage import Triage
 from sealdrop.services.upload_quota import SharedUploadQuota, UploadQuota
 from sealdrop.storage.database import SqlDatabase
 from sealdrop.storage.leadership import Leadership
-from sealdrop.storage.partials_fs import PartialUploads
 from sealdrop.storage.shared_limits import SharedAllowances, SharedLoginBudget
 
 # Journalist logins: few people, so a small budget; each attempt costs one Argon2 verification.
@@ -133,7 +132,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         ),
         resumable=ResumableUploads(
             database,
-            PartialUploads(settings.blob_dir, blobs),
+            open_partial_store(settings, blobs),
             clock,
             granularity,
             runtime,
