@@ -30,7 +30,7 @@ from sealdrop.services.triage import Triage
 from sealdrop.services.upload_quota import SharedUploadQuota, UploadQuota
 from sealdrop.storage.database import SqlDatabase
 from sealdrop.storage.leadership import Leadership
-from sealdrop.storage.shared_limits import SharedAllowances, SharedLoginBudget
+from sealdrop.storage.shared_limits import SharedAllowances, SharedLoginBudget, UploadLeases
 
 # Journalist logins: few people, so a small budget; each attempt costs one Argon2 verification.
 API_LOGINS_IN_FLIGHT = 4
@@ -137,6 +137,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             granularity,
             runtime,
             upload_quota,
+            leases=UploadLeases(database.engine) if shared else None,
         ),
         replies=replies,
         recipients=RecipientService(database, audit),

@@ -349,3 +349,15 @@ class UploadAllowance(Base):
     )
     day: Mapped[int] = mapped_column(Integer, primary_key=True)
     used: Mapped[int] = mapped_column(BigInteger)
+
+
+class UploadLease(Base):
+    """The request writing a resumable upload now, among several workers (``holder``: a random
+    token of that request; ``until``: seconds of the database's clock). Deleted when the
+    request ends. UNLOGGED on PostgreSQL (0008)."""
+
+    __tablename__ = "upload_leases"
+
+    upload_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    holder: Mapped[str] = mapped_column(ID)
+    until: Mapped[float] = mapped_column(Float)

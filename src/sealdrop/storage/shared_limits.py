@@ -136,3 +136,58 @@ class SharedAllowances:
                     text("DELETE FROM upload_allowances WHERE day < :d"), {"d": day}
                 ).rowcount
             )
+
+
+class UploadLeases:
+    """Which worker is writing a resumable upload now (``upload_leases``): one request at a
+    time per upload across all workers, as each worker's own guard gives within a process. A
+    lease lasts ``ttl`` seconds of the database's clock unless renewed, so a worker that died
+    mid-request holds the upload no longer than that."""
+
+    def __init__(self, engine: Engine, ttl: float = 120.0) -> None:
+        self._engine = engine
+        self.ttl = ttl
+
+    def claim(self, upload_id: str, holder: str) -> bool:
+        """Take the upload for ``holder`` (a random token of one request); False if another
+        live request holds it."""
+        with translated_errors(), self._engine.begin() as connection:
+            # Leases left by workers that died: the table holds only requests in progress.
+            connection.execute(
+                text(
+                    "DELETE FROM upload_leases "
+                    "WHERE until < extract(epoch from clock_timestamp())::float8"
+                )
+            )
+            taken = connection.execute(
+                text(
+                    "INSERT INTO upload_leases (upload_id, holder, until) VALUES "
+                    "(:u, :h, extract(epoch from clock_timestamp())::float8 + :ttl) "
+                    "ON CONFLICT (upload_id) DO UPDATE SET holder = excluded.holder, "
+                    "until = excluded.until "
+                    "WHERE upload_leases.until < extract(epoch from clock_timestamp())::float8 "
+                    "RETURNING holder"
+                ),
+                {"u": upload_id, "h": holder, "ttl": self.ttl},
+            ).scalar_one_or_none()
+        return taken == holder
+
+    def renew(self, upload_id: str, holder: str) -> bool:
+        """Extend ``holder``'s lease; False if it was lost (expired and taken by another)."""
+        with translated_errors(), self._engine.begin() as connection:
+            renewed = connection.execute(
+                text(
+                    "UPDATE upload_leases SET "
+                    "until = extract(epoch from clock_timestamp())::float8 + :ttl "
+                    "WHERE upload_id = :u AND holder = :h"
+                ),
+                {"u": upload_id, "h": holder, "ttl": self.ttl},
+            ).rowcount
+        return bool(renewed)
+
+    def release(self, upload_id: str, holder: str) -> None:
+        with translated_errors(), self._engine.begin() as connection:
+            connection.execute(
+                text("DELETE FROM upload_leases WHERE upload_id = :u AND holder = :h"),
+                {"u": upload_id, "h": holder},
+            )

@@ -12,7 +12,7 @@ from sealdrop.errors import TooManyRequests, UploadQuotaExceeded
 from sealdrop.services.throttle import LoginThrottle
 from sealdrop.services.upload_quota import DAY_SECONDS, SharedUploadQuota
 from sealdrop.storage.database import SqlDatabase
-from sealdrop.storage.shared_limits import SharedAllowances, SharedLoginBudget
+from sealdrop.storage.shared_limits import SharedAllowances, SharedLoginBudget, UploadLeases
 from sealdrop.testing import FakeClock
 
 pytestmark = pytest.mark.postgres
@@ -117,3 +117,21 @@ def test_a_deleted_source_leaves_no_count_behind(
     quota.forget(source)
     with workers[1].engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM upload_allowances")).scalar() == 0
+
+
+def test_one_request_at_a_time_writes_an_upload_across_workers(
+    workers: tuple[SqlDatabase, SqlDatabase],
+) -> None:
+    """A lease held by one worker's request refuses another's; released, it can be taken; one
+    whose worker died (expired) is taken over, and the dead holder cannot renew it."""
+    one, two = (UploadLeases(database.engine) for database in workers)
+    assert one.claim("u" * 32, "a" * 32)
+    assert not two.claim("u" * 32, "b" * 32)
+    assert two.claim("v" * 32, "b" * 32)  # another upload is free
+    one.release("u" * 32, "a" * 32)
+    assert two.claim("u" * 32, "b" * 32)
+    with workers[0].engine.begin() as connection:
+        connection.execute(text("UPDATE upload_leases SET until = until - 1000"))
+    assert one.claim("u" * 32, "c" * 32)  # the holder "b" died: its lease expired
+    assert not two.renew("u" * 32, "b" * 32)
+    assert one.renew("u" * 32, "c" * 32)

@@ -760,6 +760,8 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
         # of one UTC day (a day number, no finer time), deleted once the day is over.
         "login_budgets": {"name", "tokens", "counted_at"},
         "upload_allowances": {"source_id", "day", "used"},
+        # Only while a request writes a resumable upload: its random id, no source.
+        "upload_leases": {"upload_id", "holder", "until"},
     }
     fks = {
         (
