@@ -485,6 +485,7 @@ NON_DEFAULT = {
     "notifications.smtp_url": "smtp://relay.example.org",
     "metrics.enabled": "true",
     "retention.jitter_days": "3",  # its default is the generic 7
+    "tor.onionbalance_front": "speapn2j3z6sqxonugui2to65knbixh4elsqtqkbhnixewo2jgpan6qd.onion",
 }
 
 

@@ -264,7 +264,10 @@ def serve_instance(
 
             def onion_address() -> str | None:
                 # Asked on every clearnet request once public_url is set: read the hostname
-                # file until tor has written it, then remember it (it never changes).
+                # file until tor has written it, then remember it (it never changes). Behind
+                # Onionbalance, the front address: the one sources are given.
+                if settings.tor_onionbalance_front is not None:
+                    return settings.tor_onionbalance_front
                 if not known and tor_path is not None:
                     address = layout.source_onion_address()
                     if address is not None:
@@ -322,6 +325,7 @@ def serve_instance(
                     settings.tor_extra_torrc,
                     on_progress=display.update,
                     on_restart=display.restarted,
+                    onionbalance_front=settings.tor_onionbalance_front,
                 )
             maintenance = Maintenance(
                 services.sessions, services.sources, services.auth, retention=services.retention
