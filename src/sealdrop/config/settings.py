@@ -38,6 +38,7 @@ from sealdrop.config.setting import (
     text,
 )
 from sealdrop.errors import ConfigError
+from sealdrop.storage.blobs import parse_s3_url
 from sealdrop.storage.database import sqlite_url_for
 from sealdrop.wire import NOTICE_LANGUAGES
 
@@ -51,6 +52,21 @@ def _sqlite_file_unless_set(url: str, instance_dir: Path) -> str:
 def _one_line_name(name: str, instance_dir: Path) -> str:
     # Shown in every page's header and title: one line, of a length the layout can take.
     return " ".join(name.split())[:100]
+
+
+def blob_store_url(label: str, value: object) -> str:
+    """Empty (the filesystem) or s3://BUCKET/PREFIX."""
+    url = text(label, value)
+    if url:
+        parse_s3_url(url)
+    return url
+
+
+def http_url_or_empty(label: str, value: object) -> str:
+    url = text(label, value)
+    if url and not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{label} must be empty or an http(s):// URL")
+    return url
 
 
 def _without_trailing_slash(url: str, instance_dir: Path) -> str:
@@ -99,6 +115,55 @@ class Settings:
         "folder (an absolute path is used as is). It holds `blobs/` and `staging/`, which are on "
         "the same filesystem so that the final rename is atomic.",
         finish=in_instance,
+    )
+    blobs: str = setting(
+        "storage.blobs",
+        "",
+        blob_store_url,
+        help="Where blobs live: empty for the filesystem (storage.blob_dir), or "
+        '"s3://BUCKET/PREFIX" for S3-compatible object storage (see [s3]).',
+        doc="Where the ciphertext blobs live. Empty: the filesystem, `storage.blob_dir`. "
+        '`"s3://BUCKET/PREFIX"`: S3-compatible object storage (the `[s3]` settings say where and '
+        "who; the secret key goes in `secrets.toml`), which several `serve` workers can share "
+        "(see [operator.md](operator.md#blobs-on-s3-compatible-object-storage)). Resumable "
+        "uploads in progress are kept under the same prefix.",
+    )
+    s3_endpoint_url: str = setting(
+        "s3.endpoint_url",
+        "",
+        http_url_or_empty,
+        help="URL of the S3-compatible server (e.g. https://s3.example.org). Empty: AWS S3.",
+        doc="URL of the S3-compatible server, `https://…` (or `http://` on loopback or a "
+        "private network). Empty: Amazon S3 in `s3.region`.",
+    )
+    s3_region: str = setting(
+        "s3.region",
+        "",
+        text,
+        help="The S3 region (e.g. us-east-1). Empty: the client's default.",
+        doc="The S3 region the bucket is in (e.g. `us-east-1`); many S3-compatible servers "
+        "accept any. Empty: the client library's default.",
+    )
+    s3_access_key_id: str = setting(
+        "s3.access_key_id",
+        "",
+        text,
+        help="The S3 access key id; its secret goes in secrets.toml (s3_secret_access_key).",
+        doc='The S3 access key id. Its secret is `s3_secret_access_key = "…"` in '
+        "`secrets.toml`, or the environment variable `SEALDROP_S3_SECRET_ACCESS_KEY`, never in "
+        "`sealdrop.toml`. Empty (with no secret): the client library's own credential chain "
+        "(instance role, `~/.aws`).",
+    )
+    s3_sweep_after_seconds: int = setting(
+        "s3.sweep_after_hours",
+        24,
+        positive_int,
+        help="Unfinished multipart uploads and objects without a row are removed once this old.",
+        doc="How old, in hours, an unfinished multipart upload or an object that no row names "
+        "must be before a starting worker removes it. Several workers share the store, so a "
+        "younger one may be an upload another worker is still receiving or about to record: "
+        "keep this above the longest upload (a slow 4 GiB upload over Tor can take hours).",
+        finish=hours_to_seconds,
     )
     organisation_name: str = setting(
         "source.organisation_name",
@@ -611,6 +676,8 @@ class Settings:
     kdf_salt: Secret = field(repr=False)  # from secrets.toml, not a setting
     # From secrets.toml or SEALDROP_NOTIFICATIONS_SMTP_PASSWORD, not a setting; None: none.
     smtp_password: Secret | None = field(default=None, repr=False)
+    # From secrets.toml or SEALDROP_S3_SECRET_ACCESS_KEY, not a setting; None: none.
+    s3_secret_access_key: Secret | None = field(default=None, repr=False)
 
 
 # Every setting by name ("section.key"), in declaration order.

@@ -10,6 +10,7 @@ from sealdrop.services import age_child
 from sealdrop.services.accounts import AccountService
 from sealdrop.services.audit import AuditTrail
 from sealdrop.services.auth import AuthService
+from sealdrop.services.blob_store import open_blob_store
 from sealdrop.services.clock import Clock, SystemClock
 from sealdrop.services.inbox import Inbox
 from sealdrop.services.instance_settings import InstanceSettings
@@ -27,7 +28,6 @@ from sealdrop.services.submissions import SubmissionService
 from sealdrop.services.throttle import KeyedRateLimit, LoginThrottle
 from sealdrop.services.triage import Triage
 from sealdrop.services.upload_quota import UploadQuota
-from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase
 from sealdrop.storage.partials_fs import PartialUploads
 
@@ -73,7 +73,7 @@ class Services:
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     database = SqlDatabase(settings.database_url)
-    blobs = FilesystemBlobStore(settings.blob_dir)
+    blobs = open_blob_store(settings)
     kdf = KdfPool(settings.kdf_salt.reveal(), settings.kdf_max_concurrent)
     audit = AuditTrail(database, clock)
     runtime = InstanceSettings(database, settings, audit)

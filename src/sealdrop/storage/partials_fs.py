@@ -22,11 +22,11 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from sealdrop.errors import NotFound, StorageError
 from sealdrop.ids import BlobKey
 from sealdrop.storage.blobs_fs import (
-    FilesystemBlobStore,
     _private_dir,
     _settle,
     _storage_error,
@@ -50,8 +50,14 @@ def _check(upload_id: str) -> str:
     return upload_id
 
 
+class Adopter(Protocol):
+    def adopt(self, path: Path) -> tuple[BlobKey, int]:
+        """Take a complete ciphertext file in as a new blob; return (key, size)."""
+        ...
+
+
 class PartialUploads:
-    def __init__(self, root: Path, blobs: FilesystemBlobStore) -> None:
+    def __init__(self, root: Path, blobs: Adopter) -> None:
         self._root = root / "partial"
         self._blobs = blobs
         _private_dir(self._root)
