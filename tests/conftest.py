@@ -19,6 +19,7 @@ from sealdrop.ids import new_id
 from sealdrop.storage.blobs import S3Location
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
 from sealdrop.testing import free_port
+from sealdrop.testing_s3 import TEST_BUCKET as S3_TEST_BUCKET
 from sealdrop.testing_s3 import SeaweedFS
 
 PG_USER = "sealdrop"
@@ -178,9 +179,6 @@ def fresh_postgres_url(postgres_url: str) -> str:
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")
     return postgres_url
-
-
-S3_TEST_BUCKET = "sealdrop-test"
 
 
 @pytest.fixture(scope="session")

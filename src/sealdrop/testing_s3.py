@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 ACCESS_KEY_ID = "sealdrop-test"
 SECRET_ACCESS_KEY = "sealdrop-test-secret"  # noqa: S105 - a throwaway test server's
 REGION = "us-east-1"
+# The one bucket the test session makes; each test uses a prefix of its own in it.
+TEST_BUCKET = "sealdrop-test"
 _GRPC_OFFSET = 10_000
 _STOP_GRACE = 2.0  # a throwaway server: its data is removed anyway
 

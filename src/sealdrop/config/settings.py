@@ -388,7 +388,9 @@ class Settings:
         "what it did not store when it ends; so uploads running at once share the allowance. An "
         'upload that would pass it is refused with "Daily limit reached" (429, with `Retry-After` '
         "until the oldest counted upload is 24 hours old) and stores nothing. Counts are kept in "
-        "memory only (a restart forgets them), for at most 100,000 sources.",
+        "memory only (a restart forgets them), for at most 100,000 sources. On PostgreSQL they "
+        "are kept in the database, shared by every worker, per UTC day (the allowance is renewed "
+        "at midnight UTC instead of 24 hours after each upload).",
     )
     arrival_granularity: Literal["day", "none"] = setting(
         "privacy.arrival_granularity",
@@ -410,7 +412,8 @@ class Settings:
         "MiB.",
         doc="How many codename derivations (Argon2id, 64 MiB each) run at once. Memory for them is "
         "this × 64 MiB; further new codenames, and logins and confirmations up to "
-        "`logins.max_in_flight`, wait their turn. It does not change the derivation itself.",
+        "`logins.max_in_flight`, wait their turn. It does not change the derivation itself. "
+        "With `serve --workers N` it is divided between the workers (at least 1 each).",
     )
     login_max_in_flight: int = setting(
         "logins.max_in_flight",
@@ -419,7 +422,8 @@ class Settings:
         help="Codename logins waiting for or running the KDF at once; more are refused (429).",
         doc='Codename checks (logins and the confirmation after "start") waiting for or running '
         'the KDF at once. One more is refused at once with "Too many attempts" (429) instead of '
-        "queueing, so a flood cannot pile up threads or memory.",
+        "queueing, so a flood cannot pile up threads or memory. With `serve --workers N` it is "
+        "divided between the workers (at least 1 each).",
     )
     logins_per_minute: int = setting(
         "logins.per_minute",
@@ -430,7 +434,8 @@ class Settings:
         "full at start, so up to this many can come at once): a bound on how many codenames the "
         "whole world can try. Onion traffic all arrives from 127.0.0.1, so no limit is per "
         "address. The budget is shared, so a flood of wrong codenames can hold up every source's "
-        "login until it stops. Kept in memory; a restart refills it.",
+        "login until it stops. Kept in memory (a restart refills it); on PostgreSQL, in the "
+        "database, shared by every worker of the instance.",
     )
     login_failures_per_visitor: int = setting(
         "logins.failures_per_visitor",

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from sealdrop.config import Settings
 from sealdrop.storage.blobs import parse_s3_url
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
+from sealdrop.storage.partials import PartialStore
+from sealdrop.storage.partials_fs import PartialUploads
 
 if TYPE_CHECKING:
     from sealdrop.storage.blobs_s3 import S3BlobStore
@@ -34,3 +36,15 @@ def open_blob_store(settings: Settings) -> FilesystemBlobStore | S3BlobStore:
         parse_s3_url(settings.blobs),
         sweep_after_seconds=settings.s3_sweep_after_seconds,
     )
+
+
+def open_partial_store(
+    settings: Settings, blobs: FilesystemBlobStore | S3BlobStore
+) -> PartialStore:
+    """Where resumable uploads in progress are kept: next to the blobs. On S3, any worker that
+    shares the store can continue an upload another worker began."""
+    if isinstance(blobs, FilesystemBlobStore):
+        return PartialUploads(settings.blob_dir, blobs)
+    from sealdrop.storage.partials_s3 import S3PartialUploads
+
+    return S3PartialUploads(blobs)

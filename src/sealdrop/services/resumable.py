@@ -1,7 +1,8 @@
 """Uploads that resume (tus 1.0): one file encrypted as one age file across many requests.
 
-What the server keeps between requests, per upload (``storage/partials_fs.py``): the age file so
-far (header, then whole 64 KiB chunks, each encrypted as it was completed), when the upload
+What the server keeps between requests, per upload (``storage/partials.py``: on the filesystem
+or in the object store): the age file so far (header, then whole 64 KiB chunks, each encrypted
+as it was completed), when the upload
 expires, how much of the ciphertext is durable, and the stream state — the payload key, the
 source id, the declared length, the file's name and type, the recipients — **sealed** with
 ChaCha20-Poly1305 under a key derived from the session key that only the source's cookie holds
@@ -21,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,7 +45,8 @@ from sealdrop.services.recipients import encryption_keys
 from sealdrop.services.sessions import SourceSession
 from sealdrop.services.upload_quota import UploadQuota
 from sealdrop.storage.interfaces import Database, NewSubmission
-from sealdrop.storage.partials_fs import PartialState, PartialUploads
+from sealdrop.storage.partials import PartialState, PartialStore
+from sealdrop.storage.shared_limits import UploadLeases
 
 __all__ = ["DEFAULT_EXPIRY_SECONDS", "ResumableUploads", "UploadStatus"]
 
@@ -119,13 +122,16 @@ class ResumableUploads:
     def __init__(
         self,
         database: Database,
-        partials: PartialUploads,
+        partials: PartialStore,
         clock: Clock,
         granularity: Granularity,
         runtime: InstanceSettings,
         quota: UploadQuota | None,
         expiry_seconds: int = DEFAULT_EXPIRY_SECONDS,
+        leases: UploadLeases | None = None,
     ) -> None:
+        """``leases``: where several workers share the uploads (PostgreSQL), the one request
+        writing each upload across all of them."""
         self._db = database
         self._partials = partials
         self._clock = clock
@@ -136,6 +142,7 @@ class ResumableUploads:
         # One request writes an upload at a time; a second one meanwhile gets Conflict.
         self._busy: set[str] = set()
         self._lock = threading.Lock()
+        self._leases = leases
 
     def create(
         self, session: SourceSession, length: int, filename: str, content_type: str
@@ -207,7 +214,19 @@ class ResumableUploads:
                 raise Conflict("another request is writing this upload")
             self._busy.add(upload_id)
         try:
-            return self._receive(session, upload_id, offset, read)
+            if self._leases is None:
+                return self._receive(session, upload_id, offset, read)
+            # Several workers: the same rule across them. Two writers of one upload would
+            # interleave their checkpoints; the second gets Conflict, as within one process.
+            holder = new_id()
+            if not self._leases.claim(upload_id, holder):
+                raise Conflict("another request is writing this upload")
+            try:
+                return self._receive(
+                    session, upload_id, offset, _renewing(read, self._leases, upload_id, holder)
+                )
+            finally:
+                self._leases.release(upload_id, holder)
         finally:
             with self._lock:
                 self._busy.discard(upload_id)
@@ -292,3 +311,20 @@ class ResumableUploads:
             repos.submissions.add(
                 source_id, seq, day, NewSubmission("file", key, size, sealed, digest)
             )
+
+
+def _renewing(
+    read: Callable[[], bytes], leases: UploadLeases, upload_id: str, holder: str
+) -> Callable[[], bytes]:
+    """``read``, renewing the request's lease on the upload every third of its life while the
+    body arrives (a body that stalls longer is cut off by the listener's body timeout first)."""
+    renewed = [time.monotonic()]
+
+    def reading() -> bytes:
+        if time.monotonic() - renewed[0] > leases.ttl / 3:
+            if not leases.renew(upload_id, holder):
+                raise Conflict("another request is writing this upload")
+            renewed[0] = time.monotonic()
+        return read()
+
+    return reading

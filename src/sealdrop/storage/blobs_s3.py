@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import boto3
 from botocore.config import Config
@@ -134,12 +134,34 @@ class S3BlobStore:
     def bucket(self) -> str:
         return self.location.bucket
 
+    def sweep_cutoff(self) -> float:
+        """Unix time before which an upload or object is old enough for a sweep to touch."""
+        return time.time() - self._sweep_after
+
     def object_name(self, key: str) -> str:
         return self._blobs + _check_key(key)
 
     def stage(self) -> S3StagedBlob:
         key = BlobKey(new_id())
         return S3StagedBlob(self, key)
+
+    def put_as(self, key: BlobKey, source: IO[bytes]) -> int:
+        """Store ``source`` as the blob ``key`` (a restore puts each blob back under the key its
+        rows name; the caller makes sure the store was empty). Returns its size."""
+        with S3StagedBlob(self, BlobKey(_check_key(key))) as staged:
+            while block := source.read(self._part_size):
+                staged.write(block)
+            return staged.commit()[1]
+
+    def is_empty(self) -> bool:
+        """Nothing at all under the prefix (no blob, no upload in progress)."""
+        try:
+            listing = self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=self.location.prefix, MaxKeys=1
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+        return not listing.get("Contents")
 
     def adopt(self, path: Path) -> tuple[BlobKey, int]:
         """Upload a complete ciphertext file (a finished resumable upload kept on this machine)
@@ -202,7 +224,7 @@ class S3BlobStore:
     def settled_keys(self) -> Iterator[BlobKey]:
         """Keys of blobs completed longer ago than the sweep threshold: one that another worker
         completed just now may be about to get its row, so it is never taken for an orphan."""
-        cutoff = time.time() - self._sweep_after
+        cutoff = self.sweep_cutoff()
         for key, modified in sorted(self._listing()):
             if modified <= cutoff:
                 yield key
@@ -221,7 +243,7 @@ class S3BlobStore:
         """Abort multipart uploads that a crash (or a lost connection to the store) abandoned.
         Several workers may share the store, so only uploads initiated longer ago than the sweep
         threshold are aborted: never one that another worker is still receiving."""
-        cutoff = time.time() - self._sweep_after
+        cutoff = self.sweep_cutoff()
         removed = 0
         for name, upload_id, initiated in list(self._uploads()):
             if initiated <= cutoff:

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -31,17 +30,13 @@ from sealdrop.storage.blobs_fs import (
     _settle,
     _storage_error,
 )
+from sealdrop.storage.partials import PartialState
+
+__all__ = ["Adopter", "PartialState", "PartialUploads", "PartialWriter"]
 
 _ID = re.compile(r"[0-9a-f]{32}")
 _EPOCH = (0, 0)
 _MAX_STATE = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class PartialState:
-    expires: int  # unix time after which the upload is swept
-    durable: int  # bytes of ciphertext known to be on disk
-    sealed: bytes  # the stream state, sealed (services/resumable.py)
 
 
 def _check(upload_id: str) -> str:

@@ -17,6 +17,8 @@ from sealdrop.crypto import age_stream
 from sealdrop.errors import ClientDisconnected, Conflict, NotFound, UploadQuotaExceeded
 from sealdrop.services.resumable import ResumableUploads
 from sealdrop.services.sessions import SourceSession
+from sealdrop.storage.database import SqlDatabase
+from sealdrop.storage.shared_limits import UploadLeases
 
 CHUNK = age_stream.CHUNK
 
@@ -148,3 +150,38 @@ def test_the_sweep_removes_an_upload_whose_data_was_already_moved(env: Env) -> N
     (partial / upload_id / "data").unlink()
     assert uploads(env).sweep() == 1
     assert list(partial.iterdir()) == []
+
+
+@pytest.mark.postgres
+def test_a_request_of_another_worker_writing_the_upload_gets_conflict(
+    env: Env, fresh_postgres_url: str
+) -> None:
+    """Several workers (the leases in PostgreSQL): while another worker's request holds an
+    upload, a PATCH here gets Conflict and writes nothing; a request here holds the lease while
+    its body arrives and gives it back when it ends."""
+    database = SqlDatabase(fresh_postgres_url)
+    database.upgrade()
+    leases = UploadLeases(database.engine)
+    service = uploads(env)
+    service._leases = leases  # the seam build_services sets on PostgreSQL
+    try:
+        session = session_of(env)
+        upload_id, _ = service.create(session, 2 * CHUNK, "f.bin", "x/y")
+        assert leases.claim(upload_id, "elsewhere".ljust(32, "0"))
+        with pytest.raises(Conflict):
+            service.receive(session, upload_id, 0, pieces(b"x" * CHUNK))
+        assert service.status(session, upload_id).offset == 0
+        leases.release(upload_id, "elsewhere".ljust(32, "0"))
+        held: list[bool] = []
+        body = pieces(b"x" * CHUNK)
+
+        def read() -> bytes:
+            held.append(not leases.claim(upload_id, "probe".ljust(32, "0")))
+            return body()
+
+        assert service.receive(session, upload_id, 0, read).offset == CHUNK
+        assert held
+        assert all(held)
+        assert leases.claim(upload_id, "after".ljust(32, "0"))  # given back at the end
+    finally:
+        database.close()
