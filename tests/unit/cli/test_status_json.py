@@ -33,6 +33,7 @@ TOP_KEYS = {
     "tor",
     "source_onion",
     "api_onion",
+    "onionbalance_front",
     "authorized_devices",
     "version",
     "schema_revision",
@@ -129,3 +130,16 @@ def test_status_json_says_where_notices_stand_and_where_the_metrics_are(tmp_path
     when = dt.datetime.fromtimestamp(20_000 * 86_400, dt.UTC).isoformat()
     assert info["notifications"] == {"targets": 1, "last_scheduled": when, "behind": 1}
     assert info["metrics"] == "http://127.0.0.1:9999/metrics"
+
+
+def test_status_names_the_onionbalance_front_when_set(tmp_path: Path) -> None:
+    """A worker behind Onionbalance shows the front address sources are given (text and JSON);
+    without a front the JSON value is null."""
+    instance = _init(tmp_path / "instance")
+    assert _status(instance)["onionbalance_front"] is None
+    front = "speapn2j3z6sqxonugui2to65knbixh4elsqtqkbhnixewo2jgpan6qd.onion"
+    env = {"SEALDROP_TOR_ONIONBALANCE_FRONT": front}
+    assert _status(instance, **env)["onionbalance_front"] == f"http://{front}/"
+    text = CliRunner().invoke(app, ["status", str(instance)], env={**env, "COLUMNS": "300"})
+    assert text.exit_code == 0, text.stderr
+    assert f"Onionbalance front: http://{front}/" in text.stdout
