@@ -135,7 +135,7 @@ class SeaweedFS:
         return answer.status_code < 500
 
     def client(self) -> S3Client:
-        from sealdrop.storage.blobs_s3 import make_s3_client
+        from sealdrop.storage.s3_objects import make_s3_client
 
         return make_s3_client(self.endpoint_url, REGION, ACCESS_KEY_ID, SECRET_ACCESS_KEY)
 

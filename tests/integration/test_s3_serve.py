@@ -6,7 +6,9 @@ instance's own blob folder, and no object holds a plaintext byte or any metadata
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +24,8 @@ from support_http import (
     setup_cli,
     start_server,
 )
+from test_resumable_uploads import _tus_client
+from test_submission_flow import _peak_rss, _RepeatingReader
 
 from sealdrop.ids import new_id
 from sealdrop.storage.blobs import S3Location
@@ -172,3 +176,68 @@ def test_a_client_gone_mid_upload_leaves_no_multipart_upload_and_no_object(
     assert objects(seaweedfs, location) == {}
     assert source.submit("still here").status_code == 303
     assert len(objects(seaweedfs, location)) == 1
+
+
+def test_server_memory_does_not_grow_with_the_size_of_an_upload_to_s3(
+    s3_instance: tuple[Path, S3Location], s3_server: ServerProcess, tmp_path: Path
+) -> None:
+    """Peak RSS of the server grows by far less than the upload when it goes to S3, as on the
+    filesystem: a 256 MiB file (32 parts) costs < 48 MiB (one part is buffered at a time).
+    (4 GiB was measured at +38 MiB of sampled RSS: docs/design.md.)"""
+    instance, _ = s3_instance
+    key = age_keygen(tmp_path / "journalist.txt")
+    setup_cli("recipients", "add", instance, key.recipient, "--name", "journalist")
+    source = Source(s3_server.url)
+    source.start()  # the KDF's 64 MiB are part of the baseline
+    warm_up = [("a.bin", io.BytesIO(os.urandom(9 * MiB)), "x/y")]
+    assert source.submit("warm-up", files=warm_up).status_code == 303
+    baseline = _peak_rss(s3_server.pid)
+    big = _RepeatingReader(256 * MiB)
+    assert source.submit(files=[("big.bin", big, "application/octet-stream")]).status_code == 303
+    growth = _peak_rss(s3_server.pid) - baseline
+    assert growth < 48 * MiB, f"server peak RSS grew by {growth / MiB:.1f} MiB"
+
+
+def test_a_resumable_upload_begun_on_one_server_finishes_on_another(
+    s3_instance: tuple[Path, S3Location],
+    s3_server: ServerProcess,
+    seaweedfs: SeaweedFS,
+    tmp_path: Path,
+) -> None:
+    """Two `serve` processes (two instance folders with the same secrets, one PostgreSQL, one
+    S3 prefix): tuspy sends half a file to the first; a second client resumes on the other,
+    which reports the first's offset from the store and finishes; the item is in the store once,
+    stock age opens it to the exact bytes, and neither folder holds any of it."""
+    instance, location = s3_instance
+    key = age_keygen(tmp_path / "journalist.txt")
+    setup_cli("recipients", "add", instance, key.recipient, "--name", "journalist")
+    other_instance = tmp_path / "other" / "instance"
+    setup_cli("init", other_instance)
+    shutil.copyfile(instance / "secrets.toml", other_instance / "secrets.toml")
+    (tmp_path / "other" / "server-tmp").mkdir()
+    other = start_server(other_instance, tmp_path / "other" / "server-tmp")
+    try:
+        source = Source(s3_server.url)
+        source.start()
+        content = os.urandom(5 * MiB + 4321)
+        first = _tus_client(source, s3_server.url).uploader(
+            file_stream=io.BytesIO(content), chunk_size=2 * MiB, metadata={"filename": "a.bin"}
+        )
+        first.upload(stop_at=2 * MiB)
+        assert first.url is not None
+        path = "/uploads/" + first.url.rstrip("/").rpartition("/")[2]
+        second = _tus_client(source, other.url).uploader(
+            file_stream=io.BytesIO(content), url=other.url + path, chunk_size=8 * MiB
+        )
+        assert second.offset == 2 * MiB  # the first server's progress, read from the store
+        second.upload()
+        source.http.close()
+
+        stored = objects(seaweedfs, location)
+        [(name, blob)] = stored.items()  # the blob; nothing of the upload in progress remains
+        assert name.startswith(f"{location.prefix}blobs/")
+        assert age_decrypt(key.identity_file, blob) == content
+        for folder in (instance, other_instance):
+            assert not [p for p in (folder / "store").rglob("*") if p.is_file()]
+    finally:
+        other.stop()

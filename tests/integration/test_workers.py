@@ -4,7 +4,6 @@ the refusal where only one server may run."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import signal
@@ -19,7 +18,6 @@ import httpx
 import pytest
 from support_api import Api, age_decrypt, cli_account, encrypt_reply
 from support_http import JournalistKey, Source, cli_in_process, setup_cli
-from tusclient import client as tus
 
 from sealdrop.config import CONFIG_FILE, SECRETS_FILE
 from sealdrop.testing import ServerProcess, free_port, sealdrop_command
@@ -30,7 +28,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
 S3_TEST_BUCKET = "sealdrop-test"
 OCTETS = {"content-type": "application/octet-stream"}
-MiB = 1024 * 1024
 
 
 @pytest.fixture
@@ -98,49 +95,6 @@ def test_a_source_moves_between_servers_of_one_instance(
     reply = encrypt_reply("a reply posted on host A", source["reply_key"], journalist_key.recipient)
     api.ok("POST", f"/sources/{source['id']}/replies", 201, content=reply, headers=OCTETS)
     assert "a reply posted on host A" in on_b.http.get("/conversation").text
-
-
-def _tus(source: Source, base_url: str) -> tus.TusClient:
-    cookies = "; ".join(f"{k}={v}" for k, v in source.http.cookies.items())
-    return tus.TusClient(
-        f"{base_url}/uploads", headers={"Cookie": cookies, "X-CSRF-Token": source.csrf_token()}
-    )
-
-
-def test_a_resumable_upload_begun_on_one_server_is_finished_on_the_other(
-    two_hosts: tuple[ServerProcess, ServerProcess],
-    shared_instance: Path,
-    journalist_key: JournalistKey,
-) -> None:
-    """A source's resumable upload goes half-way through one server; the same session resumes
-    it through the other, which knows its offset and completes it; the journalist's key opens
-    the stored file to the exact bytes."""
-    a, b = two_hosts
-    source = Source(a.url)
-    source.start()
-    content = os.urandom(3 * MiB + 4321)
-    first = _tus(source, a.url).uploader(
-        file_stream=io.BytesIO(content),
-        chunk_size=MiB,
-        metadata={"filename": "half.bin", "filetype": "application/octet-stream"},
-    )
-    first.upload(stop_at=MiB)
-    assert first.url is not None
-    on_b = Source(b.url)
-    on_b.http.cookies = source.http.cookies  # the same browser, its circuit now to host B
-    second = _tus(on_b, b.url).uploader(
-        file_stream=io.BytesIO(content), url=first.url.replace(a.url, b.url), chunk_size=4 * MiB
-    )
-    assert second.offset == MiB
-    second.upload()
-
-    api = Api(b)
-    api.token = api.login(cli_account(shared_instance, "bob"))
-    (listed,) = api.all_sources()
-    (item,) = api.submissions(listed["id"])
-    blob = api.get(f"/submissions/{item['id']}/content")
-    assert blob.status_code == 200
-    assert age_decrypt(journalist_key.identity_file, blob.content) == content
 
 
 def test_the_login_budget_holds_across_servers(

@@ -71,7 +71,7 @@ class ServerProbes:
     def snapshot(self) -> Snapshot:
         settings = self.settings
         accepted, refused = self.tally.totals()
-        folders = storage_folders(settings.blob_dir, settings.database_url)
+        folders = storage_folders(settings.blob_dir, settings.database_url, bool(settings.blobs))
         storage: Mapping[str, FolderSpace] = {
             role: space
             for role, path in folders.items()

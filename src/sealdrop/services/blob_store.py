@@ -22,7 +22,8 @@ def open_blob_store(settings: Settings) -> FilesystemBlobStore | S3BlobStore:
     """The instance's blob store. S3 is imported only when configured (boto3 is slow to load)."""
     if not uses_object_store(settings):
         return FilesystemBlobStore(settings.blob_dir)
-    from sealdrop.storage.blobs_s3 import S3BlobStore, make_s3_client
+    from sealdrop.storage.blobs_s3 import S3BlobStore
+    from sealdrop.storage.s3_objects import make_s3_client
 
     secret = settings.s3_secret_access_key
     client = make_s3_client(

@@ -38,7 +38,7 @@ class InstanceState:
 
 def read_instance_state(settings: Settings) -> InstanceState:
     """Raises StorageError when the database cannot be read."""
-    folders = storage_folders(settings.blob_dir, settings.database_url)
+    folders = storage_folders(settings.blob_dir, settings.database_url, bool(settings.blobs))
     database = SqlDatabase(settings.database_url)
     try:
         with translated_errors(), database.engine.connect() as connection:

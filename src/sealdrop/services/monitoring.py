@@ -159,10 +159,14 @@ def folder_space(path: Path) -> FolderSpace | None:
     return FolderSpace(stats.f_bavail * stats.f_frsize, stats.f_blocks * stats.f_frsize)
 
 
-def storage_folders(blob_dir: Path, database_url: str) -> dict[str, Path]:
+def storage_folders(
+    blob_dir: Path, database_url: str, object_store: bool = False
+) -> dict[str, Path]:
     """The folders whose free space matters, by role: the blob store's, and the SQLite database
-    file's (a PostgreSQL database lives elsewhere; its server is monitored on its own)."""
-    folders = {"blobs": blob_dir}
+    file's (a PostgreSQL database lives elsewhere; its server is monitored on its own). With the
+    blobs in an object store (``object_store``) no local folder holds them: the store's space is
+    the store's to report, and a local folder's would mislead."""
+    folders = {} if object_store else {"blobs": blob_dir}
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database:
         folders["database"] = Path(url.database).parent

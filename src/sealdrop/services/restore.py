@@ -29,7 +29,7 @@ from sqlalchemy.exc import ArgumentError
 from sealdrop.config import CONFIG_FILE, SECRETS_FILE, load_settings
 from sealdrop.crypto import envelope
 from sealdrop.crypto.keys import Identity, parse_identity
-from sealdrop.errors import BackupError, ConfigError, InvalidKeyError
+from sealdrop.errors import BackupError, ConfigError, InvalidKeyError, StorageError
 from sealdrop.ids import BlobKey
 from sealdrop.services.backup import FORMAT, MANIFEST, POSTGRES_MEMBER, SQLITE_MEMBER, STORE
 from sealdrop.services.blob_store import open_blob_store, uses_object_store
@@ -131,6 +131,7 @@ class _BlobTarget:
         self.object_store: S3BlobStore | None = None
         self.described = ""
         self._uploaded: list[BlobKey] = []
+        self._seen: set[str] = set()
 
     def _decide(self) -> None:
         if self._decided:
@@ -154,14 +155,22 @@ class _BlobTarget:
         self._decide()
         if self.object_store is None:
             return False
+        if key in self._seen:
+            # As O_EXCL refuses it for files: a forged archive must not replace a blob it gave.
+            raise BackupError(f"not a Sealdrop backup: blob {key} twice")
+        self._seen.add(key)
         self._uploaded.append(BlobKey(key))
         self.object_store.put_as(BlobKey(key), source)
         return True
 
     def remove_uploaded(self) -> None:
-        if self.object_store is not None:
+        if self.object_store is None:
+            return
+        try:
             for key in self._uploaded:
                 self.object_store.delete(key)
+        except StorageError:
+            pass  # the restore's own error matters more; the prefix stays non-empty, so visible
 
 
 def _check_postgres_target(database_url: str) -> None:

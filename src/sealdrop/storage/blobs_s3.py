@@ -18,7 +18,7 @@ in progress, and, depending on the operator's configuration, access logs and obj
 
 boto3 (not obstore): the store needs explicit control of multipart uploads (abort one that a
 request abandoned, list the ones a crash left behind), which obstore's API does not expose; see
-docs/design.md.
+docs/design.md. The client and the reading stream are in ``s3_objects``.
 """
 
 from __future__ import annotations
@@ -29,15 +29,19 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sealdrop.errors import BlobNotFound, StorageError, StorageFull
 from sealdrop.ids import BlobKey, new_id
 from sealdrop.storage.blobs import S3Location
+from sealdrop.storage.s3_objects import (
+    NOT_FOUND,
+    ObjectReader,
+    error_code,
+    storage_error,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -47,7 +51,6 @@ __all__ = [
     "PART_SIZE",
     "S3BlobStore",
     "S3StagedBlob",
-    "make_s3_client",
 ]
 
 # 8 MiB: above S3's 5 MiB minimum for every part but the last; one part in memory per upload in
@@ -58,7 +61,6 @@ MAX_PARTS = 10_000
 # this long ago may belong to a request another worker is still receiving or about to commit.
 DEFAULT_SWEEP_AFTER_SECONDS = 24 * 3600
 _KEY = re.compile(r"[0-9a-f]{32}")
-_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 _FULL = frozenset({"EntityTooLarge", "QuotaExceeded", "XMinioStorageFull"})
 _READ_BLOCK = 1024 * 1024
 
@@ -67,50 +69,6 @@ def _check_key(key: str) -> str:
     if not isinstance(key, str) or _KEY.fullmatch(key) is None:
         raise StorageError("not a blob key")
     return key
-
-
-def make_s3_client(
-    endpoint_url: str | None, region: str | None, access_key_id: str, secret_access_key: str
-) -> S3Client:
-    """A boto3 S3 client for this store: path-style addressing (works with every S3-compatible
-    server), checksums only where the API requires them (not every such server accepts the
-    newer trailing checksums), a few retries."""
-    config = Config(
-        s3={"addressing_style": "path"},
-        retries={"max_attempts": 5, "mode": "standard"},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        connect_timeout=10,
-        read_timeout=60,
-        # Enough pooled connections for the uploads and downloads a worker runs at once.
-        max_pool_connections=64,
-    )
-    client: S3Client = boto3.client(
-        "s3",
-        endpoint_url=endpoint_url or None,
-        region_name=region or None,
-        aws_access_key_id=access_key_id or None,
-        aws_secret_access_key=secret_access_key or None,
-        config=config,
-    )
-    return client
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _storage_error(exc: Exception) -> StorageError:
-    """The store's answer as one of ours; its text names the operation and S3's error code, never
-    a key's secret or a response body."""
-    if isinstance(exc, StorageError):
-        return exc
-    if isinstance(exc, ClientError):
-        code = _error_code(exc)
-        if code in _FULL:
-            return StorageFull("the object store refused the blob (full or too large)")
-        return StorageError(f"object store error: {code or 'unknown'}")
-    return StorageError(f"object store unreachable: {type(exc).__name__}")
 
 
 class S3BlobStore:
@@ -160,7 +118,7 @@ class S3BlobStore:
                 Bucket=self.bucket, Prefix=self.location.prefix, MaxKeys=1
             )
         except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return not listing.get("Contents")
 
     def adopt(self, path: Path) -> tuple[BlobKey, int]:
@@ -179,7 +137,7 @@ class S3BlobStore:
 
     def open(self, key: BlobKey) -> BinaryIO:
         name = self.object_name(key)
-        reader = _ObjectReader(self.client, self.bucket, name, key)
+        reader = ObjectReader(self.client, self.bucket, name, key)
         return io.BufferedReader(reader, buffer_size=_READ_BLOCK)
 
     def size(self, key: BlobKey) -> int:
@@ -187,11 +145,11 @@ class S3BlobStore:
         try:
             return int(self.client.head_object(Bucket=self.bucket, Key=name)["ContentLength"])
         except ClientError as exc:
-            if _error_code(exc) in _NOT_FOUND:
+            if error_code(exc) in NOT_FOUND:
                 raise BlobNotFound(key) from None
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         except BotoCoreError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def local_path(self, key: BlobKey) -> Path | None:
         _check_key(key)
@@ -203,7 +161,7 @@ class S3BlobStore:
             # Idempotent: S3 answers 204 for a name that is not there.
             self.client.delete_object(Bucket=self.bucket, Key=name)
         except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def _listing(self) -> Iterator[tuple[BlobKey, float]]:
         """Each committed blob's key and the store's Last-Modified time (unix seconds)."""
@@ -215,7 +173,7 @@ class S3BlobStore:
                     if _KEY.fullmatch(name):
                         yield BlobKey(name), entry["LastModified"].timestamp()
         except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def keys(self) -> Iterator[BlobKey]:
         for key, _ in sorted(self._listing()):
@@ -237,7 +195,7 @@ class S3BlobStore:
                 for upload in page.get("Uploads", []):
                     yield upload["Key"], upload["UploadId"], upload["Initiated"].timestamp()
         except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def clean_staging(self) -> int:
         """Abort multipart uploads that a crash (or a lost connection to the store) abandoned.
@@ -256,10 +214,10 @@ def _abort(client: S3Client, bucket: str, name: str, upload_id: str) -> None:
     try:
         client.abort_multipart_upload(Bucket=bucket, Key=name, UploadId=upload_id)
     except ClientError as exc:
-        if _error_code(exc) != "NoSuchUpload":  # already gone: aborting is idempotent
-            raise _storage_error(exc) from exc
+        if error_code(exc) != "NoSuchUpload":  # already gone: aborting is idempotent
+            raise storage_error(exc) from exc
     except BotoCoreError as exc:
-        raise _storage_error(exc) from exc
+        raise storage_error(exc) from exc
 
 
 class S3StagedBlob:
@@ -334,7 +292,7 @@ class S3StagedBlob:
             self._parts.append({"ETag": sent["ETag"], "PartNumber": number})
         except (ClientError, BotoCoreError, StorageError) as exc:
             self.discard()
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def close(self) -> None:
         """Writing is done: the buffered rest goes up as the last part, and the buffer is freed.
@@ -363,7 +321,7 @@ class S3StagedBlob:
             )
         except (ClientError, BotoCoreError) as exc:
             self.discard()
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         self._done = True
         return self._key, self._size
 
@@ -375,87 +333,3 @@ class S3StagedBlob:
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is not None:
             _abort(self._client, self._bucket, self._name, upload_id)
-
-
-class _ObjectReader(io.RawIOBase):
-    """A committed object as a seekable stream: a ranged GET from the current position, opened
-    when reading starts and again after a seek. The first GET happens in the constructor, so a
-    missing blob is ``BlobNotFound`` at ``open`` as on the filesystem."""
-
-    def __init__(self, client: S3Client, bucket: str, name: str, key: BlobKey) -> None:
-        super().__init__()
-        self._client = client
-        self._bucket = bucket
-        self._name = name
-        self._key = key
-        self._pos = 0
-        self._body: Any = None
-        self._body_pos = 0
-        self._get(0)
-        self._size = self._length
-
-    def _get(self, start: int) -> None:
-        self._close_body()
-        try:
-            if start == 0:
-                answer = self._client.get_object(Bucket=self._bucket, Key=self._name)
-            else:
-                answer = self._client.get_object(
-                    Bucket=self._bucket, Key=self._name, Range=f"bytes={start}-"
-                )
-        except ClientError as exc:
-            if _error_code(exc) in _NOT_FOUND:
-                raise BlobNotFound(self._key) from None
-            raise _storage_error(exc) from exc
-        except BotoCoreError as exc:
-            raise _storage_error(exc) from exc
-        self._length = int(answer["ContentLength"])
-        self._body = answer["Body"]
-        self._body_pos = start
-
-    def _close_body(self) -> None:
-        body, self._body = self._body, None
-        if body is not None:
-            body.close()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self._size + offset
-        else:
-            raise ValueError("invalid whence")
-        if pos < 0:
-            raise ValueError("negative seek position")
-        self._pos = pos
-        return pos
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if not view or self._pos >= self._size:
-            return 0
-        if self._body is None or self._body_pos != self._pos:
-            self._get(self._pos)
-        try:
-            data = self._body.read(len(view))
-        except (BotoCoreError, OSError) as exc:
-            raise _storage_error(exc) from exc
-        view[: len(data)] = data
-        self._pos += len(data)
-        self._body_pos += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        self._close_body()
-        super().close()

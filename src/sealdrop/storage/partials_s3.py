@@ -34,8 +34,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sealdrop.errors import NotFound, StorageError
 from sealdrop.ids import BlobKey
-from sealdrop.storage.blobs_s3 import _NOT_FOUND, S3BlobStore, _error_code, _storage_error
+from sealdrop.storage.blobs_s3 import S3BlobStore
 from sealdrop.storage.partials import PartialState
+from sealdrop.storage.s3_objects import NOT_FOUND, error_code, storage_error
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -47,6 +48,11 @@ _ID = re.compile(r"[0-9a-f]{32}")
 _SEGMENT = re.compile(r"[0-9]{16}")
 _MAX_STATE = 64 * 1024
 _READ_BLOCK = 1024 * 1024
+# A sweep lists every upload's objects and reads each state: requests to the store, not a local
+# directory read. It runs with every new upload, so a flood of new uploads would make each one
+# cost as many requests as there are uploads; once a minute per worker is enough (expiry is
+# counted in hours).
+SWEEP_INTERVAL = 60
 
 
 def _check(upload_id: str) -> str:
@@ -61,6 +67,7 @@ class S3PartialUploads:
         self._client: S3Client = blobs.client
         self._bucket = blobs.bucket
         self._root = blobs.location.prefix + "partial/"
+        self._last_sweep: int | None = None
 
     def _dir(self, upload_id: str) -> str:
         return f"{self._root}{_check(upload_id)}/"
@@ -70,7 +77,7 @@ class S3PartialUploads:
             # No metadata, no content type (invariant 6), as for blobs.
             self._client.put_object(Bucket=self._bucket, Key=name, Body=body)
         except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def _write_state(self, upload_id: str, state: PartialState) -> None:
         line = b"%d %d\n" % (state.expires, state.durable)
@@ -93,11 +100,11 @@ class S3PartialUploads:
             with answer["Body"] as body:
                 raw = body.read(_MAX_STATE)
         except ClientError as exc:
-            if _error_code(exc) in _NOT_FOUND:
+            if error_code(exc) in NOT_FOUND:
                 raise NotFound("no such upload") from None
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         except BotoCoreError as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         line, _, sealed = raw.partition(b"\n")
         try:
             expires, durable = (int(v) for v in line.split(b" "))
@@ -115,7 +122,7 @@ class S3PartialUploads:
                 for entry in page.get("Contents", []):
                     yield entry["Key"], int(entry["Size"])
         except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def _segments(self, upload_id: str, durable: int) -> list[str]:
         """The segments that tile [0, durable) exactly, in order; NotFound if any is missing."""
@@ -148,11 +155,11 @@ class S3PartialUploads:
                         while block := body.read(_READ_BLOCK):
                             staged.write(block)
                 except ClientError as exc:
-                    if _error_code(exc) in _NOT_FOUND:
+                    if error_code(exc) in NOT_FOUND:
                         raise NotFound("no such upload") from None
-                    raise _storage_error(exc) from exc
+                    raise storage_error(exc) from exc
                 except BotoCoreError as exc:
-                    raise _storage_error(exc) from exc
+                    raise storage_error(exc) from exc
             digest = staged.sha256
             key, size = staged.commit()
         self.delete(upload_id)
@@ -174,7 +181,7 @@ class S3PartialUploads:
                 if answer.get("Errors"):
                     raise StorageError("object store error: some objects were not deleted")
         except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def ids(self) -> Iterator[str]:
         seen: set[str] = set()
@@ -187,7 +194,11 @@ class S3PartialUploads:
     def sweep(self, now: int) -> int:
         """Remove uploads whose time has passed, whose state is unreadable, or that have no
         state (a crash before it was written; only once older than the store's sweep threshold,
-        for the upload may be another worker's, being created right now)."""
+        for the upload may be another worker's, being created right now). At most once a minute
+        (``SWEEP_INTERVAL``); 0 when skipped."""
+        if self._last_sweep is not None and 0 <= now - self._last_sweep < SWEEP_INTERVAL:
+            return 0
+        self._last_sweep = now
         removed = 0
         for upload_id in list(self.ids()):
             try:
@@ -208,7 +219,7 @@ class S3PartialUploads:
                     if entry["LastModified"].timestamp() > cutoff:
                         return False
         except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return True
 
 

@@ -5,13 +5,17 @@ refused, leaving nothing behind."""
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from test_backup_restore import Instance, members
 
-from sealdrop.errors import ConfigError
+from sealdrop.crypto import envelope
+from sealdrop.crypto.keys import recipient_of
+from sealdrop.errors import BackupError, ConfigError
 from sealdrop.ids import new_id
 from sealdrop.services.blob_store import open_blob_store
 from sealdrop.services.restore import restore_backup
@@ -106,3 +110,35 @@ def test_a_failed_restore_removes_the_blobs_it_put_into_the_store(
         )
     restored = S3BlobStore(seaweedfs.client(), S3Location(TEST_BUCKET, new_prefix + "/"))
     assert list(restored.keys()) == []
+
+
+def test_a_forged_archive_that_gives_a_blob_twice_is_refused_and_leaves_nothing(
+    instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seaweedfs: SeaweedFS
+) -> None:
+    """Anyone who knows the offline public key can make an archive: one that names a blob twice
+    (to replace a real blob with its own bytes) is refused, as files are refused with O_EXCL,
+    and the store is left empty."""
+    plain = envelope.decrypt_bytes(instance.backup(), [instance.offline])
+    forged = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(plain)) as original,
+        tarfile.open(fileobj=forged, mode="w", format=tarfile.PAX_FORMAT) as out,
+    ):
+        for member in original.getmembers():
+            data = original.extractfile(member) if member.isreg() else None
+            out.addfile(member, data)
+            if member.name.startswith("store/blobs/") and member.isreg():
+                replacement = b"age-encryption.org/v1\nthe forger's bytes"
+                twin = tarfile.TarInfo(member.name)
+                twin.size = len(replacement)
+                out.addfile(twin, io.BytesIO(replacement))
+    (tmp_path / "forged.age").write_bytes(
+        envelope.encrypt_bytes(forged.getvalue(), [recipient_of(instance.offline)])
+    )
+    new_prefix = f"t{new_id()}"
+    point_at(monkeypatch, seaweedfs, new_prefix)
+    with pytest.raises(BackupError, match="twice"):
+        restore_backup(tmp_path / "forged.age", [instance.offline], tmp_path / "restored")
+    restored = S3BlobStore(seaweedfs.client(), S3Location(TEST_BUCKET, new_prefix + "/"))
+    assert list(restored.keys()) == []
+    assert not (tmp_path / "restored").exists()

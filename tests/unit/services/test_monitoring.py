@@ -100,6 +100,17 @@ def test_storage_folders_are_the_blob_store_and_an_sqlite_file_s_folder(tmp_path
     assert storage_folders(tmp_path / "store", postgres) == {"blobs": tmp_path / "store"}
 
 
+def test_no_local_folder_is_watched_for_blobs_in_an_object_store(tmp_path: Path) -> None:
+    """Blobs on S3: the blob folder's free space would say nothing about the store, so only the
+    SQLite file's folder is watched (and nothing on PostgreSQL)."""
+    sqlite = f"sqlite+pysqlite:///{tmp_path}/db/sealdrop.db"
+    assert storage_folders(tmp_path / "store", sqlite, object_store=True) == {
+        "database": tmp_path / "db"
+    }
+    postgres = "postgresql+psycopg://u:p@127.0.0.1/sealdrop"
+    assert storage_folders(tmp_path / "store", postgres, object_store=True) == {}
+
+
 def _snapshot(taken_at: float) -> Snapshot:
     return Snapshot(
         started_at=0.0,

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 
+import boto3
 import pytest
+from botocore.config import Config
 
+from sealdrop.errors import StorageError
+from sealdrop.ids import BlobKey, new_id
 from sealdrop.storage.blobs import S3Location
 from sealdrop.storage.blobs_s3 import S3BlobStore
 from sealdrop.testing_s3 import SeaweedFS
@@ -98,3 +103,33 @@ def test_sweeps_spare_what_other_workers_may_still_be_writing(
     assert list(eager.settled_keys()) == [key]
     assert eager.clean_staging() == 1
     assert uploads(careful) == []
+
+
+def test_store_failures_are_storage_errors_that_name_no_secret(
+    seaweedfs: SeaweedFS, s3_location: S3Location
+) -> None:
+    """An unreachable store and a missing bucket come out as StorageError (which the web layer
+    answers with its "temporarily unavailable" page), never a botocore exception, and the
+    message names the error, not the key's secret; nothing is left staged."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    unreachable = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{closed_port}",
+        region_name="us-east-1",
+        aws_access_key_id="id",
+        aws_secret_access_key="hunter2-secret",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2),
+    )
+    for client, location in (
+        (unreachable, s3_location),
+        (seaweedfs.client(), S3Location("no-such-bucket-here", "")),
+    ):
+        store = S3BlobStore(client, location, part_size=5 * MiB)
+        with pytest.raises(StorageError) as caught, store.stage() as staged:
+            staged.write(os.urandom(6 * MiB))  # a full part: the upload begins here
+        assert "hunter2" not in str(caught.value)
+        assert type(caught.value.__cause__).__module__.startswith("botocore")
+        with pytest.raises(StorageError):
+            store.open(BlobKey(new_id()))

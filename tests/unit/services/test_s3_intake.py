@@ -1,21 +1,24 @@
-"""Resumable uploads on an instance whose blobs are in S3 (a real SeaweedFS): the upload in
-progress lives in the object store, not on the worker's disk, so a second worker (its own
+"""Submissions and resumable uploads on an instance whose blobs are in S3 (a real SeaweedFS): a
+row is written only after its objects are complete; the upload in progress lives in the object
+store, not on the worker's disk, so a second worker (its own
 instance folder, the same database and store) continues and finishes what the first began; a
 crash's leftovers are cut off; an expired upload is swept; no plaintext or name is stored."""
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 from test_resumable import pieces, session_of
 from test_submissions_service import Env
 
 from sealdrop.crypto import age_stream
-from sealdrop.errors import ClientDisconnected, NotFound
+from sealdrop.errors import ClientDisconnected, NotFound, StorageError
 from sealdrop.ids import new_id
 from sealdrop.storage.blobs import S3Location
 from sealdrop.testing_s3 import TEST_BUCKET, SeaweedFS
@@ -136,3 +139,61 @@ def test_the_stored_upload_holds_no_name_and_no_plaintext(env: S3Env) -> None:
     stored = env.every_stored_byte()
     assert name.encode() not in stored
     assert canary not in stored
+
+
+def test_the_sweep_runs_at_most_once_a_minute(env: S3Env) -> None:
+    """Every new upload sweeps; on S3 a sweep costs requests per upload in the store, so within
+    a minute of the last one it is skipped (a flood of new uploads does not multiply them), and
+    the next one after that removes what expired meanwhile."""
+    partials = env.services.resumable._partials
+    first, second = new_id(), new_id()
+    partials.create(first, b"age header", 100, b"sealed")
+    assert partials.sweep(1000) == 1
+    partials.create(second, b"age header", 1010, b"sealed")
+    assert partials.sweep(1030) == 0  # 30 s after the last: skipped, though it has expired
+    assert partials.state(second).expires == 1010
+    assert partials.sweep(1060) == 1
+    assert env.objects() == {}
+
+
+def uploads_in_progress(env: S3Env) -> list[str]:
+    client = env.seaweedfs.client()
+    answer = client.list_multipart_uploads(Bucket=TEST_BUCKET, Prefix=env.location.prefix)
+    return [upload["Key"] for upload in answer.get("Uploads", [])]
+
+
+def test_a_submission_whose_object_cannot_be_completed_stores_no_row(
+    env: S3Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invariant 9 on S3: the rows are written only after every object is complete. When the
+    store refuses to complete the second of two parts, the submission fails with StorageError,
+    no row is written, the first (already complete) object is deleted again, and no upload is
+    left in progress. The same submission then succeeds."""
+    store = env.services.submissions._context.blobs
+    client = store.client  # type: ignore[attr-defined]
+    real_complete = client.complete_multipart_upload
+    calls = []
+
+    def refuse_the_second(**kwargs: object) -> object:
+        calls.append(kwargs["Key"])
+        if len(calls) == 2:
+            error = {"Error": {"Code": "InternalError", "Message": "the store failed"}}
+            raise ClientError(error, "CompleteMultipartUpload")  # type: ignore[arg-type]
+        return real_complete(**kwargs)
+
+    monkeypatch.setattr(client, "complete_multipart_upload", refuse_the_second)
+    with env.service.intake(env.source) as submission:
+        submission.add_message(io.BytesIO(b"hello"))
+        submission.add_file("a.bin", "x/y", io.BytesIO(os.urandom(100_000)))
+        with pytest.raises(StorageError):
+            submission.commit()
+    assert len(calls) == 2
+    assert env.rows() == []
+    assert env.objects() == {}
+    assert uploads_in_progress(env) == []
+    monkeypatch.setattr(client, "complete_multipart_upload", real_complete)
+    with env.service.intake(env.source) as submission:
+        submission.add_message(io.BytesIO(b"hello"))
+        submission.commit()
+    (row,) = env.rows()
+    assert env.plaintext(row.blob_key) == b"hello"
