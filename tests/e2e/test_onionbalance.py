@@ -27,10 +27,10 @@ interval, and its test-network intervals): [A] asserted below, [O] observed in f
   expired"): the dead worker must be taken out.
 * [A] What takes a dead worker out at once is the operator's: `sealdrop balance` without it and
   a SIGHUP (Onionbalance reloads its configuration); [O] the front without it was up 23-24 s
-  later (three runs), and the source reached it at its first try. The reload re-registers Onionbalance's
-  event handlers without removing the old ones, so it then uploads every descriptor twice in
-  the same second, and the directories refuse the second copy (UPLOAD_REJECTED warnings in its
-  log: harmless).
+  later (three runs), and the source reached it at its first try. The reload re-registers
+  Onionbalance's event handlers without removing the old ones, so it then uploads every
+  descriptor twice in the same second, and the directories refuse the second copy
+  (UPLOAD_REJECTED warnings in its log: harmless).
 * [O] The test takes about 90 s here (about 50 s once the network, PostgreSQL and SeaweedFS are
   up), most of it waiting for descriptors.
 """
