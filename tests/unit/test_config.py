@@ -488,6 +488,7 @@ NON_DEFAULT = {
     "notifications.smtp_url": "smtp://relay.example.org",
     "metrics.enabled": "true",
     "retention.jitter_days": "3",  # its default is the generic 7
+    "tor.onionbalance_front": "speapn2j3z6sqxonugui2to65knbixh4elsqtqkbhnixewo2jgpan6qd.onion",
     "storage.blobs": "s3://bucket/prefix",
     "s3.endpoint_url": "https://s3.example.org",
 }

@@ -30,6 +30,10 @@ def kit(
         # Read from the file tor wrote, never typed by hand: one wrong character would send
         # sources to whoever owns the look-alike address.
         hostname = TorLayout.of_instance(settings.instance_dir).source_onion_address()
+        if settings.tor_onionbalance_front is not None:
+            # Behind Onionbalance sources are given the front, whose address carries a
+            # checksum that loading the settings checked.
+            hostname = settings.tor_onionbalance_front
         if hostname is None:
             raise TorError(
                 "the source onion address is not known yet (no tor/source-onion/hostname): run "

@@ -18,6 +18,7 @@ from sealdrop import __version__
 from sealdrop.cli.access import access_app
 from sealdrop.cli.backup import backup as backup_command
 from sealdrop.cli.backup import restore as restore_command
+from sealdrop.cli.balance import balance as balance_command
 from sealdrop.cli.common import err, fail, open_services, print_table, whole_table
 from sealdrop.cli.housekeeping import housekeeping as housekeeping_command
 from sealdrop.cli.keygen import keygen as keygen_command
@@ -57,6 +58,7 @@ app.command("restore")(restore_command)
 app.command("housekeeping")(housekeeping_command)
 app.command("kit")(kit_command)
 app.command("keygen")(keygen_command)
+app.command("balance")(balance_command)
 
 InstanceDir = Annotated[Path, typer.Argument(help="The instance folder.")]
 

@@ -219,6 +219,7 @@ def serve_instance(
                     settings.tor_extra_torrc,
                     on_progress=display.update,
                     on_restart=display.restarted,
+                    onionbalance_front=settings.tor_onionbalance_front,
                 )
             if workers > 1:
                 # The parent serves nothing itself: its connections go now, before forking.
@@ -328,7 +329,10 @@ def _serve(
 
     def onion_address() -> str | None:
         # Asked on every clearnet request once public_url is set: read the hostname
-        # file until tor has written it, then remember it (it never changes).
+        # file until tor has written it, then remember it (it never changes). Behind
+        # Onionbalance, the front address: the one sources are given.
+        if settings.tor_onionbalance_front is not None:
+            return settings.tor_onionbalance_front
         if not known and layout is not None:
             address = layout.source_onion_address()
             if address is not None:

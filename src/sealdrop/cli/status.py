@@ -88,6 +88,10 @@ def gather(directory: Path) -> dict[str, Any]:
         # As the text shows them: not while tor is disabled or not installed.
         "source_onion": f"http://{source}/" if source and tor_used else None,
         "api_onion": f"http://{api}/api/v1/" if api and tor_used else None,
+        # Behind Onionbalance: the address sources are given (this host's onion is a worker).
+        "onionbalance_front": f"http://{front}/"
+        if (front := settings.tor_onionbalance_front)
+        else None,
         "authorized_devices": len(list_devices(layout)),
         **_operations(settings, state),
     }
@@ -199,5 +203,10 @@ def status(directory: InstanceDir, as_json: AsJson = False) -> None:
         out.print(f"Proof-of-work defense (source onion): {'on' if tor['pow_defense'] else 'OFF'}")
         out.print(f"Per-circuit limits: {'on' if tor['circuit_limits'] else 'OFF'}")
     out.print(f"Source onion: {info['source_onion'] or 'not created yet'}")
+    if info["onionbalance_front"]:
+        out.print(
+            f"Onionbalance front: {info['onionbalance_front']} (give sources this address; the "
+            "source onion above is this worker's own)"
+        )
     out.print(f"Journalist API onion: {info['api_onion'] or 'not created yet'}")
     out.print(f"Authorized reader devices: {info['authorized_devices']}")

@@ -15,6 +15,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+from stem.descriptor.hidden_service import HiddenServiceDescriptorV3
+
 from sealdrop.config.setting import (
     Secret,
     Setting,
@@ -69,6 +71,23 @@ def http_url_or_empty(label: str, value: object) -> str:
 
 def _without_trailing_slash(url: str, instance_dir: Path) -> str:
     return url.rstrip("/")
+
+
+def _onion_address(label: str, value: object) -> str:
+    """Empty, or a v3 onion address (its checksum checked: a typo would publish this worker's
+    introduction points under no reachable front)."""
+    address = text(label, value).strip().lower().removesuffix(".onion")
+    if not address:
+        return ""
+    try:
+        HiddenServiceDescriptorV3.identity_key_from_address(address)
+    except ValueError:
+        raise ConfigError(f"{label} must be a v3 onion address (or empty)") from None
+    return f"{address}.onion"
+
+
+def _none_if_empty(value: str, instance_dir: Path) -> str | None:
+    return value or None
 
 
 @declaration
@@ -242,6 +261,21 @@ class Settings:
         "Sealdrop's own onion-service lines cannot be overridden by it; do not put "
         "`HiddenService…` lines in it.",
         finish=optional_in_instance,
+    )
+    tor_onionbalance_front: str | None = setting(
+        "tor.onionbalance_front",
+        "",
+        _onion_address,
+        help="The Onionbalance front address (xyz.onion) this worker's source onion serves "
+        "behind (see `sealdrop balance`); empty: none.",
+        doc="The address of the Onionbalance front that publishes this worker's introduction "
+        "points (`sealdrop balance` makes it and prints it; see "
+        "[operator.md](operator.md#one-onion-address-over-several-hosts-onionbalance)). Set the "
+        "same value on every worker host: the managed tor then runs the source onion with "
+        "`HiddenServiceOnionbalanceInstance 1` and names the front in its `ob_config`, so that it "
+        "serves sources who asked for the front address; the clearnet `Onion-Location` header "
+        "and the reach kit give the front address. Empty: no front.",
+        finish=_none_if_empty,
     )
     circuit_requests_per_minute: int = setting(
         "circuits.requests_per_minute",

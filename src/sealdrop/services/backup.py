@@ -7,6 +7,7 @@ whose member names are the paths in the instance folder, so that stock tools res
     sealdrop.toml, secrets.toml            settings; the KDF salt without which no codename works
     tor/{source,api}-onion/hostname, hs_ed25519_*   the onion keys: the same addresses after restore
     tor/api-onion/authorized_clients/*.auth   the reader devices allowed to reach the API onion
+    tor/front-onion/key.pem, hostname      the Onionbalance front's key (``sealdrop balance``)
     store/blobs/xx/xxxx…                    every blob a row of the snapshot names (ciphertext),
                                            from the filesystem or S3 (``storage.blobs``)
     sealdrop.db  or  database.sql           the database snapshot (SQLite file / pg_dump SQL)
@@ -63,6 +64,9 @@ POSTGRES_MEMBER: Final = "database.sql"
 STORE: Final = "store"
 FORMAT: Final = 1
 ONION_KEY_FILES: Final = ("hostname", "hs_ed25519_public_key", "hs_ed25519_secret_key")
+# The front key is the front address, as an onion key is its onion's (not onionbalance.yaml:
+# `sealdrop balance` writes it again from the workers' addresses).
+FRONT_KEY_FILES: Final = ("hostname", "key.pem")
 
 
 @dataclass
@@ -170,15 +174,19 @@ def _write_archive(settings: Settings, sink: BinaryIO, summary: BackupSummary) -
 
 
 def _add_tor_keys(tar: tarfile.TarFile, layout: TorLayout) -> None:
-    onions = [layout.source_onion_dir, layout.api_onion_dir]
-    present = [d for d in onions if any((d / n).is_file() for n in ONION_KEY_FILES)]
+    onions = [
+        (layout.source_onion_dir, ONION_KEY_FILES),
+        (layout.api_onion_dir, ONION_KEY_FILES),
+        (layout.front_onion_dir, FRONT_KEY_FILES),
+    ]
+    present = [(d, names) for d, names in onions if any((d / n).is_file() for n in names)]
     if not present:
         return  # tor never ran (or is disabled): there are no keys to keep
     _add_dir(tar, "tor")
-    for onion in present:
+    for onion, names in present:
         prefix = f"tor/{onion.name}"
         _add_dir(tar, prefix)
-        for name in ONION_KEY_FILES:
+        for name in names:
             if (onion / name).is_file():
                 _add_path(tar, f"{prefix}/{name}", onion / name)
     clients = layout.authorized_clients_dir

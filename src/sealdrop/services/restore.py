@@ -49,9 +49,10 @@ _FILES = re.compile(
     r"|store/blobs/(?P<shard>[0-9a-f]{2})/(?P=shard)[0-9a-f]{30}"
     r"|tor/(?:source|api)-onion/(?:hostname|hs_ed25519_public_key|hs_ed25519_secret_key)"
     r"|tor/api-onion/authorized_clients/[A-Za-z0-9_-]{1,40}\.auth"
+    r"|tor/front-onion/(?:hostname|key\.pem)"
 )
 _DIRS = re.compile(
-    r"store|store/blobs|store/blobs/[0-9a-f]{2}|tor|tor/(?:source|api)-onion"
+    r"store|store/blobs|store/blobs/[0-9a-f]{2}|tor|tor/(?:source|api|front)-onion"
     r"|tor/api-onion/authorized_clients"
 )
 _KEY = re.compile(r"[0-9a-f]{32}")

@@ -9,6 +9,7 @@
             authorized_clients/NAME.auth    one reader device each (public half only)
         source.sock          tor forwards source onion connections here (PROXY header first)
         api.sock             tor forwards API onion connections here
+        front-onion/         the Onionbalance front's key and configuration (tor/front.py)
 
 Unix sockets rather than loopback ports: only this user can connect to them (the folder is
 0700), so no other local program can forge the PROXY header that carries the circuit id, nor
@@ -57,6 +58,10 @@ class TorLayout:
     @property
     def api_onion_dir(self) -> Path:
         return self.root / "api-onion"
+
+    @property
+    def front_onion_dir(self) -> Path:
+        return self.root / "front-onion"
 
     @property
     def authorized_clients_dir(self) -> Path:
@@ -111,9 +116,15 @@ def _read_hostname(onion_dir: Path) -> str | None:
     return hostname
 
 
-def render_torrc(layout: TorLayout, owner_pid: int, extra_torrc: Path | None) -> str:
+def render_torrc(
+    layout: TorLayout,
+    owner_pid: int,
+    extra_torrc: Path | None,
+    onionbalance_front: str | None = None,
+) -> str:
     """The managed tor's configuration. Written fresh at every start, so an upgrade of Sealdrop
-    changes it and hand edits do not linger."""
+    changes it and hand edits do not linger. With ``onionbalance_front`` the source onion is
+    one instance behind that Onionbalance front (its folder's ``ob_config`` names the front)."""
     lines = [
         "# Written by `sealdrop serve` at every start: edits here are lost. Put extra lines in the",
         "# file named by [tor] extra_torrc instead.",
@@ -145,6 +156,14 @@ def render_torrc(layout: TorLayout, owner_pid: int, extra_torrc: Path | None) ->
         # A PROXY protocol line in front of every connection names its circuit, so that
         # Sealdrop can slow one flooding circuit without touching the others.
         "HiddenServiceExportCircuitID haproxy",
+    ]
+    if onionbalance_front is not None:
+        lines += [
+            # A source that asked for the front address encrypts its introduction with keys
+            # derived from the front's address; without this tor cannot read it and drops it.
+            "HiddenServiceOnionbalanceInstance 1",
+        ]
+    lines += [
         "",
         "# The journalist API onion service: only devices in authorized_clients/ can find it.",
         f"HiddenServiceDir {layout.api_onion_dir}",

@@ -24,6 +24,7 @@ from pathlib import Path
 from sealdrop.errors import TorError
 from sealdrop.tor.client_auth import ensure_placeholder
 from sealdrop.tor.control import Bootstrap, ControlConnection, read_bootstrap
+from sealdrop.tor.front import write_ob_config
 from sealdrop.tor.layout import TorLayout, render_torrc
 
 log = logging.getLogger("sealdrop.tor")
@@ -58,10 +59,17 @@ def tor_version(path: str) -> tuple[int, ...]:
 class TorProcess:
     """One run of tor: from the start of the process until it exits."""
 
-    def __init__(self, layout: TorLayout, tor_path: str, extra_torrc: Path | None) -> None:
+    def __init__(
+        self,
+        layout: TorLayout,
+        tor_path: str,
+        extra_torrc: Path | None,
+        onionbalance_front: str | None = None,
+    ) -> None:
         self._layout = layout
         self._tor_path = tor_path
         self._extra_torrc = extra_torrc
+        self._front = onionbalance_front
         self._process: subprocess.Popen[str] | None = None
         self._controller: ControlConnection | None = None
         self._output: deque[str] = deque(maxlen=40)
@@ -78,8 +86,9 @@ class TorProcess:
         layout = self._layout
         layout.prepare()
         ensure_placeholder(layout)
+        write_ob_config(layout, self._front)
         layout.torrc.write_text(
-            render_torrc(layout, os.getpid(), self._extra_torrc), encoding="utf-8"
+            render_torrc(layout, os.getpid(), self._extra_torrc, self._front), encoding="utf-8"
         )
         # A control socket left by a killed run would look alive until tor replaces it.
         with contextlib.suppress(FileNotFoundError):
@@ -192,10 +201,12 @@ class TorSupervisor:
         extra_torrc: Path | None,
         on_progress: Callable[[Bootstrap], None] = lambda _b: None,
         on_restart: Callable[[int | None], None] = lambda _code: None,
+        onionbalance_front: str | None = None,
     ) -> None:
         self._layout = layout
         self._tor_path = tor_path
         self._extra_torrc = extra_torrc
+        self._front = onionbalance_front
         self._on_progress = on_progress
         self._on_restart = on_restart
         self._stopping = threading.Event()
@@ -219,7 +230,7 @@ class TorSupervisor:
         self._thread.start()
 
     def _launch(self) -> TorProcess:
-        process = TorProcess(self._layout, self._tor_path, self._extra_torrc)
+        process = TorProcess(self._layout, self._tor_path, self._extra_torrc, self._front)
         process.start()
         return process
 

@@ -36,6 +36,7 @@ TOP_KEYS = {
     "tor",
     "source_onion",
     "api_onion",
+    "onionbalance_front",
     "authorized_devices",
     "version",
     "schema_revision",
@@ -151,3 +152,16 @@ def test_status_says_who_needs_a_hybrid_key_before_a_switch(tmp_path: Path) -> N
     assert info["without_hybrid_key"] == ["ann"]
     text = CliRunner().invoke(app, ["status", str(instance)], env={"SEALDROP_TOR_ENABLED": "no"})
     assert "a hybrid key is needed for: ann" in " ".join(text.stdout.split())
+
+
+def test_status_names_the_onionbalance_front_when_set(tmp_path: Path) -> None:
+    """A worker behind Onionbalance shows the front address sources are given (text and JSON);
+    without a front the JSON value is null."""
+    instance = _init(tmp_path / "instance")
+    assert _status(instance)["onionbalance_front"] is None
+    front = "speapn2j3z6sqxonugui2to65knbixh4elsqtqkbhnixewo2jgpan6qd.onion"
+    env = {"SEALDROP_TOR_ONIONBALANCE_FRONT": front}
+    assert _status(instance, **env)["onionbalance_front"] == f"http://{front}/"
+    text = CliRunner().invoke(app, ["status", str(instance)], env={**env, "COLUMNS": "300"})
+    assert text.exit_code == 0, text.stderr
+    assert f"Onionbalance front: http://{front}/" in text.stdout

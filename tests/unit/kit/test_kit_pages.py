@@ -180,3 +180,23 @@ def test_cli_kit_uses_the_onion_of_the_instance_and_its_public_url(tmp_path: Pat
         QR_PNG,
         QR_SVG,
     ]
+
+
+def test_cli_kit_behind_onionbalance_gives_the_front_address(tmp_path: Path) -> None:
+    """With [tor] onionbalance_front set, the kit gives sources the front address, not this
+    worker's own source onion (which only this host serves)."""
+    instance = tmp_path / "instance"
+    assert _run("init", instance)[0] == 0
+    onion_dir = instance / "tor" / "source-onion"
+    onion_dir.mkdir(parents=True)
+    (onion_dir / "hostname").write_text(ONION + "\n")
+    front = "speapn2j3z6sqxonugui2to65knbixh4elsqtqkbhnixewo2jgpan6qd.onion"
+    config = instance / "sealdrop.toml"
+    config.write_text(
+        config.read_text().replace('# onionbalance_front = ""', f'onionbalance_front = "{front}"')
+    )
+    code, err = _run("kit", instance, "--out", tmp_path / "kit", "--lang", "en")
+    assert code == 0, err
+    html = (tmp_path / "kit" / "en.html").read_text(encoding="utf-8")
+    assert f"http://{front}" in html
+    assert ONION not in html

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,11 @@ from sealdrop.storage import models
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
 from sealdrop.storage.snapshots import BLOB_TABLES
+from sealdrop.tor.front import front_address, write_onionbalance_config
+from sealdrop.tor.layout import TorLayout
+
+# A valid v3 onion address (a worker's, for the front's configuration).
+ONION = "speapn2j3z6sqxonugui2to65knbixh4elsqtqkbhnixewo2jgpan6qd.onion"
 
 BACKENDS = pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
@@ -323,3 +329,28 @@ def test_without_the_age_program_the_backup_is_encrypted_in_process_to_the_same_
     assert json.loads(held["sealdrop-backup.json"])["blobs"] == 2
     with pytest.raises(DecryptionError):
         envelope.decrypt_bytes(backup, [instance.journalist])
+
+
+@one_backend("sqlite")
+def test_the_onionbalance_front_key_is_backed_up_and_restored(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """`sealdrop balance`'s front key (the front address) is in the backup, owner-only, and a
+    restore gives the same front address; Onionbalance's YAML is not (it is written again)."""
+    layout = TorLayout.of_instance(instance.root)
+    front = write_onionbalance_config(layout, [ONION])
+    backup = instance.backup()
+    held = members(backup, instance.offline)
+    assert held["tor/front-onion/key.pem"] == (layout.front_onion_dir / "key.pem").read_bytes()
+    assert "tor/front-onion/onionbalance.yaml" not in held
+    backup_file = tmp_path / "backup.age"
+    backup_file.write_bytes(backup)
+    target = tmp_path / "restored"
+    restore_backup(backup_file, [instance.offline], target, None)
+    restored = TorLayout.of_instance(target)
+    assert (
+        front_address(restored)
+        == front_address(layout)
+        == front.parent.joinpath("hostname").read_text().strip()
+    )
+    assert stat.S_IMODE((restored.front_onion_dir / "key.pem").stat().st_mode) == 0o600
