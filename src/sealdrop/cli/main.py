@@ -228,10 +228,17 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Listen on this port instead.")] = None,
     api_host: Annotated[str | None, typer.Option(help="Journalist API address instead.")] = None,
     api_port: Annotated[int | None, typer.Option(help="Journalist API port instead.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Server processes sharing the listeners (PostgreSQL and S3 only)."
+        ),
+    ] = 1,
+    inherit: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Serve the source interface and, on its own listener, the journalist API."""
     try:
-        serve_instance(directory, host, port, api_host, api_port)
+        serve_instance(directory, host, port, api_host, api_port, workers=workers, inherit=inherit)
     except SealdropError as exc:
         raise fail(exc) from None
 

@@ -27,6 +27,7 @@ from sealdrop.errors import ConfigError
 
 __all__ = [
     "CONFIG_FILE",
+    "S3_SECRET_ENV",
     "SALT_BYTES",
     "SECRETS_FILE",
     "SETTINGS",
@@ -45,6 +46,7 @@ CONFIG_FILE = "sealdrop.toml"
 SECRETS_FILE = "secrets.toml"
 SALT_BYTES = 32
 SMTP_PASSWORD_ENV = "SEALDROP_NOTIFICATIONS_SMTP_PASSWORD"  # noqa: S105 - its name
+S3_SECRET_ENV = "SEALDROP_S3_SECRET_ACCESS_KEY"  # noqa: S105 - its name
 
 
 def _by_section() -> dict[str, dict[str, Setting]]:
@@ -97,9 +99,14 @@ def load_settings(instance_dir: Path, env: Mapping[str, str] | None = None) -> S
         declared.attr: declared.finish(values[name], instance_dir)
         for name, declared in SETTINGS.items()
     }
-    salt, smtp_password = _load_secrets(instance_dir, os.environ if env is None else env)
+    environment = os.environ if env is None else env
+    salt, smtp_password = _load_secrets(instance_dir, environment)
     return Settings(
-        instance_dir=instance_dir, **attributes, kdf_salt=salt, smtp_password=smtp_password
+        instance_dir=instance_dir,
+        **attributes,
+        kdf_salt=salt,
+        smtp_password=smtp_password,
+        s3_secret_access_key=_s3_secret(instance_dir, environment),
     )
 
 
@@ -131,6 +138,15 @@ def _load_secrets(instance_dir: Path, env: Mapping[str, str]) -> tuple[Secret, S
     if password is not None and not isinstance(password, str):
         raise ConfigError(f"{instance_dir / SECRETS_FILE}: smtp_password must be a string")
     return salt, Secret(password.encode("utf-8")) if password else None
+
+
+def _s3_secret(instance_dir: Path, env: Mapping[str, str]) -> Secret | None:
+    """The object store's secret key: ``s3_secret_access_key`` in secrets.toml, or the
+    environment's SEALDROP_S3_SECRET_ACCESS_KEY, which wins; never in sealdrop.toml."""
+    secret = env.get(S3_SECRET_ENV, _read_secrets(instance_dir).get("s3_secret_access_key"))
+    if secret is not None and not isinstance(secret, str):
+        raise ConfigError(f"{instance_dir / SECRETS_FILE}: s3_secret_access_key must be a string")
+    return Secret(secret.encode("utf-8")) if secret else None
 
 
 def _read_secrets(instance_dir: Path) -> dict[str, Any]:

@@ -21,7 +21,7 @@ Kind = Callable[[str, object], Any]
 Finish = Callable[[Any, Path], Any]
 _T = TypeVar("_T")
 _METADATA_KEY = "sealdrop.setting"
-_NAME = re.compile(r"[a-z][a-z_]*\.[a-z][a-z_]*")
+_NAME = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z_]*")  # sections may hold digits: [s3]
 
 
 class Secret:

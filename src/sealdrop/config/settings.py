@@ -35,6 +35,8 @@ from sealdrop.config.setting import (
     smtp_url,
     text,
 )
+from sealdrop.errors import ConfigError
+from sealdrop.storage.blobs import parse_s3_url
 from sealdrop.storage.database import sqlite_url_for
 from sealdrop.wire import NOTICE_LANGUAGES
 
@@ -48,6 +50,21 @@ def _sqlite_file_unless_set(url: str, instance_dir: Path) -> str:
 def _one_line_name(name: str, instance_dir: Path) -> str:
     # Shown in every page's header and title: one line, of a length the layout can take.
     return " ".join(name.split())[:100]
+
+
+def blob_store_url(label: str, value: object) -> str:
+    """Empty (the filesystem) or s3://BUCKET/PREFIX."""
+    url = text(label, value)
+    if url:
+        parse_s3_url(url)
+    return url
+
+
+def http_url_or_empty(label: str, value: object) -> str:
+    url = text(label, value)
+    if url and not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{label} must be empty or an http(s):// URL")
+    return url
 
 
 def _without_trailing_slash(url: str, instance_dir: Path) -> str:
@@ -79,6 +96,55 @@ class Settings:
         "folder (an absolute path is used as is). It holds `blobs/` and `staging/`, which are on "
         "the same filesystem so that the final rename is atomic.",
         finish=in_instance,
+    )
+    blobs: str = setting(
+        "storage.blobs",
+        "",
+        blob_store_url,
+        help="Where blobs live: empty for the filesystem (storage.blob_dir), or "
+        '"s3://BUCKET/PREFIX" for S3-compatible object storage (see [s3]).',
+        doc="Where the ciphertext blobs live. Empty: the filesystem, `storage.blob_dir`. "
+        '`"s3://BUCKET/PREFIX"`: S3-compatible object storage (the `[s3]` settings say where and '
+        "who; the secret key goes in `secrets.toml`), which several `serve` workers can share "
+        "(see [operator.md](operator.md#blobs-on-s3-compatible-object-storage)). Resumable "
+        "uploads in progress are kept under the same prefix.",
+    )
+    s3_endpoint_url: str = setting(
+        "s3.endpoint_url",
+        "",
+        http_url_or_empty,
+        help="URL of the S3-compatible server (e.g. https://s3.example.org). Empty: AWS S3.",
+        doc="URL of the S3-compatible server, `https://…` (or `http://` on loopback or a "
+        "private network). Empty: Amazon S3 in `s3.region`.",
+    )
+    s3_region: str = setting(
+        "s3.region",
+        "",
+        text,
+        help="The S3 region (e.g. us-east-1). Empty: the client's default.",
+        doc="The S3 region the bucket is in (e.g. `us-east-1`); many S3-compatible servers "
+        "accept any. Empty: the client library's default.",
+    )
+    s3_access_key_id: str = setting(
+        "s3.access_key_id",
+        "",
+        text,
+        help="The S3 access key id; its secret goes in secrets.toml (s3_secret_access_key).",
+        doc='The S3 access key id. Its secret is `s3_secret_access_key = "…"` in '
+        "`secrets.toml`, or the environment variable `SEALDROP_S3_SECRET_ACCESS_KEY`, never in "
+        "`sealdrop.toml`. Empty (with no secret): the client library's own credential chain "
+        "(instance role, `~/.aws`).",
+    )
+    s3_sweep_after_seconds: int = setting(
+        "s3.sweep_after_hours",
+        24,
+        positive_int,
+        help="Unfinished multipart uploads and objects without a row are removed once this old.",
+        doc="How old, in hours, an unfinished multipart upload or an object that no row names "
+        "must be before a starting worker removes it. Several workers share the store, so a "
+        "younger one may be an upload another worker is still receiving or about to record: "
+        "keep this above the longest upload (a slow 4 GiB upload over Tor can take hours).",
+        finish=hours_to_seconds,
     )
     organisation_name: str = setting(
         "source.organisation_name",
@@ -288,7 +354,9 @@ class Settings:
         "what it did not store when it ends; so uploads running at once share the allowance. An "
         'upload that would pass it is refused with "Daily limit reached" (429, with `Retry-After` '
         "until the oldest counted upload is 24 hours old) and stores nothing. Counts are kept in "
-        "memory only (a restart forgets them), for at most 100,000 sources.",
+        "memory only (a restart forgets them), for at most 100,000 sources. On PostgreSQL they "
+        "are kept in the database, shared by every worker, per UTC day (the allowance is renewed "
+        "at midnight UTC instead of 24 hours after each upload).",
     )
     arrival_granularity: Literal["day", "none"] = setting(
         "privacy.arrival_granularity",
@@ -310,7 +378,8 @@ class Settings:
         "MiB.",
         doc="How many codename derivations (Argon2id, 64 MiB each) run at once. Memory for them is "
         "this × 64 MiB; further new codenames, and logins and confirmations up to "
-        "`logins.max_in_flight`, wait their turn. It does not change the derivation itself.",
+        "`logins.max_in_flight`, wait their turn. It does not change the derivation itself. "
+        "With `serve --workers N` it is divided between the workers (at least 1 each).",
     )
     login_max_in_flight: int = setting(
         "logins.max_in_flight",
@@ -319,7 +388,8 @@ class Settings:
         help="Codename logins waiting for or running the KDF at once; more are refused (429).",
         doc='Codename checks (logins and the confirmation after "start") waiting for or running '
         'the KDF at once. One more is refused at once with "Too many attempts" (429) instead of '
-        "queueing, so a flood cannot pile up threads or memory.",
+        "queueing, so a flood cannot pile up threads or memory. With `serve --workers N` it is "
+        "divided between the workers (at least 1 each).",
     )
     logins_per_minute: int = setting(
         "logins.per_minute",
@@ -330,7 +400,8 @@ class Settings:
         "full at start, so up to this many can come at once): a bound on how many codenames the "
         "whole world can try. Onion traffic all arrives from 127.0.0.1, so no limit is per "
         "address. The budget is shared, so a flood of wrong codenames can hold up every source's "
-        "login until it stops. Kept in memory; a restart refills it.",
+        "login until it stops. Kept in memory (a restart refills it); on PostgreSQL, in the "
+        "database, shared by every worker of the instance.",
     )
     login_failures_per_visitor: int = setting(
         "logins.failures_per_visitor",
@@ -576,6 +647,8 @@ class Settings:
     kdf_salt: Secret = field(repr=False)  # from secrets.toml, not a setting
     # From secrets.toml or SEALDROP_NOTIFICATIONS_SMTP_PASSWORD, not a setting; None: none.
     smtp_password: Secret | None = field(default=None, repr=False)
+    # From secrets.toml or SEALDROP_S3_SECRET_ACCESS_KEY, not a setting; None: none.
+    s3_secret_access_key: Secret | None = field(default=None, repr=False)
 
 
 # Every setting by name ("section.key"), in declaration order.

@@ -7,7 +7,8 @@ whose member names are the paths in the instance folder, so that stock tools res
     sealdrop.toml, secrets.toml            settings; the KDF salt without which no codename works
     tor/{source,api}-onion/hostname, hs_ed25519_*   the onion keys: the same addresses after restore
     tor/api-onion/authorized_clients/*.auth   the reader devices allowed to reach the API onion
-    store/blobs/xx/xxxx…                    every blob a row of the snapshot names (ciphertext)
+    store/blobs/xx/xxxx…                    every blob a row of the snapshot names (ciphertext),
+                                           from the filesystem or S3 (``storage.blobs``)
     sealdrop.db  or  database.sql           the database snapshot (SQLite file / pg_dump SQL)
     sealdrop-backup.json                    manifest: backend, migration, counts, withdrawn rows
 
@@ -50,7 +51,7 @@ from sealdrop.crypto.keys import Recipient, parse_recipient
 from sealdrop.errors import BlobNotFound, ConfigError
 from sealdrop.ids import BlobKey
 from sealdrop.services import age_child
-from sealdrop.storage.blobs_fs import FilesystemBlobStore
+from sealdrop.services.blob_store import open_blob_store
 from sealdrop.storage.snapshots import open_snapshot
 from sealdrop.tor.layout import TorLayout
 
@@ -127,7 +128,9 @@ def _write_archive(settings: Settings, sink: BinaryIO, summary: BackupSummary) -
         snapshot = open_snapshot(settings.database_url)
         try:
             summary.backend = snapshot.backend
-            blobs = FilesystemBlobStore(settings.blob_dir)
+            # The instance's store, whichever it is (files, or S3): the archive holds the blobs
+            # under store/blobs/ either way, so that one restore reads both.
+            blobs = open_blob_store(settings)
             _add_dir(tar, STORE)
             _add_dir(tar, f"{STORE}/blobs")
             shards: set[str] = set()
@@ -141,8 +144,10 @@ def _write_archive(settings: Settings, sink: BinaryIO, summary: BackupSummary) -
                     if key[:2] not in shards:
                         shards.add(key[:2])
                         _add_dir(tar, f"{STORE}/blobs/{key[:2]}")
-                    size = os.fstat(blob.fileno()).st_size
-                    # An open descriptor keeps the file readable even if it is deleted now.
+                    # An open file (a descriptor; on S3 a GET under way) stays readable even if
+                    # the blob is deleted now.
+                    size = blob.seek(0, io.SEEK_END)
+                    blob.seek(0)
                     tar.addfile(_member(f"{STORE}/blobs/{key[:2]}/{key}", size), blob)
                 summary.blobs += 1
                 summary.blob_bytes += size

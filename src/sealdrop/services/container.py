@@ -10,6 +10,7 @@ from sealdrop.services import age_child
 from sealdrop.services.accounts import AccountService
 from sealdrop.services.audit import AuditTrail
 from sealdrop.services.auth import AuthService
+from sealdrop.services.blob_store import open_blob_store, open_partial_store
 from sealdrop.services.clock import Clock, SystemClock
 from sealdrop.services.inbox import Inbox
 from sealdrop.services.instance_settings import InstanceSettings
@@ -26,10 +27,10 @@ from sealdrop.services.sources import SourceService
 from sealdrop.services.submissions import SubmissionService
 from sealdrop.services.throttle import KeyedRateLimit, LoginThrottle
 from sealdrop.services.triage import Triage
-from sealdrop.services.upload_quota import UploadQuota
-from sealdrop.storage.blobs_fs import FilesystemBlobStore
+from sealdrop.services.upload_quota import SharedUploadQuota, UploadQuota
 from sealdrop.storage.database import SqlDatabase
-from sealdrop.storage.partials_fs import PartialUploads
+from sealdrop.storage.leadership import Leadership
+from sealdrop.storage.shared_limits import SharedAllowances, SharedLoginBudget
 
 # Journalist logins: few people, so a small budget; each attempt costs one Argon2 verification.
 API_LOGINS_IN_FLIGHT = 4
@@ -57,6 +58,7 @@ class Services:
     notifications: NotificationService
     notifier: Notifier  # `serve` runs it as a background task; nothing else does
     retention: Retention
+    leadership: Leadership  # who runs housekeeping and notices among several workers
     _database: SqlDatabase
     _kdf: KdfPool
 
@@ -66,6 +68,7 @@ class Services:
         return self._kdf
 
     def close(self) -> None:
+        self.leadership.release()
         self._kdf.close()
         self._database.close()
 
@@ -73,29 +76,45 @@ class Services:
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     database = SqlDatabase(settings.database_url)
-    blobs = FilesystemBlobStore(settings.blob_dir)
+    blobs = open_blob_store(settings)
     kdf = KdfPool(settings.kdf_salt.reveal(), settings.kdf_max_concurrent)
     audit = AuditTrail(database, clock)
     runtime = InstanceSettings(database, settings, audit)
     sessions = SessionService(
         database, clock, settings.session_idle_seconds, settings.session_absolute_seconds
     )
+    # PostgreSQL: several workers may serve the instance; the limits that must hold for all of
+    # them live in the database (docs/design.md, "Limits with several workers").
+    shared = database.engine.dialect.name == "postgresql"
     source_logins = LoginThrottle(
         clock,
         max_in_flight=settings.login_max_in_flight,
         per_minute=settings.logins_per_minute,
         failures_per_visitor=settings.login_failures_per_visitor,
+        shared=(
+            SharedLoginBudget(database.engine, "source", settings.logins_per_minute)
+            if shared
+            else None
+        ),
     )
     api_logins = LoginThrottle(
         clock,
         max_in_flight=API_LOGINS_IN_FLIGHT,
         per_minute=API_LOGINS_PER_MINUTE,
         failures_per_visitor=settings.login_failures_per_visitor,
+        shared=SharedLoginBudget(database.engine, "api", API_LOGINS_PER_MINUTE) if shared else None,
     )
     granularity = settings.arrival_granularity
     replies = ReplyService(database, blobs, clock, granularity, settings.max_reply_bytes)
     # One quota for the instance: the submission service sets bytes aside against it.
-    upload_quota = UploadQuota(clock, settings.source_daily_upload_bytes)
+    upload_quota = (
+        SharedUploadQuota(
+            clock, settings.source_daily_upload_bytes, SharedAllowances(database.engine)
+        )
+        if shared
+        else UploadQuota(clock, settings.source_daily_upload_bytes)
+    )
+    leadership = Leadership(database.engine)
     return Services(
         settings=settings,
         sources=SourceService(
@@ -113,7 +132,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         ),
         resumable=ResumableUploads(
             database,
-            PartialUploads(settings.blob_dir, blobs),
+            open_partial_store(settings, blobs),
             clock,
             granularity,
             runtime,
@@ -146,6 +165,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             interval=settings.notify_interval_seconds,
             send_when_empty=settings.notify_when_empty,
             organisation=settings.organisation_name,
+            leader=leadership.held,
         ),
         retention=Retention(
             database,
@@ -155,6 +175,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             jitter_key(settings.kdf_salt.reveal()),
             upload_quota,
         ),
+        leadership=leadership,
         _database=database,
         _kdf=kdf,
     )

@@ -8,8 +8,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sealdrop.config import CONFIG_FILE, default_config_text, load_settings, write_new_secrets
+from sealdrop.config import (
+    CONFIG_FILE,
+    Settings,
+    default_config_text,
+    load_settings,
+    write_new_secrets,
+)
 from sealdrop.errors import ConfigError
+from sealdrop.services.blob_store import uses_object_store
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase
 
@@ -76,10 +83,45 @@ def upgrade_database(directory: Path) -> None:
         database.close()
 
 
+def single_server_reasons(settings: Settings) -> list[str]:
+    """Why only one server process may serve this instance (empty: any number may).
+
+    Several processes, on one host or several, can share an instance only through engines made
+    for it: PostgreSQL for the rows and S3 object storage for the blobs. An SQLite file or a
+    local blob folder is one machine's, and the start-up recovery of one process would remove
+    the staged uploads of another."""
+    reasons = []
+    if settings.database_url.startswith("sqlite"):
+        reasons.append("the database is SQLite")
+    if not uses_object_store(settings):
+        reasons.append("the blob store is a local folder")
+    return reasons
+
+
+@contextmanager
+def serving(settings: Settings, workers: int = 1) -> Iterator[None]:
+    """What a server holds while it runs. Refuses ``workers`` > 1 where only one process may
+    serve the instance (SQLite or the filesystem store), naming why.
+
+    The folder's lock is taken either way: on SQLite or the filesystem store it keeps a second
+    server off the instance's data; on PostgreSQL + S3 the data is shared, but the folder still
+    holds this server's own tor (its keys, its sockets), which two servers must not both run.
+    More servers on one machine are `--workers N` or another folder with the same settings."""
+    reasons = single_server_reasons(settings)
+    if reasons and workers > 1:
+        raise ConfigError(
+            f"several workers need PostgreSQL and S3 object storage, and {' and '.join(reasons)}; "
+            "serve with one worker, or see docs/operator.md, 'Several workers'"
+        )
+    with instance_lock(settings.instance_dir):
+        yield
+
+
 @contextmanager
 def instance_lock(directory: Path) -> Iterator[None]:
     """Hold the instance exclusively: one server per instance folder, so start-up recovery never
-    removes another live process's staged upload."""
+    removes another live process's staged upload (SQLite or the filesystem store), and two
+    servers never run the folder's tor (any store)."""
     path = directory / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -87,7 +129,9 @@ def instance_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ConfigError(
-                f"another Sealdrop server is already running on {directory}"
+                f"another Sealdrop server is already running on {directory} (more servers: "
+                "`serve --workers N`, or another folder on PostgreSQL and S3 object storage; "
+                "docs/operator.md, 'Several workers')"
             ) from None
         yield
     finally:

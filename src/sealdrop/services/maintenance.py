@@ -9,6 +9,11 @@
   every few hours runs it again at each start (harmless: a run deletes only what is due today),
   so it runs every day whatever the restarts, and a server stopped over midnight catches up when
   it starts.
+
+With several workers on one PostgreSQL database, only the worker that holds the housekeeping lock
+(``leader``: storage/leadership.py, a PostgreSQL advisory lock) runs a round; the others check
+at each round whether the lock is free, so a dead holder's work is taken over within a round
+(plus the time PostgreSQL takes to notice its connection is gone).
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 
 from sealdrop.errors import SealdropError
 from sealdrop.services.auth import AuthService
 from sealdrop.services.retention import Retention
 from sealdrop.services.sessions import SessionService
 from sealdrop.services.sources import SourceService
+from sealdrop.services.upload_quota import SharedUploadQuota, UploadQuota
 
 log = logging.getLogger("sealdrop.maintenance")
 
@@ -36,11 +43,17 @@ class Maintenance:
         auth: AuthService | None = None,
         interval: float = INTERVAL_SECONDS,
         retention: Retention | None = None,
+        leader: Callable[[], bool] | None = None,
+        quota: UploadQuota | None = None,
     ) -> None:
+        """``leader``: whether this process may run the round now (None: always). ``quota``:
+        the upload quota, whose finished days' counts a round deletes (PostgreSQL)."""
         self._sessions = sessions
         self._sources = sources
         self._auth = auth
         self._retention = retention
+        self._leader = leader
+        self._quota = quota if isinstance(quota, SharedUploadQuota) else None
         self._retention_day: dt.date | None = None  # the UTC day retention last ran, this process
         self._interval = interval
         self._stop = threading.Event()
@@ -51,6 +64,8 @@ class Maintenance:
         if self._auth is not None:
             self._auth.purge_expired()
         removed = self._sessions.purge_expired(), self._sources.purge_pending()
+        if self._quota is not None:
+            self._quota.purge()
         self.run_retention_if_due()
         return removed
 
@@ -77,7 +92,8 @@ class Maintenance:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.run_once()
+                if self._leader is None or self._leader():
+                    self.run_once()
             except SealdropError as exc:
                 # A database outage must not end housekeeping; the next round tries again.
                 log.warning("housekeeping failed: %s", type(exc).__name__)

@@ -61,7 +61,10 @@ class Notifier:
         send_when_empty: bool,
         organisation: str,
         sleep: Sleep = asyncio.sleep,
+        leader: Callable[[], bool] | None = None,
     ) -> None:
+        """``leader``: whether this process sends now (several workers: the one holding the
+        housekeeping lock, storage/leadership.py); None: always."""
         self._db = database
         self._delivery = delivery
         self._clock = clock
@@ -69,6 +72,7 @@ class Notifier:
         self._when_empty = send_when_empty
         self._organisation = organisation
         self._sleep = sleep
+        self._leader = leader
         # First retry after a tenth of the interval (a minute at most), then doubling.
         self._first_retry = max(0.5, min(60.0, interval / 10))
         # Delivery attempts since the server started, for the metrics (totals, no account).
@@ -90,7 +94,10 @@ class Notifier:
             slot = max(self.next_slot(), done + 1)
             await self._sleep(max(0.0, self.slot_time(slot) - self._clock.now()))
             try:
-                await self.run_slot(slot)
+                # Asked at each scheduled time, so a worker that takes over from a dead one
+                # sends from the next time on (the slot claim keeps it from sending twice).
+                if self._leader is None or await asyncio.to_thread(self._leader):
+                    await self.run_slot(slot)
             except SealdropError as exc:
                 # A database outage must not end the sender; the next time tries again.
                 log.warning("notices of a scheduled time failed: %s", type(exc).__name__)

@@ -26,12 +26,15 @@ from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from sealdrop.config import CONFIG_FILE, SECRETS_FILE
+from sealdrop.config import CONFIG_FILE, SECRETS_FILE, load_settings
 from sealdrop.crypto import envelope
 from sealdrop.crypto.keys import Identity, parse_identity
 from sealdrop.errors import BackupError, ConfigError, InvalidKeyError
+from sealdrop.ids import BlobKey
 from sealdrop.services.backup import FORMAT, MANIFEST, POSTGRES_MEMBER, SQLITE_MEMBER, STORE
+from sealdrop.services.blob_store import open_blob_store, uses_object_store
 from sealdrop.services.restore_check import CheckReport, check_instance
+from sealdrop.storage.blobs_s3 import S3BlobStore
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
 from sealdrop.storage.models import Reply, Submission
 from sealdrop.storage.snapshots import load_postgres_dump, postgres_is_empty
@@ -91,18 +94,73 @@ def restore_backup(
     created = not target.exists()
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     target.chmod(0o700)  # the instance folder is owner-only, whatever the umask
+    blobs = _BlobTarget(target)
     try:
-        _extract(backup, identities, target)
+        _extract(backup, identities, target, blobs)
         manifest = _manifest(target)
         url = _database(manifest, target, database_url)
     except BaseException:
         # Nothing half-restored is left to be mistaken for an instance.
+        blobs.remove_uploaded()
         _empty(target, remove=created)
         raise
     _settle_store(target / STORE)
-    report = RestoreReport(manifest["database"], check_instance(url, target / STORE))
-    report.notes += _notes(target, database_url)
+    store = blobs.object_store
+    report = RestoreReport(manifest["database"], check_instance(url, store or target / STORE))
+    notes = _notes(target, database_url)
+    if store is not None:
+        # storage.blob_dir does not matter: the blobs are in the object store.
+        notes = [f"the blobs were restored to {blobs.described}"] + [
+            note for note in notes if "blob_dir" not in note
+        ]
+    report.notes += notes
     return report
+
+
+class _BlobTarget:
+    """Where the backup's blobs go. As stock ``tar -x`` would put them, files under
+    ``store/blobs/``; but when the restored settings (sealdrop.toml and secrets.toml, which come
+    first in the archive, and the environment's SEALDROP_* overrides) keep blobs in S3, into
+    that store under the keys the rows name, streamed, part by part. That store must be empty
+    (never mix two instances' blobs); on failure what was put there is removed again."""
+
+    def __init__(self, target: Path) -> None:
+        self._target = target
+        self._decided = False
+        self.object_store: S3BlobStore | None = None
+        self.described = ""
+        self._uploaded: list[BlobKey] = []
+
+    def _decide(self) -> None:
+        if self._decided:
+            return
+        self._decided = True
+        settings = load_settings(self._target)
+        if not uses_object_store(settings):
+            return
+        store = open_blob_store(settings)
+        assert isinstance(store, S3BlobStore)
+        if not store.is_empty():
+            raise ConfigError(
+                f"the object store {settings.blobs} is not empty: restore into an empty bucket "
+                "or prefix (set SEALDROP_STORAGE_BLOBS to choose another)"
+            )
+        self.object_store = store
+        self.described = settings.blobs
+
+    def put(self, key: str, source: IO[bytes]) -> bool:
+        """Put the blob into the object store; False if blobs go to files instead."""
+        self._decide()
+        if self.object_store is None:
+            return False
+        self._uploaded.append(BlobKey(key))
+        self.object_store.put_as(BlobKey(key), source)
+        return True
+
+    def remove_uploaded(self) -> None:
+        if self.object_store is not None:
+            for key in self._uploaded:
+                self.object_store.delete(key)
 
 
 def _check_postgres_target(database_url: str) -> None:
@@ -117,7 +175,9 @@ def _check_postgres_target(database_url: str) -> None:
         raise ConfigError("the database given by --database-url is not empty: create a new one")
 
 
-def _extract(backup: Path, identities: Sequence[Identity], target: Path) -> None:
+def _extract(
+    backup: Path, identities: Sequence[Identity], target: Path, blobs: _BlobTarget
+) -> None:
     """Decrypt in a thread into a pipe and unpack from it: no plaintext copy of the archive."""
     read_fd, write_fd = os.pipe()
     failures: list[BaseException] = []
@@ -134,7 +194,7 @@ def _extract(backup: Path, identities: Sequence[Identity], target: Path) -> None
     unpack_error: BaseException | None = None
     try:
         with os.fdopen(read_fd, "rb") as stream:
-            _unpack(stream, target)
+            _unpack(stream, target, blobs)
             # Read to the end: age authenticates the last chunk only once it is all read, so a
             # truncated or altered file fails here rather than passing as complete.
             while stream.read(_CHUNK):
@@ -151,7 +211,7 @@ def _extract(backup: Path, identities: Sequence[Identity], target: Path) -> None
         raise unpack_error
 
 
-def _unpack(stream: IO[bytes], target: Path) -> None:
+def _unpack(stream: IO[bytes], target: Path, blobs: _BlobTarget) -> None:
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
             name = member.name
@@ -165,6 +225,8 @@ def _unpack(stream: IO[bytes], target: Path) -> None:
                 _private_dirs(target, parent)
             source = tar.extractfile(member)
             assert source is not None  # a regular file always has one
+            if name.startswith(f"{STORE}/blobs/") and blobs.put(name.rpartition("/")[2], source):
+                continue
             # O_EXCL: a name given twice is refused, never overwritten; 0600 from the first byte.
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             try:

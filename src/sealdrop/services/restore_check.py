@@ -13,15 +13,21 @@ truncated or swapped between the backup and the restore.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import select, union_all
 
 from sealdrop.crypto.envelope import check_age_structure
-from sealdrop.errors import BackupError
+from sealdrop.errors import BackupError, BlobNotFound
+from sealdrop.ids import BlobKey
 from sealdrop.storage import migrations
+from sealdrop.storage.blobs import BlobStore
 from sealdrop.storage.database import SqlDatabase
 from sealdrop.storage.models import Reply, Submission
 from sealdrop.storage.snapshots import known_revision
@@ -40,8 +46,10 @@ class CheckReport:
     blob_bytes: int
 
 
-def check_instance(database_url: str, store: Path) -> CheckReport:
-    """Check a restored instance; BackupError says what is wrong (first problem, and a count)."""
+def check_instance(database_url: str, store: Path | BlobStore) -> CheckReport:
+    """Check a restored instance, its blobs in the folder ``store`` (the filesystem store's
+    layout) or in a blob store (S3); BackupError says what is wrong (first problem, and a
+    count)."""
     database = SqlDatabase(database_url)
     try:
         with database.engine.connect() as connection:
@@ -64,7 +72,11 @@ def check_instance(database_url: str, store: Path) -> CheckReport:
     problems = []
     total = 0
     for key, size, digest in rows:
-        problem = _blob_problem(store / "blobs" / key[:2] / key, size, digest)
+        if isinstance(store, Path):
+            opener = partial(_open_file, store / "blobs" / key[:2] / key)
+        else:
+            opener = partial(store.open, BlobKey(key))
+        problem = _blob_problem(opener, size, digest)
         if problem:
             problems.append(f"blob {key}: {problem}")
         total += size
@@ -77,13 +89,22 @@ def check_instance(database_url: str, store: Path) -> CheckReport:
     return CheckReport(migration=revision, items=len(rows), blob_bytes=total)
 
 
-def _blob_problem(path: Path, size: int, digest: str) -> str | None:
+def _open_file(path: Path) -> BinaryIO:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
+        raise BlobNotFound(BlobKey(path.name)) from None
+    return os.fdopen(fd, "rb")
+
+
+def _blob_problem(opener: Callable[[], BinaryIO], size: int, digest: str) -> str | None:
+    try:
+        blob = opener()
+    except BlobNotFound:
         return "missing"
-    with os.fdopen(fd, "rb") as blob:
-        actual = os.fstat(fd).st_size
+    with blob:
+        actual = blob.seek(0, io.SEEK_END)
+        blob.seek(0)
         if actual != size:
             return f"{actual} bytes where the row says {size}"
         head = blob.read(_HEAD)

@@ -1,7 +1,8 @@
 """Uploads that resume (tus 1.0): one file encrypted as one age file across many requests.
 
-What the server keeps between requests, per upload (``storage/partials_fs.py``): the age file so
-far (header, then whole 64 KiB chunks, each encrypted as it was completed), when the upload
+What the server keeps between requests, per upload (``storage/partials.py``: on the filesystem
+or in the object store): the age file so far (header, then whole 64 KiB chunks, each encrypted
+as it was completed), when the upload
 expires, how much of the ciphertext is durable, and the stream state — the payload key, the
 source id, the declared length, the file's name and type, the recipients — **sealed** with
 ChaCha20-Poly1305 under a key derived from the session key that only the source's cookie holds
@@ -43,7 +44,7 @@ from sealdrop.services.recipients import encryption_keys
 from sealdrop.services.sessions import SourceSession
 from sealdrop.services.upload_quota import UploadQuota
 from sealdrop.storage.interfaces import Database, NewSubmission
-from sealdrop.storage.partials_fs import PartialState, PartialUploads
+from sealdrop.storage.partials import PartialState, PartialStore
 
 __all__ = ["DEFAULT_EXPIRY_SECONDS", "ResumableUploads", "UploadStatus"]
 
@@ -119,7 +120,7 @@ class ResumableUploads:
     def __init__(
         self,
         database: Database,
-        partials: PartialUploads,
+        partials: PartialStore,
         clock: Clock,
         granularity: Granularity,
         runtime: InstanceSettings,

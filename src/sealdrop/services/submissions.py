@@ -392,14 +392,18 @@ class SubmissionService:
     def recover(self) -> tuple[int, int]:
         """After a start: drop staged uploads and blobs no row refers to.
 
-        Safe only while no intake runs, i.e. before this process serves (``serve`` holds the
-        instance lock, so no other process is receiving into the same store).
+        On the filesystem this runs before this process serves, under the instance lock: no
+        other process receives into the same store. An object store may be shared by workers
+        that are receiving right now, so there it removes only uploads and blobs older than its
+        sweep threshold (``settled_keys``, ``clean_staging``). The candidates are listed before
+        the rows are read: a blob whose row is committed meanwhile is then found referenced.
         Returns (staged files removed, orphan blobs removed).
         """
         staged = self._context.blobs.clean_staging()
+        candidates = set(self._context.blobs.settled_keys())
         with self._context.database.transaction() as repos:
             referenced = repos.submissions.blob_keys() | repos.replies.blob_keys()
-        orphans = set(self._context.blobs.keys()) - referenced
+        orphans = candidates - referenced
         for key in orphans:
             self._context.blobs.delete(key)
         return staged, len(orphans)

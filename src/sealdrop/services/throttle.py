@@ -14,8 +14,11 @@ Every onion-service request arrives from 127.0.0.1, so limits cannot be per addr
 - an upload quota per source over 24 hours (``upload_quota.UploadQuota``), so one codename
   cannot fill the disk.
 
-The state is in memory: one server process holds the instance (the instance lock), so it is
-complete. Each table is bounded in size.
+On SQLite the state is in memory: one server process holds the instance (the instance lock),
+so it is complete. Each table is bounded in size. On PostgreSQL, where several workers may serve
+one instance, the budgets of logins per minute are rows of the database that every worker takes
+from (``shared``, storage/shared_limits.py); the other limits stay in each worker's memory, by
+the rules docs/design.md gives ("Limits with several workers").
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from contextlib import contextmanager
 
 from sealdrop.errors import TooManyRequests
 from sealdrop.services.clock import Clock
+from sealdrop.storage.shared_limits import SharedLoginBudget
 
 MAX_TRACKED_VISITORS = 10_000
 FAILURE_WINDOW_SECONDS = 600
@@ -35,9 +39,17 @@ FAILURE_WINDOW_SECONDS = 600
 
 class LoginThrottle:
     def __init__(
-        self, clock: Clock, max_in_flight: int, per_minute: int, failures_per_visitor: int
+        self,
+        clock: Clock,
+        max_in_flight: int,
+        per_minute: int,
+        failures_per_visitor: int,
+        shared: SharedLoginBudget | None = None,
     ) -> None:
+        """``shared``: the instance's budget per minute in the database (several workers),
+        instead of this process's own bucket."""
         self._clock = clock
+        self._shared = shared
         self._max_in_flight = max_in_flight
         self._rate = per_minute / 60.0
         self._capacity = float(per_minute)
@@ -57,16 +69,31 @@ class LoginThrottle:
                 raise TooManyRequests(FAILURE_WINDOW_SECONDS)
             if self._in_flight >= self._max_in_flight:
                 raise TooManyRequests(5)
-            self._refill(now)
-            if self._tokens < 1.0:
-                raise TooManyRequests(max(1, int((1.0 - self._tokens) / self._rate) + 1))
-            self._tokens -= 1.0
+            if self._shared is None:
+                self._refill(now)
+                if self._tokens < 1.0:
+                    raise TooManyRequests(max(1, int((1.0 - self._tokens) / self._rate) + 1))
+                self._tokens -= 1.0
             self._in_flight += 1
+        if self._shared is not None:
+            # Outside the lock: a database round trip must not hold up this process's other
+            # logins. The slot is held meanwhile, so the cap in flight still counts it.
+            try:
+                taken = self._shared.take()
+            except BaseException:
+                self._leave()
+                raise
+            if not taken.ok:
+                self._leave()
+                raise TooManyRequests(max(1, int(taken.retry_after) + 1))
         try:
             yield
         finally:
-            with self._lock:
-                self._in_flight -= 1
+            self._leave()
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def record_failure(self, visitor: bytes | None) -> None:
         if visitor is None:

@@ -6,7 +6,8 @@ not use when it ends (``QuotaReservation.settle`` or ``release``). Checking what
 counting what was stored only after the upload, as this did first, let a source run several
 uploads at once that each saw the whole allowance, and so pass it several times over.
 
-In memory, like the other limits: one process holds the instance. A restart forgets the counts
+On SQLite, in memory, like the other limits: one process holds the instance (on PostgreSQL,
+shared by the workers: ``SharedUploadQuota``). A restart forgets the counts
 (an attacker cannot cause one). At most ``max_tracked`` sources are remembered; the least
 recently active are forgotten first. Uploads in progress are few (bounded by the upload slots).
 """
@@ -19,6 +20,7 @@ from collections import OrderedDict, deque
 
 from sealdrop.errors import UploadQuotaExceeded
 from sealdrop.services.clock import Clock
+from sealdrop.storage.shared_limits import SharedAllowances
 
 QUOTA_WINDOW_SECONDS = 24 * 3600
 MAX_TRACKED_SOURCES = 100_000
@@ -148,3 +150,56 @@ class _Window:
     def __init__(self) -> None:
         self.entries: deque[tuple[float, int]] = deque()  # (when, bytes), oldest first
         self.total = 0
+
+
+DAY_SECONDS = 24 * 3600
+
+
+class SharedUploadQuota(UploadQuota):
+    """The same allowance for the workers of a PostgreSQL instance, counted in the database
+    (storage/shared_limits.py) per source and UTC day instead of over a sliding 24 hours: a
+    count per day stores no time finer than the day an upload was made, which the submissions'
+    arrival day already shows, where a sliding window would need each upload's second.
+
+    An upload's bytes are counted when they are set aside (``reserve``), and what it did not use
+    is given back when it ends; a worker that dies mid-upload leaves its bytes counted until the
+    day is over (the allowance fails closed)."""
+
+    def __init__(self, clock: Clock, daily_bytes: int, allowances: SharedAllowances) -> None:
+        super().__init__(clock, daily_bytes)
+        self._allowances = allowances
+
+    def remaining(self, source: str) -> tuple[int, int]:
+        now = self._clock.now()
+        left = max(0, self._daily - self._allowances.used(source, _day(now)))
+        return left, 0 if left else _until_tomorrow(now)
+
+    def reserve(self, source: str, wanted: int) -> QuotaReservation:
+        now = self._clock.now()
+        granted = self._allowances.take(source, _day(now), wanted, self._daily)
+        if granted <= 0 and (wanted > 0 or self.remaining(source)[0] <= 0):
+            raise UploadQuotaExceeded(self._daily, _until_tomorrow(now))
+        return QuotaReservation(self, source, granted, _until_tomorrow(now))
+
+    def record(self, source: str, size: int) -> None:
+        self._allowances.take(source, _day(self._clock.now()), size, self._daily)
+
+    def forget(self, source: str) -> None:
+        self._allowances.forget(source)
+
+    def purge(self) -> int:
+        """Delete the counts of finished days (housekeeping); how many rows."""
+        return self._allowances.purge_before(_day(self._clock.now()))
+
+    def _settle(self, source: str, granted: int, used: int) -> None:
+        # Counted already when set aside: give back what was not used. (An upload that ran
+        # past midnight gives back to a day whose row is gone: nothing changes.)
+        self._allowances.give_back(source, _day(self._clock.now()), granted - used)
+
+
+def _day(now: float) -> int:
+    return int(now // DAY_SECONDS)
+
+
+def _until_tomorrow(now: float) -> int:
+    return max(1, math.ceil((_day(now) + 1) * DAY_SECONDS - now))

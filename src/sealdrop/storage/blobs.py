@@ -1,18 +1,25 @@
 """The blob store's seam: where ciphertext lives, whatever holds it.
 
-Services depend only on these Protocols; ``blobs_fs.FilesystemBlobStore`` is the backend today, and
-the blob store's one test suite is written against this interface so that another backend (object
-storage) runs the same tests. Rows name blobs by ``BlobKey``; a blob is committed before the row
-that names it (invariant 9), so a reader never finds a row without its blob.
+Services depend only on these Protocols; ``blobs_fs.FilesystemBlobStore`` (the default) and
+``blobs_s3.S3BlobStore`` (``storage.blobs = "s3://BUCKET/PREFIX"``) implement them, and the blob
+store's shared test suite (tests/unit/storage/test_blob_stores.py) runs on both. Rows name blobs
+by ``BlobKey``; a blob is committed before the row that names it (invariant 9), so a reader never
+finds a row without its blob.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from sealdrop.errors import ConfigError
 from sealdrop.ids import BlobKey
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX_PART = re.compile(r"[A-Za-z0-9._-]+")
 
 
 class StagedBlob(Protocol):
@@ -47,6 +54,27 @@ class StagedBlob(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class S3Location:
+    bucket: str
+    prefix: str  # "" or ends with "/"
+
+
+def parse_s3_url(url: str) -> S3Location:
+    """``s3://BUCKET`` or ``s3://BUCKET/PREFIX``: a DNS-style bucket name, a prefix of plain path
+    segments (no ``..``, no empty segment). ConfigError otherwise."""
+    if not url.startswith("s3://"):
+        raise ConfigError('storage.blobs must be empty (the filesystem) or "s3://BUCKET/PREFIX"')
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    if _BUCKET.fullmatch(bucket) is None or ".." in bucket:
+        raise ConfigError(f"storage.blobs: {bucket!r} is not a valid bucket name")
+    prefix = prefix.strip("/")
+    parts = prefix.split("/") if prefix else []
+    if any(_PREFIX_PART.fullmatch(p) is None or p in (".", "..") for p in parts):
+        raise ConfigError("storage.blobs: the prefix must be plain path segments (A-Z a-z 0-9 ._-)")
+    return S3Location(bucket, "".join(p + "/" for p in parts))
+
+
 class BlobStore(Protocol):
     def stage(self) -> StagedBlob: ...
 
@@ -64,6 +92,15 @@ class BlobStore(Protocol):
 
     def keys(self) -> Iterator[BlobKey]: ...
 
+    def settled_keys(self) -> Iterator[BlobKey]:
+        """The keys that an orphan sweep may consider: every key on a store that one process
+        holds (the filesystem, under the instance lock); on a store that several workers share,
+        only blobs completed long enough ago that no worker can still be about to add their row
+        (``blobs_s3``)."""
+        ...
+
     def clean_staging(self) -> int:
-        """Remove every staged, uncommitted blob (at startup); return how many."""
+        """Remove staged, uncommitted blobs (at startup); return how many. The filesystem
+        removes every one (the instance lock says no other process writes); a shared store
+        only those begun longer ago than its sweep threshold."""
         ...

@@ -145,6 +145,10 @@ class FilesystemBlobStore:
                 if _KEY.fullmatch(name) and name[:2] == shard.name and entry.is_file():
                     yield BlobKey(name)
 
+    def settled_keys(self) -> Iterator[BlobKey]:
+        # One process owns this store (the instance lock): no other can be about to commit.
+        return self.keys()
+
     def clean_staging(self) -> int:
         removed = 0
         for entry in self._staging.iterdir():

@@ -28,6 +28,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -323,3 +324,28 @@ class InstanceSetting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class LoginBudget(Base):
+    """A login budget shared by the workers of a PostgreSQL instance (services/throttle.py): a
+    token bucket, counted in seconds of the database server's clock. UNLOGGED there (0008)."""
+
+    __tablename__ = "login_budgets"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)  # "source" or "api"
+    tokens: Mapped[float] = mapped_column(Float)
+    counted_at: Mapped[float] = mapped_column(Float)
+
+
+class UploadAllowance(Base):
+    """Bytes a source's uploads stored or set aside on one UTC day (``day``: days since
+    1970-01-01), shared by the workers of a PostgreSQL instance (services/upload_quota.py).
+    Deleted once the day is over, and with the source. UNLOGGED on PostgreSQL (0008)."""
+
+    __tablename__ = "upload_allowances"
+
+    source_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    used: Mapped[int] = mapped_column(BigInteger)

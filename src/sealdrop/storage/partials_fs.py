@@ -20,28 +20,23 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from sealdrop.errors import NotFound, StorageError
 from sealdrop.ids import BlobKey
 from sealdrop.storage.blobs_fs import (
-    FilesystemBlobStore,
     _private_dir,
     _settle,
     _storage_error,
 )
+from sealdrop.storage.partials import PartialState
+
+__all__ = ["Adopter", "PartialState", "PartialUploads", "PartialWriter"]
 
 _ID = re.compile(r"[0-9a-f]{32}")
 _EPOCH = (0, 0)
 _MAX_STATE = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class PartialState:
-    expires: int  # unix time after which the upload is swept
-    durable: int  # bytes of ciphertext known to be on disk
-    sealed: bytes  # the stream state, sealed (services/resumable.py)
 
 
 def _check(upload_id: str) -> str:
@@ -50,8 +45,14 @@ def _check(upload_id: str) -> str:
     return upload_id
 
 
+class Adopter(Protocol):
+    def adopt(self, path: Path) -> tuple[BlobKey, int]:
+        """Take a complete ciphertext file in as a new blob; return (key, size)."""
+        ...
+
+
 class PartialUploads:
-    def __init__(self, root: Path, blobs: FilesystemBlobStore) -> None:
+    def __init__(self, root: Path, blobs: Adopter) -> None:
         self._root = root / "partial"
         self._blobs = blobs
         _private_dir(self._root)

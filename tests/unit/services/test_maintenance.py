@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,44 @@ def test_retention_runs_at_the_first_round_and_once_each_utc_day(tmp_path: Path)
     assert restarted.run_retention_if_due()  # a new process runs it at its first round
     kdf.close()
     db.close()
+
+
+def test_a_worker_runs_rounds_only_while_it_holds_the_housekeeping_lock(tmp_path: Path) -> None:
+    """Several workers: the job's rounds run only while ``leader`` says this process holds the
+    lock; it asks again at every round, so once the lock is its own (the holder died) it takes
+    over without a restart."""
+    db = SqlDatabase(sqlite_url_for(tmp_path / "db.sqlite3"))
+    db.upgrade()
+    clock = FakeClock()
+    kdf = KdfPool(b"s" * 32, 1)
+    sessions = SessionService(db, clock, idle_seconds=60, absolute_seconds=3600)
+    throttle = LoginThrottle(clock, max_in_flight=2, per_minute=60, failures_per_visitor=5)
+    sources = SourceService(db, kdf, sessions, throttle, clock, "day", pending_purge_seconds=120)
+    abandoned = sources.create()
+    clock.advance(3600)  # its session and its pending window are long over
+    holds = threading.Event()
+    asked = threading.Semaphore(0)
+
+    def leader() -> bool:
+        asked.release()
+        return holds.is_set()
+
+    def present() -> bool:
+        with db.transaction() as repos:
+            return repos.sources.get(abandoned.source_id) is not None
+
+    job = Maintenance(sessions, sources, interval=0.01, leader=leader)
+    job.start()
+    try:
+        for _ in range(5):
+            assert asked.acquire(timeout=10)
+        assert present()
+        holds.set()
+        deadline = time.monotonic() + 10
+        while present() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not present()
+    finally:
+        job.stop()
+        kdf.close()
+        db.close()

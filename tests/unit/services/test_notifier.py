@@ -431,3 +431,38 @@ def test_a_notice_that_cannot_go_as_configured_is_tried_once_per_scheduled_time(
     assert len(warnings) == 1
     assert "allow_urls" in warnings[0]
     assert (env.notifier.sent, env.notifier.failed) == (1, 1)
+
+
+class _Recording:
+    """A Deliverer that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.delivered: list[Outgoing] = []
+
+    async def deliver(self, outgoing: Outgoing) -> None:
+        self.delivered.append(outgoing)
+
+
+def test_a_worker_without_the_housekeeping_lock_sends_nothing_until_it_gets_it(env: Env) -> None:
+    """Several workers: a sender whose ``leader`` says no sends nothing at a scheduled time;
+    once it holds the lock (its holder died), the next scheduled time covers the activity."""
+    alice = env.journalist("alice")
+    env.services.notifications.set(alice, "email", "test", address="alice@example.org")
+    env.submit()
+    holds = [False]
+    recording = _Recording()
+    notifier = Notifier(
+        env.db,
+        recording,
+        env.clock,
+        interval=DAY,
+        send_when_empty=False,
+        organisation=ORGANISATION,
+        leader=lambda: holds[0],
+    )
+    run_for(env, notifier, sleeps=2)
+    assert recording.delivered == []
+    holds[0] = True
+    env.slept.clear()
+    run_for(env, notifier, sleeps=1)
+    assert [o.address for o in recording.delivered] == ["alice@example.org"]

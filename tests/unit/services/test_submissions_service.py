@@ -83,15 +83,19 @@ class Env:
     """A real instance (as `sealdrop init` makes it) with the service graph the server builds,
     a fake clock, and direct handles on its database and blob store for the checks."""
 
-    def __init__(self, root: Path, granularity: str = "day") -> None:
+    def __init__(
+        self, root: Path, granularity: str = "day", extra: dict[str, str] | None = None
+    ) -> None:
         self.root = init_instance(root / "instance")
         settings = load_settings(
             self.root,
             env={
                 "SEALDROP_LIMITS_MAX_MESSAGE_CHARS": str(MAX_CHARS),
                 "SEALDROP_PRIVACY_ARRIVAL_GRANULARITY": granularity,
+                **(extra or {}),
             },
         )
+        self.settings = settings
         self.clock = FakeClock(NOW)
         self.services = build_services(settings, self.clock)
         self.service = self.services.submissions

@@ -11,7 +11,9 @@ from sealdrop.testing import FakeClock
 
 def _throttle(clock: FakeClock, **kw: int) -> LoginThrottle:
     args = {"max_in_flight": 2, "per_minute": 60, "failures_per_visitor": 3} | kw
-    return LoginThrottle(clock, **args)
+    return LoginThrottle(
+        clock, args["max_in_flight"], args["per_minute"], args["failures_per_visitor"]
+    )
 
 
 def test_in_flight_cap_refuses_at_once_instead_of_queueing() -> None:

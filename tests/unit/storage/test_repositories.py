@@ -756,6 +756,10 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
             "watermark",
             "last_slot",
         },
+        # Several workers' shared limits (0008): an instance-wide budget, and a source's bytes
+        # of one UTC day (a day number, no finer time), deleted once the day is over.
+        "login_budgets": {"name", "tokens", "counted_at"},
+        "upload_allowances": {"source_id", "day", "used"},
     }
     fks = {
         (
@@ -779,5 +783,6 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
         ("source_labels", ("source_id",), "sources", "CASCADE"),
         ("source_holds", ("source_id",), "sources", "CASCADE"),
         ("notification_targets", ("user_id",), "users", "CASCADE"),
+        ("upload_allowances", ("source_id",), "sources", "CASCADE"),
     }
     assert database.schema_is_current()

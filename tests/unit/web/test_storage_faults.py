@@ -18,7 +18,7 @@ import pytest
 from test_source_app import new_instance
 
 from sealdrop.ids import BlobKey, new_id
-from sealdrop.services import container
+from sealdrop.services import blob_store
 from sealdrop.services.container import Services
 from sealdrop.storage import blobs_fs
 from sealdrop.web.app import create_source_app
@@ -93,7 +93,7 @@ def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Instan
     """An instance with one recipient whose blob store sits on a Disk we control, and a
     confirmed source session (made through the services: no KDF run needed for the test)."""
     disk = Disk()
-    monkeypatch.setattr(container, "FilesystemBlobStore", store_on(disk))
+    monkeypatch.setattr(blob_store, "FilesystemBlobStore", store_on(disk))
     services = new_instance(tmp_path / "instance")
     settings = services.settings
     new = services.sources.create()
