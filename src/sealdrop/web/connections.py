@@ -17,10 +17,11 @@ hundred of them exhaust the process. ``LimitedHttpProtocol`` is uvicorn's httpto
 - a **head size cap**: a request head still incomplete after ``MAX_HEAD_BYTES`` is answered 431
   and the connection closed (h11 had this cap built in; llhttp, httptools' parser, has none).
 
-Why httptools (llhttp, in C) and not h11 (pure Python): a body is parsed byte for byte by the
-parser, and h11 cost ~0.5 server CPU-seconds per GiB uploaded (``bench/run``, benchmark 1) of an
-upload's ~3; the parser decides how many uploads a core takes. llhttp is Node.js's parser; like
-h11 it refuses a request with both Content-Length and Transfer-Encoding (request smuggling).
+Why httptools (llhttp, in C) and not h11 (pure Python): every byte of a body goes through
+the parser, and with h11 an upload cost the server ~0.2 CPU-seconds per GiB more, of ~3
+(bench/README.md: interleaved runs of benchmark 1); cost per byte decides how many uploads a
+core takes. llhttp is Node.js's parser; like h11 it refuses a request with both Content-Length
+and Transfer-Encoding (request smuggling).
 
 A timed-out connection is closed without a response, and nothing is logged: a flood of slow
 connections must not fill the log (and a log line per connection would record when sources

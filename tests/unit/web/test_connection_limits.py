@@ -402,7 +402,7 @@ def test_a_plain_uvicorn_config_gets_the_default_limits() -> None:
 
 def test_every_listener_parses_http_with_httptools() -> None:
     """`serve`'s listeners (the onion's too) parse with httptools (llhttp, in C), not h11 (in
-    Python, ~0.5 CPU-s more per GiB uploaded: bench/README.md)."""
+    Python, ~0.2 CPU-s more per GiB uploaded: bench/README.md)."""
     server = serve.listener(Recorder(), LIMITS, port=free_port())
     server.config.load()
     assert issubclass(server.config.http_protocol_class, HttpToolsProtocol)
