@@ -12,6 +12,8 @@ Run it as ``bench/run`` (``--help`` for the options; ``--quick`` for a check in 
                (bench/resumable.py)
 7. pq          the same upload to a post-quantum hybrid and to an X25519 recipient: MB/s,
                CPU-s/GiB, RSS growth, header bytes per recipient (bench/pq.py)
+8. scale       an upload to SeaweedFS (S3) vs the filesystem; source pages with 1 and 2
+               workers (serve --workers) on PostgreSQL + S3 (bench/scale.py)
 
 Prints the machine and one table (each measure, its target from bench/targets.py, measured /
 target, verdict), writes
@@ -45,6 +47,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "flood_seconds": 20,
         "api_sources": 10_000,
         "api_repeat": 3,
+        "scale_sessions": 100,
+        "scale_seconds": 20,
     },
     "quick": {
         "upload_sizes": "256M",
@@ -55,6 +59,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "flood_seconds": 6,
         "api_sources": 10_000,
         "api_repeat": 1,
+        "scale_sessions": 20,
+        "scale_seconds": 8,
     },
 }
 
@@ -91,6 +97,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--api-database-url",
         help="list from an EMPTY PostgreSQL database (postgresql+psycopg://...) instead of "
         "SQLite (5)",
+    )
+    parser.add_argument("--scale-sessions", type=int, help="sessions of the workers' pages (7)")
+    parser.add_argument(
+        "--scale-seconds", type=float, help="measured seconds at each pace and worker count (7)"
     )
     parser.add_argument(
         "--workdir",
@@ -327,6 +337,19 @@ def run_one(
             verify=not args.no_verify,
         )
         return {"pq": result}
+    if name == "scale":
+        import scale
+
+        result = scale.run(
+            workdir,
+            log_dir,
+            size=min(args.sizes),
+            repeat=args.upload_repeat,
+            verify=not args.no_verify,
+            sessions=args.scale_sessions,
+            seconds=args.scale_seconds,
+        )
+        return {"scale": result}
     raise ValueError(name)
 
 

@@ -13,13 +13,14 @@ from targets import (
     PAGE_BYTES,
     PAGE_REQUESTS,
     SESSIONS_P99,
+    UPLOAD_CPU,
     UPLOAD_RSS,
     UPLOAD_VS_DISK,
     UPLOAD_VS_ONIONSHARE,
     Target,
 )
 
-BENCHMARKS = ("upload", "pages", "sessions", "flood", "api", "resumable", "pq")
+BENCHMARKS = ("upload", "pages", "sessions", "flood", "api", "resumable", "pq", "scale")
 
 
 @dataclass
@@ -70,12 +71,13 @@ def upload_rows(result: dict[str, Any]) -> list[Row]:
         rows.append(Row(f"{key}.sealdrop_mbps", bench, "Sealdrop end to end", shown, s["mbps"]))
         cpu = s["server_cpu_seconds_per_gib"]
         rows.append(
-            Row(
+            checked(
                 f"{key}.sealdrop_cpu",
                 bench,
                 "  server CPU per GiB (all threads)",
                 f"{cpu} s ({s['server_cpu_percent']}% of a core)",
                 cpu,
+                UPLOAD_CPU,
             )
         )
         if "disk" in size:
@@ -377,6 +379,67 @@ def pq_rows(result: dict[str, Any]) -> list[Row]:
     return pq.rows(result)
 
 
+def scale_rows(result: dict[str, Any]) -> list[Row]:
+    """S3 against the filesystem (same file, same run); pages with 1 and 2 workers."""
+    rows: list[Row] = []
+    upload = result.get("upload")
+    if upload:
+        bench = f"8 scale, upload {upload['size'] // 2**20} MiB"
+        for name, measure in (("filesystem", "to the filesystem"), ("s3", "to SeaweedFS (S3)")):
+            r = upload["best"][name]
+            rows.append(
+                Row(
+                    f"scale.upload.{name}",
+                    bench,
+                    measure,
+                    f"{r['mbps']} MB/s, RSS +{r['rss_growth_mib']} MiB"
+                    + ("" if r.get("verified") else " FAILED"),
+                    r["mbps"],
+                )
+            )
+            rows.append(
+                Row(
+                    f"scale.upload.{name}.cpu",
+                    bench,
+                    "  server CPU-s/GiB (with its age children)",
+                    f"{r['server_cpu_seconds_per_gib']} ({r['with_children_cpu_seconds_per_gib']})",
+                    r["server_cpu_seconds_per_gib"],
+                )
+            )
+        ratio = upload.get("s3_over_filesystem")
+        rows.append(Row("scale.upload.ratio", bench, "S3 / filesystem", _num(ratio), ratio))
+    pages = result.get("pages")
+    if pages:
+        bench = f"8 scale, {pages['sessions']} sessions"
+        by_pace: dict[str, dict[int, dict[str, Any]]] = {}
+        for run in pages["runs"]:
+            think = "–".join(f"{t:g}" for t in run["think_seconds"])
+            by_pace.setdefault(think, {})[run["workers"]] = run
+            rows.append(
+                Row(
+                    f"scale.pages.{think}.{run['workers']}",
+                    bench,
+                    f"think {think} s, {run['workers']} worker(s)",
+                    f"{run['requests_per_second']} req/s, p99 {run['p99_ms']} ms, "
+                    f"server {run['server_cpu_percent']}% of a core",
+                    run["requests_per_second"],
+                )
+            )
+        for think, runs in by_pace.items():
+            if 1 in runs and 2 in runs and runs[1]["requests_per_second"]:
+                ratio = round(runs[2]["requests_per_second"] / runs[1]["requests_per_second"], 2)
+                rows.append(
+                    Row(
+                        f"scale.pages.{think}.ratio",
+                        bench,
+                        f"  think {think} s: 2 workers / 1 (req/s)",
+                        _num(ratio),
+                        ratio,
+                    )
+                )
+    return rows
+
+
 def rows_of(results: dict[str, Any]) -> list[Row]:
     """The table's rows, from the results of a run (this one or a saved one)."""
     build = {
@@ -387,6 +450,7 @@ def rows_of(results: dict[str, Any]) -> list[Row]:
         "api": api_rows,
         "resumable": resumable_rows,
         "pq": pq_rows,
+        "scale": scale_rows,
     }
     return [
         row

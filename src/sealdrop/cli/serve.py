@@ -42,9 +42,9 @@ from sealdrop.tor.process import TorSupervisor
 from sealdrop.web.api.app import create_api_app
 from sealdrop.web.api.errors import busy as api_busy
 from sealdrop.web.app import create_source_app
-from sealdrop.web.connections import ConnectionLimits, LimitedH11Protocol, ListenerConfig
+from sealdrop.web.connections import ConnectionLimits, LimitedHttpProtocol, ListenerConfig
 from sealdrop.web.metrics import create_metrics_app
-from sealdrop.web.onion import ProxyProtocolH11, onion_listener
+from sealdrop.web.onion import ProxyProtocol, onion_listener
 
 # Tor Browser on a slow circuit can take long between chunks; a connection idle this long is cut.
 KEEP_ALIVE_SECONDS = 30
@@ -64,7 +64,7 @@ def listener(
     host: str = "127.0.0.1",
     port: int = 0,
     uds: Path | None = None,
-    http: type[LimitedH11Protocol] = LimitedH11Protocol,
+    http: type[LimitedHttpProtocol] = LimitedHttpProtocol,
     busy: ASGIApp | None = None,
     **extra: Any,
 ) -> _Listener:
@@ -364,7 +364,7 @@ def _serve(
                     onion_listener(source_app),
                     limits,
                     uds=layout.source_socket,
-                    http=ProxyProtocolH11,
+                    http=ProxyProtocol,
                 ),
                 bound.source_onion,
             ),

@@ -3,7 +3,7 @@
 uvicorn times out only an idle kept-alive connection. A client that connects and sends nothing,
 or sends its request head one byte at a time (slowloris), or stops in the middle of a body, would
 hold a connection, a file descriptor and (during an upload) a staged blob for ever, and a few
-hundred of them exhaust the process. ``LimitedH11Protocol`` is uvicorn's h11 protocol with:
+hundred of them exhaust the process. ``LimitedHttpProtocol`` is uvicorn's httptools protocol with:
 
 - a **head timeout**: the complete request head (request line and headers) must arrive within
   ``head_timeout`` seconds of the connection opening or of the end of the previous response;
@@ -13,7 +13,15 @@ hundred of them exhaust the process. ``LimitedH11Protocol`` is uvicorn's h11 pro
   trickling body closes the connection, and the app sees a disconnect (an upload then discards
   what it staged);
 - a **connection cap**: beyond ``max_connections`` open connections on one listener, a new
-  connection's request gets a short 503 and the connection is closed.
+  connection's request gets a short 503 and the connection is closed;
+- a **head size cap**: a request head still incomplete after ``MAX_HEAD_BYTES`` is answered 431
+  and the connection closed (h11 had this cap built in; llhttp, httptools' parser, has none).
+
+Why httptools (llhttp, in C) and not h11 (pure Python): every byte of a body goes through
+the parser, and with h11 an upload cost the server ~0.2 CPU-seconds per GiB more, of ~3
+(bench/README.md: interleaved runs of benchmark 1); cost per byte decides how many uploads a
+core takes. llhttp is Node.js's parser; like h11 it refuses a request with both Content-Length
+and Transfer-Encoding (request smuggling).
 
 A timed-out connection is closed without a response, and nothing is logged: a flood of slow
 connections must not fill the log (and a log line per connection would record when sources
@@ -26,18 +34,21 @@ Use it with ``ListenerConfig``, which carries the limits to each protocol instan
 from __future__ import annotations
 
 import asyncio
+import enum
 from dataclasses import dataclass
 from typing import Any, Final
 
-import h11
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sealdrop.services.monitoring import Level
 
 BUSY_RETRY_AFTER_SECONDS: Final = 60
+# What h11 (uvicorn's default parser) allowed a request head: the request line and headers of
+# every page and API call are a few hundred bytes; a cookie-stuffed browser stays far below.
+MAX_HEAD_BYTES: Final = 16 * 1024
 _BUSY_BODY: Final = b"This site is busy. Please try again in a few minutes.\n"
 
 
@@ -108,10 +119,11 @@ async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
     await send_plain(send, 503, _BUSY_BODY, [(b"connection", b"close"), (b"retry-after", retry)])
 
 
-class LimitedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a head timeout, a body progress check and a connection cap.
+class LimitedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a head timeout, a body progress check, a connection cap
+    and a head size cap.
 
-    Use as ``ListenerConfig(app, limits=..., http=LimitedH11Protocol, ...)``.
+    Use as ``ListenerConfig(app, limits=..., http=LimitedHttpProtocol, ...)``.
     """
 
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
@@ -125,6 +137,10 @@ class LimitedH11Protocol(H11Protocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._continue_pending = False
         self._window_bytes = 0
+        # Where the client is in its current request, from the parser's callbacks: sending a
+        # head, sending a body, or done (its request complete, the app working or answering).
+        self._phase: Phase = Phase.HEAD
+        self._head_bytes = 0
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -145,13 +161,42 @@ class LimitedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self._window_bytes += len(data)
+        if self._phase is Phase.BODY:
+            self._window_bytes += len(data)
+        else:
+            # Counted before parsing: a chunk that completes a head may carry the start of a
+            # body too, so a head is bounded by the cap plus one read (256 KiB), never more.
+            self._head_bytes += len(data)
         super().data_received(data)
+        if self.transport.is_closing():
+            self._follow_request_state()
+            return
+        if self._phase is Phase.HEAD and self._head_bytes > MAX_HEAD_BYTES:
+            self._refuse_head()
+            return
         self._follow_request_state()
 
+    # -- parser callbacks ----------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._phase = Phase.HEAD
+
+    def on_headers_complete(self) -> None:
+        self._phase = Phase.BODY
+        self._head_bytes = 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._phase = Phase.DONE
+        super().on_message_complete()
+
     def on_response_complete(self) -> None:
+        # With no request of this connection waiting (pipelined, already parsed), the next
+        # head is due from now on.
+        if self._phase is Phase.DONE and not self.pipeline:
+            self._phase = Phase.HEAD
         super().on_response_complete()
-        # The next request's head is due from now on (or it was pipelined and is complete).
         self._follow_request_state()
 
     # -- timers --------------------------------------------------------------------------------
@@ -162,20 +207,20 @@ class LimitedH11Protocol(H11Protocol):
             self._stop_head_timer()
             self._stop_body_timer()
             return
-        state = self.conn.their_state
-        if state is h11.IDLE:
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if self._phase is Phase.HEAD and not answering:
             # Waiting for a request head. Armed once per request, not on every byte: bytes
             # trickling in must not push the deadline back.
             self._stop_body_timer()
             if self._head_timer is None:
                 self._head_timer = self.loop.call_later(self.limits.head_timeout, self._cut)
-        elif state is h11.SEND_BODY:
+        elif self._phase is Phase.BODY:
             self._stop_head_timer()
             if self._body_timer is None:
                 self._start_body_window()
         else:
-            # The request is complete (the app is working or answering), or the connection is
-            # ending: no client deadline runs.
+            # The request is complete (the app is working or answering): no client deadline
+            # runs. A next head sent meanwhile (pipelining) is timed once this response ends.
             self._stop_head_timer()
             self._stop_body_timer()
 
@@ -189,7 +234,7 @@ class LimitedH11Protocol(H11Protocol):
 
     def _body_window_ended(self) -> None:
         self._body_timer = None
-        if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
+        if self.transport.is_closing() or self._phase is not Phase.BODY:
             return
         waited_on_us = (
             self._watched_flow().paused_lately
@@ -214,6 +259,13 @@ class LimitedH11Protocol(H11Protocol):
         if not self.transport.is_closing():
             self.transport.close()
 
+    def _refuse_head(self) -> None:
+        """A head beyond the cap: a short 431, then the connection closes (nothing is logged:
+        the head is the client's, and a log line per attempt would fill the log)."""
+        self._stop_head_timer()
+        self.transport.write(_HEAD_TOO_LARGE)
+        self.transport.close()
+
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
@@ -223,3 +275,19 @@ class LimitedH11Protocol(H11Protocol):
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
+
+
+class Phase(enum.Enum):
+    HEAD = "head"
+    BODY = "body"
+    DONE = "done"
+
+
+_HEAD_TOO_LARGE: Final = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 0\r\n"
+    b"cache-control: no-store\r\n"
+    b"x-content-type-options: nosniff\r\n"
+    b"connection: close\r\n\r\n"
+)

@@ -5,7 +5,7 @@ socket with one PROXY protocol v1 line (tor's ``export_hs_client_circuit_id``)::
 
     PROXY TCP6 fc00:dead:beef:4dad::HHHH:LLLL ::1 <sport> <virtual port>\\r\\n
 
-where the low 32 bits of the source address are tor's global circuit id. ``ProxyProtocolH11``
+where the low 32 bits of the source address are tor's global circuit id. ``ProxyProtocol``
 reads that line before HTTP starts and ``onion_listener`` hands the circuit to the app under
 ``scope["sealdrop.circuit"]``, so that the source app can limit requests per circuit.
 
@@ -27,7 +27,7 @@ from typing import Any, Final, final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sealdrop.web.connections import LimitedH11Protocol, send_plain
+from sealdrop.web.connections import LimitedHttpProtocol, send_plain
 
 log = logging.getLogger("sealdrop.web")
 
@@ -92,11 +92,11 @@ def parse_proxy_line(line: bytes) -> int | None:
     return int(source_address) & 0xFFFF_FFFF
 
 
-class ProxyProtocolH11(LimitedH11Protocol):
-    """The listeners' h11 protocol that first reads tor's PROXY line (for the onion socket only).
+class ProxyProtocol(LimitedHttpProtocol):
+    """The listeners' HTTP protocol that first reads tor's PROXY line (for the onion socket only).
 
-    Use as ``ListenerConfig(onion_listener(app), limits=..., uds=..., http=ProxyProtocolH11,
-    ws="none")``. The head timeout of ``LimitedH11Protocol`` runs from the connection, so it
+    Use as ``ListenerConfig(onion_listener(app), limits=..., uds=..., http=ProxyProtocol,
+    ws="none")``. The head timeout of ``LimitedHttpProtocol`` runs from the connection, so it
     covers the PROXY line and the first request head together.
     """
 
@@ -141,7 +141,7 @@ class ProxyProtocolH11(LimitedH11Protocol):
         self.app = _OnCircuit(self.app, self._circuit)
         http_bytes = bytes(self._head[end + 1 :])
         self._head = bytearray()
-        # h11 takes b"" for the end of the stream: pass on only bytes that are there.
+        # Pass on only bytes that are there (an empty feed is not data).
         if http_bytes:
             super().data_received(http_bytes)
 
@@ -190,8 +190,8 @@ def onion_listener(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         if circuit_of(scope) is None:
-            # Fail closed: without ProxyProtocolH11 every onion request would go unlimited.
-            log.error("onion request without a circuit: the listener needs http=ProxyProtocolH11")
+            # Fail closed: without ProxyProtocol every onion request would go unlimited.
+            log.error("onion request without a circuit: the listener needs http=ProxyProtocol")
             if scope["type"] == "http":
                 await send_plain(send, 500, b"Internal Server Error")
             return

@@ -189,7 +189,8 @@ def test_the_derivation_pool_reports_derivations_running_and_waiting(
         return object()
 
     monkeypatch.setattr(kdf, "derive_source_keys", slow_derive)
-    pool = KdfPool(b"s" * 16, max_concurrent=1)
+    # In threads, so that the slow stand-in is what runs (a process would run the real one).
+    pool = KdfPool(b"s" * 16, max_concurrent=1, processes=False)
     logins = [threading.Thread(target=pool.derive, args=(codenames.generate(),)) for _ in range(3)]
     try:
         for login in logins:

@@ -1,5 +1,5 @@
 """Helpers of the onion-listener tests: a real uvicorn server on a unix socket, configured as the
-source onion's listener (ProxyProtocolH11 + onion_listener), and a raw-socket client that
+source onion's listener (ProxyProtocol + onion_listener), and a raw-socket client that
 speaks for tor (a PROXY line, then HTTP)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 
 from sealdrop.cli import serve
 from sealdrop.web.connections import ConnectionLimits
-from sealdrop.web.onion import ProxyProtocolH11, onion_listener
+from sealdrop.web.onion import ProxyProtocol, onion_listener
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
@@ -73,7 +73,7 @@ def onion_server(app: ASGIApp, **config: Any) -> Iterator[str]:
         onion_listener(app),
         ConnectionLimits(),
         uds=Path(path),
-        **({"http": ProxyProtocolH11} | config),
+        **({"http": ProxyProtocol} | config),
     )
     try:
         with running(server):

@@ -44,7 +44,7 @@ def fetch(app: ASGIApp, url: str, **kwargs: Any) -> httpx.Response:
 
 
 def as_onion(app: ASGIApp) -> ASGIApp:
-    """The app as the onion socket serves it, with the scope ProxyProtocolH11 would give."""
+    """The app as the onion socket serves it, with the scope ProxyProtocol would give."""
     listener = onion_listener(app)
 
     async def tagged(scope: Scope, receive: Receive, send: Send) -> None:

@@ -148,7 +148,7 @@ def test_a_silent_connection_is_closed_after_a_timeout(monkeypatch: pytest.Monke
 
 
 def test_the_wrapper_refuses_requests_that_came_without_a_circuit() -> None:
-    """onion_listener behind uvicorn's plain h11 (ProxyProtocolH11 forgotten) answers 500 to
+    """onion_listener behind uvicorn's plain h11 (ProxyProtocol forgotten) answers 500 to
     everything rather than serve onion requests without a circuit limit."""
     with onion_server(echo_circuit, http="h11") as path:
         response = parse_response(exchange(path, get()))
