@@ -203,5 +203,6 @@ def test_recipients_list_says_which_keys_are_in_use(instance: Path) -> None:
     code, _, err = _run("recipients", "add", instance, hybrid)
     assert code == 0, err
     assert "waits" in err
-    listed = {r["public_key"]: r["in_use"] for r in _json_lines("recipients", "list", instance)}
+    _, out, _ = _run("recipients", "list", instance, "--json")
+    listed = {r["public_key"]: r["in_use"] for r in map(json.loads, out.splitlines())}
     assert listed == {classic: True, hybrid: False}
