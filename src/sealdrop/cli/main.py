@@ -151,15 +151,19 @@ def recipients_list(
     services = open_services(directory)
     try:
         records = services.recipients.list()
+        post_quantum = services.recipients.post_quantum
     finally:
         services.close()
+    # A key of the other kind than the instance's is registered but not encrypted to.
+    in_use = {r.id: not waits_for_switch(r.public_key, post_quantum) for r in records}
     if as_json:
         for r in records:
-            print(json.dumps({"id": r.id, "public_key": r.public_key, "name": r.name}))
+            entry = {"id": r.id, "public_key": r.public_key, "name": r.name, "in_use": in_use[r.id]}
+            print(json.dumps(entry))
         return
-    table = whole_table("id", "name", "public key", wrap=("name",))
+    table = whole_table("id", "name", "in use", "public key", wrap=("name",))
     for r in records:
-        table.add_row(r.id, Text(r.name), r.public_key)
+        table.add_row(r.id, Text(r.name), "yes" if in_use[r.id] else "no", r.public_key)
     print_table(table)
     if not records:
         err.print("No recipients: the instance refuses submissions until one is added.")

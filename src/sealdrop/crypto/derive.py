@@ -7,8 +7,8 @@ One Argon2id call stretches the codename; HKDF then splits its output into indep
   key is stored;
 * ``hybrid_reply_identity``: the post-quantum (ML-KEM-768 + X25519) identity replies are
   encrypted to on an instance with ``crypto.post_quantum``, from a 32-byte seed of its own; only
-  its public key is stored. Derived on every instance (it costs well under a millisecond next to
-  the Argon2id), used only on post-quantum ones.
+  its public key is stored. Its seed is derived on every instance (an HKDF beside the
+  Argon2id), the key itself only when asked for, on post-quantum instances.
 
 Because HKDF outputs under distinct ``info`` strings are independent, the stored lookup id reveals
 nothing about the reply identity: a stolen DB cannot decrypt replies without the codename.
@@ -17,6 +17,7 @@ nothing about the reply identity: a stolen DB cannot decrypt replies without the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives.hashes import SHA256
@@ -63,7 +64,14 @@ class SourceKeys:
 
     lookup_id: bytes = field(repr=False)
     reply_identity: Identity = field(repr=False)
-    hybrid_reply_identity: HybridIdentity = field(repr=False)
+    # The hybrid identity's 32-byte seed: the identity itself (its ML-KEM key expansion) is made
+    # only when asked for, i.e. on post-quantum instances.
+    hybrid_reply_seed: bytes = field(repr=False)
+
+    @cached_property
+    def hybrid_reply_identity(self) -> HybridIdentity:
+        """The post-quantum reply identity (``AGE-SECRET-KEY-PQ-1…`` whose seed is ours)."""
+        return hybrid_identity_from_seed(self.hybrid_reply_seed)
 
     @property
     def reply_recipient(self) -> Recipient:
@@ -100,9 +108,7 @@ def derive_source_keys(codename: Codename, salt: bytes) -> SourceKeys:
     return SourceKeys(
         lookup_id=_expand(stretched, _LOOKUP_ID_INFO),
         reply_identity=identity_from_secret(_expand(stretched, _REPLY_IDENTITY_INFO)),
-        hybrid_reply_identity=hybrid_identity_from_seed(
-            _expand(stretched, _HYBRID_REPLY_IDENTITY_INFO)
-        ),
+        hybrid_reply_seed=_expand(stretched, _HYBRID_REPLY_IDENTITY_INFO),
     )
 
 

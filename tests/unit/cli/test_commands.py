@@ -192,3 +192,17 @@ def test_recipient_and_account_ids_are_whole_in_an_80_column_table(instance: Pat
     _, table, _ = _run("user", "list", instance, columns=80)
     assert re.search(rf"\b{user['id']}\b", table)
     assert "a-journalist-with-a-long-username" in table
+
+
+def test_recipients_list_says_which_keys_are_in_use(instance: Path) -> None:
+    """On a classic instance a post-quantum key is listed with in_use false (it waits for the
+    switch), an X25519 key with in_use true."""
+    classic = _key()
+    hybrid = str(recipient_of(generate_identity(post_quantum=True)))
+    _run("recipients", "add", instance, classic)
+    code, _, err = _run("recipients", "add", instance, hybrid)
+    assert code == 0, err
+    assert "waits" in err
+    _, out, _ = _run("recipients", "list", instance, "--json")
+    listed = {r["public_key"]: r["in_use"] for r in map(json.loads, out.splitlines())}
+    assert listed == {classic: True, hybrid: False}
