@@ -86,13 +86,13 @@ class KdfPool:
             if child is None or not child.alive():
                 child = self._start()
             try:
-                lookup_id, identity = child.derive(codename)
+                lookup_id, identity, hybrid_seed = child.derive(codename)
             except OSError:
                 # The process died (the kernel's OOM killer, an operator's kill): start another,
                 # or every later login would fail, and try once more.
                 child.stop()
                 child = self._start()
-                lookup_id, identity = child.derive(codename)
+                lookup_id, identity, hybrid_seed = child.derive(codename)
         except BaseException:
             # Whatever was cut short, this process may be halfway through an answer: never hand
             # it to the next derivation.
@@ -103,7 +103,11 @@ class KdfPool:
         self._slots.put(child)
         if not lookup_id:
             raise ValueError("the derivation process refused the codename")
-        return SourceKeys(lookup_id=lookup_id, reply_identity=parse_identity(identity))
+        return SourceKeys(
+            lookup_id=lookup_id,
+            reply_identity=parse_identity(identity),
+            hybrid_reply_seed=hybrid_seed,
+        )
 
     def _start(self) -> _Child:
         child = _Child(self._salt)
@@ -149,14 +153,15 @@ class _Child:
     def alive(self) -> bool:
         return self._process.poll() is None
 
-    def derive(self, codename: Codename) -> tuple[bytes, str]:
+    def derive(self, codename: Codename) -> tuple[bytes, str, bytes]:
         kdf_child.write_fields(self._stdin(), codename.encode("utf-8"))
         assert self._process.stdout is not None
         lookup_id = kdf_child.read_field(self._process.stdout)
         identity = kdf_child.read_field(self._process.stdout)
-        if lookup_id is None or identity is None:
+        hybrid_seed = kdf_child.read_field(self._process.stdout)
+        if lookup_id is None or identity is None or hybrid_seed is None:
             raise BrokenPipeError("the derivation process ended")
-        return lookup_id, identity.decode("ascii")
+        return lookup_id, identity.decode("ascii"), hybrid_seed
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):

@@ -5,8 +5,9 @@ derivation at a time, over its stdin and stdout (pipes, never a file: invariant 
 
 - in: the salt (2-byte length, bytes) once; then per derivation, the normalised codename
   (2-byte length, UTF-8);
-- out: per derivation, the lookup id (2-byte length, bytes) and the reply identity in its age
-  text form (2-byte length, ASCII).
+- out: per derivation, the lookup id (2-byte length, bytes), the reply identity in its age
+  text form (2-byte length, ASCII) and the 32-byte seed of the hybrid reply identity (2-byte
+  length, bytes; the identity itself is expanded by the caller only on post-quantum instances).
 
 A malformed request ends the process (the pool starts another); a failed derivation answers an
 empty lookup id, which the pool turns into an error.
@@ -52,9 +53,14 @@ def main() -> None:
         try:
             keys = derive_source_keys(Codename(codename.decode("utf-8")), salt)
         except (ValueError, UnicodeError):
-            write_fields(stdout, b"", b"")
+            write_fields(stdout, b"", b"", b"")
             continue
-        write_fields(stdout, keys.lookup_id, str(keys.reply_identity).encode("ascii"))
+        write_fields(
+            stdout,
+            keys.lookup_id,
+            str(keys.reply_identity).encode("ascii"),
+            keys.hybrid_reply_seed,
+        )
 
 
 if __name__ == "__main__":

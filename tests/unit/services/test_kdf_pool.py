@@ -137,3 +137,6 @@ def test_a_real_derivation_still_gives_the_same_keys_in_the_pool(processes: bool
     assert in_pool.lookup_id == direct.lookup_id
     assert str(in_pool.reply_recipient) == str(direct.reply_recipient)
     assert str(in_pool.reply_identity) == str(direct.reply_identity)
+    # The hybrid reply identity's seed crosses the process boundary too (post-quantum instances).
+    assert in_pool.hybrid_reply_seed == direct.hybrid_reply_seed
+    assert str(in_pool.hybrid_reply_identity) == str(direct.hybrid_reply_identity)
