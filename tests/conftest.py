@@ -17,6 +17,7 @@ import pytest
 
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
 from sealdrop.testing import free_port
+from support_session import pytest_runtest_teardown  # noqa: F401 - a hook: pytest finds it here
 
 PG_USER = "sealdrop"
 

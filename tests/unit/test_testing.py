@@ -8,6 +8,9 @@ import pytest
 
 from sealdrop import testing
 
+# Runs a pytest session of its own inside a test (the session hooks of tests/support_session.py).
+pytest_plugins = ["pytester"]
+
 
 def test_a_server_process_never_gets_one_port_for_both_listeners(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -19,3 +22,42 @@ def test_a_server_process_never_gets_one_port_for_both_listeners(
     server = testing.ServerProcess(tmp_path)
     assert (server.port, server.api_port) == (40001, 40002)
     assert server.api_url == "http://127.0.0.1:40002"
+
+
+def test_the_tor_network_stops_after_the_last_test_that_uses_it(pytester: pytest.Pytester) -> None:
+    """The session's Tor network (tests/support_session.py) is torn down as soon as the next test
+    does not use it, not at the session's end, and a later test that uses it gets a new one."""
+    log = pytester.path / "events.txt"
+    pytester.makeconftest(
+        f"""
+        import pytest
+        from support_session import pytest_runtest_teardown
+
+        @pytest.fixture(scope="session")
+        def tor_network():
+            with open({str(log)!r}, "a") as f:
+                f.write("start ")
+            yield
+            with open({str(log)!r}, "a") as f:
+                f.write("stop ")
+
+        @pytest.fixture(scope="module")
+        def client(tor_network):
+            yield
+        """
+    )
+    pytester.makepyfile(
+        f"""
+        from pathlib import Path
+        EVENTS = Path({str(log)!r})
+
+        def test_one(client): pass
+        def test_two(tor_network): pass
+        def test_without_the_network():
+            assert EVENTS.read_text() == "start stop "
+        def test_again(tor_network):
+            assert EVENTS.read_text() == "start stop start "
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=4)
+    assert log.read_text() == "start stop start stop "
