@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sealdrop import testing
+from sealdrop.services.instance import init_instance
 
 # Runs a pytest session of its own inside a test (the session hooks of tests/support_session.py).
 pytest_plugins = ["pytester"]
@@ -61,3 +64,19 @@ def test_the_tor_network_stops_after_the_last_test_that_uses_it(pytester: pytest
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=4)
     assert log.read_text() == "start stop start stop "
+
+
+def test_waiting_for_a_server_to_start_costs_the_test_process_little_cpu(tmp_path: Path) -> None:
+    """ServerProcess.start probes the new server until it answers without spending CPU on each
+    probe (a new HTTP client per probe cost ~50 ms a round: seconds per server start)."""
+    instance = init_instance(tmp_path / "instance")
+    server = testing.ServerProcess(instance)
+    before = time.process_time()
+    server.start()
+    try:
+        spent = time.process_time() - before
+        assert httpx.get(server.url + "/", timeout=10).status_code == 200
+    finally:
+        server.stop()
+    # While it waited, the server's ~1.3 s of imports alone meant 10+ rounds of probes.
+    assert spent < 0.3, f"{spent:.2f} s of CPU in this process to wait for one server"
