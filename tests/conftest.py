@@ -21,6 +21,7 @@ from sealdrop.storage.database import SqlDatabase, sqlite_url_for
 from sealdrop.testing import free_port
 from sealdrop.testing_s3 import TEST_BUCKET as S3_TEST_BUCKET
 from sealdrop.testing_s3 import SeaweedFS
+from support_session import pytest_runtest_teardown  # noqa: F401 - a hook: pytest finds it here
 
 PG_USER = "sealdrop"
 

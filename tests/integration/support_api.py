@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pyotp
 import pyrage
-from support_http import Source, setup_cli, start_server, track
+from support_http import TLS_CONTEXT, Source, setup_cli, start_server, track
 from support_http import age_keygen as age_keygen  # where the API tests import it from
 
 from sealdrop.config import load_settings
@@ -142,7 +142,9 @@ class Api:
         self, server: ServerProcess, token: str | None = None, http: httpx.Client | None = None
     ) -> None:
         self.server = server
-        self.http = http or track(httpx.Client(base_url=server.api_url + "/api/v1", timeout=60.0))
+        self.http = http or track(
+            httpx.Client(base_url=server.api_url + "/api/v1", timeout=60.0, verify=TLS_CONTEXT)
+        )
         self.token = token
 
     def login_response(self, username: str, passphrase: str, totp: str) -> httpx.Response:
