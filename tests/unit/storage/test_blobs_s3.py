@@ -147,11 +147,13 @@ class SlowStore:
         self.gate = threading.Event()
         self.part_entered = threading.Semaphore(0)
         self.calls: list[str] = []
+        self.bodies: list[object] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
     def upload_part(self, **request: Any) -> Any:
+        self.bodies.append(request["Body"])
         self.part_entered.release()
         assert self.gate.wait(30)
         try:
@@ -272,3 +274,24 @@ def test_an_abandoned_upload_is_aborted_only_once_its_part_in_flight_ended(
     assert slow.calls == ["part 1 ended", "abort"]
     assert uploads(store) == []
     assert list(store.keys()) == []
+
+
+def test_parts_are_sent_from_two_buffers_filled_in_place(
+    seaweedfs: SeaweedFS, s3_location: S3Location
+) -> None:
+    """Each part goes to the client as the buffer it was filled in (a bytearray, which botocore
+    sends whole, not a copy as bytes), and full parts alternate between the same two buffers."""
+    store, slow = slow_store(seaweedfs, s3_location)
+    slow.gate.set()
+    data = os.urandom(20 * MiB + 5)
+    with store.stage() as staged:
+        for start in range(0, len(data), 256 * 1024):
+            staged.write(data[start : start + 256 * 1024])
+        key, _ = staged.commit()
+    full = slow.bodies[:4]
+    assert all(type(body) is bytearray for body in slow.bodies)
+    assert len({id(body) for body in full}) == 2
+    assert full[0] is full[2]
+    assert full[1] is full[3]
+    with store.open(key) as f:
+        assert f.read() == data
