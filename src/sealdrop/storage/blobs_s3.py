@@ -6,9 +6,10 @@ name: S3 shows nothing at that name until ``CompleteMultipartUpload``, which mak
 object visible at once (invariant 9: a blob is wholly there or absent), and only then does the
 caller insert the row that names it. Leaving a staged blob without committing aborts the upload.
 
-Memory: ciphertext is buffered until a part is full (``PART_SIZE``), then sent, so one upload
-holds at most one part in memory whatever its size; S3 allows 10,000 parts, which bounds a blob
-at 10,000 × ``PART_SIZE``.
+Memory: ciphertext is buffered until a part is full (``PART_SIZE``), then handed to the upload's
+sending thread while the next part fills, so one upload holds at most two parts in memory
+whatever its size (``s3_uploads``); S3 allows 10,000 parts, which bounds a blob at 10,000 ×
+``PART_SIZE``.
 
 Metadata (invariant 6): objects are written with no user metadata, no content type, no tags, no
 names; their key is random. What the store itself records cannot be set from here: each object's
@@ -27,13 +28,13 @@ import hashlib
 import io
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sealdrop.errors import BlobNotFound, StorageError, StorageFull
+from sealdrop.errors import BlobNotFound, StorageError
 from sealdrop.ids import BlobKey, new_id
 from sealdrop.storage.blobs import S3Location
 from sealdrop.storage.s3_objects import (
@@ -42,10 +43,10 @@ from sealdrop.storage.s3_objects import (
     error_code,
     storage_error,
 )
+from sealdrop.storage.s3_uploads import MultipartUpload, abort_upload
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 __all__ = [
     "PART_SIZE",
@@ -53,16 +54,16 @@ __all__ = [
     "S3StagedBlob",
 ]
 
-# 8 MiB: above S3's 5 MiB minimum for every part but the last; one part in memory per upload in
-# flight (4 GiB: 512 parts). 10,000 parts: a blob of up to 78 GiB.
+# 8 MiB: above S3's 5 MiB minimum for every part but the last; two parts in memory per upload in
+# flight (4 GiB: 512 parts). 10,000 parts (MAX_PARTS): a blob of up to 78 GiB.
 PART_SIZE = 8 * 1024 * 1024
-MAX_PARTS = 10_000
 # What a sweep leaves alone: an upload initiated (or an object without a row written) less than
 # this long ago may belong to a request another worker is still receiving or about to commit.
 DEFAULT_SWEEP_AFTER_SECONDS = 24 * 3600
 _KEY = re.compile(r"[0-9a-f]{32}")
 _FULL = frozenset({"EntityTooLarge", "QuotaExceeded", "XMinioStorageFull"})
 _READ_BLOCK = 1024 * 1024
+_T = TypeVar("_T")
 
 
 def _check_key(key: str) -> str:
@@ -205,38 +206,31 @@ class S3BlobStore:
         removed = 0
         for name, upload_id, initiated in list(self._uploads()):
             if initiated <= cutoff:
-                _abort(self.client, self.bucket, name, upload_id)
+                abort_upload(self.client, self.bucket, name, upload_id)
                 removed += 1
         return removed
-
-
-def _abort(client: S3Client, bucket: str, name: str, upload_id: str) -> None:
-    try:
-        client.abort_multipart_upload(Bucket=bucket, Key=name, UploadId=upload_id)
-    except ClientError as exc:
-        if error_code(exc) != "NoSuchUpload":  # already gone: aborting is idempotent
-            raise storage_error(exc) from exc
-    except BotoCoreError as exc:
-        raise storage_error(exc) from exc
 
 
 class S3StagedBlob:
     """A blob being written as a multipart upload; see ``blobs.StagedBlob``.
 
     The upload is begun when the first part is full (or at ``close``), so nothing exists in the
-    store for a blob that is discarded before then. ``close`` sends what is buffered as the last
-    part and frees the buffer: a request that stages many parts holds one buffer at a time.
+    store for a blob that is discarded before then. A full part is handed to the upload's own
+    sending thread (``s3_uploads``) and the writer goes on filling the next one: at most two
+    parts in memory per upload. Each byte is copied once, into the part being filled; a part is
+    sent from that buffer, which is then filled again. ``close`` sends what is buffered as the
+    last part.
     """
 
     def __init__(self, store: S3BlobStore, key: BlobKey) -> None:
-        self._store = store
-        self._client = store.client
-        self._bucket = store.bucket
-        self._name = store.object_name(key)
+        self._part_size = store._part_size
+        self._upload = MultipartUpload(store.client, store.bucket, store.object_name(key))
         self._key = key
-        self._buffer = bytearray()
-        self._parts: list[CompletedPartTypeDef] = []
-        self._upload_id: str | None = None
+        # The part being filled: it grows up to a part while the first is written (a short
+        # message never allocates a whole part); a refilled buffer is already a part long and
+        # is written over in place, ``_used`` bytes of it being this part's.
+        self._fill = bytearray()
+        self._used = 0
         self._size = 0
         self._hash = hashlib.sha256()
         self._closed = False
@@ -257,14 +251,38 @@ class S3StagedBlob:
 
     def write(self, data: bytes) -> int:
         self._check_open()
-        self._buffer += data
+        self._failing(self._upload.check)  # a part that failed in the background fails us now
         self._hash.update(data)
         self._size += len(data)
-        while len(self._buffer) >= self._store._part_size:
-            part = bytes(self._buffer[: self._store._part_size])
-            del self._buffer[: self._store._part_size]
-            self._send(part)
+        view = memoryview(data).cast("B")
+        while view:
+            take = view[: self._part_size - self._used]
+            end = self._used + len(take)
+            if len(self._fill) == self._used:
+                self._fill += take  # the buffer is still growing
+            else:
+                self._fill[self._used : end] = take  # same length: a copy in place
+            self._used = end
+            view = view[len(take) :]
+            if self._used == self._part_size:
+                self._send_full()
         return len(data)
+
+    def _send_full(self) -> None:
+        part = self._fill
+        free = self._failing(lambda: self._upload.send(part))
+        self._fill, self._used = (free if free is not None else bytearray()), 0
+
+    def _failing(self, step: Callable[[], _T]) -> _T:
+        """Run a step of the upload; if it fails, abort the upload and raise StorageError."""
+        try:
+            return step()
+        except StorageError:
+            self.discard()
+            raise
+        except (ClientError, BotoCoreError) as exc:
+            self.discard()
+            raise storage_error(exc) from exc
 
     @property
     def sha256(self) -> str:
@@ -273,55 +291,26 @@ class S3StagedBlob:
     def flush(self) -> None:
         self._check_open()  # parts go out when full; S3 has nothing like a partial flush
 
-    def _send(self, part: bytes) -> None:
-        try:
-            if len(self._parts) >= MAX_PARTS:
-                raise StorageFull("the blob is larger than the object store takes in one upload")
-            if self._upload_id is None:
-                # No Metadata, no ContentType, no Tagging: the object says nothing (invariant 6).
-                created = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._name)
-                self._upload_id = created["UploadId"]
-            number = len(self._parts) + 1
-            sent = self._client.upload_part(
-                Bucket=self._bucket,
-                Key=self._name,
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=part,
-            )
-            self._parts.append({"ETag": sent["ETag"], "PartNumber": number})
-        except (ClientError, BotoCoreError, StorageError) as exc:
-            self.discard()
-            raise storage_error(exc) from exc
-
     def close(self) -> None:
-        """Writing is done: the buffered rest goes up as the last part, and the buffer is freed.
-        Closing twice is harmless."""
+        """Writing is done: the buffered rest goes up as the last part (an empty blob is one
+        empty part). Closing twice is harmless."""
         if self._done:
             raise StorageError("staged blob already committed or discarded")
         if self._closed:
             return
         self._closed = True
-        if self._buffer or not self._parts:
-            last, self._buffer = bytes(self._buffer), bytearray()
-            self._send(last)
+        if self._used or not self._upload.begun:
+            last, self._fill = self._fill, bytearray()
+            del last[self._used :]  # a refilled buffer is longer than its last part
+            self._used = 0
+            self._failing(lambda: self._upload.send(last))
 
     def commit(self) -> tuple[BlobKey, int]:
-        """Send the last part if not sent yet, then complete the upload: S3 makes the object
-        visible, whole, only now (and it is durable once S3 answers). The caller inserts the row
-        after this returns (invariant 9)."""
+        """Send the last part if not sent yet, wait until every part is stored, then complete
+        the upload: S3 makes the object visible, whole, only now (and it is durable once S3
+        answers). The caller inserts the row after this returns (invariant 9)."""
         self.close()
-        assert self._upload_id is not None  # close sent at least one part
-        try:
-            self._client.complete_multipart_upload(
-                Bucket=self._bucket,
-                Key=self._name,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},
-            )
-        except (ClientError, BotoCoreError) as exc:
-            self.discard()
-            raise storage_error(exc) from exc
+        self._failing(self._upload.complete)
         self._done = True
         return self._key, self._size
 
@@ -329,7 +318,5 @@ class S3StagedBlob:
         if self._done:
             return
         self._done = True
-        self._buffer = bytearray()
-        upload_id, self._upload_id = self._upload_id, None
-        if upload_id is not None:
-            _abort(self._client, self._bucket, self._name, upload_id)
+        self._fill, self._used = bytearray(), 0
+        self._upload.abort()

@@ -8,7 +8,9 @@ a committed object as a seekable stream (ranged GETs) for ``BlobStore.open``.
 from __future__ import annotations
 
 import io
+import ipaddress
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -20,10 +22,50 @@ from sealdrop.ids import BlobKey
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
-__all__ = ["NOT_FOUND", "ObjectReader", "error_code", "make_s3_client", "storage_error"]
+__all__ = [
+    "NOT_FOUND",
+    "ObjectReader",
+    "error_code",
+    "make_s3_client",
+    "signs_payload",
+    "storage_error",
+]
 
 NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 _FULL = frozenset({"EntityTooLarge", "QuotaExceeded", "XMinioStorageFull"})
+
+
+def signs_payload(endpoint_url: str | None) -> bool:
+    """Whether requests to this endpoint carry the SHA-256 of their body in their signature.
+
+    SigV4 may sign a body's SHA-256 or say ``UNSIGNED-PAYLOAD``; botocore signs it over plain
+    HTTP, and over HTTPS unless the request carries a checksum header, so with the checksums
+    below (``when_required``) it would hash every part a second time (we already hash the
+    ciphertext for the row), ~0.6 CPU-s/GiB. The hash guards the body on its way to the store:
+    - ``https://`` (and AWS's own endpoints, no ``endpoint_url``): TLS already does (its AEAD
+      refuses a byte changed on the way), so no second hash;
+    - ``http://`` to a loopback address: there is no wire between the two processes, nothing
+      on the way to corrupt or change the bytes, so no second hash;
+    - ``http://`` to any other host: the signed hash is the only check the store makes on what
+      arrives (a corrupted part is refused, so the upload fails instead of keeping a blob that
+      the reader would reject), and it stops anyone on the path from replacing the ciphertext;
+      kept, whatever it costs.
+    In every case the row's SHA-256, computed before the bytes leave the server, is checked by
+    the reader on each download (and age's AEAD refuses a changed chunk): a change is found
+    there, but only as a lost submission, not a refused upload.
+    """
+    if not endpoint_url:
+        return False
+    parts = urlsplit(endpoint_url)
+    if parts.scheme == "https":
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: we cannot know where it leads
+        return True
 
 
 def make_s3_client(
@@ -31,9 +73,14 @@ def make_s3_client(
 ) -> S3Client:
     """A boto3 S3 client for this store: path-style addressing (works with every S3-compatible
     server), checksums only where the API requires them (not every such server accepts the
-    newer trailing checksums), a few retries."""
+    newer trailing checksums), the body's hash signed only where nothing else guards it
+    (``signs_payload``), a few retries."""
     config = Config(
-        s3={"addressing_style": "path"},
+        s3={
+            "addressing_style": "path",
+            # An explicit setting: botocore's S3 signer follows it over http:// too.
+            "payload_signing_enabled": signs_payload(endpoint_url),
+        },
         retries={"max_attempts": 5, "mode": "standard"},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
