@@ -40,7 +40,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -63,8 +62,9 @@ from support_tor import PrivateTorNetwork, TorClient, tail, wait_for
 from test_onion_services import retry_until
 
 from sealdrop.ids import new_id
-from sealdrop.testing import ServerProcess
+from sealdrop.testing import ServerProcess, sealdrop_command
 from sealdrop.testing_s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, SeaweedFS
+from sealdrop.tor.balance_watch import configured_workers
 from sealdrop.tor.front import front_address
 from sealdrop.tor.layout import TorLayout
 
@@ -166,6 +166,8 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
     extra.write_text(tor_network.torrc_for_onion_host())
     workers: list[Worker] = []
     onionbalance: subprocess.Popen[bytes] | None = None
+    watcher: subprocess.Popen[bytes] | None = None
+    watch_log = root / "watch.log"
     clients: list[TorClient] = []
     ob_log = root / "onionbalance.log"
     try:
@@ -218,15 +220,33 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
         source_id = reader.newest_source().id
         assert "First, through the front." in reader.unlocked("show", source_id).stdout
 
-        # Worker 1 dies (SIGKILL; its tor exits with its owner).
+        # The watcher, beside Onionbalance on its host: it checks each worker's /healthz through
+        # Onionbalance's tor, and rewrites the configuration and signals Onionbalance itself.
+        pidfile = root / "onionbalance.pid"
+        pidfile.write_text(f"{onionbalance.pid}\n")
+        watcher = start_watcher(w1_dir, workers, pidfile, ob_tor, watch_log)
+        wait_for(
+            lambda: "first round: 2 of 2 workers answer" in watch_log.read_text(),
+            60,
+            "the watcher's first round",
+            [watch_log],
+        )
+
+        # Worker 1 dies (SIGKILL; its tor exits with its owner). Nobody touches Onionbalance:
+        # the watcher finds the dead worker, takes it out and sends Onionbalance a SIGHUP.
         _, w1_set, _ = front_layers(source_tor, front, workers)
         killed_at = time.monotonic()
         w1.server.kill()
-        # Onionbalance keeps listing the dead worker's introduction points (module docstring), and
-        # a source whose tor picks one of them may wait and fail: the operator takes the dead
-        # worker out, with the configuration without it and a reload (SIGHUP).
-        run_cli("balance", w1_dir, "--worker", w2.address)
-        onionbalance.send_signal(signal.SIGHUP)
+        wait_for(
+            lambda: f"worker {w1.address} is dead" in watch_log.read_text(),
+            90,
+            "the watcher finding the dead worker",
+            [watch_log],
+        )
+        log.info("%.0f s from the kill to the watcher's verdict", time.monotonic() - killed_at)
+        assert configured_workers(config) == {w2.address}
+        assert "asking Onionbalance to reload (SIGHUP)" in watch_log.read_text()
+        assert "did not get the new configuration" not in watch_log.read_text()
 
         def without_w1() -> bool:
             front_set, w2_set = front_layers(source_tor, front, [w2])
@@ -267,6 +287,9 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
         assert "2 items received" in conversation.text
         log.info("%.0f s in all", time.monotonic() - started)
     finally:
+        if watcher is not None:
+            _stop(watcher)
+            log.info("the watcher's log:\n%s", tail(watch_log, 40))
         if onionbalance is not None:
             onionbalance.terminate()
             try:
@@ -279,6 +302,42 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
             worker.server.stop()
         for client in clients:
             client.stop()
+
+
+def start_watcher(
+    instance: Path, workers: list[Worker], pidfile: Path, tor: TorClient, out: Path
+) -> subprocess.Popen[bytes]:
+    """`sealdrop balance --watch` with test timings: a round every 3 s, a check may take 20 s,
+    dead after 2 failures in a row (the defaults, 30 s, 60 s and 3, suit the real network)."""
+    command = sealdrop_command(
+        "balance",
+        instance,
+        *(arg for w in workers for arg in ("--worker", w.address)),
+        "--watch",
+        "--onionbalance-pid",
+        pidfile,
+        "--socks",
+        f"127.0.0.1:{tor.socks_port}",
+        "--interval",
+        "3",
+        "--timeout",
+        "20",
+        "--failures",
+        "2",
+    )
+    with out.open("ab") as log_file:
+        return subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _ok(response: httpx.Response) -> httpx.Response:

@@ -25,7 +25,7 @@ from sealdrop.cli.logs import configure_logging
 from sealdrop.config import load_settings
 from sealdrop.errors import ConfigError, SealdropError
 from sealdrop.tor.balance_watch import Watcher, check_health, pid_reloader, unit_reloader
-from sealdrop.tor.front import ensure_front_key, write_onionbalance_config
+from sealdrop.tor.front import ensure_front_key, front_address, write_onionbalance_config
 from sealdrop.tor.layout import TorLayout
 
 
@@ -151,7 +151,14 @@ def _watch(
     try:
         settings = load_settings(directory)
         layout = TorLayout.of_instance(settings.instance_dir)
-        front = ensure_front_key(layout)
+        # Read only: the watcher never makes a key (that would be a new front address) and
+        # writes nothing in the instance folder, only Onionbalance's configuration.
+        front = front_address(layout)
+        if front is None:
+            raise ConfigError(
+                f"no front key in {layout.front_onion_dir}: copy key.pem there from the "
+                "instance where `sealdrop balance` made it"
+            )
         watcher = Watcher(
             front=front,
             workers=workers,

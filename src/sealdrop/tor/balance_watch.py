@@ -198,6 +198,7 @@ class Watcher:
     check: Callable[[str], str | None]
     failures_to_dead: int = 3
     liveness: Liveness = field(init=False)
+    rounds: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.workers = [parse_onion_address(w) for w in self.workers]
@@ -221,6 +222,12 @@ class Watcher:
     def round(self) -> None:
         with ThreadPoolExecutor(max_workers=len(self.workers)) as pool:
             results = list(zip(self.workers, pool.map(self.check, self.workers), strict=True))
+        self.rounds += 1
+        if self.rounds == 1:
+            # Once, so that the operator sees the checks work (later rounds log only changes
+            # and failures).
+            answering = sum(problem is None for _, problem in results)
+            log.info("first round: %d of %d workers answer", answering, len(results))
         for worker, problem in results:
             change = self.liveness.record(worker, problem is None)
             if change == "dead":

@@ -216,7 +216,8 @@ def test_check_fails_when_tor_does_not_answer(tmp_path: Path) -> None:
 
 
 def test_balance_watch_refuses_without_workers_or_a_way_to_signal(tmp_path: Path) -> None:
-    """--watch needs the workers and exactly one of --onionbalance-pid / --onionbalance-unit."""
+    """--watch needs the workers, exactly one of --onionbalance-pid / --onionbalance-unit, and
+    the front key already made (it never makes one)."""
     runner = CliRunner()
     instance = tmp_path / "inst"
     assert runner.invoke(app, ["init", str(instance)]).exit_code == 0
@@ -228,3 +229,10 @@ def test_balance_watch_refuses_without_workers_or_a_way_to_signal(tmp_path: Path
     no_signal = runner.invoke(app, ["balance", str(instance), "--watch", "--worker", A])
     assert no_signal.exit_code != 0
     assert "--onionbalance-pid or --onionbalance-unit" in no_signal.output
+    no_key = runner.invoke(
+        app, ["balance", str(instance), "--watch", "--worker", A, "--onionbalance-pid", "1"]
+    )
+    assert no_key.exit_code != 0
+    assert "no front key" in no_key.output
+    # The watcher made no key of its own: that would be a new front address.
+    assert not (instance / "tor" / "front-onion" / "key.pem").exists()
