@@ -97,7 +97,9 @@ def check_health(address: str, socks: str, timeout: float) -> str | None:
     try:
         with httpx.Client(proxy=proxy, timeout=timeout, follow_redirects=False) as client:
             status = client.get(f"http://{address}{HEALTH_PATH}").status_code
-    except (httpx.HTTPError, OSError) as exc:
+    except Exception as exc:  # whatever the network sends, the check failed
+        # Broad on purpose: tor's extended SOCKS replies (0xF0-0xF7, e.g. "onion descriptor not
+        # found") are not in socksio's table and raise its ProtocolError, not an httpx error.
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return None if status == 200 else f"HTTP {status}"
 
@@ -221,7 +223,7 @@ class Watcher:
 
     def round(self) -> None:
         with ThreadPoolExecutor(max_workers=len(self.workers)) as pool:
-            results = list(zip(self.workers, pool.map(self.check, self.workers), strict=True))
+            results = list(zip(self.workers, pool.map(self._checked, self.workers), strict=True))
         self.rounds += 1
         if self.rounds == 1:
             # Once, so that the operator sees the checks work (later rounds log only changes
@@ -258,6 +260,14 @@ class Watcher:
             )
             return
         self._apply(alive)
+
+    def _checked(self, worker: str) -> str | None:
+        # A check that raises is a failed check: the watcher must outlive anything the network
+        # or tor sends back.
+        try:
+            return self.check(worker)
+        except Exception as exc:
+            return f"the check itself failed: {type(exc).__name__}: {exc}"
 
     def _apply(self, workers: list[str]) -> None:
         text = render_onionbalance_config(self.front, workers)

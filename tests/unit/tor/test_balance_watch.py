@@ -10,6 +10,7 @@ import logging
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -213,6 +214,35 @@ def test_check_fails_when_tor_does_not_answer(tmp_path: Path) -> None:
     problem = check_health(A, f"127.0.0.1:{port}", timeout=5)
     assert problem is not None
     assert problem.startswith("ConnectError")
+
+
+def test_check_fails_on_tors_extended_socks_error_instead_of_crashing() -> None:
+    """Tor's extended SOCKS replies (here 0xF2, "introduction failed"), which socksio does not
+    know, make the check fail with a reason; they once crashed the watcher."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(16)  # greeting: version, methods
+            conn.sendall(b"\x05\x02")  # username/password, as tor with IsolateSOCKSAuth
+            conn.recv(512)  # the credentials
+            conn.sendall(b"\x01\x00")
+            conn.recv(512)  # CONNECT to the onion
+            conn.sendall(b"\x05\xf2\x00\x01" + bytes(6))
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        problem = check_health(A, f"127.0.0.1:{port}", timeout=10)
+    finally:
+        thread.join(10)
+        server.close()
+    assert problem is not None
+    assert "ProtocolError" in problem
 
 
 def test_balance_watch_refuses_without_workers_or_a_way_to_signal(tmp_path: Path) -> None:
