@@ -2,9 +2,10 @@
 serve` workers on one PostgreSQL database and one SeaweedFS bucket, each with its own managed
 tor and source onion, and Debian's Onionbalance publishing their introduction points under the
 front address that `sealdrop balance` made. A source reaches the front and submits; a
-journalist's reader syncs it; one worker is killed and taken out of Onionbalance's configuration,
-and once Onionbalance has published the front without it, the source logs in through the front
-again and submits, and the reader syncs.
+journalist's reader syncs it; the watcher (`sealdrop balance --watch`) runs beside Onionbalance;
+one worker is killed, and with no manual step the watcher finds it dead, takes it out of
+Onionbalance's configuration and signals Onionbalance, which publishes the front without it; the
+source logs in through the front again and submits, and the reader syncs.
 
 How Onionbalance behaves here (support_onionbalance has why it runs with the network's voting
 interval, and its test-network intervals): [A] asserted below, [O] observed in four runs.
@@ -25,13 +26,18 @@ interval, and its test-network intervals): [A] asserted below, [O] observed in f
   worker's two points. With that descriptor a source got through at once in four runs (its tor
   picked a live point, presumably), and in the fifth could not connect for 90 s (SOCKS "TTL
   expired"): the dead worker must be taken out.
-* [A] What takes a dead worker out at once is the operator's: `sealdrop balance` without it and
-  a SIGHUP (Onionbalance reloads its configuration); [O] the front without it was up 23-24 s
-  later (three runs), and the source reached it at its first try. The reload re-registers
-  Onionbalance's event handlers without removing the old ones, so it then uploads every
-  descriptor twice in the same second, and the directories refuse the second copy
+* [A] What takes a dead worker out is the watcher: checks of each worker's /healthz through
+  Onionbalance's tor, here a round every 3 s and dead after 2 failures in a row; it rewrites the
+  configuration without the dead worker and sends Onionbalance a SIGHUP (it reloads its
+  configuration). [O] In one run: the verdict 4 s after the kill (the killed worker's tor, still
+  up for a few seconds, or the directories' stale descriptor: each check failed at once), and
+  the front without the dead worker uploaded 7 s after the SIGHUP (11 s after the kill); the
+  source reached it at its first try. (By hand, the operator's `sealdrop balance` without it
+  and a SIGHUP did the same: the front without it 23-24 s later in three runs.) A reload
+  re-registers Onionbalance's event handlers without removing the old ones, so it then uploads
+  every descriptor twice in the same second, and the directories refuse the second copy
   (UPLOAD_REJECTED warnings in its log: harmless).
-* [O] The test takes about 90 s here (about 50 s once the network, PostgreSQL and SeaweedFS are
+* [O] The test takes about 100 s here (about 60 s once the network, PostgreSQL and SeaweedFS are
   up), most of it waiting for descriptors.
 """
 
@@ -146,9 +152,10 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
     root: Path,
 ) -> None:
     """Through the front address a source submits and a reader syncs it; the front lists both
-    workers' introduction points and no proof-of-work; after one worker is killed and taken out
-    (`sealdrop balance` without it, SIGHUP), Onionbalance publishes the front without it, and
-    the source logs in through the front and submits again, and the reader syncs that too."""
+    workers' introduction points and no proof-of-work; after one worker is killed, the watcher
+    alone takes it out (dead after 2 failed checks 3 s apart: ~4 s here, then SIGHUP), so
+    Onionbalance's next upload (~7 s later) lists only the live worker, and the source logs in
+    through the front and submits again, and the reader syncs that too."""
     if not ONIONBALANCE.exists():
         pytest.fail("Debian's onionbalance is missing (scripts/test installs it)", pytrace=False)
     started = time.monotonic()

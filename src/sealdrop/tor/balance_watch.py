@@ -100,6 +100,11 @@ def check_health(address: str, socks: str, timeout: float) -> str | None:
     except Exception as exc:  # whatever the network sends, the check failed
         # Broad on purpose: tor's extended SOCKS replies (0xF0-0xF7, e.g. "onion descriptor not
         # found") are not in socksio's table and raise its ProtocolError, not an httpx error.
+        if type(exc).__name__ == "ProtocolError" and str(exc) == "Malformed reply":
+            return (
+                "tor refused the connection (an onion-service error: no descriptor, or no "
+                "introduction point answered)"
+            )
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return None if status == 200 else f"HTTP {status}"
 

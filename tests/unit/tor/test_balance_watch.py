@@ -242,7 +242,8 @@ def test_check_fails_on_tors_extended_socks_error_instead_of_crashing() -> None:
         thread.join(10)
         server.close()
     assert problem is not None
-    assert "ProtocolError" in problem
+    assert problem.startswith("tor refused the connection (an onion-service error")
+    assert problem.endswith("no introduction point answered)")
 
 
 def test_balance_watch_refuses_without_workers_or_a_way_to_signal(tmp_path: Path) -> None:
