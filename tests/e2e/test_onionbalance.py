@@ -29,11 +29,14 @@ interval, and its test-network intervals): [A] asserted below, [O] observed in f
 * [A] What takes a dead worker out is the watcher: checks of each worker's /healthz through
   Onionbalance's tor, here a round every 3 s and dead after 2 failures in a row; it rewrites the
   configuration without the dead worker and sends Onionbalance a SIGHUP (it reloads its
-  configuration). [O] In one run: the verdict 4 s after the kill (the killed worker's tor, still
-  up for a few seconds, or the directories' stale descriptor: each check failed at once), and
-  the front without the dead worker uploaded 7 s after the SIGHUP (11 s after the kill); the
-  source reached it at its first try. (By hand, the operator's `sealdrop balance` without it
-  and a SIGHUP did the same: the front without it 23-24 s later in three runs.) A reload
+  configuration). [O] In two runs: the verdict 4 s and 25 s after the kill (a check of a
+  worker just killed failed at once in one run and hung ~20 s in the other, its tor still up for
+  a few seconds and its descriptor still served); Onionbalance's first upload after the SIGHUP
+  7 s later in both; the source's tor fetched a front without the dead worker 70 s after the
+  kill (in the run where the test measured it; [S] presumably some directories served the
+  earlier front a while longer), and its first request through the front then took 0.3 s.
+  (By hand, the operator's `sealdrop balance` without it and a SIGHUP did the same: the front
+  without it 23-24 s later in three runs.) A reload
   re-registers Onionbalance's event handlers without removing the old ones, so it then uploads
   every descriptor twice in the same second, and the directories refuse the second copy
   (UPLOAD_REJECTED warnings in its log: harmless).
@@ -153,9 +156,10 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
 ) -> None:
     """Through the front address a source submits and a reader syncs it; the front lists both
     workers' introduction points and no proof-of-work; after one worker is killed, the watcher
-    alone takes it out (dead after 2 failed checks 3 s apart: ~4 s here, then SIGHUP), so
-    Onionbalance's next upload (~7 s later) lists only the live worker, and the source logs in
-    through the front and submits again, and the reader syncs that too."""
+    alone takes it out (dead after 2 failed checks 3 s apart: 4-25 s after the kill here, then
+    SIGHUP), so Onionbalance's next upload (7 s later) lists only the live worker (the source's
+    tor saw it 70 s after the kill), and the source logs in through the front and submits
+    again, and the reader syncs that too."""
     if not ONIONBALANCE.exists():
         pytest.fail("Debian's onionbalance is missing (scripts/test installs it)", pytrace=False)
     started = time.monotonic()
@@ -261,7 +265,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
 
         # The next descriptor upload lists worker 2's points only; the source's tor has it (a
         # fetch replaces what tor cached).
-        wait_for(without_w1, 90, "the front published without the dead worker", [ob_log])
+        wait_for(without_w1, 150, "the front published without the dead worker", [ob_log])
         log.info("%.0f s from the kill to the front without it", time.monotonic() - killed_at)
 
         # The source comes back on a new circuit, through the front: only worker 2 is left.

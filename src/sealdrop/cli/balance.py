@@ -149,8 +149,9 @@ def _watch(
             )
         )
     try:
-        settings = load_settings(directory)
-        layout = TorLayout.of_instance(settings.instance_dir)
+        # Only the front key: not load_settings, which needs secrets.toml, and the Onionbalance
+        # host has no business holding the instance's secrets (R41).
+        layout = TorLayout.of_instance(directory)
         # Read only: the watcher never makes a key (that would be a new front address) and
         # writes nothing in the instance folder, only Onionbalance's configuration.
         front = front_address(layout)

@@ -267,3 +267,59 @@ def test_balance_watch_refuses_without_workers_or_a_way_to_signal(tmp_path: Path
     assert "no front key" in no_key.output
     # The watcher made no key of its own: that would be a new front address.
     assert not (instance / "tor" / "front-onion" / "key.pem").exists()
+
+
+def test_balance_watch_needs_only_the_front_key_not_the_instance_secrets(tmp_path: Path) -> None:
+    """On the Onionbalance host the watcher runs from a folder holding only
+    tor/front-onion/key.pem (no secrets.toml, no sealdrop.toml) and writes only Onionbalance's
+    configuration; here every check fails (no tor), so it names both workers and says so."""
+    runner = CliRunner()
+    instance = tmp_path / "inst"
+    assert runner.invoke(app, ["init", str(instance)]).exit_code == 0
+    assert runner.invoke(app, ["balance", str(instance)]).exit_code == 0
+    host = tmp_path / "ob-host"
+    (host / "tor" / "front-onion").mkdir(parents=True)
+    key = host / "tor" / "front-onion" / "key.pem"
+    key.write_bytes((instance / "tor" / "front-onion" / "key.pem").read_bytes())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    config = tmp_path / "config.yaml"
+    command = [
+        sys.executable,
+        "-m",
+        "sealdrop",
+        "balance",
+        str(host),
+        "--worker",
+        A,
+        "--worker",
+        B,
+        "--watch",
+        "--onionbalance-config",
+        str(config),
+        "--onionbalance-pid",
+        str(tmp_path / "no.pid"),
+        "--socks",
+        f"127.0.0.1:{closed}",
+        "--interval",
+        "1",
+        "--failures",
+        "1",
+    ]
+    watcher = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        lines: list[str] = []
+        assert watcher.stderr is not None
+        while time.monotonic() < deadline and not any("EVERY worker" in x for x in lines):
+            line = watcher.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
+    assert any("ERROR sealdrop.balance: EVERY worker failed" in x for x in lines), lines
+    assert configured_workers(config) == {A, B}
+    assert sorted(p.name for p in host.rglob("*")) == ["front-onion", "key.pem", "tor"]
