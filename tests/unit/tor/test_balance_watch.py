@@ -7,6 +7,7 @@ network (tests/e2e/test_onionbalance.py)."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from sealdrop.tor.balance_watch import (
     check_health,
     configured_workers,
     pid_reloader,
+    unit_reloader,
 )
 from sealdrop.tor.front import render_onionbalance_config
 
@@ -174,9 +176,8 @@ def test_reload_failure_is_logged_and_the_watcher_goes_on(
     )
 
 
-def test_pid_reloader_sends_sighup_to_the_pid_in_the_file(tmp_path: Path) -> None:
-    """The pidfile is read at the reload and the process it names receives SIGHUP."""
-    marker = tmp_path / "hup"
+def _hup_catcher(marker: Path) -> subprocess.Popen[bytes]:
+    """A process that touches ``marker`` on SIGHUP (and lives on), ready when returned."""
     child = subprocess.Popen(
         [
             sys.executable,
@@ -188,22 +189,60 @@ def test_pid_reloader_sends_sighup_to_the_pid_in_the_file(tmp_path: Path) -> Non
         ],
         stdout=subprocess.PIPE,
     )
+    assert child.stdout is not None
+    assert child.stdout.readline() == b"ready\n"
+    return child
+
+
+def _hupped(marker: Path) -> bool:
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return marker.exists()
+
+
+def test_pid_reloader_sends_sighup_to_the_pid_in_the_file(tmp_path: Path) -> None:
+    """The pidfile is read at the reload and the process it names receives SIGHUP."""
+    marker = tmp_path / "hup"
+    child = _hup_catcher(marker)
     try:
-        assert child.stdout is not None
-        assert child.stdout.readline() == b"ready\n"
         pidfile = tmp_path / "onionbalance.pid"
         pidfile.write_text(f"{child.pid}\n")
         pid_reloader(str(pidfile))()
-        deadline = time.monotonic() + 10
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marker.exists()
+        assert _hupped(marker)
         assert child.poll() is None  # reloaded, not killed
     finally:
         child.kill()
         child.wait()
     with pytest.raises(TorError, match="names no running Onionbalance"):
         pid_reloader("0")()
+
+
+def test_unit_reloader_signals_the_units_main_pid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --onionbalance-unit the pid is the unit's MainPID as `systemctl show` reports it (a
+    stand-in systemctl here: no systemd in the test machine), and that process gets SIGHUP."""
+    marker = tmp_path / "hup"
+    child = _hup_catcher(marker)
+    try:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        systemctl = bin_dir / "systemctl"
+        asked = tmp_path / "asked"
+        systemctl.write_text(f'#!/bin/sh\necho "$@" > {asked}\necho {child.pid}\n')
+        systemctl.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+        unit_reloader("onionbalance")()
+        assert _hupped(marker)
+        assert asked.read_text() == "show --property=MainPID --value onionbalance\n"
+        assert child.poll() is None
+        systemctl.write_text("#!/bin/sh\necho 0\n")  # the unit is not running
+        with pytest.raises(TorError, match="names no running Onionbalance"):
+            unit_reloader("onionbalance")()
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_check_fails_when_tor_does_not_answer(tmp_path: Path) -> None:
