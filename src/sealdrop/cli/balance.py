@@ -30,7 +30,13 @@ from sealdrop.tor.layout import TorLayout
 
 
 def balance(
-    directory: Annotated[Path, typer.Argument(help="The instance folder.")],
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="The instance folder (with --watch, a folder holding at least "
+            "tor/front-onion/key.pem)."
+        ),
+    ],
     workers: Annotated[
         list[str] | None,
         typer.Option(
@@ -94,6 +100,10 @@ def balance(
             failures,
         )
         return
+    if onionbalance_config or onionbalance_pid or onionbalance_unit:
+        # Refused rather than ignored: without --watch nothing would be signalled or written
+        # there, and the operator would believe otherwise.
+        raise fail(ConfigError("--onionbalance-config/-pid/-unit are for --watch only"))
     try:
         settings = load_settings(directory)
         layout = TorLayout.of_instance(settings.instance_dir)

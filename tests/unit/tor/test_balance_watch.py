@@ -287,7 +287,8 @@ def test_check_fails_on_tors_extended_socks_error_instead_of_crashing() -> None:
 
 def test_balance_watch_refuses_without_workers_or_a_way_to_signal(tmp_path: Path) -> None:
     """--watch needs the workers, exactly one of --onionbalance-pid / --onionbalance-unit, and
-    the front key already made (it never makes one)."""
+    the front key already made (it never makes one); those options without --watch are
+    refused, not ignored."""
     runner = CliRunner()
     instance = tmp_path / "inst"
     assert runner.invoke(app, ["init", str(instance)]).exit_code == 0
@@ -299,6 +300,9 @@ def test_balance_watch_refuses_without_workers_or_a_way_to_signal(tmp_path: Path
     no_signal = runner.invoke(app, ["balance", str(instance), "--watch", "--worker", A])
     assert no_signal.exit_code != 0
     assert "--onionbalance-pid or --onionbalance-unit" in no_signal.output
+    not_watching = runner.invoke(app, ["balance", str(instance), "--onionbalance-unit", "ob"])
+    assert not_watching.exit_code != 0
+    assert "for --watch only" in not_watching.output
     no_key = runner.invoke(
         app, ["balance", str(instance), "--watch", "--worker", A, "--onionbalance-pid", "1"]
     )
