@@ -2,9 +2,10 @@
 serve` workers on one PostgreSQL database and one SeaweedFS bucket, each with its own managed
 tor and source onion, and Debian's Onionbalance publishing their introduction points under the
 front address that `sealdrop balance` made. A source reaches the front and submits; a
-journalist's reader syncs it; one worker is killed and taken out of Onionbalance's configuration,
-and once Onionbalance has published the front without it, the source logs in through the front
-again and submits, and the reader syncs.
+journalist's reader syncs it; the watcher (`sealdrop balance --watch`) runs beside Onionbalance;
+one worker is killed, and with no manual step the watcher finds it dead, takes it out of
+Onionbalance's configuration and signals Onionbalance, which publishes the front without it; the
+source logs in through the front again and submits, and the reader syncs.
 
 How Onionbalance behaves here (support_onionbalance has why it runs with the network's voting
 interval, and its test-network intervals): [A] asserted below, [O] observed in four runs.
@@ -25,13 +26,21 @@ interval, and its test-network intervals): [A] asserted below, [O] observed in f
   worker's two points. With that descriptor a source got through at once in four runs (its tor
   picked a live point, presumably), and in the fifth could not connect for 90 s (SOCKS "TTL
   expired"): the dead worker must be taken out.
-* [A] What takes a dead worker out at once is the operator's: `sealdrop balance` without it and
-  a SIGHUP (Onionbalance reloads its configuration); [O] the front without it was up 23-24 s
-  later (three runs), and the source reached it at its first try. The reload re-registers
-  Onionbalance's event handlers without removing the old ones, so it then uploads every
-  descriptor twice in the same second, and the directories refuse the second copy
+* [A] What takes a dead worker out is the watcher: checks of each worker's /healthz through
+  Onionbalance's tor, here a round every 3 s and dead after 2 failures in a row; it rewrites the
+  configuration without the dead worker and sends Onionbalance a SIGHUP (it reloads its
+  configuration). [O] In three runs: the verdict 4, 10 and 25 s after the kill (a check of a
+  worker just killed may fail at once or hang up to ~20 s, its tor still up for a few seconds
+  and its descriptor still served); Onionbalance's first upload after the SIGHUP 7-17 s later;
+  the source's tor fetched a front without the dead worker 34 and 70 s after the kill (the two
+  runs where the test measured it; [S] presumably some directories served the earlier front a
+  while longer), and its first request through the front then took 0.3 s.
+  (By hand, the operator's `sealdrop balance` without it and a SIGHUP did the same: the front
+  without it 23-24 s later in three runs.) A reload
+  re-registers Onionbalance's event handlers without removing the old ones, so it then uploads
+  every descriptor twice in the same second, and the directories refuse the second copy
   (UPLOAD_REJECTED warnings in its log: harmless).
-* [O] The test takes about 90 s here (about 50 s once the network, PostgreSQL and SeaweedFS are
+* [O] The test takes 80-155 s here (about 60 s once the network, PostgreSQL and SeaweedFS are
   up), most of it waiting for descriptors.
 """
 
@@ -40,7 +49,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -63,8 +71,9 @@ from support_tor import PrivateTorNetwork, TorClient, tail, wait_for
 from test_onion_services import retry_until
 
 from sealdrop.ids import new_id
-from sealdrop.testing import ServerProcess
+from sealdrop.testing import ServerProcess, sealdrop_command
 from sealdrop.testing_s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, SeaweedFS
+from sealdrop.tor.balance_watch import configured_workers
 from sealdrop.tor.front import front_address
 from sealdrop.tor.layout import TorLayout
 
@@ -146,9 +155,11 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
     root: Path,
 ) -> None:
     """Through the front address a source submits and a reader syncs it; the front lists both
-    workers' introduction points and no proof-of-work; after one worker is killed and taken out
-    (`sealdrop balance` without it, SIGHUP), Onionbalance publishes the front without it, and
-    the source logs in through the front and submits again, and the reader syncs that too."""
+    workers' introduction points and no proof-of-work; after one worker is killed, the watcher
+    alone takes it out (dead after 2 failed checks 3 s apart: 4-25 s after the kill here, then
+    SIGHUP), so Onionbalance's next upload (7-17 s later) lists only the live worker (the
+    source's tor had it 34-70 s after the kill), and the source logs in through the front and
+    submits again, and the reader syncs that too."""
     if not ONIONBALANCE.exists():
         pytest.fail("Debian's onionbalance is missing (scripts/test installs it)", pytrace=False)
     started = time.monotonic()
@@ -166,6 +177,8 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
     extra.write_text(tor_network.torrc_for_onion_host())
     workers: list[Worker] = []
     onionbalance: subprocess.Popen[bytes] | None = None
+    watcher: subprocess.Popen[bytes] | None = None
+    watch_log = root / "watch.log"
     clients: list[TorClient] = []
     ob_log = root / "onionbalance.log"
     try:
@@ -218,15 +231,33 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
         source_id = reader.newest_source().id
         assert "First, through the front." in reader.unlocked("show", source_id).stdout
 
-        # Worker 1 dies (SIGKILL; its tor exits with its owner).
+        # The watcher, beside Onionbalance on its host: it checks each worker's /healthz through
+        # Onionbalance's tor, and rewrites the configuration and signals Onionbalance itself.
+        pidfile = root / "onionbalance.pid"
+        pidfile.write_text(f"{onionbalance.pid}\n")
+        watcher = start_watcher(w1_dir, workers, pidfile, ob_tor, watch_log)
+        wait_for(
+            lambda: "first round: 2 of 2 workers answer" in watch_log.read_text(),
+            60,
+            "the watcher's first round",
+            [watch_log],
+        )
+
+        # Worker 1 dies (SIGKILL; its tor exits with its owner). Nobody touches Onionbalance:
+        # the watcher finds the dead worker, takes it out and sends Onionbalance a SIGHUP.
         _, w1_set, _ = front_layers(source_tor, front, workers)
         killed_at = time.monotonic()
         w1.server.kill()
-        # Onionbalance keeps listing the dead worker's introduction points (module docstring), and
-        # a source whose tor picks one of them may wait and fail: the operator takes the dead
-        # worker out, with the configuration without it and a reload (SIGHUP).
-        run_cli("balance", w1_dir, "--worker", w2.address)
-        onionbalance.send_signal(signal.SIGHUP)
+        wait_for(
+            lambda: f"worker {w1.address} is dead" in watch_log.read_text(),
+            90,
+            "the watcher finding the dead worker",
+            [watch_log],
+        )
+        log.info("%.0f s from the kill to the watcher's verdict", time.monotonic() - killed_at)
+        assert configured_workers(config) == {w2.address}
+        assert "asking Onionbalance to reload (SIGHUP)" in watch_log.read_text()
+        assert "did not get the new configuration" not in watch_log.read_text()
 
         def without_w1() -> bool:
             front_set, w2_set = front_layers(source_tor, front, [w2])
@@ -234,7 +265,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
 
         # The next descriptor upload lists worker 2's points only; the source's tor has it (a
         # fetch replaces what tor cached).
-        wait_for(without_w1, 90, "the front published without the dead worker", [ob_log])
+        wait_for(without_w1, 150, "the front published without the dead worker", [ob_log])
         log.info("%.0f s from the kill to the front without it", time.monotonic() - killed_at)
 
         # The source comes back on a new circuit, through the front: only worker 2 is left.
@@ -267,6 +298,9 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
         assert "2 items received" in conversation.text
         log.info("%.0f s in all", time.monotonic() - started)
     finally:
+        if watcher is not None:
+            _stop(watcher)
+            log.info("the watcher's log:\n%s", tail(watch_log, 40))
         if onionbalance is not None:
             onionbalance.terminate()
             try:
@@ -279,6 +313,42 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
             worker.server.stop()
         for client in clients:
             client.stop()
+
+
+def start_watcher(
+    instance: Path, workers: list[Worker], pidfile: Path, tor: TorClient, out: Path
+) -> subprocess.Popen[bytes]:
+    """`sealdrop balance --watch` with test timings: a round every 3 s, a check may take 20 s,
+    dead after 2 failures in a row (the defaults, 30 s, 60 s and 3, suit the real network)."""
+    command = sealdrop_command(
+        "balance",
+        instance,
+        *(arg for w in workers for arg in ("--worker", w.address)),
+        "--watch",
+        "--onionbalance-pid",
+        pidfile,
+        "--socks",
+        f"127.0.0.1:{tor.socks_port}",
+        "--interval",
+        "3",
+        "--timeout",
+        "20",
+        "--failures",
+        "2",
+    )
+    with out.open("ab") as log_file:
+        return subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _ok(response: httpx.Response) -> httpx.Response:
