@@ -13,12 +13,30 @@ from typing import Protocol
 
 from sealdrop.ids import BlobKey
 
+# Far above a sealed stream state (a few hundred bytes), bounding what a damaged record costs.
+MAX_STATE_BYTES = 64 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class PartialState:
     expires: int  # unix time after which the upload is swept
     durable: int  # bytes of ciphertext known to be stored
     sealed: bytes  # the stream state, sealed (services/resumable.py)
+
+    def encode(self) -> bytes:
+        """The record both stores keep: ``"EXPIRES DURABLE\n"`` then the sealed state."""
+        return b"%d %d\n" % (self.expires, self.durable) + self.sealed
+
+    @classmethod
+    def decode(cls, raw: bytes) -> PartialState | None:
+        """The record ``encode`` wrote, or None if it is not one (the caller's "no such
+        upload": a damaged record is never half-trusted)."""
+        line, _, sealed = raw.partition(b"\n")
+        try:
+            expires, durable = (int(v) for v in line.split(b" "))
+        except ValueError:
+            return None
+        return cls(expires, durable, sealed)
 
 
 class PartialWriting(Protocol):

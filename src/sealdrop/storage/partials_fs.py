@@ -30,13 +30,12 @@ from sealdrop.storage.blobs_fs import (
     _settle,
     _storage_error,
 )
-from sealdrop.storage.partials import PartialState
+from sealdrop.storage.partials import MAX_STATE_BYTES, PartialState
 
 __all__ = ["Adopter", "PartialState", "PartialUploads", "PartialWriter"]
 
 _ID = re.compile(r"[0-9a-f]{32}")
 _EPOCH = (0, 0)
-_MAX_STATE = 64 * 1024
 
 
 def _check(upload_id: str) -> str:
@@ -88,17 +87,15 @@ class PartialUploads:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             with os.fdopen(fd, "rb") as handle:
-                raw = handle.read(_MAX_STATE)
+                raw = handle.read(MAX_STATE_BYTES)
         except FileNotFoundError:
             raise NotFound("no such upload") from None
         except OSError as exc:
             raise _storage_error(exc) from exc
-        line, _, sealed = raw.partition(b"\n")
-        try:
-            expires, durable = (int(v) for v in line.split(b" "))
-        except ValueError:
-            raise NotFound("no such upload") from None
-        return PartialState(expires, durable, sealed)
+        state = PartialState.decode(raw)
+        if state is None:
+            raise NotFound("no such upload")
+        return state
 
     def _write_state(self, directory: Path, state: PartialState) -> None:
         tmp = directory / "state.new"
@@ -106,7 +103,7 @@ class PartialUploads:
             tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
         )
         try:
-            os.write(fd, b"%d %d\n" % (state.expires, state.durable) + state.sealed)
+            os.write(fd, state.encode())
             os.utime(fd, _EPOCH)
             os.fsync(fd)
         finally:

@@ -35,7 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sealdrop.errors import NotFound, StorageError
 from sealdrop.ids import BlobKey
 from sealdrop.storage.blobs_s3 import S3BlobStore
-from sealdrop.storage.partials import PartialState
+from sealdrop.storage.partials import MAX_STATE_BYTES, PartialState
 from sealdrop.storage.s3_objects import NOT_FOUND, error_code, storage_error
 
 if TYPE_CHECKING:
@@ -46,7 +46,6 @@ __all__ = ["S3PartialUploads", "S3PartialWriter"]
 
 _ID = re.compile(r"[0-9a-f]{32}")
 _SEGMENT = re.compile(r"[0-9]{16}")
-_MAX_STATE = 64 * 1024
 _READ_BLOCK = 1024 * 1024
 # A sweep lists every upload's objects and reads each state: requests to the store, not a local
 # directory read. It runs with every new upload, so a flood of new uploads would make each one
@@ -80,8 +79,7 @@ class S3PartialUploads:
             raise storage_error(exc) from exc
 
     def _write_state(self, upload_id: str, state: PartialState) -> None:
-        line = b"%d %d\n" % (state.expires, state.durable)
-        self._put(self._dir(upload_id) + "state", line + state.sealed)
+        self._put(self._dir(upload_id) + "state", state.encode())
 
     def _put_segment(self, upload_id: str, offset: int, data: bytes) -> None:
         self._put(f"{self._dir(upload_id)}{offset:016d}", data)
@@ -98,19 +96,17 @@ class S3PartialUploads:
         try:
             answer = self._client.get_object(Bucket=self._bucket, Key=name)
             with answer["Body"] as body:
-                raw = body.read(_MAX_STATE)
+                raw = body.read(MAX_STATE_BYTES)
         except ClientError as exc:
             if error_code(exc) in NOT_FOUND:
                 raise NotFound("no such upload") from None
             raise storage_error(exc) from exc
         except BotoCoreError as exc:
             raise storage_error(exc) from exc
-        line, _, sealed = raw.partition(b"\n")
-        try:
-            expires, durable = (int(v) for v in line.split(b" "))
-        except ValueError:
-            raise NotFound("no such upload") from None
-        return PartialState(expires, durable, sealed)
+        state = PartialState.decode(raw)
+        if state is None:
+            raise NotFound("no such upload")
+        return state
 
     def writer(self, upload_id: str, state: PartialState) -> S3PartialWriter:
         return S3PartialWriter(self, _check(upload_id), state)

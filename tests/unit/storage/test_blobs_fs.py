@@ -31,21 +31,15 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_commit_makes_the_exact_bytes_visible(store: FilesystemBlobStore, tmp_path: Path) -> None:
-    """After commit the blob reads back byte for byte, under a fresh 32-hex key, with its size."""
-    payload = [b"age-encryption.org/v1\n", os.urandom(70_000), b""]
+def test_a_committed_blob_lives_at_its_sharded_path_and_leaves_no_staging_file(
+    store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    """What only the filesystem store promises (the bytes themselves are test_blob_stores.py's,
+    on both backends): the blob's path is store/blobs/<first two hex>/<key>, and nothing is left
+    in staging."""
     with store.stage() as staged:
-        for chunk in payload:
-            assert staged.write(chunk) == len(chunk)
-        staged.flush()
-        key, size = staged.commit()
-    assert size == sum(map(len, payload))
-    assert len(key) == 32
-    assert int(key, 16) >= 0
-    with store.open(key) as f:
-        assert f.read() == b"".join(payload)
-    assert store.size(key) == size
-    assert list(store.keys()) == [key]
+        staged.write(os.urandom(70_000))
+        key, _ = staged.commit()
     assert store.local_path(key) == tmp_path / "store" / "blobs" / key[:2] / key
     assert staging_files(tmp_path) == []
 
