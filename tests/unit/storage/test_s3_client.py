@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from mypy_boto3_s3.client import S3Client
 
 from sealdrop.storage.blobs import S3Location
@@ -33,10 +34,15 @@ def signed_body_hash(client: S3Client, answer: bool) -> list[str]:
         value = request.headers["X-Amz-Content-SHA256"]
         seen.append(value.decode() if isinstance(value, bytes) else value)
         if answer:
-            return AWSResponse(request.url, 200, {"ETag": '"e"'}, _Raw())
+            headers = HTTPHeaders()
+            headers["ETag"] = '"e"'
+            return AWSResponse(request.url, 200, headers, _Raw())
         return None
 
-    client.meta.events.register("before-send.s3.UploadPart", before_send)
+    # botocore lets a before-send handler answer the request by returning a response (its
+    # documented way to stub a call); the stubs type every handler as returning None.
+    handler = cast(Callable[..., None], before_send)
+    client.meta.events.register("before-send.s3.UploadPart", handler)
     return seen
 
 
