@@ -98,9 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="list from an EMPTY PostgreSQL database (postgresql+psycopg://...) instead of "
         "SQLite (5)",
     )
-    parser.add_argument("--scale-sessions", type=int, help="sessions of the workers' pages (7)")
+    parser.add_argument("--scale-sessions", type=int, help="sessions of the workers' pages (8)")
     parser.add_argument(
-        "--scale-seconds", type=float, help="measured seconds at each pace and worker count (7)"
+        "--scale-seconds", type=float, help="measured seconds at each pace and worker count (8)"
     )
     parser.add_argument(
         "--workdir",
