@@ -4,6 +4,7 @@ a fresh database on each backend for the shared storage suite."""
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import shutil
 import subprocess
@@ -92,6 +93,47 @@ def _binary(name: str) -> str:
             pytrace=False,
         )
     return path
+
+
+# The loggers `sealdrop.cli.logs.configure_logging` rewires (besides the root).
+_CONFIGURED_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "apprise",
+    "stem",
+    "python_multipart",
+    "multipart",
+)
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """A test that runs a command in-process (`balance --watch`, `serve` refusing to start)
+    calls configure_logging, which puts a redacting handler on the root logger. Left there, it
+    rewrites (and cuts to 2,000 characters) every record of every later test in the same worker
+    before caplog sees it: test_circuit_limits.py then failed, depending on which modules its
+    worker had run before. Each test leaves the logging configuration as it found it."""
+    root = logging.getLogger()
+    before, root_level = root.handlers[:], root.level
+    saved = {
+        name: (lg.handlers[:], lg.level, lg.propagate, lg.disabled)
+        for name in _CONFIGURED_LOGGERS
+        for lg in [logging.getLogger(name)]
+    }
+    yield
+    # pytest attaches its own capture handlers to the root for each phase (setup, call,
+    # teardown) and removes them itself: only handlers the test added are taken away.
+    for handler in root.handlers[:]:
+        if handler not in before and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+    root.setLevel(root_level)
+    for name, (handlers, level, propagate, disabled) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.disabled = disabled
 
 
 @pytest.fixture(scope="session")
