@@ -73,11 +73,18 @@ class Services:
         self._database.close()
 
 
-def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+def build_services(
+    settings: Settings, clock: Clock | None = None, *, kdf_processes: bool = True
+) -> Services:
+    """Compose the services. ``kdf_processes=False`` runs codename derivations in threads of this
+    process instead of processes of their own (services/kdf.py): for a caller that must not
+    start processes, or a test that changes the derivation's cost in this process only."""
     clock = clock or SystemClock()
     database = SqlDatabase(settings.database_url)
     blobs = open_blob_store(settings)
-    kdf = KdfPool(settings.kdf_salt.reveal(), settings.kdf_max_concurrent)
+    kdf = KdfPool(
+        settings.kdf_salt.reveal(), settings.kdf_max_concurrent, processes=kdf_processes
+    )
     audit = AuditTrail(database, clock)
     runtime = InstanceSettings(database, settings, audit)
     sessions = SessionService(

@@ -194,7 +194,9 @@ def site(
                 repos.recipients.add(str(recipient_of(generate_identity())), "journalist")
         finally:
             database.close()
-        services = build_services(config, FakeClock())
+        # Derivations in threads of this process: the cheap Argon2 above is patched here, and a
+        # derivation process of its own (the server's way) would run the real 64 MiB cost.
+        services = build_services(config, FakeClock(), kdf_processes=False)
         counter = create_engine(config.database_url)
         errors = ErrorLog()
         logging.getLogger("sealdrop").addHandler(errors)
