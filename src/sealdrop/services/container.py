@@ -82,9 +82,7 @@ def build_services(
     clock = clock or SystemClock()
     database = SqlDatabase(settings.database_url)
     blobs = open_blob_store(settings)
-    kdf = KdfPool(
-        settings.kdf_salt.reveal(), settings.kdf_max_concurrent, processes=kdf_processes
-    )
+    kdf = KdfPool(settings.kdf_salt.reveal(), settings.kdf_max_concurrent, processes=kdf_processes)
     audit = AuditTrail(database, clock)
     runtime = InstanceSettings(database, settings, audit)
     sessions = SessionService(
