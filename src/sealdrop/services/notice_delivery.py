@@ -28,9 +28,6 @@ from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
-import aiosmtplib
-import apprise
-
 from sealdrop.config import Secret
 from sealdrop.errors import ConfigError, DeliveryFailed, NotDeliverable
 from sealdrop.services.notice_text import Notice
@@ -78,8 +75,15 @@ def quiet_apprise() -> None:
     logging.getLogger("apprise").disabled = True
 
 
+# aiosmtplib and Apprise are imported where a notice is sent or an address checked, not with this
+# module: every server and command composes a Delivery, few send anything, and the two cost
+# ~0.14 s of start-up (Apprise loads its plugin catalogue) in every process.
+
+
 def apprise_url_ok(url: str) -> bool:
     """Whether Apprise can use this URL (without contacting anything)."""
+    import apprise
+
     quiet_apprise()
     try:
         return apprise.Apprise.instantiate(url) is not None
@@ -127,6 +131,8 @@ class Delivery:
         password = relay.password.reveal().decode("utf-8") if relay.password else None
         if username is not None and password is None:
             raise NotDeliverable("the mail relay needs a password (secrets.toml smtp_password)")
+        import aiosmtplib
+
         try:
             await aiosmtplib.send(
                 message(outgoing, relay.sender),
@@ -151,6 +157,8 @@ class Delivery:
         if not self._allow_urls:
             # A URL stored while the operator allowed them: no connection to it now.
             raise NotDeliverable("notices to URLs are off ([notifications] allow_urls)")
+
+        import apprise
 
         def send() -> bool:
             notifier = apprise.Apprise()

@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
@@ -34,10 +34,12 @@ from sealdrop.ids import BlobKey
 from sealdrop.services.backup import FORMAT, MANIFEST, POSTGRES_MEMBER, SQLITE_MEMBER, STORE
 from sealdrop.services.blob_store import open_blob_store, uses_object_store
 from sealdrop.services.restore_check import CheckReport, check_instance
-from sealdrop.storage.blobs_s3 import S3BlobStore
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
 from sealdrop.storage.models import Reply, Submission
 from sealdrop.storage.snapshots import load_postgres_dump, postgres_is_empty
+
+if TYPE_CHECKING:  # imported when a restore meets an object store (boto3 is slow to load)
+    from sealdrop.storage.blobs_s3 import S3BlobStore
 
 __all__ = ["RestoreReport", "read_identities", "restore_backup"]
 
@@ -140,6 +142,8 @@ class _BlobTarget:
         settings = load_settings(self._target)
         if not uses_object_store(settings):
             return
+        from sealdrop.storage.blobs_s3 import S3BlobStore
+
         store = open_blob_store(settings)
         assert isinstance(store, S3BlobStore)
         if not store.is_empty():
