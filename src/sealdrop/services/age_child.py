@@ -39,8 +39,9 @@ __all__ = ["age_binary", "encrypt_in_child"]
 # How a child says that the disk is full: Go's (age) and Python's (the hybrid child) wording of
 # ENOSPC and EDQUOT.
 _FULL_DISK = re.compile(rb"no space left on device|disk quota exceeded", re.IGNORECASE)
-# Reads from the source and writes to the child in pieces of this size.
-_PIPE_CHUNK = 256 * 1024
+# Reads from the source and writes to the child in pieces of this size: as large as the body's
+# socket reads (web/connections.py), so that a chunk goes through whole, never cut into slices.
+_PIPE_CHUNK = 1024 * 1024
 _PIPE_SIZE = 1024 * 1024
 
 
