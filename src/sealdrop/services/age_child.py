@@ -61,7 +61,9 @@ def encrypt_in_child(
     writes release the GIL). The plaintext goes only through a pipe, never to disk; the child's
     command line holds public keys only; its environment is empty. Same contract as
     ``envelope.encrypt``: an exception from ``src.read`` or ``dst.write`` propagates as itself,
-    and on any exception ``dst`` holds an incomplete file for the caller to discard.
+    and on any exception ``dst`` holds an incomplete file for the caller to discard. When ``dst``
+    is a staged file (``DirectWrite``) the child writes it itself, and a full disk it meets is
+    raised as the blob store's own error (StorageFull).
     """
     targets = list(recipients)
     # Checked before any byte is read: encrypting to nobody would make data nobody can open, and

@@ -237,9 +237,7 @@ class SubmissionIntake:
         age_binary = self._context.age_binary
         try:
             if in_child and age_binary is not None:
-                # On the filesystem the child writes the staged file itself (direct_write);
-                # on S3 its output comes back through this process, which sends the parts.
-                output = staged.direct_write() or staged
+                output = staged.direct_write() or staged  # FS: the child writes the file
                 age_child.encrypt_in_child(age_binary, reader, output, self._recipients)
             else:
                 envelope.encrypt(reader, staged, self._recipients)
