@@ -80,6 +80,16 @@ def upload_rows(result: dict[str, Any]) -> list[Row]:
                 UPLOAD_CPU,
             )
         )
+        if "with_children_cpu_seconds_per_gib" in s:
+            rows.append(
+                Row(
+                    f"{key}.sealdrop_cpu_tree",
+                    bench,
+                    "  with its age children (the whole upload's CPU)",
+                    f"{s['with_children_cpu_seconds_per_gib']} s",
+                    s["with_children_cpu_seconds_per_gib"],
+                )
+            )
         if "disk" in size:
             mbps = size["disk"]["mbps"]
             rows.append(

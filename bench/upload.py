@@ -205,6 +205,7 @@ class SealdropTarget:
             "mbps": mbps(size, sent["seconds"]),
             **memory.report(),
             "server_cpu_seconds_per_gib": round(memory.cpu_seconds * GIB / size, 2),
+            "with_children_cpu_seconds_per_gib": round(memory.tree_cpu_seconds * GIB / size, 2),
         }
         new = sorted(self.blobs() - before, key=lambda p: p.stat().st_size)
         result["stored_bytes"] = new[-1].stat().st_size if new else 0
@@ -533,7 +534,8 @@ def _print_row(row: dict[str, Any]) -> None:
     s = row["sealdrop"]
     parts.append(
         f"Sealdrop {s['mbps']} MB/s (HTTP {s['status']}, verified={s['verified']}, "
-        f"RSS +{s['rss_growth_mib_max']} MiB, server CPU {s['server_cpu_seconds']} s)"
+        f"RSS +{s['rss_growth_mib_max']} MiB, server CPU {s['server_cpu_seconds_per_gib']} s/GiB, "
+        f"with its age children {s.get('with_children_cpu_seconds_per_gib')} s/GiB)"
     )
     if "onionshare" in row:
         o = row["onionshare"]

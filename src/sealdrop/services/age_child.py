@@ -18,8 +18,10 @@ in-process, on another core all the same.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,11 +32,16 @@ from sealdrop.crypto import envelope
 from sealdrop.crypto.envelope import Readable, Writable
 from sealdrop.crypto.keys import Recipient, parse_recipient, require_one_kind
 from sealdrop.errors import CryptoError
+from sealdrop.storage.blobs import DirectWrite
 
 __all__ = ["age_binary", "encrypt_in_child"]
 
-# Reads from the source and writes to the child in pieces of this size.
-_PIPE_CHUNK = 256 * 1024
+# How a child says that the disk is full: Go's (age) and Python's (the hybrid child) wording of
+# ENOSPC and EDQUOT.
+_FULL_DISK = re.compile(rb"no space left on device|disk quota exceeded", re.IGNORECASE)
+# Reads from the source and writes to the child in pieces of this size: as large as the body's
+# socket reads (web/connections.py), so that a chunk goes through whole, never cut into slices.
+_PIPE_CHUNK = 1024 * 1024
 _PIPE_SIZE = 1024 * 1024
 
 
@@ -44,7 +51,7 @@ def age_binary() -> str | None:
 
 
 def encrypt_in_child(
-    binary: str, src: Readable, dst: Writable, recipients: Sequence[Recipient]
+    binary: str, src: Readable, dst: Writable | DirectWrite, recipients: Sequence[Recipient]
 ) -> None:
     """``envelope.encrypt``, with the encryption done by the stock ``age`` program in a child.
 
@@ -54,7 +61,9 @@ def encrypt_in_child(
     writes release the GIL). The plaintext goes only through a pipe, never to disk; the child's
     command line holds public keys only; its environment is empty. Same contract as
     ``envelope.encrypt``: an exception from ``src.read`` or ``dst.write`` propagates as itself,
-    and on any exception ``dst`` holds an incomplete file for the caller to discard.
+    and on any exception ``dst`` holds an incomplete file for the caller to discard. When ``dst``
+    is a staged file (``DirectWrite``) the child writes it itself, and a full disk it meets is
+    raised as the blob store's own error (StorageFull).
     """
     targets = list(recipients)
     # Checked before any byte is read: encrypting to nobody would make data nobody can open, and
@@ -68,34 +77,47 @@ def encrypt_in_child(
         for recipient in targets:
             command += ["--recipient", str(recipient)]
         env = {}
-    child = subprocess.Popen(
-        command,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        close_fds=True,
-    )
+    # A staged file (the filesystem store): the child writes the ciphertext into it itself, and
+    # this process only reads it back to hash it (storage/direct_write.py). Otherwise (S3, a
+    # test's buffer) the ciphertext comes back through a pipe and is written to ``dst`` here.
+    direct, sink = (dst, None) if isinstance(dst, DirectWrite) else (None, dst)
+    try:
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE if direct is None else direct.fd,
+            stderr=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
+    except BaseException:
+        if direct is not None:
+            direct.abandon()
+        raise
     assert child.stdin is not None
-    assert child.stdout is not None
     assert child.stderr is not None
     # Larger pipes than the 64 KiB default: fewer wake-ups on both sides of each pipe.
     for stream in (child.stdin, child.stdout):
-        with contextlib.suppress(OSError, AttributeError):
-            fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        if stream is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
     failures: list[BaseException] = []
-    stdout_fd = child.stdout.fileno()
+    reader = None
+    if sink is not None:
+        assert child.stdout is not None
+        stdout_fd, write = child.stdout.fileno(), sink.write
 
-    def copy_out() -> None:
-        try:
-            while chunk := os.read(stdout_fd, _PIPE_CHUNK):
-                dst.write(chunk)
-        except BaseException as exc:  # a full disk, say: stop the child, keep the error
-            failures.append(exc)
-            child.kill()
+        def copy_out() -> None:
+            try:
+                while chunk := os.read(stdout_fd, _PIPE_CHUNK):
+                    write(chunk)
+            except BaseException as exc:  # a full disk, say: stop the child, keep the error
+                failures.append(exc)
+                child.kill()
 
-    reader = threading.Thread(target=copy_out, name="age-output", daemon=True)
-    reader.start()
+        reader = threading.Thread(target=copy_out, name="age-output", daemon=True)
+        reader.start()
+    errors = b""
     try:
         try:
             while data := src.read(_PIPE_CHUNK):
@@ -105,16 +127,31 @@ def encrypt_in_child(
             pass  # the child died: its status (or the reader's error) says why, below
         except BaseException:
             child.kill()
+            if direct is not None:
+                direct.abandon()
             raise
         finally:
-            reader.join()
+            if reader is not None:
+                reader.join()
             status = child.wait()
+        # Its few lines of complaint, if any (the child has exited: the pipe holds them all).
+        with contextlib.suppress(OSError):
+            errors = child.stderr.read(4096)
     finally:
         for stream in (child.stdin, child.stdout, child.stderr):
-            with contextlib.suppress(OSError):
-                stream.close()
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
     if failures:
         raise failures[0]
+    if direct is not None:
+        if status != 0:
+            direct.abandon()
+            # The child met the full disk, not this process: its message is the only sign.
+            if _FULL_DISK.search(errors):
+                raise direct.failure(OSError(errno.ENOSPC, "No space left on device"))
+        else:
+            direct.finish()
     if status != 0:
         raise CryptoError(f"age encryption failed (age exited with status {status})")
 

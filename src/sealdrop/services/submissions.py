@@ -237,7 +237,8 @@ class SubmissionIntake:
         age_binary = self._context.age_binary
         try:
             if in_child and age_binary is not None:
-                age_child.encrypt_in_child(age_binary, reader, staged, self._recipients)
+                output = staged.direct_write() or staged  # FS: the child writes the file
+                age_child.encrypt_in_child(age_binary, reader, output, self._recipients)
             else:
                 envelope.encrypt(reader, staged, self._recipients)
             # Written: fsync it and let go of its descriptor now (see the module docstring).

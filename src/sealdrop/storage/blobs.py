@@ -13,13 +13,38 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from sealdrop.errors import ConfigError
 from sealdrop.ids import BlobKey
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PREFIX_PART = re.compile(r"[A-Za-z0-9._-]+")
+
+
+@runtime_checkable
+class DirectWrite(Protocol):
+    """A staged blob's file opened for another process to write into (``StagedBlob.direct_write``):
+    an encrypting child's stdout, so that the ciphertext is not piped back through the server to
+    be written again. The blob still learns its size and SHA-256 from the bytes on disk."""
+
+    @property
+    def fd(self) -> int:
+        """The descriptor to hand to the writing process (its stdout); owned by the blob."""
+        ...
+
+    def finish(self) -> None:
+        """The writer has exited successfully: what it wrote is the blob's content (its size and
+        SHA-256, read back from the file). ``close``/``commit`` follow as usual."""
+        ...
+
+    def abandon(self) -> None:
+        """The writer failed or was stopped: stop reading; the caller discards the blob."""
+        ...
+
+    def failure(self, exc: OSError) -> Exception:
+        """The blob store's own error for what the writer met (a full disk: StorageFull)."""
+        ...
 
 
 class StagedBlob(Protocol):
@@ -34,6 +59,12 @@ class StagedBlob(Protocol):
         ...
 
     def flush(self) -> None: ...
+
+    def direct_write(self) -> DirectWrite | None:
+        """The staged file for another process to write into, if this store keeps blobs in
+        local files (the filesystem); None otherwise (S3: its parts are sent by this process).
+        Only before anything was written with ``write``."""
+        ...
 
     def close(self) -> None:
         """Writing is done: make it durable (fsync) and release what writing holds (a file

@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from sealdrop.errors import BlobNotFound, StorageError, StorageFull
 from sealdrop.ids import BlobKey, new_id
+from sealdrop.storage.direct_write import FileDirectWrite
 
 # Keys come from ids.new_id(), never from a request, but a path is built from them: accepting only
 # exactly 32 lowercase hex characters makes "../", "/", NUL and the like impossible.
@@ -178,12 +179,15 @@ class FilesystemStagedBlob:
         # Hashed while written, so the hash (the API's ETag, a reader's integrity check) is known
         # at commit without reading the ciphertext back.
         self._hash = hashlib.sha256()
+        self._digest: str | None = None  # set when another process wrote it (direct_write)
+        self._direct: FileDirectWrite | None = None
         self._done = False
         try:
             # O_EXCL: never reuse or follow anything already at this name; 0600: owner only.
+            # Read-write: a file written by a child (direct_write) is read back to hash it.
             fd = os.open(
                 self._path,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
+                os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
                 0o600,
             )
         except OSError as exc:
@@ -209,6 +213,8 @@ class FilesystemStagedBlob:
 
     def write(self, data: bytes) -> int:
         fd = self._open_fd()
+        if self._direct is not None:
+            raise StorageError("staged blob is written by another process")
         # Unbuffered: the ciphertext goes straight to the kernel, and a full disk shows up here,
         # on the write that hit it, not later in a flush.
         view = memoryview(data)
@@ -224,7 +230,21 @@ class FilesystemStagedBlob:
     @property
     def sha256(self) -> str:
         """Hex SHA-256 of everything written so far."""
-        return self._hash.hexdigest()
+        return self._digest if self._digest is not None else self._hash.hexdigest()
+
+    def direct_write(self) -> FileDirectWrite:
+        """This staged file for another process to write into (``blobs.DirectWrite``): the
+        encrypting child's stdout. Its size and SHA-256 are read back from the file
+        (``storage/direct_write.py``); the durability order of ``commit`` is unchanged, the
+        fsync in ``close`` covering whatever process wrote the bytes."""
+        fd = self._open_fd()
+        if self._size or self._direct is not None:
+            raise StorageError("staged blob already written to")
+        self._direct = FileDirectWrite(fd, self._written_directly)
+        return self._direct
+
+    def _written_directly(self, size: int, digest: str) -> None:
+        self._size, self._digest = size, digest
 
     def flush(self) -> None:
         self._open_fd()  # writes are unbuffered: nothing to flush, but refuse a finished blob
@@ -236,6 +256,10 @@ class FilesystemStagedBlob:
         is reported there, never lost with the descriptor). Closing twice is harmless."""
         if self._done:
             raise StorageError("staged blob already committed or discarded")
+        if self._fd is not None and self._direct is not None and self._digest is None:
+            # Written by another process that never finished: what is there is not the blob.
+            self.discard()
+            raise StorageError("staged blob closed before its writer finished")
         fd, self._fd = self._fd, None  # closed below even if an error comes: never close twice
         if fd is None:
             return
@@ -292,6 +316,8 @@ class FilesystemStagedBlob:
         if self._done:
             return
         self._done = True
+        if self._direct is not None:
+            self._direct.abandon()  # its reading thread lets go of the descriptor first
         fd, self._fd = self._fd, None
         try:
             if fd is not None:

@@ -291,6 +291,9 @@ class S3StagedBlob:
     def flush(self) -> None:
         self._check_open()  # parts go out when full; S3 has nothing like a partial flush
 
+    def direct_write(self) -> None:
+        """None: the parts are sent by this process, so the ciphertext must come through it."""
+
     def close(self) -> None:
         """Writing is done: the buffered rest goes up as the last part (an empty blob is one
         empty part). Closing twice is harmless."""

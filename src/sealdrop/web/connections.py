@@ -17,6 +17,9 @@ hundred of them exhaust the process. ``LimitedHttpProtocol`` is uvicorn's httpto
 - a **head size cap**: a request head still incomplete after ``MAX_HEAD_BYTES`` is answered 431
   and the connection closed (h11 had this cap built in; llhttp, httptools' parser, has none).
 
+and, for cost per byte (issue 17): a request body is read from the socket ``BODY_READ_BYTES``
+at a time, and each piece reaches the app as the parser's own bytes object, not copied twice.
+
 Why httptools (llhttp, in C) and not h11 (pure Python): every byte of a body goes through
 the parser, and with h11 an upload cost the server ~0.2 CPU-seconds per GiB more, of ~3
 (bench/README.md: interleaved runs of benchmark 1); cost per byte decides how many uploads a
@@ -40,7 +43,7 @@ from typing import Any, Final
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sealdrop.services.monitoring import Level
@@ -50,6 +53,11 @@ BUSY_RETRY_AFTER_SECONDS: Final = 60
 # every page and API call are a few hundred bytes; a cookie-stuffed browser stays far below.
 MAX_HEAD_BYTES: Final = 16 * 1024
 _BUSY_BODY: Final = b"This site is busy. Please try again in a few minutes.\n"
+# Socket reads while a request body streams in (asyncio reads 256 KiB otherwise). Each read is
+# one trip through the parser, uvicorn, Starlette, the hand-over to the upload's worker thread
+# and the multipart parser, ~100 µs of Python whatever its size: 1 MiB reads make a quarter of
+# the trips per GiB (bench/README.md, issue 17). Heads and bodiless requests keep the default.
+BODY_READ_BYTES: Final = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +193,35 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._phase = Phase.BODY
         self._head_bytes = 0
+        self._set_read_size(BODY_READ_BYTES)
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if cycle.body or cycle.response_complete or self.parser.should_upgrade():
+            super().on_body(body)
+            return
+        # Nothing buffered: keep the parser's own bytes object instead of copying it into
+        # uvicorn's bytearray, which ``receive`` would copy again (``bytes(b)`` of a bytes
+        # object is that object). Two copies of every body byte fewer; a second piece arriving
+        # before the app reads is appended by uvicorn as before (bytes + bytes).
+        cycle.body = body  # type: ignore[assignment]
+        if len(body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def on_message_complete(self) -> None:
         self._phase = Phase.DONE
+        self._set_read_size(None)
         super().on_message_complete()
+
+    def _set_read_size(self, size: int | None) -> None:
+        """The size of the transport's socket reads (asyncio's ``max_size``); None: its own."""
+        transport: Any = self.transport
+        if size is None:
+            transport.__dict__.pop("max_size", None)
+        elif hasattr(transport, "max_size"):
+            transport.max_size = size
 
     def on_response_complete(self) -> None:
         # With no request of this connection waiting (pipelined, already parsed), the next

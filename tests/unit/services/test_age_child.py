@@ -4,16 +4,25 @@ streams raised as themselves, and a failed child reported as a crypto error."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
+from pathlib import Path
 
 import pyrage
 import pytest
 
 from sealdrop.crypto import envelope, keys
-from sealdrop.errors import CryptoError, MixedRecipientKinds, StorageFull, UploadTooLarge
+from sealdrop.errors import (
+    CryptoError,
+    MixedRecipientKinds,
+    StorageError,
+    StorageFull,
+    UploadTooLarge,
+)
 from sealdrop.services import age_child
+from sealdrop.storage.blobs_fs import FilesystemBlobStore
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +154,81 @@ def test_a_mix_of_kinds_is_refused_before_the_child_starts() -> None:
     ]
     with pytest.raises(MixedRecipientKinds):
         age_child.encrypt_in_child("/nonexistent/age", source, io.BytesIO(), mix)
+
+
+def test_the_child_writes_a_staged_file_itself(
+    age_bin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the filesystem store the age child's stdout is the staged file: no ciphertext comes
+    back through this process (the blob's ``write`` is never called), and the committed blob
+    decrypts to the input, with the SHA-256 and size of the stored bytes."""
+    identity = keys.generate_identity()
+    plaintext = os.urandom(3 * 1024 * 1024 + 7)
+    store = FilesystemBlobStore(tmp_path / "store")
+    staged = store.stage()
+
+    def no_write(data: bytes) -> int:
+        raise AssertionError("ciphertext written by the server process")
+
+    monkeypatch.setattr(staged, "write", no_write)
+    output = staged.direct_write()
+    assert output is not None
+    age_child.encrypt_in_child(
+        age_bin, io.BytesIO(plaintext), output, [keys.recipient_of(identity)]
+    )
+    digest = staged.sha256
+    key, size = staged.commit()
+    path = store.local_path(key)
+    assert path is not None
+    stored = path.read_bytes()
+    assert (size, digest) == (len(stored), hashlib.sha256(stored).hexdigest())
+    assert pyrage.decrypt(stored, [identity]) == plaintext
+
+
+def test_a_full_disk_met_by_the_child_is_storage_full(tmp_path: Path) -> None:
+    """A child writing the staged file itself that stops on a full disk (ENOSPC, as age words
+    it) is reported as StorageFull, the blob store's error, not as a failed encryption; the
+    staged file is then not kept. (The real full disk: tests/integration/test_faults.py.)"""
+    fake_age = tmp_path / "age"
+    fake_age.write_text(
+        "#!/bin/sh\ncat >/dev/null\n"
+        "echo 'age: error: failed to write: write /dev/stdout: no space left on device' >&2\n"
+        "exit 1\n"
+    )
+    fake_age.chmod(0o700)
+    store = FilesystemBlobStore(tmp_path / "store")
+    staged = store.stage()
+    output = staged.direct_write()
+    assert output is not None
+    with pytest.raises(StorageFull):
+        age_child.encrypt_in_child(
+            str(fake_age),
+            io.BytesIO(b"x" * 1_000_000),
+            output,
+            [keys.recipient_of(keys.generate_identity())],
+        )
+    staged.discard()
+    assert list((tmp_path / "store" / "staging").iterdir()) == []
+
+
+def test_a_failed_child_writing_a_staged_file_is_a_crypto_error_and_never_committed(
+    tmp_path: Path,
+) -> None:
+    """A child that exits with an error (here `false`) after the file was handed to it: a crypto
+    error, and the staged blob refuses to commit what is there."""
+    false = shutil.which("false")
+    assert false is not None
+    store = FilesystemBlobStore(tmp_path / "store")
+    staged = store.stage()
+    output = staged.direct_write()
+    assert output is not None
+    with pytest.raises(CryptoError, match="status"):
+        age_child.encrypt_in_child(
+            false,
+            io.BytesIO(b"secret" * 100_000),
+            output,
+            [keys.recipient_of(keys.generate_identity())],
+        )
+    with pytest.raises(StorageError):
+        staged.commit()
+    assert list(store.keys()) == []

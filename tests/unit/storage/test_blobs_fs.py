@@ -9,6 +9,8 @@ import errno
 import hashlib
 import os
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -266,3 +268,60 @@ def test_commit_refuses_a_staged_file_replaced_while_closed(
         aside.unlink(missing_ok=True)
         assert staging_files(tmp_path) == []
         assert list(store.keys()) == []
+
+
+# --- a staged file written by another process (direct_write: the age child's stdout) --------
+
+
+def test_a_file_written_by_another_process_commits_with_its_size_and_sha256(
+    store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    """What a child writes into ``direct_write().fd`` (here `head`, then more bytes while the
+    file is read back) becomes the blob, with the SHA-256 and size of exactly the bytes on
+    disk, and nothing is left in staging."""
+    first, second = os.urandom(3 * 1024 * 1024 + 5), os.urandom(70_000)
+    source = tmp_path / "source"
+    source.write_bytes(first)
+    staged = store.stage()
+    direct = staged.direct_write()
+    assert direct is not None
+    subprocess.run(["head", "-c", str(len(first)), str(source)], stdout=direct.fd, check=True)
+    time.sleep(0.05)  # the reading thread catches up and waits for more
+    os.write(direct.fd, second)
+    direct.finish()
+    digest = staged.sha256
+    key, size = staged.commit()
+    path = store.local_path(key)
+    assert path is not None
+    assert path.read_bytes() == first + second
+    assert size == len(first + second)
+    assert digest == hashlib.sha256(first + second).hexdigest()
+    assert staging_files(tmp_path) == []
+
+
+def test_a_blob_another_process_writes_refuses_writes_of_its_own(
+    store: FilesystemBlobStore,
+) -> None:
+    """Once handed to another process, the blob takes no ``write`` and no second writer: two
+    writers would interleave into one ciphertext."""
+    with store.stage() as staged:
+        staged.direct_write()
+        with pytest.raises(StorageError):
+            staged.write(b"x")
+        with pytest.raises(StorageError):
+            staged.direct_write()
+
+
+def test_a_blob_whose_writer_did_not_finish_is_never_committed(
+    store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    """A child that wrote part of a file and was stopped (no ``finish``): commit refuses it and
+    the staged file is removed; nothing of it becomes a blob."""
+    staged = store.stage()
+    direct = staged.direct_write()
+    assert direct is not None
+    os.write(direct.fd, b"age-encryption.org/v1\n" + os.urandom(10_000))
+    with pytest.raises(StorageError):
+        staged.commit()
+    assert list(store.keys()) == []
+    assert staging_files(tmp_path) == []
