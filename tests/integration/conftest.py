@@ -29,6 +29,7 @@ from support_http import (
     start_server,
 )
 
+from sealdrop.crypto import passphrase
 from sealdrop.reader import keystore
 from sealdrop.testing import ServerProcess
 
@@ -52,13 +53,13 @@ def _identity_unlocks_remembered() -> Iterator[None]:
     and checking the file, parsing the identity — runs every time. The scrypt itself is tested
     where it is the point (tests/unit/crypto/test_passphrase_work.py, tests/unit/reader), and the
     reader UI's process (support_reader_ui) opens its file for real."""
-    real = keystore.decrypt_with_passphrase
+    real = passphrase.decrypt_with_passphrase
     opened: dict[tuple[bytes, str], bytes] = {}
 
-    def remembered(data: bytes, passphrase: str) -> bytes:
-        key = (hashlib.sha256(data).digest(), passphrase)
+    def remembered(data: bytes, secret: str) -> bytes:
+        key = (hashlib.sha256(data).digest(), secret)
         if key not in opened:
-            opened[key] = real(data, passphrase)
+            opened[key] = real(data, secret)
         return opened[key]
 
     with pytest.MonkeyPatch.context() as patch:
