@@ -92,6 +92,22 @@ def wait_for(
     log.info("%.1f s waiting for %s", time.monotonic() - start, what)
 
 
+class Phases:
+    """Logs how long each phase of a long test took, to find what it waits for: call it with
+    what was just done (pytest shows the lines with a failure, or with --log-cli-level=INFO)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, done: str) -> None:
+        now = time.monotonic()
+        log.info(
+            "%s: %.1f s %s (%.1f s in all)", self.name, now - self.last, done, now - self.start
+        )
+        self.last = now
+
+
 class TorProcess:
     """One tor, run from a torrc file, its stdout (notice log) in `log`.
 

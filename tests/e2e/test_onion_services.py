@@ -31,7 +31,7 @@ from socksio.exceptions import ProtocolError as SocksProtocolError
 from support_api import Account, age_decrypt, cli_account
 from support_browser import submit
 from support_http import JournalistKey, Source, add_reply, run_cli, stored
-from support_tor import PrivateTorNetwork, TorClient
+from support_tor import Phases, PrivateTorNetwork, TorClient
 from test_source_browser import M
 
 from sealdrop.testing import ServerProcess, sealdrop_command
@@ -85,6 +85,7 @@ def client(tor_network: PrivateTorNetwork) -> Iterator[TorClient]:
 def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionInstance]:
     """An instance served with its managed tor joined to the private network, a journalist
     account, and the organisation key; returns once the source onion answers through Tor."""
+    phase = Phases("onion fixture")
     root = Path(tempfile.mkdtemp(prefix="sdo", dir="/tmp"))  # unix socket paths stay short
     instance = root / "instance"
     run_cli("init", instance)
@@ -97,6 +98,7 @@ def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionIn
     journalist_key = JournalistKey(key_path, recipient.group(0))
     run_cli("recipients", "add", instance, journalist_key.recipient, "--name", "desk")
     journalist = cli_account(instance, "reporter")
+    phase("instance, key and account made")
     server = ServerProcess(
         instance,
         env={
@@ -106,6 +108,7 @@ def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionIn
             "SEALDROP_CIRCUITS_REQUESTS_PER_MINUTE": str(CIRCUIT_PER_MINUTE),
         },
     ).start()
+    phase("server started")
     try:
         layout = TorLayout.of_instance(instance)
         addresses = retry_until(
@@ -113,6 +116,7 @@ def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionIn
             30,
             "onion hostnames",
         )
+        phase("onion hostnames written")
         setup = OnionInstance(
             instance,
             server,
@@ -127,6 +131,7 @@ def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionIn
             retry_until(
                 lambda: _ok(http.get(setup.source_url + "/")), 120, "source onion via SOCKS"
             )
+        phase("source onion answered through Tor")
         yield setup
     finally:
         server.stop()
@@ -326,6 +331,7 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
     the reader inits and syncs through it. A tor without the key cannot connect. After
     `access revoke` the device's tor (which had the service's descriptor) cannot connect either,
     while the source onion comes back."""
+    phase = Phases("reader over the API onion")
     added = run_cli("access", "add", onion.instance, "laptop")
     # access add waits for tor's HS_DESC events: the new descriptor reached a directory.
     assert "tor has published the new list of devices" in added.stderr
@@ -333,7 +339,9 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
     auth_dir = onion.root / "journalist-auth"
     auth_dir.mkdir(mode=0o700)
     (auth_dir / "laptop.auth_private").write_text(line + "\n")
+    phase("access add")
     journalist_tor = tor_network.start_client("journalist", client_auth_dir=auth_dir)
+    phase("the journalist's tor bootstrapped")
     try:
         # A source (no key) is refused at the SOCKS layer: tor cannot decrypt the descriptor.
         with (
@@ -341,6 +349,7 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
             pytest.raises((httpx.TransportError, SocksProtocolError)),
         ):
             keyless.get(onion.api_url + "/api/v1/openapi.json")
+        phase("the keyless attempt refused")
 
         proxy = journalist_tor.socks_url()
         with httpx.Client(proxy=proxy, timeout=60) as http:
@@ -349,6 +358,7 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
                 90,
                 "API onion with the client key",
             )
+        phase("the API onion answered with the client key")
         secrets = onion.root / "secrets"
         secrets.mkdir(mode=0o700)
         (secrets / "identity").write_text(IDENTITY_PASSPHRASE + "\n")
@@ -371,22 +381,29 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
             "--totp",
             onion.journalist.fresh_code(),
         )
+        phase("reader init")
         synced = reader(onion, data_dir, "sync")
         assert "source(s) updated" in synced.stdout
         listed = reader(onion, data_dir, "list").stdout
         assert listed.strip()
+        phase("reader sync and list")
 
         revoked = run_cli("access", "revoke", onion.instance, "laptop")
         assert "restarting" in revoked.stderr
+        phase("access revoke")
 
         def refused() -> None:
             result = reader(onion, data_dir, "sync", check=False)
+            phase(f"a sync after the revocation (exit {result.returncode}): {result.stderr[-200:]}")
             assert result.returncode != 0, result.stdout
 
         retry_until(refused, 120, "the revoked device being refused")
+        phase("the revoked reader refused")
         # Sources are back once tor has republished the source onion.
         with httpx.Client(proxy=client.socks_url("after-revoke"), timeout=60) as http:
             retry_until(lambda: _ok(http.get(onion.source_url + "/")), 120, "source onion back")
+        phase("the source onion back")
         assert reader(onion, data_dir, "sync", check=False).returncode != 0
+        phase("the revoked reader refused again")
     finally:
         journalist_tor.stop()

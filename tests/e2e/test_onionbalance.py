@@ -67,7 +67,7 @@ from support_onionbalance import (
     start_onionbalance,
 )
 from support_reader_cli import reader_init
-from support_tor import PrivateTorNetwork, TorClient, tail, wait_for
+from support_tor import Phases, PrivateTorNetwork, TorClient, tail, wait_for
 from test_onion_services import retry_until
 
 from sealdrop.ids import new_id
@@ -162,7 +162,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
     submits again, and the reader syncs that too."""
     if not ONIONBALANCE.exists():
         pytest.fail("Debian's onionbalance is missing (scripts/test installs it)", pytrace=False)
-    started = time.monotonic()
+    phase = Phases("onionbalance")
     w1_dir, w2_dir = root / "w1", root / "w2"
     run_cli("init", w1_dir)
     # The front key is made first, on the host whose instance is backed up: the workers' tors
@@ -184,6 +184,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
     try:
         workers = [start_worker("w1", w1_dir, extra), start_worker("w2", w2_dir, extra)]
         w1, w2 = workers
+        phase("both workers started")
         # The worker's tor serves behind the front: ob_config names it.
         ob_config = (TorLayout.of_instance(w1_dir).source_onion_dir / "ob_config").read_text()
         assert ob_config == f"MasterOnionAddress {front}\n"
@@ -196,11 +197,14 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
         clients.append(ob_tor)
         assert ob_tor.process.control_socket is not None
         onionbalance = start_onionbalance(config, ob_tor.process.control_socket, ob_log)
+        phase("Onionbalance's tor bootstrapped, Onionbalance started")
         # The journalist's reader, on worker 2's API (the API onion is not balanced: R41); it
         # registers the journalist's key, to which the source's submissions are encrypted.
         reader = reader_init(w2_dir, w2.server, "reporter", root)
+        phase("reader init")
         source_tor = tor_network.start_client("front-source")
         clients.append(source_tor)
+        phase("the source's tor bootstrapped")
 
         front_url = f"http://{front}"
         source = Source(front_url)
@@ -209,7 +213,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
             base_url=front_url, proxy=source_tor.socks_url("first"), timeout=120
         )
         retry_until(lambda: _ok(source.http.get("/")), 150, "the front address")
-        log.info("%.0f s: the source reached the front", time.monotonic() - started)
+        phase("the source reached the front")
 
         # The front lists two introduction points of each worker, and no proof-of-work.
         def lists_both() -> bool:
@@ -223,6 +227,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
         assert worker_text is not None
         assert "pow-params" in str(inner_layer(worker_text, w1.address))
         assert "pow-params" not in str(inner_layer(front_text, front))
+        phase("the front lists both workers")
 
         codename = source.start()
         sent = source.submit("First, through the front.")
@@ -230,6 +235,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
         reader.run("sync")
         source_id = reader.newest_source().id
         assert "First, through the front." in reader.unlocked("show", source_id).stdout
+        phase("submitted through the front, synced, shown")
 
         # The watcher, beside Onionbalance on its host: it checks each worker's /healthz through
         # Onionbalance's tor, and rewrites the configuration and signals Onionbalance itself.
@@ -242,6 +248,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
             "the watcher's first round",
             [watch_log],
         )
+        phase("the watcher's first round")
 
         # Worker 1 dies (SIGKILL; its tor exits with its owner). Nobody touches Onionbalance:
         # the watcher finds the dead worker, takes it out and sends Onionbalance a SIGHUP.
@@ -254,7 +261,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
             "the watcher finding the dead worker",
             [watch_log],
         )
-        log.info("%.0f s from the kill to the watcher's verdict", time.monotonic() - killed_at)
+        phase("the watcher's verdict after the kill")
         assert configured_workers(config) == {w2.address}
         assert "asking Onionbalance to reload (SIGHUP)" in watch_log.read_text()
         assert "did not get the new configuration" not in watch_log.read_text()
@@ -266,6 +273,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
         # The next descriptor upload lists worker 2's points only; the source's tor has it (a
         # fetch replaces what tor cached).
         wait_for(without_w1, 150, "the front published without the dead worker", [ob_log])
+        phase("the front published without the dead worker")
         log.info("%.0f s from the kill to the front without it", time.monotonic() - killed_at)
 
         # The source comes back on a new circuit, through the front: only worker 2 is left.
@@ -276,6 +284,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
         back_at = time.monotonic()
         retry_until(lambda: _ok(source.http.get("/")), 90, "the front after the kill")
         log.info("%.1f s for the first request after the kill", time.monotonic() - back_at)
+        phase("the source back through the front")
         assert source.login(codename).status_code == 303
         sent = source.submit("Second, after a worker died.")
         assert sent.status_code == 303, sent.text
@@ -296,7 +305,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
             lambda: _ok(source.http.get("/conversation")), 90, "the conversation page"
         )
         assert "2 items received" in conversation.text
-        log.info("%.0f s in all", time.monotonic() - started)
+        phase("the second submission synced, the session on a new circuit")
     finally:
         if watcher is not None:
             _stop(watcher)
