@@ -283,6 +283,8 @@ class PrivateTorNetwork:
         self.clients: list[TorClient] = []
         # When pytest dies, tor notices its owner is gone and exits (after ~12 s).
         self.owner_pid = os.getpid()
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
 
     # --- torrc pieces -----------------------------------------------------------------------
 
@@ -307,7 +309,8 @@ class PrivateTorNetwork:
     def torrc_for_onion_host(self) -> str:
         """The lines another tor (e.g. Sealdrop's managed tor, which writes its own DataDirectory,
         ControlSocket, SocksPort 0 and HiddenService* lines) adds to host onion services on this
-        network."""
+        network (once the network is up)."""
+        self.ready()
         if not self.authorities:
             raise RuntimeError("start() the network first")
         return "\n".join([*self._common_lines(), *self._client_lines()]) + "\n"
@@ -472,12 +475,22 @@ class PrivateTorNetwork:
                 for a in self.authorities
             )
 
+        def relays_bootstrapped() -> bool:
+            # The relays back off between their consensus and microdescriptor fetches while the
+            # authorities have none to give, and bootstrap up to ~15 s after the first consensus:
+            # until then a client's first circuit through them failed, and its bootstrap stayed at
+            # 95% for 25-28 s (three of four starts on a busy machine).
+            return all("Bootstrapped 100%" in p.log.read_text(errors="replace") for p in relays)
+
+        relays = list(self.processes)
+        logs = [p.log for p in self.processes]
         wait_for(
             full_consensus,
             timeout,
             f"a consensus listing {AUTHORITIES + RELAYS} running relays",
-            [p.log for p in self.processes],
+            logs,
         )
+        wait_for(relays_bootstrapped, timeout, "every relay and authority to bootstrap", logs)
 
     def start_client(self, name: str, client_auth_dir: Path | None = None) -> TorClient:
         """A client tor with a SOCKS port (ExtendedErrors: onion failures get tor's own reply
@@ -487,6 +500,7 @@ class PrivateTorNetwork:
     def start_clients(self, *clients: tuple[str, Path | None]) -> list[TorClient]:
         """Client tors as start_client() makes them, (name, client_auth_dir) each, launched at
         once so that they bootstrap side by side (1-2 s each, mostly waiting)."""
+        self.ready()
         launched = [self._launch_client(name, auth_dir) for name, auth_dir in clients]
         for client in launched:
             wait_for_bootstrap(client.process, 60.0)
@@ -512,9 +526,32 @@ class PrivateTorNetwork:
         self.clients.append(client)
         return client
 
+    def start_in_background(self) -> None:
+        """start() in a thread: ~15-30 s, mostly waiting for the first votes and the relays'
+        bootstrap, which a test's own preparation (an instance, accounts, keys) can overlap.
+        torrc_for_onion_host() and start_clients() wait for it (ready())."""
+
+        def run() -> None:
+            try:
+                self.start()
+            except BaseException as exc:  # re-raised by ready(), in the test that needs it
+                self._start_error = exc
+
+        self._starting = threading.Thread(target=run, name="tor-network-start", daemon=True)
+        self._starting.start()
+
+    def ready(self) -> None:
+        """Wait for start_in_background() to finish; raise what it raised."""
+        if self._starting is not None:
+            self._starting.join()
+        if self._start_error is not None:
+            raise TorNetworkError("the private Tor network did not start") from self._start_error
+
     def stop(self) -> None:
         """Stop every tor this network started (clients and onion hosts first: they would
         otherwise log about vanished relays); safe to call twice."""
+        if self._starting is not None:
+            self._starting.join()  # no tor may be launched after this stops them
         stop_all(reversed(self.processes))
 
 

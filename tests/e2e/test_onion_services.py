@@ -82,15 +82,16 @@ def client(tor_network: PrivateTorNetwork) -> Iterator[TorClient]:
 
 
 @pytest.fixture(scope="module")
-def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionInstance]:
+def onion(
+    tor_network: PrivateTorNetwork, request: pytest.FixtureRequest
+) -> Iterator[OnionInstance]:
     """An instance served with its managed tor joined to the private network, a journalist
     account, and the organisation key; returns once the source onion answers through Tor."""
     phase = Phases("onion fixture")
+    # The instance first: the network may still be starting (in the background) meanwhile.
     root = Path(tempfile.mkdtemp(prefix="sdo", dir="/tmp"))  # unix socket paths stay short
     instance = root / "instance"
     run_cli("init", instance)
-    extra = root / "private-network.torrc"
-    extra.write_text(tor_network.torrc_for_onion_host())
     key_path = root / "journalist-identity.txt"
     subprocess.run(["age-keygen", "-o", str(key_path)], check=True, capture_output=True)
     recipient = re.search(r"age1[0-9a-z]+", key_path.read_text())
@@ -99,6 +100,10 @@ def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionIn
     run_cli("recipients", "add", instance, journalist_key.recipient, "--name", "desk")
     journalist = cli_account(instance, "reporter")
     phase("instance, key and account made")
+    extra = root / "private-network.torrc"
+    extra.write_text(tor_network.torrc_for_onion_host())  # waits for the network
+    client: TorClient = request.getfixturevalue("client")
+    phase("the network up, the source's tor bootstrapped")
     server = ServerProcess(
         instance,
         env={
