@@ -398,7 +398,8 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
 
         def refused() -> None:
             result = reader(onion, data_dir, "sync", check=False)
-            phase(f"a sync after the revocation (exit {result.returncode}): {result.stderr[-200:]}")
+            said = (result.stdout + result.stderr).strip()[-200:]
+            phase(f"a sync after the revocation (exit {result.returncode}): {said}")
             assert result.returncode != 0, result.stdout
 
         retry_until(refused, 120, "the revoked device being refused")
