@@ -12,12 +12,12 @@ publish, building and signing the front's, HSPOST) is Onionbalance's own code.
 
 Onionbalance's test-network intervals (onionbalance/hs_v3/params.py, `_TESTNET`): it fetches the
 workers' descriptors every 20 s, counts a worker whose descriptor is older than 20 s as down,
-checks whether to publish every 10 s here 2 s (and at each consensus), and republishes at least
+checks whether to publish every 10 s, here 2 s (and at each consensus), and republishes at least
 every 20 s. On the real network: 10 min, 1 h, 5 min and 1 h. The check only decides; it uploads
-when the front's introduction points changed or its descriptor is 20 s old, as with 10 s. After a
-reload its first check found no worker descriptor yet (the fetch it starts is answered later),
-so the front without a dead worker waited for the next check: 10 s of the test's ~25 s wait
-there, now 2 s.
+when the front's introduction points changed or its descriptor is 20 s old, as with 10 s. At its
+start and after a reload (SIGHUP) Onionbalance asks for the workers' descriptors and checks once
+right after the start-up delay; when the answers come later than that (a busy machine), the
+front waits for the next check: up to 10 s more with the stock interval, 2 s here.
 """
 
 from __future__ import annotations
