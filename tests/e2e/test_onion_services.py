@@ -13,12 +13,15 @@ source's Tor Browser or a journalist's tor would. Through it:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import queue
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,7 +37,9 @@ from support_http import JournalistKey, Source, add_reply, run_cli, stored
 from support_tor import MISSING_KEY, Phases, PrivateTorNetwork, TorClient, attempt_connection
 from test_source_browser import M
 
+from sealdrop.errors import TorError
 from sealdrop.testing import ServerProcess, sealdrop_command
+from sealdrop.tor.control import ControlConnection
 from sealdrop.tor.layout import TorLayout
 
 if TYPE_CHECKING:
@@ -314,6 +319,55 @@ def test_one_hammering_circuit_gets_429_while_another_is_served(
     assert "fc00:dead:beef" not in onion.server.log()
 
 
+def wait_for_uploads(layout: TorLayout, urls: list[str], timeout: float = 60.0) -> str:
+    """Wait until the managed tor (just restarted) has published each onion: every upload it
+    started has finished, at least one accepted, and a second passed with no new upload (its
+    HS_DESC events, on a control connection of the test's own); says what was seen. Every
+    directory then serves the new descriptors: a client that asked one still serving the old
+    one would be let in by it (the revoked device) and sent to dead introduction points. Not
+    an assertion: a tor that published before the connection was made is waited for until the
+    timeout."""
+    onions = {httpx.URL(url).host.removesuffix(".onion") for url in urls}
+    started = dict.fromkeys(onions, 0)
+    finished = dict.fromkeys(onions, 0)
+    accepted = dict.fromkeys(onions, 0)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            control = ControlConnection(layout.control_socket)
+            break
+        except TorError:  # the new tor is not listening yet
+            if time.monotonic() > deadline:
+                return "no control connection"
+            time.sleep(0.1)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        with contextlib.suppress(TorError):
+            while True:
+                for line in control.next_event():
+                    lines.put(line)
+
+    try:
+        control.request("SETEVENTS HS_DESC")
+        threading.Thread(target=read, name="hs-desc", daemon=True).start()
+        while time.monotonic() < deadline:
+            try:
+                fields = lines.get(timeout=1.0).split()  # "HS_DESC UPLOADED <onion> ..."
+            except queue.Empty:
+                if all(accepted.values()) and started == finished:
+                    return f"{sum(accepted.values())} uploads accepted"
+                continue
+            if len(fields) > 2 and fields[2] in onions:
+                action, onion = fields[1], fields[2]
+                started[onion] += action == "UPLOAD"
+                finished[onion] += action in ("UPLOADED", "FAILED")
+                accepted[onion] += action == "UPLOADED"
+        return f"not all seen within {timeout:.0f} s: {accepted}"
+    finally:
+        control.close()
+
+
 def reader(onion: OnionInstance, data_dir: Path, *args: Any, check: bool = True) -> Any:
     result = subprocess.run(
         sealdrop_command("reader", *args, "--data-dir", data_dir),
@@ -395,6 +449,13 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
         revoked = run_cli("access", "revoke", onion.instance, "laptop")
         assert "restarting" in revoked.stderr
         phase("access revoke")
+        # Probe only once the restarted tor has published both onions again: until then the
+        # directories serve the old descriptors (the device would be refused only because the
+        # old introduction points are gone), and each failed attempt counts against a client
+        # tor's "asked this directory recently" limit, after which it asks none for a while:
+        # the suspected cause of a run of the old test where these steps took ~40 s longer.
+        republished = wait_for_uploads(onion.layout, [onion.source_url, onion.api_url])
+        phase(f"the restarted tor published both onions ({republished})")
 
         def refused() -> None:
             result = reader(onion, data_dir, "sync", check=False)
