@@ -368,12 +368,31 @@ def wait_for_uploads(layout: TorLayout, urls: list[str], timeout: float = 60.0) 
         control.close()
 
 
-def reader(onion: OnionInstance, data_dir: Path, *args: Any, check: bool = True) -> Any:
+# A sync takes ~5 s here; a revoked device's tor sometimes waits for a rendezvous that never
+# comes (an old introduction point acknowledged it: test_tor_network's docstring), and answers
+# only after its SocksTimeout, 2 minutes (the reader's own timeout does not cover the SOCKS
+# handshake): not connected within this long counts as not connected, as in test_tor_network.
+REVOKED_SYNC_PATIENCE = 30.0
+
+
+def revoked_sync(onion: OnionInstance, data_dir: Path) -> str:
+    """`reader sync` on a revoked device: it must not sync (refused, or no answer in time)."""
+    try:
+        result = reader(onion, data_dir, "sync", check=False, timeout=REVOKED_SYNC_PATIENCE)
+    except subprocess.TimeoutExpired:
+        return f"no answer within {REVOKED_SYNC_PATIENCE:.0f} s"
+    assert result.returncode != 0, result.stdout
+    return f"refused: {(result.stdout + result.stderr).strip()[-160:]}"
+
+
+def reader(
+    onion: OnionInstance, data_dir: Path, *args: Any, check: bool = True, timeout: float = 300
+) -> Any:
     result = subprocess.run(
         sealdrop_command("reader", *args, "--data-dir", data_dir),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"},
         stdin=subprocess.DEVNULL,
         check=False,
@@ -388,8 +407,8 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
 ) -> None:
     """`access add` prints a client key; a journalist's tor holding it reaches the API onion and
     the reader inits and syncs through it. A tor without the key cannot connect. After
-    `access revoke` the device's tor (which had the service's descriptor) cannot connect either,
-    while the source onion comes back."""
+    `access revoke` the device's tor (which had the service's descriptor) cannot connect either
+    (refused, or no answer within 30 s), while the source onion comes back."""
     phase = Phases("reader over the API onion")
     added = run_cli("access", "add", onion.instance, "laptop")
     # access add waits for tor's HS_DESC events: the new descriptor reached a directory.
@@ -457,19 +476,11 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
         republished = wait_for_uploads(onion.layout, [onion.source_url, onion.api_url])
         phase(f"the restarted tor published both onions ({republished})")
 
-        def refused() -> None:
-            result = reader(onion, data_dir, "sync", check=False)
-            said = (result.stdout + result.stderr).strip()[-200:]
-            phase(f"a sync after the revocation (exit {result.returncode}): {said}")
-            assert result.returncode != 0, result.stdout
-
-        retry_until(refused, 120, "the revoked device being refused")
-        phase("the revoked reader refused")
+        phase(f"a sync after the revocation: {revoked_sync(onion, data_dir)}")
         # Sources are back once tor has republished the source onion.
         with httpx.Client(proxy=client.socks_url("after-revoke"), timeout=60) as http:
             retry_until(lambda: _ok(http.get(onion.source_url + "/")), 120, "source onion back")
         phase("the source onion back")
-        assert reader(onion, data_dir, "sync", check=False).returncode != 0
-        phase("the revoked reader refused again")
+        phase(f"another sync: {revoked_sync(onion, data_dir)}")
     finally:
         journalist_tor.stop()
