@@ -130,10 +130,12 @@ def server(
 @pytest.fixture(scope="session")
 def tor_network(request: pytest.FixtureRequest) -> Iterator[PrivateTorNetwork]:
     """A private Tor network on 127.0.0.1 (3 directory authorities, 4 relays), built once per
-    session (~10 s) in a short /tmp folder (unix socket paths must stay under 100 bytes). The
-    folder, with every tor's log, is kept when a test failed or SEALDROP_TEST_TOR_LOG is set.
-    It stops after the last of its tests in a row, not at the session's end (the hook in
-    tests/support_session.py): idle, its nine tors would take CPU from the rest of the suite."""
+    session (15-30 s, in the background: a test prepares what it needs meanwhile, and its first
+    start_clients() or torrc_for_onion_host() waits for the network) in a short /tmp folder
+    (unix socket paths must stay under 100 bytes). The folder, with every tor's log, is kept
+    when a test failed or SEALDROP_TEST_TOR_LOG is set. It stops after the last of its tests in
+    a row, not at the session's end (the hook in tests/support_session.py): idle, its nine tors
+    would take CPU from the rest of the suite."""
     if not tor_is_installed():
         pytest.fail(
             f"{TOR} or {TOR_GENCERT} not found: the Tor tests need Debian's tor "
@@ -143,7 +145,7 @@ def tor_network(request: pytest.FixtureRequest) -> Iterator[PrivateTorNetwork]:
     root = Path(tempfile.mkdtemp(prefix="tn", dir="/tmp"))
     network = PrivateTorNetwork(root)
     try:
-        network.start()
+        network.start_in_background()
         yield network
     finally:
         network.stop()

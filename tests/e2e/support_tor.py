@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 TOR = Path("/usr/sbin/tor")
 TOR_GENCERT = Path("/usr/bin/tor-gencert")
 
-# tor 0.4.9.11 sometimes deadlocks on SIGTERM during shutdown: SIGKILL after this grace.
-STOP_GRACE = 10.0
 # The network's voting cycle: a fresh consensus every 10 s, so a test never waits long for one.
 VOTING_INTERVAL = 10
 AUTHORITIES = 3
@@ -90,6 +89,22 @@ def wait_for(
             )
         time.sleep(0.2)
     log.info("%.1f s waiting for %s", time.monotonic() - start, what)
+
+
+class Phases:
+    """Logs how long each phase of a long test took, to find what it waits for: call it with
+    what was just done (pytest shows the lines with a failure, or with --log-cli-level=INFO)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, done: str) -> None:
+        now = time.monotonic()
+        log.info(
+            "%s: %.1f s %s (%.1f s in all)", self.name, now - self.last, done, now - self.start
+        )
+        self.last = now
 
 
 class TorProcess:
@@ -195,28 +210,21 @@ class TorProcess:
         stop_all([self])
 
     def kill(self) -> None:
-        """SIGKILL: a crash, no clean shutdown."""
-        if self.running():
-            self.popen.kill()
-        self.popen.wait()
-        self._close_owner()
+        """SIGKILL: a crash, no clean shutdown (what stop() does too, see stop_all)."""
+        stop_all([self])
 
 
 def stop_all(processes: Iterable[TorProcess]) -> None:
-    """SIGTERM every process at once (tor exits at once on SIGTERM, unlike SIGINT), then SIGKILL
-    whatever still runs after the grace: the deadlock noted above would otherwise hang pytest."""
+    """SIGKILL every process at once. A clean shutdown (SIGTERM) buys nothing for a test tor,
+    whose data directory is thrown away, and tor 0.4.9.11 sometimes deadlocks on SIGTERM (the
+    note's pitfalls: 3 of ~45 stops): the grace then cost 10 s of every such stop, 16 s in one
+    run's last teardown. A test that means a crash calls kill() all the same."""
     processes = list(processes)
-    running = [p for p in processes if p.running()]
-    for process in running:
-        process.popen.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE
-    for process in running:
-        try:
-            process.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.popen.kill()
-            process.popen.wait()
     for process in processes:
+        if process.running():
+            process.popen.kill()
+    for process in processes:
+        process.popen.wait()
         process._close_owner()
 
 
@@ -276,6 +284,8 @@ class PrivateTorNetwork:
         self.clients: list[TorClient] = []
         # When pytest dies, tor notices its owner is gone and exits (after ~12 s).
         self.owner_pid = os.getpid()
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
 
     # --- torrc pieces -----------------------------------------------------------------------
 
@@ -300,7 +310,8 @@ class PrivateTorNetwork:
     def torrc_for_onion_host(self) -> str:
         """The lines another tor (e.g. Sealdrop's managed tor, which writes its own DataDirectory,
         ControlSocket, SocksPort 0 and HiddenService* lines) adds to host onion services on this
-        network."""
+        network (once the network is up)."""
+        self.ready()
         if not self.authorities:
             raise RuntimeError("start() the network first")
         return "\n".join([*self._common_lines(), *self._client_lines()]) + "\n"
@@ -397,10 +408,16 @@ class PrivateTorNetwork:
         """Start the authorities and relays; return once a consensus lists all seven as Running
         (clients and onion hosts started before that back off and come up much later)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        self.authorities = [self._make_authority(i) for i in range(AUTHORITIES)]
-        # The first vote lands ~4 s after launch (valid-after minus the 2 s vote and 2 s
-        # distribution delays): enough for the relays to upload their descriptors.
-        offset = int(time.time() + 8) % VOTING_INTERVAL
+        # Their keys side by side (tor-gencert and tor --list-fingerprint are processes).
+        with ThreadPoolExecutor(AUTHORITIES) as pool:
+            self.authorities = list(pool.map(self._make_authority, range(AUTHORITIES)))
+        # The first vote lands ~7 s after launch (valid-after minus the 2 s vote and 2 s
+        # distribution delays): the relays' and authorities' descriptors must reach every
+        # authority before it, or the first consensus lacks them and the network is ready only a
+        # voting interval (10 s) later. At ~4 s after launch they did on a quiet machine (8 s to
+        # the full consensus), not on a busy one (four starts in a row took 18 s: descriptors
+        # arrived in the very second of the vote).
+        offset = int(time.time() + 11) % VOTING_INTERVAL
         for authority in self.authorities:
             torrc = self._node_torrc(
                 authority.name,
@@ -459,20 +476,54 @@ class PrivateTorNetwork:
                 for a in self.authorities
             )
 
+        def bootstrapped(process: TorProcess) -> bool:
+            return "Bootstrapped 100%" in process.log.read_text(errors="replace")
+
+        def relays_bootstrapped() -> bool:
+            # Until every relay (and authority) has bootstrapped, a client's first circuits
+            # through them failed, and its own bootstrap stayed at 95% for 25-28 s (three of four
+            # starts on a busy machine).
+            return all(bootstrapped(process) for process in nodes)
+
+        nodes = list(self.processes)  # the authorities, then the relays
+        logs = [p.log for p in self.processes]
         wait_for(
             full_consensus,
             timeout,
             f"a consensus listing {AUTHORITIES + RELAYS} running relays",
-            [p.log for p in self.processes],
+            logs,
         )
+        # Each relay asked for a consensus while there was none, and backs off after each "404
+        # not yet": the last one bootstrapped 5-27 s after the first consensus (the microdesc
+        # flavour it builds circuits from came last). A reload (SIGHUP: relays have no control
+        # connection to own them) makes it fetch at once: 1-4 s in four of five starts.
+        for process in nodes[AUTHORITIES:]:
+            if not bootstrapped(process):
+                process.signal(signal.SIGHUP)
+        wait_for(relays_bootstrapped, timeout, "every relay and authority to bootstrap", logs)
 
     def start_client(self, name: str, client_auth_dir: Path | None = None) -> TorClient:
         """A client tor with a SOCKS port (ExtendedErrors: onion failures get tor's own reply
         codes) and a control socket; returns once it has bootstrapped to 100%."""
+        return self.start_clients((name, client_auth_dir))[0]
+
+    def start_clients(self, *clients: tuple[str, Path | None]) -> list[TorClient]:
+        """Client tors as start_client() makes them, (name, client_auth_dir) each, launched at
+        once so that they bootstrap side by side (1-2 s each, mostly waiting)."""
+        self.ready()
+        launched = [self._launch_client(name, auth_dir) for name, auth_dir in clients]
+        for client in launched:
+            wait_for_bootstrap(client.process, 60.0)
+            with client.controller() as controller:
+                listener = controller.get_info("net/listeners/socks").strip('"')
+            client.socks_port = int(listener.rsplit(":", 1)[1])
+        return launched
+
+    def _launch_client(self, name: str, client_auth_dir: Path | None) -> TorClient:
         data = _private_dir(self.root / f"c-{name}")
         control_socket = data / "control"
         lines = [
-            # auto: tor picks a free port itself, read back below (no port race).
+            # auto: tor picks a free port itself, read back once it has bootstrapped (no race).
             "SocksPort 127.0.0.1:auto ExtendedErrors",
             f"ControlSocket {control_socket}",
             "CookieAuthentication 1",
@@ -483,15 +534,34 @@ class PrivateTorNetwork:
         process = self.launch(f"c-{name}", self._node_torrc(f"c-{name}", *lines), control_socket)
         client = TorClient(name, process)
         self.clients.append(client)
-        wait_for_bootstrap(process, 60.0)
-        with client.controller() as controller:
-            listener = controller.get_info("net/listeners/socks").strip('"')
-        client.socks_port = int(listener.rsplit(":", 1)[1])
         return client
+
+    def start_in_background(self) -> None:
+        """start() in a thread: ~15-30 s, mostly waiting for the first votes and the relays'
+        bootstrap, which a test's own preparation (an instance, accounts, keys) can overlap.
+        torrc_for_onion_host() and start_clients() wait for it (ready())."""
+
+        def run() -> None:
+            try:
+                self.start()
+            except BaseException as exc:  # re-raised by ready(), in the test that needs it
+                self._start_error = exc
+
+        self._starting = threading.Thread(target=run, name="tor-network-start", daemon=True)
+        self._starting.start()
+
+    def ready(self) -> None:
+        """Wait for start_in_background() to finish; raise what it raised."""
+        if self._starting is not None:
+            self._starting.join()
+        if self._start_error is not None:
+            raise TorNetworkError("the private Tor network did not start") from self._start_error
 
     def stop(self) -> None:
         """Stop every tor this network started (clients and onion hosts first: they would
         otherwise log about vanished relays); safe to call twice."""
+        if self._starting is not None:
+            self._starting.join()  # no tor may be launched after this stops them
         stop_all(reversed(self.processes))
 
 
@@ -674,6 +744,53 @@ def socks5_connect(
         sock.close()
         raise
     return sock
+
+
+CONNECTED = "connected"
+NO_ANSWER = "no answer"
+SOCKS_GENERAL_FAILURE = 0x01
+
+
+def refusal(code: int) -> str:
+    """How attempt_connection() reports a SOCKS refusal, e.g. "SOCKS 0xF5"."""
+    return f"SOCKS 0x{code:02X}"
+
+
+MISSING_KEY = refusal(SOCKS_ONION_MISSING_CLIENT_AUTH)
+WRONG_KEY = refusal(SOCKS_ONION_BAD_CLIENT_AUTH)
+
+
+def attempt_connection(
+    client: TorClient,
+    host: str,
+    port: int,
+    isolation: str,
+    timeout: float = 60.0,
+    use: Callable[[socket.socket], object] = lambda sock: None,
+) -> str:
+    """What a connection attempt through the client's SOCKS port came to: CONNECTED (once
+    `use` has run on the stream), "SOCKS 0xF5"-style refusals, or NO_ANSWER within `timeout`
+    (tor still trying).
+
+    A general failure (0x01) is tor giving up on one circuit, which in so small a network
+    happens now and then (a path through the same relay twice is refused; seen in a CI
+    rehearsal for a client that was authorized): it says nothing about client authorization,
+    whose answers are 0xF4/0xF5, so the attempt is made again, twice at most."""
+    outcome = NO_ANSWER
+    for _ in range(3):
+        try:
+            with socks5_connect(client.socks_port, host, port, isolation, timeout) as sock:
+                use(sock)
+        except SocksError as refused:
+            outcome = refusal(refused.code)
+            if refused.code == SOCKS_GENERAL_FAILURE:
+                time.sleep(1.0)
+                continue
+            return outcome
+        except TimeoutError:
+            return NO_ANSWER
+        return CONNECTED
+    return outcome
 
 
 # --- v3 onion client authorization keys -----------------------------------------------------

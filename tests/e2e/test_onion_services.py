@@ -13,12 +13,15 @@ source's Tor Browser or a journalist's tor would. Through it:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import queue
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,10 +34,12 @@ from socksio.exceptions import ProtocolError as SocksProtocolError
 from support_api import Account, age_decrypt, cli_account
 from support_browser import submit
 from support_http import JournalistKey, Source, add_reply, run_cli, stored
-from support_tor import PrivateTorNetwork, TorClient
+from support_tor import MISSING_KEY, Phases, PrivateTorNetwork, TorClient, attempt_connection
 from test_source_browser import M
 
+from sealdrop.errors import TorError
 from sealdrop.testing import ServerProcess, sealdrop_command
+from sealdrop.tor.control import ControlConnection
 from sealdrop.tor.layout import TorLayout
 
 if TYPE_CHECKING:
@@ -82,14 +87,16 @@ def client(tor_network: PrivateTorNetwork) -> Iterator[TorClient]:
 
 
 @pytest.fixture(scope="module")
-def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionInstance]:
+def onion(
+    tor_network: PrivateTorNetwork, request: pytest.FixtureRequest
+) -> Iterator[OnionInstance]:
     """An instance served with its managed tor joined to the private network, a journalist
     account, and the organisation key; returns once the source onion answers through Tor."""
+    phase = Phases("onion fixture")
+    # The instance first: the network may still be starting (in the background) meanwhile.
     root = Path(tempfile.mkdtemp(prefix="sdo", dir="/tmp"))  # unix socket paths stay short
     instance = root / "instance"
     run_cli("init", instance)
-    extra = root / "private-network.torrc"
-    extra.write_text(tor_network.torrc_for_onion_host())
     key_path = root / "journalist-identity.txt"
     subprocess.run(["age-keygen", "-o", str(key_path)], check=True, capture_output=True)
     recipient = re.search(r"age1[0-9a-z]+", key_path.read_text())
@@ -97,6 +104,11 @@ def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionIn
     journalist_key = JournalistKey(key_path, recipient.group(0))
     run_cli("recipients", "add", instance, journalist_key.recipient, "--name", "desk")
     journalist = cli_account(instance, "reporter")
+    phase("instance, key and account made")
+    extra = root / "private-network.torrc"
+    extra.write_text(tor_network.torrc_for_onion_host())  # waits for the network
+    client: TorClient = request.getfixturevalue("client")
+    phase("the network up, the source's tor bootstrapped")
     server = ServerProcess(
         instance,
         env={
@@ -106,6 +118,7 @@ def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionIn
             "SEALDROP_CIRCUITS_REQUESTS_PER_MINUTE": str(CIRCUIT_PER_MINUTE),
         },
     ).start()
+    phase("server started")
     try:
         layout = TorLayout.of_instance(instance)
         addresses = retry_until(
@@ -113,6 +126,7 @@ def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionIn
             30,
             "onion hostnames",
         )
+        phase("onion hostnames written")
         setup = OnionInstance(
             instance,
             server,
@@ -127,6 +141,7 @@ def onion(tor_network: PrivateTorNetwork, client: TorClient) -> Iterator[OnionIn
             retry_until(
                 lambda: _ok(http.get(setup.source_url + "/")), 120, "source onion via SOCKS"
             )
+        phase("source onion answered through Tor")
         yield setup
     finally:
         server.stop()
@@ -304,12 +319,80 @@ def test_one_hammering_circuit_gets_429_while_another_is_served(
     assert "fc00:dead:beef" not in onion.server.log()
 
 
-def reader(onion: OnionInstance, data_dir: Path, *args: Any, check: bool = True) -> Any:
+def wait_for_uploads(layout: TorLayout, urls: list[str], timeout: float = 60.0) -> str:
+    """Wait until the managed tor (just restarted) has published each onion: every upload it
+    started has finished, at least one accepted, and a second passed with no new upload (its
+    HS_DESC events, on a control connection of the test's own); says what was seen. Every
+    directory then serves the new descriptors: a client that asked one still serving the old
+    one would be let in by it (the revoked device) and sent to dead introduction points. Not
+    an assertion: a tor that published before the connection was made is waited for until the
+    timeout."""
+    onions = {httpx.URL(url).host.removesuffix(".onion") for url in urls}
+    started = dict.fromkeys(onions, 0)
+    finished = dict.fromkeys(onions, 0)
+    accepted = dict.fromkeys(onions, 0)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            control = ControlConnection(layout.control_socket)
+            break
+        except TorError:  # the new tor is not listening yet
+            if time.monotonic() > deadline:
+                return "no control connection"
+            time.sleep(0.1)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        with contextlib.suppress(TorError):
+            while True:
+                for line in control.next_event():
+                    lines.put(line)
+
+    try:
+        control.request("SETEVENTS HS_DESC")
+        threading.Thread(target=read, name="hs-desc", daemon=True).start()
+        while time.monotonic() < deadline:
+            try:
+                fields = lines.get(timeout=1.0).split()  # "HS_DESC UPLOADED <onion> ..."
+            except queue.Empty:
+                if all(accepted.values()) and started == finished:
+                    return f"{sum(accepted.values())} uploads accepted"
+                continue
+            if len(fields) > 2 and fields[2] in onions:
+                action, onion = fields[1], fields[2]
+                started[onion] += action == "UPLOAD"
+                finished[onion] += action in ("UPLOADED", "FAILED")
+                accepted[onion] += action == "UPLOADED"
+        return f"not all seen within {timeout:.0f} s: {accepted}"
+    finally:
+        control.close()
+
+
+# A sync takes ~5 s here; a revoked device's tor sometimes waits for a rendezvous that never
+# comes (an old introduction point acknowledged it: test_tor_network's docstring), and answers
+# only after its SocksTimeout, 2 minutes (the reader's own timeout does not cover the SOCKS
+# handshake): not connected within this long counts as not connected, as in test_tor_network.
+REVOKED_SYNC_PATIENCE = 30.0
+
+
+def revoked_sync(onion: OnionInstance, data_dir: Path) -> str:
+    """`reader sync` on a revoked device: it must not sync (refused, or no answer in time)."""
+    try:
+        result = reader(onion, data_dir, "sync", check=False, timeout=REVOKED_SYNC_PATIENCE)
+    except subprocess.TimeoutExpired:
+        return f"no answer within {REVOKED_SYNC_PATIENCE:.0f} s"
+    assert result.returncode != 0, result.stdout
+    return f"refused: {(result.stdout + result.stderr).strip()[-160:]}"
+
+
+def reader(
+    onion: OnionInstance, data_dir: Path, *args: Any, check: bool = True, timeout: float = 300
+) -> Any:
     result = subprocess.run(
         sealdrop_command("reader", *args, "--data-dir", data_dir),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"},
         stdin=subprocess.DEVNULL,
         check=False,
@@ -324,8 +407,9 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
 ) -> None:
     """`access add` prints a client key; a journalist's tor holding it reaches the API onion and
     the reader inits and syncs through it. A tor without the key cannot connect. After
-    `access revoke` the device's tor (which had the service's descriptor) cannot connect either,
-    while the source onion comes back."""
+    `access revoke` the device's tor (which had the service's descriptor) cannot connect either
+    (refused, or no answer within 30 s), while the source onion comes back."""
+    phase = Phases("reader over the API onion")
     added = run_cli("access", "add", onion.instance, "laptop")
     # access add waits for tor's HS_DESC events: the new descriptor reached a directory.
     assert "tor has published the new list of devices" in added.stderr
@@ -333,14 +417,16 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
     auth_dir = onion.root / "journalist-auth"
     auth_dir.mkdir(mode=0o700)
     (auth_dir / "laptop.auth_private").write_text(line + "\n")
+    phase("access add")
     journalist_tor = tor_network.start_client("journalist", client_auth_dir=auth_dir)
+    phase("the journalist's tor bootstrapped")
     try:
-        # A source (no key) is refused at the SOCKS layer: tor cannot decrypt the descriptor.
-        with (
-            httpx.Client(proxy=client.socks_url("nokey"), timeout=60) as keyless,
-            pytest.raises((httpx.TransportError, SocksProtocolError)),
-        ):
-            keyless.get(onion.api_url + "/api/v1/openapi.json")
+        # A source (no key) is refused at the SOCKS layer: its tor fetches the descriptor and
+        # cannot decrypt it, and says so (0xF4, client authorization missing). Asked with a raw
+        # SOCKS request for that code: any transport error, a 60 s wait included, used to pass.
+        api_host = onion.api_url.removeprefix("http://")
+        assert attempt_connection(client, api_host, 80, "nokey") == MISSING_KEY
+        phase("the keyless attempt refused")
 
         proxy = journalist_tor.socks_url()
         with httpx.Client(proxy=proxy, timeout=60) as http:
@@ -349,6 +435,7 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
                 90,
                 "API onion with the client key",
             )
+        phase("the API onion answered with the client key")
         secrets = onion.root / "secrets"
         secrets.mkdir(mode=0o700)
         (secrets / "identity").write_text(IDENTITY_PASSPHRASE + "\n")
@@ -371,22 +458,29 @@ def test_reader_syncs_through_the_api_onion_with_its_client_key_until_revoked(
             "--totp",
             onion.journalist.fresh_code(),
         )
+        phase("reader init")
         synced = reader(onion, data_dir, "sync")
         assert "source(s) updated" in synced.stdout
         listed = reader(onion, data_dir, "list").stdout
         assert listed.strip()
+        phase("reader sync and list")
 
         revoked = run_cli("access", "revoke", onion.instance, "laptop")
         assert "restarting" in revoked.stderr
+        phase("access revoke")
+        # Probe only once the restarted tor has published both onions again: until then the
+        # directories serve the old descriptors (the device would be refused only because the
+        # old introduction points are gone), and each failed attempt counts against a client
+        # tor's "asked this directory recently" limit, after which it asks none for a while:
+        # the suspected cause of a run of the old test where these steps took ~40 s longer.
+        republished = wait_for_uploads(onion.layout, [onion.source_url, onion.api_url])
+        phase(f"the restarted tor published both onions ({republished})")
 
-        def refused() -> None:
-            result = reader(onion, data_dir, "sync", check=False)
-            assert result.returncode != 0, result.stdout
-
-        retry_until(refused, 120, "the revoked device being refused")
+        phase(f"a sync after the revocation: {revoked_sync(onion, data_dir)}")
         # Sources are back once tor has republished the source onion.
         with httpx.Client(proxy=client.socks_url("after-revoke"), timeout=60) as http:
             retry_until(lambda: _ok(http.get(onion.source_url + "/")), 120, "source onion back")
-        assert reader(onion, data_dir, "sync", check=False).returncode != 0
+        phase("the source onion back")
+        phase(f"another sync: {revoked_sync(onion, data_dir)}")
     finally:
         journalist_tor.stop()

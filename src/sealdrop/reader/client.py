@@ -35,11 +35,13 @@ __all__ = ["ApiClient", "content_path"]
 
 M = TypeVar("M", bound=BaseModel)
 
-# A tor SocksPort with ExtendedErrors (Tor Browser's) answers onion failures with codes 0xF0-0xF7,
-# which socksio cannot parse and reports as a protocol error.
+# tor's SOCKS answer that it could not connect: with ExtendedErrors (Tor Browser's) onion failures
+# get codes 0xF0-0xF7, which socksio cannot parse and reports as a protocol error; the standard
+# codes (a general failure after tor's own wait, ~45 s for a revoked device in the end-to-end
+# test; TTL expired) reach httpx as a ProxyError, whose class name alone told a journalist nothing.
 _ONION_REFUSED = (
-    "connection failed: tor could not reach the onion service (it is not published yet, or "
-    "this device's client key is missing or was revoked)"
+    "connection failed: tor could not reach the onion service (it is not published yet or is "
+    "restarting, or this device's client key is missing or was revoked)"
 )
 _ID = re.compile(r"[0-9a-f]{32}")
 _REF = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -296,10 +298,10 @@ class ApiClient:
                         response.read()
                         self._raise_for(response)
                     yield response
+            except (httpx.ProxyError, SocksProtocolError):
+                raise ServerUnreachable(_ONION_REFUSED) from None
             except httpx.TransportError as exc:
                 raise ServerUnreachable(f"connection failed: {type(exc).__name__}") from None
-            except SocksProtocolError:
-                raise ServerUnreachable(_ONION_REFUSED) from None
 
         return download(opener, dest, expected_sha256, progress)
 
@@ -319,11 +321,11 @@ class ApiClient:
             headers = self._auth(headers)
         try:
             return self._http.request(method, path, headers=headers, **kwargs)
+        except (httpx.ProxyError, SocksProtocolError):
+            raise ServerUnreachable(_ONION_REFUSED) from None
         except httpx.TransportError as exc:
             # The exception text may hold the URL; never the token (it is only in a header).
             raise ServerUnreachable(f"connection failed: {type(exc).__name__}") from None
-        except SocksProtocolError:
-            raise ServerUnreachable(_ONION_REFUSED) from None
 
     def _ok(self, response: httpx.Response, status: int) -> httpx.Response:
         if response.status_code != status:

@@ -3,12 +3,16 @@ profile, refused before anything is sent when it would fail or leak."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
-from sealdrop.errors import ReaderError
+from sealdrop.errors import ReaderError, ServerUnreachable
+from sealdrop.reader.client import ApiClient
 from sealdrop.reader.connection import check_connection
 from sealdrop.reader.profile import Profile, ReaderConfig
 
@@ -48,3 +52,50 @@ def test_the_proxy_is_remembered_and_old_profiles_still_load(tmp_path: Path) -> 
     profile.config_path.write_text(json.dumps({"server": ONION, "username": "a", "proxy": 9}))
     with pytest.raises(ReaderError, match="malformed"):
         profile.load_config()
+
+
+def _refusing_socks_server(code: int) -> tuple[socket.socket, threading.Thread]:
+    """A SOCKS5 server on 127.0.0.1 that answers every CONNECT with ``code``, as tor's SocksPort
+    does when it could not make the connection (tor itself cannot run in a unit test)."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(3)  # version, one method, "no authentication"
+                connection.sendall(b"\x05\x00")
+                request = connection.recv(262)  # CONNECT with a domain name and a port
+                assert request[:2] == b"\x05\x01"
+                connection.sendall(b"\x05" + bytes([code]) + b"\x00\x01" + bytes(6))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        (0x01, "tor could not reach the onion service"),  # general failure: tor gave up
+        (0x06, "tor could not reach the onion service"),  # TTL expired: likewise
+        (0xF5, "client key is missing or was revoked"),  # tor's extended onion errors
+    ],
+)
+def test_a_tor_refusal_is_said_plainly(code: int, says: str) -> None:
+    """tor's answer that it could not connect becomes a message about tor and the onion
+    service, not httpx's class name ("connection failed: ProxyError", which a revoked device's
+    reader printed after tor's ~45 s wait in the end-to-end test)."""
+    server, thread = _refusing_socks_server(code)
+    port = server.getsockname()[1]
+    try:
+        with (
+            ApiClient(ONION, proxy=f"socks5h://127.0.0.1:{port}", timeout=10) as client,
+            pytest.raises(ServerUnreachable) as refused,
+        ):
+            client.check_api()
+    finally:
+        server.close()
+        thread.join(5)
+    assert says in str(refused.value)
+    assert "ProxyError" not in str(refused.value)
