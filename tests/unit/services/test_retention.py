@@ -126,21 +126,28 @@ def test_the_dry_run_lists_what_the_run_then_deletes(database: SqlDatabase, tmp_
     deletes nothing."""
     env = Env(database, tmp_path, Rules(submissions_days=10, replies_days=10, jitter_days=4))
     source = env.source(START)
+    day = START + dt.timedelta(days=12)  # within the window: some due, some not
+
+    def due(items: list[str]) -> int:
+        return sum(delete_day(i, START, 10, 4) <= day for i in items)
+
     subs = [env.submission(source, START) for _ in range(12)]
     reps = [env.reply(source, START) for _ in range(12)]
-    day = START + dt.timedelta(days=12)  # within the window: some due, some not
+    # The offsets come from the items' random ids: twelve are all due (or none) once in a few
+    # hundred runs, so more are added until each kind has some due and some not.
+    while not (0 < due(subs) < len(subs) and 0 < due(reps) < len(reps)):
+        assert len(subs) < 100
+        subs.append(env.submission(source, START))
+        reps.append(env.reply(source, START))
     env.at(day)
     plan = env.retention.plan()
-    expected_subs = sum(delete_day(i, START, 10, 4) <= day for i in subs)
-    expected_reps = sum(delete_day(i, START, 10, 4) <= day for i in reps)
-    assert 0 < expected_subs < 12
-    assert 0 < expected_reps < 12
+    expected_subs, expected_reps = due(subs), due(reps)
     assert (plan.submission_count, plan.reply_count) == (expected_subs, expected_reps)
-    assert len(env.submission_ids(source)) == 12  # the plan changed nothing
+    assert len(env.submission_ids(source)) == len(subs)  # the plan changed nothing
     outcome = env.retention.run()
     assert (outcome.submissions, outcome.replies) == (expected_subs, expected_reps)
-    assert len(env.submission_ids(source)) == 12 - expected_subs
-    assert len(env.reply_ids(source)) == 12 - expected_reps
+    assert len(env.submission_ids(source)) == len(subs) - expected_subs
+    assert len(env.reply_ids(source)) == len(reps) - expected_reps
 
 
 def test_an_idle_source_goes_with_everything_it_had(database: SqlDatabase, tmp_path: Path) -> None:
