@@ -13,7 +13,6 @@ source's Tor Browser or a journalist's tor would. Through it:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import queue
@@ -21,7 +20,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,7 +37,7 @@ from test_source_browser import M
 
 from sealdrop.errors import TorError
 from sealdrop.testing import ServerProcess, sealdrop_command
-from sealdrop.tor.control import ControlConnection
+from sealdrop.tor.control import ControlConnection, hs_desc_events
 from sealdrop.tor.layout import TorLayout
 
 if TYPE_CHECKING:
@@ -340,17 +338,8 @@ def wait_for_uploads(layout: TorLayout, urls: list[str], timeout: float = 60.0) 
             if time.monotonic() > deadline:
                 return "no control connection"
             time.sleep(0.1)
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        with contextlib.suppress(TorError):
-            while True:
-                for line in control.next_event():
-                    lines.put(line)
-
     try:
-        control.request("SETEVENTS HS_DESC")
-        threading.Thread(target=read, name="hs-desc", daemon=True).start()
+        lines = hs_desc_events(control)
         while time.monotonic() < deadline:
             try:
                 fields = lines.get(timeout=1.0).split()  # "HS_DESC UPLOADED <onion> ..."

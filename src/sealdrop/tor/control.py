@@ -169,21 +169,12 @@ def reload_and_publish(
     except TorError:
         return None
     onion = address.removesuffix(".onion")
-    events: queue.Queue[str] = queue.Queue()
-
-    def read_events() -> None:
-        with contextlib.suppress(TorError):
-            while True:
-                for line in watcher.next_event():
-                    events.put(line)
-
     try:
         if read_bootstrap(watcher).percent < 100:
             # Nothing is published before tor is connected; it will publish the new list
             # itself once it is.
             return False if reload(layout) else None
-        watcher.request("SETEVENTS HS_DESC")
-        threading.Thread(target=read_events, name="tor-events", daemon=True).start()
+        events = hs_desc_events(watcher)
         for _attempt in range(PUBLISH_ATTEMPTS):
             if not reload(layout):
                 return None
@@ -194,6 +185,22 @@ def reload_and_publish(
         return False
     finally:
         watcher.close()
+
+
+def hs_desc_events(connection: ControlConnection) -> queue.Queue[str]:
+    """Subscribe ``connection`` to tor's HS_DESC events ("HS_DESC UPLOAD|UPLOADED|FAILED <onion>
+    ..."): a daemon thread puts each line in the returned queue until the connection closes."""
+    events: queue.Queue[str] = queue.Queue()
+
+    def read_events() -> None:
+        with contextlib.suppress(TorError):
+            while True:
+                for line in connection.next_event():
+                    events.put(line)
+
+    connection.request("SETEVENTS HS_DESC")
+    threading.Thread(target=read_events, name="tor-events", daemon=True).start()
+    return events
 
 
 def _upload_outcome(events: queue.Queue[str], onion: str, timeout: float) -> bool | None:
