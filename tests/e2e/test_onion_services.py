@@ -305,12 +305,14 @@ def test_one_hammering_circuit_gets_429_while_another_is_served(
         httpx.Client(proxy=client.socks_url("bystander"), timeout=60) as bystander,
     ):
         retry_until(lambda: _ok(bystander.get(onion.source_url + "/")), 60, "bystander circuit")
-        statuses = [
-            hammer.get(onion.source_url + "/").status_code for _ in range(CIRCUIT_BURST + 10)
-        ]
+        answers = [hammer.get(onion.source_url + "/") for _ in range(CIRCUIT_BURST + 10)]
+        statuses = [answer.status_code for answer in answers]
         assert statuses.count(429) >= 5, statuses
-        refused = hammer.get(onion.source_url + "/")
-        assert refused.status_code == 429
+        # The bucket refills one request every 60/CIRCUIT_PER_MINUTE s, so among the refused
+        # requests a later one can be let in again (on a loaded machine each request through tor
+        # takes longer, and more refills fall between them): check the last refusal, not
+        # whichever request came next.
+        refused = next(answer for answer in reversed(answers) if answer.status_code == 429)
         assert "retry-after" in refused.headers
         assert "content-security-policy" in refused.headers
         assert bystander.get(onion.source_url + "/").status_code == 200
