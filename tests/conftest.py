@@ -19,7 +19,8 @@ import pytest
 from sealdrop.ids import new_id
 from sealdrop.storage.blobs import S3Location
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
-from sealdrop.testing import free_port
+from sealdrop.testing import ServerProcess, free_port
+from sealdrop.testing_fork import Forker
 from sealdrop.testing_s3 import TEST_BUCKET as S3_TEST_BUCKET
 from sealdrop.testing_s3 import SeaweedFS
 from support_session import pytest_runtest_teardown  # noqa: F401 - a hook: pytest finds it here
@@ -134,6 +135,23 @@ def _logging_left_as_found() -> Iterator[None]:
         logger.setLevel(level)
         logger.propagate = propagate
         logger.disabled = disabled
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _servers_forked() -> Iterator[None]:
+    """Every ``sealdrop serve`` a test starts through ServerProcess is forked from one interpreter
+    per test process that has imported Sealdrop once (src/sealdrop/testing_fork.py): ~1 CPU-second
+    of imports saved per server, ~100 servers a run. A fresh interpreter's start stays tested by
+    the CLI tests (run_cli), the reader's and the benchmarks. SEALDROP_TEST_FRESH_SERVERS=1 starts
+    each server as a new interpreter instead (to rule the fork out when a server test fails)."""
+    if os.environ.get("SEALDROP_TEST_FRESH_SERVERS") == "1":
+        yield
+        return
+    forker = Forker()
+    ServerProcess.forker = forker
+    yield
+    ServerProcess.forker = None
+    forker.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,11 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
+
+from sealdrop.testing_fork import ForkedProcess, Forker
 
 
 class FakeClock:
@@ -41,7 +44,11 @@ def sealdrop_command(*args: str | os.PathLike[str]) -> list[str]:
 
 
 class ServerProcess:
-    """``sealdrop serve`` in a child process on an ephemeral loopback port."""
+    """``sealdrop serve`` in a child process on an ephemeral loopback port: a new interpreter, or
+    a fork of one that has imported Sealdrop already when ``forker`` is set (the test suite's,
+    tests/conftest.py; see testing_fork.py)."""
+
+    forker: ClassVar[Forker | None] = None
 
     def __init__(
         self, instance: Path, env: Mapping[str, str] | None = None, log: Path | None = None
@@ -59,19 +66,18 @@ class ServerProcess:
         # Tests that want the onion services pass their own SEALDROP_TOR_* settings.
         self._env = {**os.environ, "SEALDROP_TOR_ENABLED": "no", **(env or {})}
         self._log_path = log or instance.parent / f"server-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | ForkedProcess | None = None
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        log = self._log_path.open("ab")
-        self.process = subprocess.Popen(
-            sealdrop_command(
-                "serve", self.instance, "--port", str(self.port), "--api-port", str(self.api_port)
-            ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self._env,
-        )
-        log.close()
+        args = ["serve", str(self.instance), "--port", str(self.port)]
+        args += ["--api-port", str(self.api_port)]
+        with self._log_path.open("ab") as log:
+            if self.forker is not None:
+                self.process = self.forker.spawn(args, env=self._env, stdout=log)
+            else:
+                self.process = subprocess.Popen(
+                    sealdrop_command(*args), stdout=log, stderr=subprocess.STDOUT, env=self._env
+                )
         deadline = time.monotonic() + timeout
         # One client for every probe: each new httpx client (httpx.get makes one) builds an SSL
         # context, ~25 ms of CPU, and two probes every 0.1 s while the server imports made that
@@ -81,8 +87,11 @@ class ServerProcess:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"server exited early:\n{self.log()}")
                 try:
-                    probe.get(self.url + "/")
-                    probe.get(self.api_url + "/api/v1/openapi.json")
+                    # /healthz on both listeners: the cheapest answer each gives. (The API's
+                    # OpenAPI document, the probe before, cost the server ~0.2 s of CPU to build
+                    # at every start, ~100 starts a test run.)
+                    probe.get(self.url + "/healthz").raise_for_status()
+                    probe.get(self.api_url + "/healthz").raise_for_status()
                     return self
                 except httpx.TransportError:
                     time.sleep(0.1)
