@@ -11,7 +11,9 @@ import hashlib
 import io
 import json
 import os
+import stat
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,28 +42,40 @@ def age_decrypt(identity: Path, blob: Path) -> bytes:
     ).stdout
 
 
-def files_under(root: Path) -> Iterator[Path]:
-    """``root`` if it is a file, else every file under it. os.walk passes over a folder that
-    vanishes while it walks (another test's, or another worker's, temporary files in /tmp), where
-    Path.rglob raises."""
-    if root.is_file():
-        yield root
-        return
-    for folder, _, names in os.walk(root):
-        for name in names:
-            yield Path(folder) / name
-
-
-def scan_for(needles: list[bytes], roots: list[Path]) -> list[str]:
-    """Every file under ``roots`` that contains one of ``needles``."""
-    hits = []
-    for root in roots:
-        for path in files_under(root):
+def files_changed_under(root: Path, since: float) -> Iterator[Path]:
+    """Every regular file under ``root`` (or ``root`` itself) whose inode changed at or after
+    ``since``. A file untouched since the test began cannot hold the test's fresh canary, and
+    reading every file in /tmp (other tests' uploads, browser profiles, Tor data: ~20 CPU-s a
+    scan on a busy machine) only repeated the same answer. The change time (st_ctime) is used,
+    not the modification time: utime() can set the latter back (and a blob's times are set on
+    purpose), the former it cannot. os.scandir passes over a folder that vanishes while it walks
+    (another worker's temporary files), where Path.rglob raises."""
+    stack = [root]
+    while stack:
+        path = stack.pop()
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode):
             try:
-                if not path.is_file() or path.is_symlink():
-                    continue
+                with os.scandir(path) as entries:
+                    stack.extend(Path(entry.path) for entry in entries)
+            except OSError:
+                continue
+        elif stat.S_ISREG(info.st_mode) and info.st_ctime >= since:
+            yield path
+
+
+def scan_for(needles: list[bytes], roots: list[Path], since: float) -> list[str]:
+    """Every file under ``roots``, changed at or after ``since``, that contains one of
+    ``needles``."""
+    hits = []
+    overlap = max(len(n) for n in needles)
+    for root in roots:
+        for path in files_changed_under(root, since):
+            try:
                 with path.open("rb") as fh:
-                    overlap = max(len(n) for n in needles)
                     tail = b""
                     while chunk := fh.read(4 * MiB):
                         window = tail + chunk
@@ -72,6 +86,27 @@ def scan_for(needles: list[bytes], roots: list[Path]) -> list[str]:
             except OSError:
                 continue
     return hits
+
+
+def test_the_plaintext_scan_finds_a_canary_written_after_it_began_even_with_old_times(
+    tmp_path: Path,
+) -> None:
+    """The scan the no-plaintext tests rely on finds a canary in a file written after the test
+    began, in a nested folder, across a 4 MiB read boundary, even when the file's modification
+    time is set back years; a file untouched since before is not read."""
+    old = tmp_path / "old.txt"
+    old.write_bytes(b"canary-old")
+    os.utime(old, (1, 1))
+    began = time.time() + 1  # ctimes at or after this are "changed since"
+    time.sleep(1.1)
+    nested = tmp_path / "a" / "b"
+    nested.mkdir(parents=True)
+    planted = nested / "planted.bin"
+    planted.write_bytes(b"x" * (4 * MiB - 3) + b"canary-new")
+    os.utime(planted, (1, 1))  # its mtime now says 1970; its ctime cannot
+    assert scan_for([b"canary-new"], [tmp_path], began) == [str(planted)]
+    assert scan_for([b"canary-old"], [tmp_path], began) == []
+    assert scan_for([b"canary-old"], [tmp_path], began - 60) == [str(old)]
 
 
 def metadata_of(instance: Path, identity: Path) -> dict[str, dict[str, object]]:
@@ -106,6 +141,7 @@ def test_file_and_message_decrypt_with_stock_age_and_leave_no_plaintext(
 ) -> None:
     """A 50 MiB file and a canary message arrive encrypted; `age -d` yields the exact bytes and
     text; no copy of the canary (text, file name or file content) exists anywhere on disk."""
+    began = time.time() - 2  # slack for coarse file times
     canary = f"canary-{uuid.uuid4().hex}"
     message = f"Meet me by the river. {canary} — ünïcödé ✓\r\nSecond line."
     content = bytearray(os.urandom(50 * MiB))
@@ -133,7 +169,7 @@ def test_file_and_message_decrypt_with_stock_age_and_leave_no_plaintext(
     # Invariant 1: nothing readable anywhere the server writes, nor in the temp dirs.
     roots = [instance_dir, server_tmp, Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")]
     roots = [r for r in roots if r.exists()]
-    assert scan_for([canary.encode(), canary.encode("utf-16-le")], roots) == []
+    assert scan_for([canary.encode(), canary.encode("utf-16-le")], roots, began) == []
     assert canary not in server.log()
 
 
@@ -143,6 +179,7 @@ def test_a_message_alone_is_taken_whole_yet_leaves_no_plaintext(
     """A message without files (a body within limits.max_form_bytes, read whole in memory before
     it is encrypted, unlike a streamed upload) decrypts with `age -d` to its text, and no copy of
     its canary exists anywhere on disk or in the log (invariant 1 on the small-body path)."""
+    began = time.time() - 2  # slack for coarse file times
     canary = f"canary-{uuid.uuid4().hex}"
     message = f"Only words this time. {canary} " + "x" * 20_000
     server, source, journalist_key = shared_server, shared_source, shared_journalist_key
@@ -158,7 +195,7 @@ def test_a_message_alone_is_taken_whole_yet_leaves_no_plaintext(
     assert age_decrypt(journalist_key.identity_file, Path(item["path"])) == message.encode()
     roots = [instance_dir, server_tmp, Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")]
     roots = [r for r in roots if r.exists()]
-    assert scan_for([canary.encode(), canary.encode("utf-16-le")], roots) == []
+    assert scan_for([canary.encode(), canary.encode("utf-16-le")], roots, began) == []
     assert canary not in server.log()
 
 
