@@ -20,7 +20,7 @@ from sealdrop.ids import new_id
 from sealdrop.storage.blobs import S3Location
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
 from sealdrop.testing import ServerProcess, free_port
-from sealdrop.testing_fork import Forker
+from sealdrop.testing_fork import Forker, forking_wanted
 from sealdrop.testing_s3 import TEST_BUCKET as S3_TEST_BUCKET
 from sealdrop.testing_s3 import SeaweedFS
 from support_session import pytest_runtest_teardown  # noqa: F401 - a hook: pytest finds it here
@@ -143,8 +143,8 @@ def _servers_forked() -> Iterator[None]:
     per test process that has imported Sealdrop once (src/sealdrop/testing_fork.py): ~1 CPU-second
     of imports saved per server, ~100 servers a run. A fresh interpreter's start stays tested by
     the CLI tests (run_cli), the reader's and the benchmarks. SEALDROP_TEST_FRESH_SERVERS=1 starts
-    each server as a new interpreter instead (to rule the fork out when a server test fails)."""
-    if os.environ.get("SEALDROP_TEST_FRESH_SERVERS") == "1":
+    each server as a new interpreter instead (forking_wanted)."""
+    if not forking_wanted():
         yield
         return
     forker = Forker()

@@ -75,6 +75,12 @@ def _receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     return json.loads(body), fds
 
 
+def forking_wanted() -> bool:
+    """Whether the tests fork their servers: yes unless SEALDROP_TEST_FRESH_SERVERS=1, which
+    starts each as a new interpreter (to rule the fork out when a server test fails)."""
+    return os.environ.get("SEALDROP_TEST_FRESH_SERVERS") != "1"
+
+
 class ForkedProcess:
     """A forked ``sealdrop`` child, with what the tests use of ``subprocess.Popen``. Its parent is
     the forker, which reaps it when asked (``poll``): until then its pid cannot be reused, so
