@@ -80,8 +80,6 @@ _LONG_UNIT_MODULES = frozenset(
     {
         "web/test_source_form_fuzz.py",
         "crypto/test_passphrase_work.py",
-        "services/test_auth.py",
-        "services/test_accounts.py",
         "reader/test_keystore_kinds.py",
     }
 )
