@@ -20,6 +20,9 @@ thread held. The start of a fresh interpreter stays tested where it is the point
 run ``python -m sealdrop`` (``run_cli``), the reader's tests run it in a pipe and on a terminal,
 ``serve --workers`` starts its workers as new interpreters, and the benchmarks use ``Popen``.
 
+One visible difference: a forked server's command line (``ps``, /proc/PID/cmdline) is the
+forker's, ``python -m sealdrop.testing_fork FD``, since nothing is executed anew.
+
 Protocol over a Unix socket pair: each request is one length-prefixed JSON message, a spawn
 carries the child's standard stream descriptors with it (SCM_RIGHTS); each answer is one message.
 """
