@@ -18,7 +18,8 @@ hundred of them exhaust the process. ``LimitedHttpProtocol`` is uvicorn's httpto
   and the connection closed (h11 had this cap built in; llhttp, httptools' parser, has none).
 
 and, for cost per byte (issue 17): a request body is read from the socket ``BODY_READ_BYTES``
-at a time, and each piece reaches the app as the parser's own bytes object, not copied twice.
+at a time, and each piece reaches the app as the parser's own bytes object, not copied twice; a
+large body framed by ``Content-Length`` goes past the parser altogether (``_framed_length``).
 
 Why httptools (llhttp, in C) and not h11 (pure Python): every byte of a body goes through
 the parser, and with h11 an upload cost the server ~0.2 CPU-seconds per GiB more, of ~3
@@ -41,6 +42,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Final
 
+import httptools
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
@@ -58,6 +60,9 @@ _BUSY_BODY: Final = b"This site is busy. Please try again in a few minutes.\n"
 # and the multipart parser, ~100 µs of Python whatever its size: 1 MiB reads make a quarter of
 # the trips per GiB (bench/README.md, issue 17). Heads and bodiless requests keep the default.
 BODY_READ_BYTES: Final = 1024 * 1024
+# A body declared this large (Content-Length) is framed here rather than by llhttp: see
+# ``_framed_length``. Smaller ones (forms, pages) take the parser's path as before.
+FRAMED_BODY_MIN_BYTES: Final = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +154,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         # head, sending a body, or done (its request complete, the app working or answering).
         self._phase: Phase = Phase.HEAD
         self._head_bytes = 0
+        # The current request's Content-Length when its body may be framed here, what the
+        # parser has passed of that body, and (once framing here) how much of it is still due.
+        self._declared: int | None = None
+        self._parsed_body = 0
+        self._due: int | None = None
+        self._deaf = False  # after a framed body that closes the connection: bytes are dropped
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -169,6 +180,14 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._deaf:
+            return
+        if self._due is None and self._phase is Phase.BODY and self._declared is not None:
+            # The head and what came with it were parsed; the rest of the body is framed here.
+            self._due = self._declared - self._parsed_body
+        if self._due is not None:
+            self._framed_body_received(data)
+            return
         if self._phase is Phase.BODY:
             self._window_bytes += len(data)
         else:
@@ -195,8 +214,80 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._set_read_size(BODY_READ_BYTES)
         super().on_headers_complete()
+        self._declared = self._framed_length()
+        self._parsed_body = 0
+
+    def _framed_length(self) -> int | None:
+        """The Content-Length of a request whose body the protocol frames itself, past llhttp;
+        None when the parser keeps it.
+
+        Why: llhttp copies every piece of body out of the socket's read into a new bytes object
+        for ``on_body`` (~0.18 CPU-s/GiB of ``memmove``, bench/README.md, issue 17). Framed here,
+        each read after the head reaches the app as the very bytes object asyncio read.
+
+        Only the plainest case, which llhttp has already checked: one Content-Length of digits,
+        no Transfer-Encoding (llhttp refuses both together, duplicates and bad values before
+        this callback), no upgrade, the request being served now (not one queued behind a
+        pipelined response), and a body large enough to be worth it. The count is exactly the
+        one llhttp would make, so the end of the body is where llhttp would put it.
+        """
+        if self.parser.should_upgrade() or self.pipeline or self.cycle.scope is not self.scope:
+            return None
+        lengths = [value for name, value in self.headers if name == b"content-length"]
+        if any(name == b"transfer-encoding" for name, _ in self.headers) or len(lengths) != 1:
+            return None
+        value = lengths[0]
+        if not value.isdigit() or int(value) < FRAMED_BODY_MIN_BYTES:
+            return None
+        return int(value)
+
+    def _framed_body_received(self, data: bytes) -> None:
+        """A read of a body framed here: handed on whole (no copy) up to the declared length;
+        the message then ends as llhttp would end it, and any bytes after it are the next
+        request's, for a fresh parser."""
+        self._unset_keepalive_if_required()  # as uvicorn's data_received: a read is activity
+        assert self._due is not None
+        if len(data) <= self._due:
+            piece, rest = data, b""
+        else:  # the body ends inside this read (a pipelined request follows): one copy, once
+            piece, rest = data[: self._due], data[self._due :]
+        self._due -= len(piece)
+        self._window_bytes += len(piece)
+        if piece:
+            self.on_body(piece)
+        if self._due == 0:
+            self._end_framed_body()
+            if rest and not self.transport.is_closing():
+                self.data_received(rest)
+                return
+        self._follow_request_state()
+
+    def _end_framed_body(self) -> None:
+        """End the message, then let a fresh parser take the connection's next bytes.
+
+        Keep-alive and pipelining stay as they were, rather than answering ``Connection: close``
+        and reading no more: an app that answers before the body ends (413) has the rest of
+        the body read and dropped as before, so its answer reaches the client instead of being
+        lost to the reset a close with unread bytes sends. Nothing can be smuggled after the
+        body: it ended exactly at the Content-Length llhttp validated, and the new parser
+        starts where llhttp's own would after ``on_message_complete``. Where llhttp would
+        ignore what follows (the request said ``Connection: close``, or HTTP/1.0 without
+        keep-alive), so does this: the old parser, left mid-body, takes nothing more.
+        """
+        keep_alive = self.parser.should_keep_alive()
+        self._due = None
+        self._declared = None
+        self.on_message_complete()
+        if keep_alive:
+            self.parser = httptools.HttpRequestParser(self)
+            # As uvicorn sets it on its own parser: answer the first of pipelined requests.
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        else:
+            self._deaf = True
 
     def on_body(self, body: bytes) -> None:
+        if self._due is None:
+            self._parsed_body += len(body)
         cycle = self.cycle
         if cycle.body or cycle.response_complete or self.parser.should_upgrade():
             super().on_body(body)
@@ -212,6 +303,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._phase = Phase.DONE
+        self._declared = None
         self._set_read_size(None)
         super().on_message_complete()
 
