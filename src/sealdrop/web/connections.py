@@ -19,7 +19,7 @@ hundred of them exhaust the process. ``LimitedHttpProtocol`` is uvicorn's httpto
 
 and, for cost per byte (issue 17): a request body is read from the socket ``BODY_READ_BYTES``
 at a time, and each piece reaches the app as the parser's own bytes object, not copied twice; a
-large body framed by ``Content-Length`` goes past the parser altogether (``_framed_length``).
+large body framed by ``Content-Length`` goes past the parser altogether (web/framed_body.py).
 
 Why httptools (llhttp, in C) and not h11 (pure Python): every byte of a body goes through
 the parser, and with h11 an upload cost the server ~0.2 CPU-seconds per GiB more, of ~3
@@ -49,6 +49,7 @@ from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sealdrop.services.monitoring import Level
+from sealdrop.web.framed_body import FramedBody, declared_length
 
 BUSY_RETRY_AFTER_SECONDS: Final = 60
 # What h11 (uvicorn's default parser) allowed a request head: the request line and headers of
@@ -60,9 +61,6 @@ _BUSY_BODY: Final = b"This site is busy. Please try again in a few minutes.\n"
 # and the multipart parser, ~100 µs of Python whatever its size: 1 MiB reads make a quarter of
 # the trips per GiB (bench/README.md, issue 17). Heads and bodiless requests keep the default.
 BODY_READ_BYTES: Final = 1024 * 1024
-# A body declared this large (Content-Length) is framed here rather than by llhttp: see
-# ``_framed_length``. Smaller ones (forms, pages) take the parser's path as before.
-FRAMED_BODY_MIN_BYTES: Final = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +153,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._phase: Phase = Phase.HEAD
         self._head_bytes = 0
         # The current request's Content-Length when its body may be framed here, what the
-        # parser has passed of that body, and (once framing here) how much of it is still due.
+        # parser has passed of that body, and (once framing here) the count of the rest.
         self._declared: int | None = None
         self._parsed_body = 0
-        self._due: int | None = None
+        self._framed: FramedBody | None = None
         self._deaf = False  # after a framed body that closes the connection: bytes are dropped
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
@@ -182,11 +180,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._deaf:
             return
-        if self._due is None and self._phase is Phase.BODY and self._declared is not None:
+        if self._framed is None and self._phase is Phase.BODY and self._declared is not None:
             # The head and what came with it were parsed; the rest of the body is framed here.
-            self._due = self._declared - self._parsed_body
-        if self._due is not None:
-            self._framed_body_received(data)
+            self._framed = FramedBody(self._declared - self._parsed_body)
+        if self._framed is not None:
+            self._framed_body_received(self._framed, data)
             return
         if self._phase is Phase.BODY:
             self._window_bytes += len(data)
@@ -218,44 +216,22 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._parsed_body = 0
 
     def _framed_length(self) -> int | None:
-        """The Content-Length of a request whose body the protocol frames itself, past llhttp;
-        None when the parser keeps it.
-
-        Why: llhttp copies every piece of body out of the socket's read into a new bytes object
-        for ``on_body`` (~0.18 CPU-s/GiB of ``memmove``, bench/README.md, issue 17). Framed here,
-        each read after the head reaches the app as the very bytes object asyncio read.
-
-        Only the plainest case, which llhttp has already checked: one Content-Length of digits,
-        no Transfer-Encoding (llhttp refuses both together, duplicates and bad values before
-        this callback), no upgrade, the request being served now (not one queued behind a
-        pipelined response), and a body large enough to be worth it. The count is exactly the
-        one llhttp would make, so the end of the body is where llhttp would put it.
-        """
+        """The Content-Length of a request whose body is framed here (web/framed_body.py), or
+        None: not for an upgrade, nor for a request queued behind a pipelined response."""
         if self.parser.should_upgrade() or self.pipeline or self.cycle.scope is not self.scope:
             return None
-        lengths = [value for name, value in self.headers if name == b"content-length"]
-        if any(name == b"transfer-encoding" for name, _ in self.headers) or len(lengths) != 1:
-            return None
-        value = lengths[0]
-        if not value.isdigit() or int(value) < FRAMED_BODY_MIN_BYTES:
-            return None
-        return int(value)
+        return declared_length(self.headers)
 
-    def _framed_body_received(self, data: bytes) -> None:
+    def _framed_body_received(self, framed: FramedBody, data: bytes) -> None:
         """A read of a body framed here: handed on whole (no copy) up to the declared length;
         the message then ends as llhttp would end it, and any bytes after it are the next
         request's, for a fresh parser."""
         self._unset_keepalive_if_required()  # as uvicorn's data_received: a read is activity
-        assert self._due is not None
-        if len(data) <= self._due:
-            piece, rest = data, b""
-        else:  # the body ends inside this read (a pipelined request follows): one copy, once
-            piece, rest = data[: self._due], data[self._due :]
-        self._due -= len(piece)
+        piece, rest = framed.take(data)
         self._window_bytes += len(piece)
         if piece:
             self.on_body(piece)
-        if self._due == 0:
+        if framed.complete:
             self._end_framed_body()
             if rest and not self.transport.is_closing():
                 self.data_received(rest)
@@ -268,14 +244,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         Keep-alive and pipelining stay as they were, rather than answering ``Connection: close``
         and reading no more: an app that answers before the body ends (413) has the rest of
         the body read and dropped as before, so its answer reaches the client instead of being
-        lost to the reset a close with unread bytes sends. Nothing can be smuggled after the
-        body: it ended exactly at the Content-Length llhttp validated, and the new parser
-        starts where llhttp's own would after ``on_message_complete``. Where llhttp would
-        ignore what follows (the request said ``Connection: close``, or HTTP/1.0 without
-        keep-alive), so does this: the old parser, left mid-body, takes nothing more.
+        lost to the reset a close with unread bytes sends. The new parser starts where llhttp's
+        own would after ``on_message_complete``; where llhttp would ignore what follows (the
+        request said ``Connection: close``, or HTTP/1.0 without keep-alive), so does this.
         """
         keep_alive = self.parser.should_keep_alive()
-        self._due = None
+        self._framed = None
         self._declared = None
         self.on_message_complete()
         if keep_alive:
@@ -286,7 +260,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._deaf = True
 
     def on_body(self, body: bytes) -> None:
-        if self._due is None:
+        if self._framed is None:
             self._parsed_body += len(body)
         cycle = self.cycle
         if cycle.body or cycle.response_complete or self.parser.should_upgrade():

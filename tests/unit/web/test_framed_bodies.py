@@ -24,12 +24,8 @@ from uvicorn.server import ServerState
 
 from sealdrop.cli import serve
 from sealdrop.testing import free_port
-from sealdrop.web.connections import (
-    FRAMED_BODY_MIN_BYTES,
-    ConnectionLimits,
-    LimitedHttpProtocol,
-    ListenerConfig,
-)
+from sealdrop.web.connections import ConnectionLimits, LimitedHttpProtocol, ListenerConfig
+from sealdrop.web.framed_body import FRAMED_BODY_MIN_BYTES, FramedBody, declared_length
 
 BODY_SIZE = FRAMED_BODY_MIN_BYTES + 4099
 
@@ -327,6 +323,44 @@ def test_a_client_gone_in_the_middle_of_a_framed_body_is_a_disconnect_for_the_ap
         assert connection.transport.written == b""
 
     anyio.run(main)
+
+
+BIG = str(FRAMED_BODY_MIN_BYTES).encode()
+
+
+@pytest.mark.parametrize(
+    ("headers", "framed"),
+    [
+        ([(b"content-length", BIG)], FRAMED_BODY_MIN_BYTES),
+        ([(b"content-length", str(FRAMED_BODY_MIN_BYTES - 1).encode())], None),
+        ([(b"content-length", BIG), (b"transfer-encoding", b"chunked")], None),
+        ([(b"content-length", BIG), (b"content-length", BIG)], None),
+        ([(b"content-length", b"+" + BIG)], None),
+        ([(b"content-length", BIG + b"\xd9\xa0")], None),  # a non-ASCII digit
+        ([(b"transfer-encoding", b"chunked")], None),
+        ([], None),
+    ],
+    ids=["one", "small", "with-te", "twice", "sign", "unicode-digit", "chunked", "none"],
+)
+def test_only_one_plain_large_content_length_is_framed_past_the_parser(
+    headers: list[tuple[bytes, bytes]], framed: int | None
+) -> None:
+    """Only a head with exactly one Content-Length of ASCII digits, no Transfer-Encoding, and
+    a body of at least 1 MiB has its body framed past llhttp; anything else stays with it."""
+    assert declared_length(headers) == framed
+
+
+def test_a_framed_body_takes_whole_reads_and_splits_only_the_last() -> None:
+    """Reads inside the body are taken as the same objects; the read in which the body ends is
+    split there, the rest being the next request's bytes."""
+    framed = FramedBody(10)
+    first = b"abcdef"
+    piece, rest = framed.take(first)
+    assert piece is first
+    assert rest == b""
+    assert not framed.complete
+    assert framed.take(b"ghijKLM") == (b"ghij", b"KLM")
+    assert framed.complete
 
 
 # --- a real listener ----------------------------------------------------------------------
