@@ -34,6 +34,10 @@ _WINDOW = 8 * 1024 * 1024
 # ≤ 500/s, only while waiting) cost nothing measurable.
 _POLL_SECONDS = 0.002
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+# A blob_dir on a filesystem that cannot map files (FUSE with direct_io, some network mounts):
+# the file is then read back instead, in reads of this size.
+_NO_MMAP = (errno.ENODEV, errno.EACCES, errno.EOPNOTSUPP)
+_READ_SIZE = 1024 * 1024
 
 
 class FileDirectWrite:
@@ -49,6 +53,7 @@ class FileDirectWrite:
         self._writer_exited = threading.Event()
         self._stop = False
         self._error: BaseException | None = None
+        self._mappable = True
         self._thread = threading.Thread(target=self._follow, name="staged-digest", daemon=True)
         self._thread.start()
 
@@ -76,11 +81,27 @@ class FileDirectWrite:
         # Read-only, dropped as soon as it is hashed: the server's RSS holds at most one window
         # of the file (ciphertext). Without MAP_POPULATE: the kernel maps the page cache's large
         # folios a fault at a time (~1,000 faults per GiB here), and populating measured slower.
-        with mmap.mmap(
-            self._fd, length, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, offset=self._size
-        ) as window:
-            self._hash.update(window)
-        self._size += length
+        if self._mappable:
+            try:
+                window = mmap.mmap(
+                    self._fd, length, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, offset=self._size
+                )
+            except OSError as exc:
+                if exc.errno not in _NO_MMAP:
+                    raise
+                self._mappable = False
+            else:
+                with window:
+                    self._hash.update(window)
+                self._size += length
+                return
+        end = self._size + length
+        while self._size < end:
+            data = os.pread(self._fd, min(end - self._size, _READ_SIZE), self._size)
+            if not data:  # below the size seen: cannot happen unless the file was cut
+                raise StorageError("the staged file changed while it was read back")
+            self._hash.update(data)
+            self._size += len(data)
 
     def finish(self) -> None:
         self._writer_exited.set()

@@ -4,6 +4,7 @@ never read into a buffer of this process."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -68,3 +69,26 @@ def test_the_hash_stays_behind_the_writer_until_a_whole_window_is_written(
     finally:
         os.close(fd)
     assert result["size"] == direct_write._WINDOW + 1
+
+
+def test_a_filesystem_that_cannot_map_files_is_read_back_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the blob store's filesystem refuses mmap (ENODEV: FUSE with direct_io, some
+    network mounts), the file is read back instead, and the size and SHA-256 are still those of
+    every byte written (with mappings alone, every file upload would fail there)."""
+
+    def no_mapping(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENODEV, "No such device")
+
+    monkeypatch.setattr("sealdrop.storage.direct_write.mmap.mmap", no_mapping)
+    data = os.urandom(direct_write._WINDOW + 5_000_000)
+    fd, follower, result = follow(tmp_path / "staged")
+    try:
+        os.write(fd, data[:4_000_000])
+        time.sleep(0.05)
+        os.write(fd, data[4_000_000:])
+        follower.finish()
+    finally:
+        os.close(fd)
+    assert result == {"size": len(data), "digest": hashlib.sha256(data).hexdigest()}
