@@ -18,7 +18,8 @@ hundred of them exhaust the process. ``LimitedHttpProtocol`` is uvicorn's httpto
   and the connection closed (h11 had this cap built in; llhttp, httptools' parser, has none).
 
 and, for cost per byte (issue 17): a request body is read from the socket ``BODY_READ_BYTES``
-at a time, and each piece reaches the app as the parser's own bytes object, not copied twice.
+at a time, and each piece reaches the app as the parser's own bytes object, not copied twice; a
+large body framed by ``Content-Length`` goes past the parser altogether (web/framed_body.py).
 
 Why httptools (llhttp, in C) and not h11 (pure Python): every byte of a body goes through
 the parser, and with h11 an upload cost the server ~0.2 CPU-seconds per GiB more, of ~3
@@ -41,12 +42,14 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Final
 
+import httptools
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sealdrop.services.monitoring import Level
+from sealdrop.web.framed_body import FramedBody, declared_length
 
 BUSY_RETRY_AFTER_SECONDS: Final = 60
 # What h11 (uvicorn's default parser) allowed a request head: the request line and headers of
@@ -149,6 +152,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         # head, sending a body, or done (its request complete, the app working or answering).
         self._phase: Phase = Phase.HEAD
         self._head_bytes = 0
+        # The current request's Content-Length when its body may be framed here, what the
+        # parser has passed of that body, and (once framing here) the count of the rest.
+        self._declared: int | None = None
+        self._parsed_body = 0
+        self._framed: FramedBody | None = None
+        self._deaf = False  # after a framed body that closes the connection: bytes are dropped
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -169,6 +178,14 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._deaf:
+            return
+        if self._framed is None and self._phase is Phase.BODY and self._declared is not None:
+            # The head and what came with it were parsed; the rest of the body is framed here.
+            self._framed = FramedBody(self._declared - self._parsed_body)
+        if self._framed is not None:
+            self._framed_body_received(self._framed, data)
+            return
         if self._phase is Phase.BODY:
             self._window_bytes += len(data)
         else:
@@ -195,8 +212,56 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._set_read_size(BODY_READ_BYTES)
         super().on_headers_complete()
+        self._declared = self._framed_length()
+        self._parsed_body = 0
+
+    def _framed_length(self) -> int | None:
+        """The Content-Length of a request whose body is framed here (web/framed_body.py), or
+        None: not for an upgrade, nor for a request queued behind a pipelined response."""
+        if self.parser.should_upgrade() or self.pipeline or self.cycle.scope is not self.scope:
+            return None
+        return declared_length(self.headers)
+
+    def _framed_body_received(self, framed: FramedBody, data: bytes) -> None:
+        """A read of a body framed here: handed on whole (no copy) up to the declared length;
+        the message then ends as llhttp would end it, and any bytes after it are the next
+        request's, for a fresh parser."""
+        self._unset_keepalive_if_required()  # as uvicorn's data_received: a read is activity
+        piece, rest = framed.take(data)
+        self._window_bytes += len(piece)
+        if piece:
+            self.on_body(piece)
+        if framed.complete:
+            self._end_framed_body()
+            if rest and not self.transport.is_closing():
+                self.data_received(rest)
+                return
+        self._follow_request_state()
+
+    def _end_framed_body(self) -> None:
+        """End the message, then let a fresh parser take the connection's next bytes.
+
+        Keep-alive and pipelining stay as they were, rather than answering ``Connection: close``
+        and reading no more: an app that answers before the body ends (413) has the rest of
+        the body read and dropped as before, so its answer reaches the client instead of being
+        lost to the reset a close with unread bytes sends. The new parser starts where llhttp's
+        own would after ``on_message_complete``; where llhttp would ignore what follows (the
+        request said ``Connection: close``, or HTTP/1.0 without keep-alive), so does this.
+        """
+        keep_alive = self.parser.should_keep_alive()
+        self._framed = None
+        self._declared = None
+        self.on_message_complete()
+        if keep_alive:
+            self.parser = httptools.HttpRequestParser(self)
+            # As uvicorn sets it on its own parser: answer the first of pipelined requests.
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        else:
+            self._deaf = True
 
     def on_body(self, body: bytes) -> None:
+        if self._framed is None:
+            self._parsed_body += len(body)
         cycle = self.cycle
         if cycle.body or cycle.response_complete or self.parser.should_upgrade():
             super().on_body(body)
@@ -212,6 +277,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._phase = Phase.DONE
+        self._declared = None
         self._set_read_size(None)
         super().on_message_complete()
 

@@ -1,0 +1,94 @@
+"""A staged file written by another process and hashed by this one as it grows
+(storage/direct_write.py): through read-only mappings of the written region, window by window,
+never read into a buffer of this process."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from sealdrop.storage import direct_write
+from sealdrop.storage.direct_write import FileDirectWrite
+
+
+def follow(path: Path) -> tuple[int, FileDirectWrite, dict[str, object]]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    result: dict[str, object] = {}
+    return (
+        fd,
+        FileDirectWrite(fd, lambda size, digest: result.update(size=size, digest=digest)),
+        result,
+    )
+
+
+def test_a_growing_file_is_hashed_from_mappings_not_read_into_a_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The digest thread reads nothing with read/pread/preadv (a copy of every byte into a
+    buffer of the server, ~0.05 CPU-s/GiB): it hashes mappings of the file, and the size and
+    SHA-256 are those of every byte written, across windows and a last partial one."""
+
+    def no_read(*args: object) -> None:
+        raise AssertionError("the staged file was read into a buffer")
+
+    for name in ("read", "pread", "preadv", "readv"):
+        monkeypatch.setattr(f"sealdrop.storage.direct_write.os.{name}", no_read)
+    data = os.urandom(2 * direct_write._WINDOW + 12_345)
+    fd, follower, result = follow(tmp_path / "staged")
+    try:
+        for start in range(0, len(data), 3_000_001):  # pieces that straddle the windows
+            os.write(fd, data[start : start + 3_000_001])
+            time.sleep(0.01)
+        follower.finish()
+    finally:
+        os.close(fd)
+    assert result == {"size": len(data), "digest": hashlib.sha256(data).hexdigest()}
+
+
+def test_the_hash_stays_behind_the_writer_until_a_whole_window_is_written(
+    tmp_path: Path,
+) -> None:
+    """While the writer runs, only whole windows below the file's size are hashed (a mapping
+    past the end would fault); the rest waits for the writer to exit."""
+    fd, follower, result = follow(tmp_path / "staged")
+    try:
+        os.write(fd, b"x" * (direct_write._WINDOW - 1))
+        time.sleep(0.1)
+        assert follower._size == 0
+        os.write(fd, b"y" * 2)
+        deadline = time.monotonic() + 5
+        while follower._size == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert follower._size == direct_write._WINDOW
+        follower.finish()
+    finally:
+        os.close(fd)
+    assert result["size"] == direct_write._WINDOW + 1
+
+
+def test_a_filesystem_that_cannot_map_files_is_read_back_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the blob store's filesystem refuses mmap (ENODEV: FUSE with direct_io, some
+    network mounts), the file is read back instead, and the size and SHA-256 are still those of
+    every byte written (with mappings alone, every file upload would fail there)."""
+
+    def no_mapping(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENODEV, "No such device")
+
+    monkeypatch.setattr("sealdrop.storage.direct_write.mmap.mmap", no_mapping)
+    data = os.urandom(direct_write._WINDOW + 5_000_000)
+    fd, follower, result = follow(tmp_path / "staged")
+    try:
+        os.write(fd, data[:4_000_000])
+        time.sleep(0.05)
+        os.write(fd, data[4_000_000:])
+        follower.finish()
+    finally:
+        os.close(fd)
+    assert result == {"size": len(data), "digest": hashlib.sha256(data).hexdigest()}
