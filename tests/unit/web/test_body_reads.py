@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import anyio
 from starlette.types import Message, Receive, Scope, Send
 from support_onion import parse_response, running
+from support_transport import ASYNCIO_READ_BYTES, FakeTransport
 from uvicorn.server import ServerState
 
 from sealdrop.cli import serve
@@ -24,8 +25,6 @@ from sealdrop.web.connections import (
     LimitedHttpProtocol,
     ListenerConfig,
 )
-
-ASYNCIO_READ_BYTES = 256 * 1024  # asyncio's own socket read size (selector transports)
 
 
 class BodyRecorder:
@@ -95,37 +94,6 @@ def test_a_large_body_reaches_the_app_in_reads_larger_than_asyncios_default() ->
     assert max(app.pieces) <= BODY_READ_BYTES + 64 * 1024
 
 
-class _Transport:
-    """The little of an asyncio transport the protocol touches when fed by hand."""
-
-    max_size = ASYNCIO_READ_BYTES
-
-    def __init__(self) -> None:
-        self.closed = False
-        self.reading = True
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 9000)}.get(name, default)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def write(self, data: bytes) -> None:
-        pass
-
-    def set_protocol(self, protocol: object) -> None:
-        pass
-
-
 def test_a_body_piece_is_handed_on_as_the_parsers_bytes_not_copied() -> None:
     """A piece of body with nothing buffered before it is kept as the bytes object the parser
     made (uvicorn copied it into a bytearray, which its ``receive`` copied again: two copies of
@@ -135,7 +103,7 @@ def test_a_body_piece_is_handed_on_as_the_parsers_bytes_not_copied() -> None:
         config = ListenerConfig(BodyRecorder(0), limits=ConnectionLimits(), http="httptools")
         config.load()
         protocol = LimitedHttpProtocol(config, ServerState(), {})
-        transport = _Transport()
+        transport = FakeTransport()
         protocol.connection_made(transport)  # type: ignore[arg-type]
         head = b"POST / HTTP/1.1\r\nHost: example\r\nContent-Length: 200000\r\n\r\n"
         protocol.data_received(head + b"a" * 100_000)

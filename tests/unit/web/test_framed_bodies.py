@@ -20,6 +20,7 @@ import anyio
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 from support_onion import running
+from support_transport import FakeTransport
 from uvicorn.server import ServerState
 
 from sealdrop.cli import serve
@@ -63,38 +64,6 @@ class Collector:
         await send({"type": "http.response.body", "body": answer})
 
 
-class _Transport:
-    """The little of an asyncio transport the protocol touches, keeping what it writes."""
-
-    max_size = 256 * 1024
-
-    def __init__(self) -> None:
-        self.closed = False
-        self.reading = True
-        self.written = bytearray()
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 9000)}.get(name, default)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def set_protocol(self, protocol: object) -> None:
-        pass
-
-
 class Connection:
     """One protocol instance on a fake transport, fed read by read; the app runs between reads
     (as it would between two socket reads), so each piece is taken before the next arrives."""
@@ -105,7 +74,7 @@ class Connection:
         )
         config.load()
         self.protocol = LimitedHttpProtocol(config, ServerState(), {})
-        self.transport = _Transport()
+        self.transport = FakeTransport()
         self.protocol.connection_made(self.transport)  # type: ignore[arg-type]
 
     async def feed(self, *reads: bytes) -> None:
