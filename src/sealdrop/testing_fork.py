@@ -30,6 +30,7 @@ carries the child's standard stream descriptors with it (SCM_RIGHTS); each answe
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -286,6 +287,10 @@ def _main(fd: int) -> int:
     for name in _IMPORTED_LATER:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    # The imported objects are moved out of the collector's sight, as a fork server should: a
+    # collection in a child would otherwise walk them all and so write to (copy) every page
+    # they share with this process.
+    gc.freeze()
 
     sock = socket.socket(fileno=fd)
     request = _serve_requests(sock)
