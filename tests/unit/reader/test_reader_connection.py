@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import threading
 from pathlib import Path
 
@@ -99,3 +100,23 @@ def test_a_tor_refusal_is_said_plainly(code: int, says: str) -> None:
         thread.join(5)
     assert says in str(refused.value)
     assert "ProxyError" not in str(refused.value)
+
+
+def test_the_clients_of_one_process_load_the_ca_bundle_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each reader command, and each background sync of the reader UI, makes an ApiClient; they
+    share one TLS context, so the CA bundle is read and parsed once (~25 ms of CPU a client),
+    with or without a proxy."""
+    loads = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def counted(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loads.append(args or kwargs)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    for proxy in (None, "socks5h://127.0.0.1:9050", None):
+        with ApiClient("https://reader.example", proxy=proxy):
+            pass
+    assert len(loads) <= 1
