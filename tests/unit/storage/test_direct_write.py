@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import os
 import time
 from pathlib import Path
@@ -92,3 +93,34 @@ def test_a_filesystem_that_cannot_map_files_is_read_back_instead(
     finally:
         os.close(fd)
     assert result == {"size": len(data), "digest": hashlib.sha256(data).hexdigest()}
+
+
+def test_each_window_is_sent_to_the_disk_once_hashed_and_a_refusal_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a window is hashed the kernel is asked to start writing it to disk (so that the disk
+    works while the upload goes on, instead of all at the final fsync): every byte of the file is
+    advised exactly once, in order, never past what was hashed; a filesystem that refuses the
+    advice changes neither the size nor the SHA-256."""
+    advised: list[tuple[int, int, int]] = []
+
+    def refusing_fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        advised.append((offset, length, advice))
+        raise OSError(errno.ESPIPE, "Illegal seek")
+
+    monkeypatch.setattr("sealdrop.storage.direct_write.os.posix_fadvise", refusing_fadvise)
+    data = os.urandom(2 * direct_write._WINDOW + 4_321)
+    fd, follower, result = follow(tmp_path / "staged")
+    try:
+        for start in range(0, len(data), 1_000_003):
+            os.write(fd, data[start : start + 1_000_003])
+            time.sleep(0.005)
+        follower.finish()
+    finally:
+        os.close(fd)
+    assert result == {"size": len(data), "digest": hashlib.sha256(data).hexdigest()}
+    assert {advice for _, _, advice in advised} == {os.POSIX_FADV_DONTNEED}
+    offsets = [(offset, offset + length) for offset, length, _ in advised]
+    assert offsets[0][0] == 0
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(offsets))
+    assert offsets[-1][1] == len(data)
