@@ -240,7 +240,7 @@ class FilesystemStagedBlob:
         fd = self._open_fd()
         if self._size or self._direct is not None:
             raise StorageError("staged blob already written to")
-        self._direct = FileDirectWrite(fd, self._written_directly)
+        self._direct = FileDirectWrite(fd, self._written_directly, _storage_error)
         return self._direct
 
     def _written_directly(self, size: int, digest: str) -> None:

@@ -25,7 +25,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from sealdrop.errors import StorageError, StorageFull
+from sealdrop.errors import StorageError
 
 # The mapped windows of the growing file: a GiB is 128 maps and unmaps, and the hashing stays a
 # window (8 MiB, ~16 ms of writing at 500 MB/s) behind the writer. A multiple of the page size,
@@ -34,7 +34,6 @@ _WINDOW = 8 * 1024 * 1024
 # How long the reader sleeps when no whole window is written yet. The wake-ups (an fstat each,
 # ≤ 500/s, only while waiting) cost nothing measurable.
 _POLL_SECONDS = 0.002
-_FULL = (errno.ENOSPC, errno.EDQUOT)
 # A blob_dir on a filesystem that cannot map files (FUSE with direct_io, some network mounts):
 # the file is then read back instead, in reads of this size.
 _NO_MMAP = (errno.ENODEV, errno.EACCES, errno.EOPNOTSUPP)
@@ -46,9 +45,17 @@ class FileDirectWrite:
     child writes through it, a thread here hashes it through mappings (never a read, so the shared
     offset of the child's writes is never touched)."""
 
-    def __init__(self, fd: int, done: Callable[[int, str], None]) -> None:
+    def __init__(
+        self,
+        fd: int,
+        done: Callable[[int, str], None],
+        storage_error: Callable[[OSError], StorageError],
+    ) -> None:
         self._fd = fd
         self._done = done  # the blob's: (size, hex SHA-256) of what was written
+        # The blob store's own mapping of an OSError (a full disk: StorageFull), so that what the
+        # writer or the read-back meets is reported as a write of the store's would be.
+        self._storage_error = storage_error
         self._hash = hashlib.sha256()
         self._size = 0
         self._writer_exited = threading.Event()
@@ -143,6 +150,4 @@ class FileDirectWrite:
         self._thread.join()
 
     def failure(self, exc: OSError) -> Exception:
-        if exc.errno in _FULL:
-            return StorageFull("no space left for the blob store")
-        return StorageError(f"blob store I/O error: {exc.strerror}")
+        return self._storage_error(exc)

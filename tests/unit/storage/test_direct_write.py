@@ -13,18 +13,36 @@ from pathlib import Path
 
 import pytest
 
-from sealdrop.storage import direct_write
+from sealdrop.storage import blobs_fs, direct_write
 from sealdrop.storage.direct_write import FileDirectWrite
 
 
 def follow(path: Path) -> tuple[int, FileDirectWrite, dict[str, object]]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     result: dict[str, object] = {}
-    return (
-        fd,
-        FileDirectWrite(fd, lambda size, digest: result.update(size=size, digest=digest)),
-        result,
-    )
+
+    def done(size: int, digest: str) -> None:
+        result.update(size=size, digest=digest)
+
+    return fd, FileDirectWrite(fd, done, blobs_fs._storage_error), result
+
+
+def write_in_pieces(path: Path, data: bytes, piece: int, pause: float) -> dict[str, object]:
+    """``data`` written to a new file at ``path`` in pieces of ``piece`` bytes, ``pause`` s
+    apart, as the age child writes, while a FileDirectWrite follows it; what it reported."""
+    fd, follower, result = follow(path)
+    try:
+        for start in range(0, len(data), piece):
+            os.write(fd, data[start : start + piece])
+            time.sleep(pause)
+        follower.finish()
+    finally:
+        os.close(fd)
+    return result
+
+
+def whole(data: bytes) -> dict[str, object]:
+    return {"size": len(data), "digest": hashlib.sha256(data).hexdigest()}
 
 
 def test_a_growing_file_is_hashed_from_mappings_not_read_into_a_buffer(
@@ -40,15 +58,8 @@ def test_a_growing_file_is_hashed_from_mappings_not_read_into_a_buffer(
     for name in ("read", "pread", "preadv", "readv"):
         monkeypatch.setattr(f"sealdrop.storage.direct_write.os.{name}", no_read)
     data = os.urandom(2 * direct_write._WINDOW + 12_345)
-    fd, follower, result = follow(tmp_path / "staged")
-    try:
-        for start in range(0, len(data), 3_000_001):  # pieces that straddle the windows
-            os.write(fd, data[start : start + 3_000_001])
-            time.sleep(0.01)
-        follower.finish()
-    finally:
-        os.close(fd)
-    assert result == {"size": len(data), "digest": hashlib.sha256(data).hexdigest()}
+    # Pieces that straddle the windows.
+    assert write_in_pieces(tmp_path / "staged", data, 3_000_001, 0.01) == whole(data)
 
 
 def test_the_hash_stays_behind_the_writer_until_a_whole_window_is_written(
@@ -84,15 +95,7 @@ def test_a_filesystem_that_cannot_map_files_is_read_back_instead(
 
     monkeypatch.setattr("sealdrop.storage.direct_write.mmap.mmap", no_mapping)
     data = os.urandom(direct_write._WINDOW + 5_000_000)
-    fd, follower, result = follow(tmp_path / "staged")
-    try:
-        os.write(fd, data[:4_000_000])
-        time.sleep(0.05)
-        os.write(fd, data[4_000_000:])
-        follower.finish()
-    finally:
-        os.close(fd)
-    assert result == {"size": len(data), "digest": hashlib.sha256(data).hexdigest()}
+    assert write_in_pieces(tmp_path / "staged", data, 4_000_000, 0.05) == whole(data)
 
 
 def test_each_window_is_sent_to_the_disk_once_hashed_and_a_refusal_changes_nothing(
@@ -110,15 +113,7 @@ def test_each_window_is_sent_to_the_disk_once_hashed_and_a_refusal_changes_nothi
 
     monkeypatch.setattr("sealdrop.storage.direct_write.os.posix_fadvise", refusing_fadvise)
     data = os.urandom(2 * direct_write._WINDOW + 4_321)
-    fd, follower, result = follow(tmp_path / "staged")
-    try:
-        for start in range(0, len(data), 1_000_003):
-            os.write(fd, data[start : start + 1_000_003])
-            time.sleep(0.005)
-        follower.finish()
-    finally:
-        os.close(fd)
-    assert result == {"size": len(data), "digest": hashlib.sha256(data).hexdigest()}
+    assert write_in_pieces(tmp_path / "staged", data, 1_000_003, 0.005) == whole(data)
     assert {advice for _, _, advice in advised} == {os.POSIX_FADV_DONTNEED}
     offsets = [(offset, offset + length) for offset, length, _ in advised]
     assert offsets[0][0] == 0
