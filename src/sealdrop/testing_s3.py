@@ -91,6 +91,9 @@ class SeaweedFS:
         data.mkdir(parents=True, exist_ok=True)
         argv = [
             weed_binary(),
+            # Its logs to stderr, i.e. weed.log in its folder (glog's default: files in /tmp,
+            # left behind by every run).
+            "-logtostderr",
             "server",
             f"-dir={data}",
             "-ip=127.0.0.1",
