@@ -13,6 +13,10 @@
    the ratio of the two throughputs. The per-session request budget is raised for this (it is an
    abuse limit, not what is measured); the client runs on the same two cores. Skipped when
    ``sessions`` is 0 (``bench/run --only scale --scale-sessions 0``).
+3. **The login flood with 1 and 2 workers** (``scale_flood.py``): benchmark 4's flood against
+   ``serve --workers N`` on PostgreSQL + SeaweedFS.
+
+``--scale-parts`` chooses among the three (default: all).
 """
 
 from __future__ import annotations
@@ -373,10 +377,31 @@ def run(
     verify: bool,
     sessions: int,
     seconds: float,
+    parts: frozenset[str] = frozenset({"upload", "pages", "flood"}),
+    attackers: int = 100,
+    flood_seconds: float = 20.0,
+    flood_repeat: int = 1,
 ) -> dict[str, Any]:
-    result = {"upload": run_upload(workdir, log_dir, size, repeat, verify)}
-    # `--scale-sessions 0`: the upload part alone (the pages part takes minutes of a busy
-    # machine, and a change to the S3 write path does not touch it).
-    if sessions > 0:
+    """The parts asked for (``--scale-parts``): each takes minutes of a busy machine, and a
+    change to the S3 write path, say, needs only the upload."""
+    unknown = parts - {"upload", "pages", "flood"}
+    if unknown:
+        raise ValueError(f"unknown parts of the scale benchmark: {', '.join(sorted(unknown))}")
+    result: dict[str, Any] = {}
+    if "upload" in parts:
+        result["upload"] = run_upload(workdir, log_dir, size, repeat, verify)
+    # `--scale-sessions 0` also leaves the pages out (as before --scale-parts).
+    if "pages" in parts and sessions > 0:
         result["pages"] = run_pages(workdir, log_dir, sessions, seconds)
+    if "flood" in parts:
+        import scale_flood  # it imports this module
+
+        result["flood"] = scale_flood.run(
+            workdir,
+            log_dir,
+            sessions=max(sessions, 20),
+            attackers=attackers,
+            seconds=flood_seconds,
+            repeat=flood_repeat,
+        )
     return result

@@ -49,6 +49,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "api_repeat": 3,
         "scale_sessions": 100,
         "scale_seconds": 20,
+        "scale_flood_repeat": 2,
     },
     "quick": {
         "upload_sizes": "256M",
@@ -61,6 +62,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "api_repeat": 1,
         "scale_sessions": 20,
         "scale_seconds": 8,
+        "scale_flood_repeat": 1,
     },
 }
 
@@ -101,6 +103,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale-sessions", type=int, help="sessions of the workers' pages (8)")
     parser.add_argument(
         "--scale-seconds", type=float, help="measured seconds at each pace and worker count (8)"
+    )
+    parser.add_argument(
+        "--scale-parts",
+        default="upload,pages,flood",
+        help="which parts of 8 run: upload (S3 vs filesystem), pages and flood (1 and 2 "
+        "workers; the flood uses --attackers and --flood-seconds)",
+    )
+    parser.add_argument(
+        "--scale-flood-repeat", type=int, help="floods with each worker count, alternated (8)"
     )
     parser.add_argument(
         "--workdir",
@@ -348,6 +359,10 @@ def run_one(
             verify=not args.no_verify,
             sessions=args.scale_sessions,
             seconds=args.scale_seconds,
+            parts=frozenset(args.scale_parts.split(",")),
+            attackers=args.attackers,
+            flood_seconds=args.flood_seconds,
+            flood_repeat=args.scale_flood_repeat,
         )
         return {"scale": result}
     raise ValueError(name)

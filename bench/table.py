@@ -3,6 +3,7 @@ bench/targets.py; printed, and compared with a reference run."""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -447,7 +448,48 @@ def scale_rows(result: dict[str, Any]) -> list[Row]:
                         ratio,
                     )
                 )
+    flood = result.get("flood")
+    if flood:
+        rows += scale_flood_rows(flood)
     return rows
+
+
+def scale_flood_rows(flood: dict[str, Any]) -> list[Row]:
+    """Benchmark 4's flood against 1 and 2 workers: each run, then the median p99 during the
+    flood of each worker count held against benchmark 4's target."""
+    bench = f"8 scale, login flood x{flood['attackers']}"
+    rows: list[Row] = []
+    during: dict[int, list[float]] = {}
+    for n, run in enumerate(flood["runs"], 1):
+        p99 = {phase: run[f"probes_{phase}"]["all"]["p99_ms"] for phase in PHASES}
+        during.setdefault(run["workers"], []).append(p99["during"])
+        rows.append(
+            Row(
+                f"scale.flood.{n}",
+                bench,
+                f"{run['workers']} worker(s): other pages p99 before / control / during",
+                " / ".join(f"{p99[phase]}" for phase in PHASES)
+                + f" ms; {run['status_400']} x 400, {run['status_429']} x 429, "
+                f"RSS +{run['server']['rss_growth_mib']} MiB",
+                p99["during"],
+            )
+        )
+    for workers, values in sorted(during.items()):
+        median = statistics.median(values)
+        rows.append(
+            checked(
+                f"scale.flood.p99.{workers}",
+                bench,
+                f"  {workers} worker(s): median p99 during the flood",
+                f"{median:g} ms",
+                median,
+                FLOOD_P99,
+            )
+        )
+    return rows
+
+
+PHASES = ("before", "control", "during")
 
 
 def rows_of(results: dict[str, Any]) -> list[Row]:

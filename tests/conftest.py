@@ -32,7 +32,8 @@ PG_USER = "sealdrop"
 # Sealdrop server with a new instance, the private Tor network, Chromium): a few seconds each, so
 # it is marked slow. (Unit tests have fixtures of these names that start nothing.)
 _SLOW_FIXTURES = frozenset({"server", "tor_network", "browser"})
-_UNIT_TESTS = Path(__file__).parent / "unit"
+_TESTS = Path(__file__).parent
+_UNIT_TESTS = _TESTS / "unit"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,38 +58,56 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     one worker (scripts/test runs ``--dist loadgroup``): a module's tests, which share
     module-scoped servers and run in order (the shared-server tests of a module count on that),
     and every test of the private Tor network, so that one worker, not each, starts its nine tor
-    processes. Session fixtures are per worker: each worker that runs a PostgreSQL test starts its
-    own server (~2 s, no fsync)."""
+    processes (with them, the modules that mostly wait: ``_WAITING_MODULES``). Session fixtures
+    are per worker: each worker that runs a PostgreSQL test starts its own server (~2 s, no
+    fsync)."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & _SLOW_FIXTURES and not item.path.is_relative_to(_UNIT_TESTS):
             item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("xdist_group") is not None:
             continue
-        group = "tor_network" if "tor_network" in fixtures else item.nodeid.split("::", 1)[0]
+        module = item.path.relative_to(_TESTS).as_posix()
+        waits = "tor_network" in fixtures or module in _WAITING_MODULES
+        group = _WAITING_GROUP if waits else item.nodeid.split("::", 1)[0]
         item.add_marker(pytest.mark.xdist_group(group))
     # Groups go out in the order of their first test (--no-loadscope-reorder). The unit modules
     # come last, to fill the end of the run with short groups; a long one among them sent out
     # last kept one worker busy alone for ~50 s while the others had finished (the fuzz module,
-    # last alphabetically). The few long ones go out first among the unit tests (a stable sort:
-    # each group keeps its order).
+    # last alphabetically). The long ones go out first among the unit tests, longest first (a
+    # stable sort: each group keeps its order).
     items.sort(key=_unit_order)
 
 
-# The unit modules that take 25-50 s each (measured in a full run, 2026-12-06).
-_LONG_UNIT_MODULES = frozenset(
-    {
-        "web/test_source_form_fuzz.py",
-        "crypto/test_passphrase_work.py",
-        "reader/test_keystore_kinds.py",
-    }
+# The Tor network's tests spend most of their time waiting (descriptors, circuits), and so do the
+# modules below (browsers waiting out the server's 30 s stall limit and dropped connections). Each
+# such group running on its own worker left that worker's share of the CPU idle: with two of the
+# three workers waiting, a third of the first ~3 minutes was idle (vmstat, 2026-12-06). In one
+# group they wait on one worker, one after the other (~6 minutes, within the run), while the
+# other workers keep both cores busy.
+_WAITING_GROUP = "tor_network_and_waits"
+_WAITING_MODULES = frozenset({"e2e/test_resumable_browser.py"})
+
+# The longest unit modules (wall time in a full run, 2026-12-06: 72, 22, 17, 16, 16, 16, 14 s),
+# longest first: sent out first among the unit groups so that the run ends with short ones.
+_LONG_UNIT_MODULES = (
+    "web/test_source_form_fuzz.py",
+    "reader/test_keystore.py",
+    "crypto/test_passphrase_work.py",
+    "reader/test_keystore_kinds.py",
+    "storage/test_repositories.py",
+    "web/test_connection_limits.py",
+    "web/test_source_app.py",
 )
 
 
 def _unit_order(item: pytest.Item) -> int:
     if not item.path.is_relative_to(_UNIT_TESTS):
         return 0
-    return 1 if item.path.relative_to(_UNIT_TESTS).as_posix() in _LONG_UNIT_MODULES else 2
+    module = item.path.relative_to(_UNIT_TESTS).as_posix()
+    if module in _LONG_UNIT_MODULES:
+        return 1 + _LONG_UNIT_MODULES.index(module)
+    return 1 + len(_LONG_UNIT_MODULES)
 
 
 @pytest.hookimpl(optionalhook=True)
