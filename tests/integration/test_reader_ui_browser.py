@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
@@ -28,6 +29,9 @@ from sealdrop.reader.profile import Profile
 from sealdrop.reader.ui import create_app
 from support_chromium import CHROMIUM, CHROMIUM_ARGS
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
 pytestmark = pytest.mark.slow
 
 
@@ -35,6 +39,19 @@ pytestmark = pytest.mark.slow
 def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReaderSetup]:
     """A server, a journalist account, and `reader init` done against its journalist API."""
     yield from reader_set_up(tmp_path_factory.mktemp("reader-ui-browser"))
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """One Chromium for the module (each test opens a context of its own, closed at its end):
+    a launch with its Playwright driver costs ~2 CPU-s."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
 
 
 ARTIFACTS = (
@@ -70,7 +87,9 @@ def triage(reader: ReaderSetup, source_id: str) -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "fa"])
-def test_screenshots_at_phone_and_desktop_widths(reader: ReaderSetup, lang: str) -> None:
+def test_screenshots_at_phone_and_desktop_widths(
+    reader: ReaderSetup, chromium: Browser, lang: str
+) -> None:
     """With JavaScript off, the inbox and a conversation (with their assignee and labels), the
     conversation with a label refused in place, an image preview and the login form render at
     390 px and 1280 px without horizontal scrolling; the screenshots are kept to be looked at.
@@ -82,13 +101,7 @@ def test_screenshots_at_phone_and_desktop_widths(reader: ReaderSetup, lang: str)
     folder = ARTIFACTS / lang
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\nreader UI screenshots: {folder}")
-    with (
-        running_ui(reader.data_dir, lang) as (link, base),
-        playwright_api.sync_playwright() as playwright,
-    ):
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    with running_ui(reader.data_dir, lang) as (link, base):
         context = chromium.new_context(java_script_enabled=False)
         page = context.new_page()
         enter(page, link, playwright_api.Error)
@@ -131,7 +144,7 @@ def test_screenshots_at_phone_and_desktop_widths(reader: ReaderSetup, lang: str)
         row = page.locator(f"#source-{mine.id} .triage")
         assert reader.journalist.username in row.inner_text()
         assert row.locator(".chip").count() == 2
-        chromium.close()
+        context.close()
     for name in views:  # the folder is kept between runs: check this run's files by name
         for width_name in WIDTHS:
             assert (folder / f"{name}-{width_name}.png").stat().st_size > 0
@@ -140,7 +153,7 @@ def test_screenshots_at_phone_and_desktop_widths(reader: ReaderSetup, lang: str)
 SERIOUS = {"serious", "critical"}
 
 
-def test_accessibility_keyboard_and_background_sync(reader: ReaderSetup) -> None:
+def test_accessibility_keyboard_and_background_sync(reader: ReaderSetup, chromium: Browser) -> None:
     """With JavaScript on (this run only): axe-core finds no serious or critical violation on
     the inbox, conversation, preview and login pages; j/k move between sources and "/" goes to
     the search; a submission that arrives while the page is open is synced by the background
@@ -150,14 +163,9 @@ def test_accessibility_keyboard_and_background_sync(reader: ReaderSetup) -> None
     seed(reader)
     mine = reader.newest_source()
     triage(reader, mine.id)
-    with (
-        running_ui(reader.data_dir, "en") as (link, base),
-        playwright_api.sync_playwright() as playwright,
-    ):
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        page = chromium.new_context(java_script_enabled=True).new_page()
+    with running_ui(reader.data_dir, "en") as (link, base):
+        context = chromium.new_context(java_script_enabled=True)
+        page = context.new_page()
         enter(page, link, playwright_api.Error)
         unlock(page, base)
         page.goto(f"{base}/sources/{mine.id}")
@@ -220,7 +228,7 @@ def test_accessibility_keyboard_and_background_sync(reader: ReaderSetup) -> None
         row = page.locator(f"#source-{newest.id}")
         assert row.locator(".badge.new").count() == 1
         assert "Online" in page.locator("#sync-state").inner_text()
-        chromium.close()
+        context.close()
 
 
 @contextmanager
@@ -245,7 +253,9 @@ def served(reader: ReaderSetup, network: Network, lang: str) -> Iterator[tuple[s
 
 
 @pytest.mark.parametrize("lang", ["en", "fa"])
-def test_offline_and_queued_reply_screenshots(reader: ReaderSetup, lang: str) -> None:
+def test_offline_and_queued_reply_screenshots(
+    reader: ReaderSetup, chromium: Browser, lang: str
+) -> None:
     """With the server unreachable (JavaScript off): the status bar says offline, a reply sent is
     shown queued in the time line, and the conversation still reads; screenshots at both widths
     are kept."""
@@ -256,11 +266,9 @@ def test_offline_and_queued_reply_screenshots(reader: ReaderSetup, lang: str) ->
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\nreader UI screenshots: {folder}")
     network = Network(reader)
-    with served(reader, network, lang) as (link, base), playwright_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        page = chromium.new_context(java_script_enabled=False).new_page()
+    with served(reader, network, lang) as (link, base):
+        context = chromium.new_context(java_script_enabled=False)
+        page = context.new_page()
         enter(page, link, playwright_api.Error)
         unlock(page, base)
         network.up = False
@@ -281,4 +289,4 @@ def test_offline_and_queued_reply_screenshots(reader: ReaderSetup, lang: str) ->
         page.click("form[action='/sync'] button")
         page.goto(f"{base}/sources/{mine.id}")
         assert page.locator(".reply-state").count() == 0  # sent
-        chromium.close()
+        context.close()
