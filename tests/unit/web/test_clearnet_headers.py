@@ -29,7 +29,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     """An instance whose source listener is published at https://drop.example.org."""
     path = init_instance(tmp_path_factory.mktemp("clearnet") / "instance")
     settings = load_settings(path, env={"SEALDROP_SOURCE_PUBLIC_URL": "https://drop.example.org"})
-    services = build_services(settings, FakeClock())
+    services = build_services(settings, FakeClock(), kdf_processes=False)  # see conftest.py
     yield services
     services.close()
 

@@ -2,8 +2,9 @@
 status, self-contained pages without scripts, cookie attributes, where the codename may appear,
 logout, relative redirects, and the login page's uniform refusal.
 
-Each login or confirmation runs Argon2id (failed ones a decoy derivation), so the module shares
-one instance and creates further sessions through SessionService instead of logging in."""
+Each login or confirmation runs Argon2id (failed ones a decoy derivation; at a tiny cost here, see
+conftest.py), so the module shares one instance and creates further sessions through
+SessionService instead of logging in."""
 
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ class Instance:
 
 
 def new_instance(directory: Path, clock: FakeClock | None = None, **env: str) -> Services:
-    """An instance as `sealdrop init` makes it, with one organisation recipient."""
+    """An instance as `sealdrop init` makes it, with one organisation recipient; codenames are
+    derived in threads of this process, at the cheap cost conftest.py sets."""
     path = init_instance(directory)
     settings = load_settings(path, env=env)
     database = SqlDatabase(settings.database_url)
@@ -93,7 +95,7 @@ def new_instance(directory: Path, clock: FakeClock | None = None, **env: str) ->
             repos.recipients.add(str(recipient_of(generate_identity())), "journalist")
     finally:
         database.close()
-    return build_services(settings, clock)
+    return build_services(settings, clock, kdf_processes=False)
 
 
 def signed_in_browser(services: Services, source_id: SourceId) -> Browser:
