@@ -16,9 +16,10 @@ def _cheap_codename_derivations() -> Iterator[None]:
     ``kdf_processes=False``, so that the patched cost is the one used). These tests check the web
     edge (pages, headers, cookies, refusals, limits), not the KDF; at the real cost (64 MiB, three
     passes, a process of its own) the web unit tests (the fuzz module aside, which does the same
-    itself) took ~42 CPU-seconds, and ~36 at this cost (2026-12-06). The real parameters are pinned by tests/unit/crypto/test_derive.py, the pool of derivation
-    processes is tested by tests/unit/services/test_kdf_pool.py, and every server the integration
-    and browser tests start derives at the real cost in its own processes."""
+    itself) took ~42 CPU-seconds, and ~36 at this cost (2026-12-06). The real parameters are
+    pinned by tests/unit/crypto/test_derive.py, the pool of derivation processes is tested by
+    tests/unit/services/test_kdf_pool.py, and every server the integration and browser tests
+    start derives at the real cost in its own processes."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(derive, "ARGON2_MEMORY_KIB", 64)
         patch.setattr(derive, "ARGON2_TIME_COST", 1)
