@@ -7,8 +7,8 @@ browsers posting wrong codenames in waves) runs against ``sealdrop serve --worke
 PostgreSQL + SeaweedFS, N = 1 and 2 alternately, ``repeat`` times each, on one instance and one
 population of sources.
 
-With N workers each runs ``kdf.max_concurrent / N`` derivation processes (at least one; see
-docs/design.md, limits), so the pool's memory and the RSS bound are the same for both. The
+With N workers each runs ``kdf.max_concurrent / N`` derivation processes (at least one:
+``cli.workers.per_worker``), so the pool's memory and the RSS bound are the same for both. The
 instance's login budget per minute lives in the database and outlasts a restart: each flood waits
 until the previous one is a minute old, so that every run starts with a full budget, as
 benchmark 4's fresh server does.
@@ -25,6 +25,7 @@ import concurrency
 from benchlib import make_instance
 from scale import BUCKET, Workers, env_set, postgres, seaweedfs
 
+from sealdrop.cli.workers import per_worker
 from sealdrop.config import load_settings
 
 # The login budget refills in a minute (logins.per_minute tokens, one a second by default).
@@ -63,8 +64,8 @@ def run(
                         )
                         server = Workers(instance, count, env).start()
                         try:
-                            per_worker = max(1, settings.kdf_max_concurrent // count)
-                            pool = per_worker * count
+                            # The serve command's own division of the pool between workers.
+                            pool = per_worker(settings, count).kdf_max_concurrent * count
                             flood = concurrency.run_flood(
                                 server, population, attackers, seconds, folder, pool
                             )

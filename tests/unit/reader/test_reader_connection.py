@@ -4,6 +4,8 @@ profile, refused before anything is sent when it would fail or leak."""
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
 import json
 import socket
 import ssl
@@ -11,6 +13,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from sealdrop.errors import ReaderError, ServerUnreachable
 from sealdrop.reader.client import ApiClient
@@ -120,3 +126,64 @@ def test_the_clients_of_one_process_load_the_ca_bundle_once(
         with ApiClient("https://reader.example", proxy=proxy):
             pass
     assert len(loads) <= 1
+
+
+def test_the_shared_tls_context_still_verifies_certificates_and_names(tmp_path: Path) -> None:
+    """Sharing one context must not loosen it: a server whose certificate no CA vouches for is
+    refused before any request is sent, as httpx's own default context refuses it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    received: list[bytes] = []
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with (
+            contextlib.suppress(ssl.SSLError, OSError),
+            connection,
+            server_context.wrap_socket(connection, server_side=True) as tls,
+        ):
+            received.append(tls.recv(1024))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        client = ApiClient(f"https://127.0.0.1:{port}")
+        with client, pytest.raises(ReaderError) as refused:
+            client.check_api()
+    finally:
+        listener.close()
+        thread.join(5)
+    causes: list[str] = []
+    cause: BaseException | None = refused.value
+    while cause is not None:
+        causes.append(repr(cause))
+        cause = cause.__cause__ or cause.__context__
+    assert any("CERTIFICATE_VERIFY_FAILED" in c for c in causes), causes
+    assert received == []  # nothing of a request went to the unverified server
