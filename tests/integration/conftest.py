@@ -13,7 +13,6 @@ terminal)."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -29,8 +28,6 @@ from support_http import (
     start_server,
 )
 
-from sealdrop.crypto import passphrase
-from sealdrop.reader import keystore
 from sealdrop.testing import ServerProcess
 
 
@@ -39,32 +36,6 @@ def _close_http_clients() -> Iterator[None]:
     """Close the connections of every Source and Api the module's tests and fixtures opened."""
     yield
     close_clients()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _identity_unlocks_remembered() -> Iterator[None]:
-    """A reader command run in this process opens its identity file with scrypt at the real work
-    factor (>= 2^18, ~1-3 s of CPU), and the reader's tests run dozens of commands against the
-    same few files: most of their CPU was these repeated unlocks (54 of ~80 s in
-    test_reader_cli.py). Opening a passphrase file is a pure function of its bytes and the
-    passphrase, so the result of a successful opening is remembered by (SHA-256 of the file,
-    passphrase): the first opening of each file is the real one, a wrong passphrase or a changed
-    file still goes to age (and fails as it would), and everything around the scrypt — reading
-    and checking the file, parsing the identity — runs every time. The scrypt itself is tested
-    where it is the point (tests/unit/crypto/test_passphrase_work.py, tests/unit/reader), and the
-    reader UI's process (support_reader_ui) opens its file for real."""
-    real = passphrase.decrypt_with_passphrase
-    opened: dict[tuple[bytes, str], bytes] = {}
-
-    def remembered(data: bytes, secret: str) -> bytes:
-        key = (hashlib.sha256(data).digest(), secret)
-        if key not in opened:
-            opened[key] = real(data, secret)
-        return opened[key]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(keystore, "decrypt_with_passphrase", remembered)
-        yield
 
 
 @pytest.fixture

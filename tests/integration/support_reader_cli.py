@@ -30,6 +30,7 @@ from PIL import Image
 from pypdf import PdfWriter
 from support_api import Account, Api, cli_account, new_source, start_instance
 from support_http import cli_in_process
+from support_light_identity import light_identity_kdf
 
 from sealdrop.reader.profile import Profile
 from sealdrop.reader.store import LocalSource, Store
@@ -125,22 +126,33 @@ def reader_init(instance: Path, server: ServerProcess, username: str, root: Path
     setup = ReaderSetup(
         instance, server, journalist, root / "reader-data", account_file, identity_file, root
     )
-    setup.run(
+    with light_identity_kdf():  # a real identity, a light scrypt: support_light_identity
+        setup.run(
+            *init_arguments(server, journalist.username, identity_file, account_file),
+            "--device-name",
+            "laptop",
+            "--totp",
+            journalist.fresh_code(),
+        )
+    return setup
+
+
+def init_arguments(
+    server: ServerProcess, username: str, identity_file: Path, account_file: Path
+) -> list[Any]:
+    """`reader init` against ``server``'s API as ``username``, the passphrases from files (the
+    TOTP code still to add)."""
+    return [
         "init",
         "--server",
         server.api_url,
         "--username",
-        journalist.username,
-        "--device-name",
-        "laptop",
+        username,
         "--identity-passphrase-file",
         identity_file,
         "--passphrase-file",
         account_file,
-        "--totp",
-        journalist.fresh_code(),
-    )
-    return setup
+    ]
 
 
 def reader_set_up(root: Path) -> Iterator[ReaderSetup]:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from support_api import cli_account, instance_database, new_source, start_instance
 from support_http import Source, cli_in_process, setup_cli
-from support_reader_cli import CLI_ENV, ReaderSetup, item_ids, reader_init
+from support_light_identity import light_identity_kdf
+from support_reader_cli import CLI_ENV, ReaderSetup, init_arguments, item_ids, reader_init
 
 from sealdrop.crypto import envelope
 from sealdrop.crypto.keys import Identity, generate_identity, recipient_of
@@ -100,20 +101,18 @@ def test_switching_an_instance_to_post_quantum_keys(tmp_path: Path) -> None:
             old.identity_passphrase_file,
             tmp_path,
         )
-        init = pq.run(
-            "init",
-            "--pq",
-            "--server",
-            server.api_url,
-            "--username",
-            old.journalist.username,
-            "--identity-passphrase-file",
-            pq.identity_passphrase_file,
-            "--passphrase-file",
-            pq.account_passphrase_file,
-            "--totp",
-            old.journalist.fresh_code(),
-        )
+        with light_identity_kdf():  # a real identity, a light scrypt: support_light_identity
+            init = pq.run(
+                *init_arguments(
+                    server,
+                    old.journalist.username,
+                    pq.identity_passphrase_file,
+                    pq.account_passphrase_file,
+                ),
+                "--pq",
+                "--totp",
+                old.journalist.fresh_code(),
+            )
         assert "waits" in " ".join(init.stderr.split())
         assert (pq.data_dir / "identity.pub").read_text().startswith("age1pq1")
         assert source.submit("still classic").status_code == 303
@@ -210,16 +209,8 @@ def reader_init_with(
         root,
     )
     return setup.run(
-        "init",
+        *init_arguments(server, username, secrets / "identity", secrets / "account"),
         *options,
-        "--server",
-        server.api_url,
-        "--username",
-        username,
-        "--identity-passphrase-file",
-        secrets / "identity",
-        "--passphrase-file",
-        secrets / "account",
         "--totp",
         journalist.fresh_code(),
         check=False,

@@ -27,6 +27,7 @@ from PIL import Image
 from pypdf import PdfReader
 from support_api import new_source
 from support_http import Source, cli_in_process
+from support_light_identity import light_identity_kdf
 from support_reader_cli import (
     CLI_ENV,
     GPS_BYTES,
@@ -301,7 +302,8 @@ def test_show_says_why_items_do_not_open_on_a_later_device(
     later = tmp_path / "later-device"
     shutil.copytree(reader.data_dir, later)
     (later / "identity.age").unlink()
-    create_identity(later / "identity.age", IDENTITY_PASSPHRASE)  # a key these never saw
+    with light_identity_kdf():  # a key these never saw (support_light_identity)
+        create_identity(later / "identity.age", IDENTITY_PASSPHRASE)
     showing = cli_in_process(
         "reader", "--data-dir", later, "show", mine.id,
         "--identity-passphrase-file", reader.identity_passphrase_file, env=CLI_ENV,

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from support_api import Account, Api, cli_account, new_source, start_instance
 from support_http import run_cli
+from support_light_identity import light_identity_kdf
+from support_reader_cli import init_arguments
 from typer.testing import CliRunner, Result
 
 from sealdrop.cli.main import app
@@ -71,19 +73,12 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
         colleague = Api(server)
         colleague = colleague.as_(colleague.login(editor))
         setup = Desk(server, root / "reader-data", colleague, secrets / "identity")
-        setup.run(
-            "init",
-            "--server",
-            server.api_url,
-            "--username",
-            "reporter",
-            "--identity-passphrase-file",
-            secrets / "identity",
-            "--passphrase-file",
-            secrets / "account",
-            "--totp",
-            reporter.fresh_code(),
-        )
+        with light_identity_kdf():  # a real identity, a light scrypt: support_light_identity
+            setup.run(
+                *init_arguments(server, "reporter", secrets / "identity", secrets / "account"),
+                "--totp",
+                reporter.fresh_code(),
+            )
         yield setup
     finally:
         server.stop()

@@ -25,6 +25,7 @@ import piexif
 import pytest
 from support_api import Api, cli_account, new_age_recipient, new_source
 from support_http import Source
+from support_light_identity import light_identity_kdf
 from support_reader_cli import (
     GPS_BYTES,
     IDENTITY_PASSPHRASE,
@@ -521,7 +522,8 @@ def test_a_later_device_is_told_why_items_do_not_open(reader: ReaderSetup, tmp_p
     later = tmp_path / "later-device"
     shutil.copytree(reader.data_dir, later)
     (later / "identity.age").unlink()
-    create_identity(later / "identity.age", IDENTITY_PASSPHRASE)
+    with light_identity_kdf():  # a key these never saw (support_light_identity)
+        create_identity(later / "identity.age", IDENTITY_PASSPHRASE)
     token = uuid.uuid4().hex
     app = create_app(Profile(later), PORT, token)
     browser = Ui(AsgiBrowser(app, BASE))
