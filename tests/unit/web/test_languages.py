@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from babel import Locale
+from markupsafe import escape
 
 from sealdrop.web.i18n import DEFAULT, LANGUAGES, negotiate
+from sealdrop.web.templating import language_links
 
 ISSUE_16 = {"ug", "bo", "uk", "be", "vi", "my", "km", "ko", "fr", "de", "pt_BR", "hi", "ur", "id"}
 ISSUE_16 |= {"ps", "am"}
@@ -68,3 +70,23 @@ def test_picker_order_is_english_then_by_code() -> None:
 def test_accept_language_maps_regional_tags(header: str, expected: str) -> None:
     """Regional Accept-Language tags reach the language's catalog (pt and pt-BR the Brazilian)."""
     assert negotiate(header) == expected
+
+
+def test_language_links_escape_the_address_and_mark_only_the_current_language() -> None:
+    """The footer's links (built once per language, not in a Jinja loop): one item per language,
+    in the picker's order, each on its own line, the page's address escaped as Jinja would, and
+    only the page's own language marked aria-current."""
+    here = '/a"b<c>&d'
+    links = str(language_links(here, LANGUAGES["fa"]))
+    items = links.split("\n")
+    assert items.pop() == ""  # every item ends its line
+    assert len(items) == len(LANGUAGES)
+    for item, language in zip(items, LANGUAGES.values(), strict=True):
+        direction = "rtl" if language.rtl else "ltr"
+        current = ' aria-current="true"' if language.code == "fa" else ""
+        assert item == (
+            f'<li><a href="{escape(here)}?lang={language.code}" lang="{language.tag}" '
+            f'dir="{direction}"{current}>{escape(language.name)}</a></li>'
+        )
+    assert '"b<c>' not in links
+    assert links.count("aria-current") == 1
