@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import jinja2
 import pytest
 from babel import Locale
 from markupsafe import escape
 
-from sealdrop.web.i18n import DEFAULT, LANGUAGES, negotiate
-from sealdrop.web.templating import language_links
+from sealdrop.web.i18n import DEFAULT, LANGUAGES, Catalogs, negotiate
+from sealdrop.web.templating import Templates, language_links
 
 ISSUE_16 = {"ug", "bo", "uk", "be", "vi", "my", "km", "ko", "fr", "de", "pt_BR", "hi", "ur", "id"}
 ISSUE_16 |= {"ps", "am"}
@@ -90,3 +91,32 @@ def test_language_links_escape_the_address_and_mark_only_the_current_language() 
         )
     assert '"b<c>' not in links
     assert links.count("aria-current") == 1
+
+
+@pytest.mark.parametrize("code", ["en", "fa", "de"])
+def test_translations_in_templates_are_jinjas_newstyle_gettext(code: str) -> None:
+    """Templates answers `_()` itself (kept per language when the message has no variables); it
+    gives what Jinja's own newstyle gettext gives, values escaped, in every case, twice over."""
+    templates = Templates("sealdrop.web.source", "Org")
+    catalog = Catalogs("sealdrop.web.source").get(code)
+    referee = jinja2.Environment(autoescape=True, extensions=["jinja2.ext.i18n"])
+    referee.install_gettext_callables(  # type: ignore[attr-defined]
+        catalog.gettext, catalog.ngettext, newstyle=True
+    )
+    ours = templates._env  # the environment the pages render with
+    cases = [
+        '_("Log in")',
+        '_("Up to %(size)s in total. They are encrypted as they arrive.", size=value)',
+        '_("Reply received on %(day)s", day=value)',
+        "_(title)",
+    ]
+    context = {"value": "<b>5 & 6</b>", "title": "Log in"}
+    for case in cases:
+        expected = referee.from_string("{{ " + case + " }}").render(**context)
+        assert "<b>" not in expected
+        for _ in range(2):  # the second time from what was kept
+            token = templates._current.set(catalog)
+            try:
+                assert ours.from_string("{{ " + case + " }}").render(**context) == expected
+            finally:
+                templates._current.reset(token)
