@@ -252,7 +252,8 @@ def test_login_throttling_without_ip_addresses(
     instance_dir: Path, journalist_key: JournalistKey, server_tmp: Path
 ) -> None:
     """One browser guessing codenames is stopped after the allowed failures (429 with
-    Retry-After); a different browser can still log in until the global budget runs out."""
+    Retry-After); a different browser can still log in until the global budget runs out. The log
+    has a line for the first refusal at once and a count of the others when the server stops."""
     setup_cli("recipients", "add", instance_dir, journalist_key.recipient)
     proc = start_server(
         instance_dir, server_tmp, logins_failures_per_visitor="2", logins_per_minute="5"
@@ -269,8 +270,10 @@ def test_login_throttling_without_ip_addresses(
         for _ in range(3):
             assert Source(proc.url).login("still wrong").status_code == 400
         assert Source(proc.url).login("again").status_code == 429  # global budget spent
+        assert proc.log().count("request refused: TooManyRequests") == 1
     finally:
         proc.stop()
+    assert "INFO sealdrop.web: request refused: TooManyRequests, 1 more within 60 s" in proc.log()
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import resource
 import signal
 import socket
@@ -45,6 +46,7 @@ from sealdrop.web.app import create_source_app
 from sealdrop.web.connections import ConnectionLimits, LimitedHttpProtocol, ListenerConfig
 from sealdrop.web.metrics import create_metrics_app
 from sealdrop.web.onion import ProxyProtocol, onion_listener
+from sealdrop.web.refusals import RefusalLog
 
 # Tor Browser on a slow circuit can take long between chunks; a connection idle this long is cut.
 KEEP_ALIVE_SECONDS = 30
@@ -340,7 +342,8 @@ def _serve(
         return known[0] if known else None
 
     probes = ServerProbes(settings, services, IntakeTally(), layout)
-    source_app = create_source_app(services, onion_address, probes.tally)
+    refusals = RefusalLog(logging.getLogger("sealdrop.web"))
+    source_app = create_source_app(services, onion_address, probes.tally, refusals)
     api_app = create_api_app(services)
     limits = connection_limits(settings)
     # Five listeners at most (with metrics), plus database connections, uploads and tor's
@@ -406,6 +409,7 @@ def _serve(
             supervisor.stop()
         metrics.stop()
         maintenance.stop()
+        refusals.flush()
 
 
 def _close_all(sockets: list[socket.socket]) -> None:

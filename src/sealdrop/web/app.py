@@ -22,6 +22,7 @@ from sealdrop.web.headers import SOURCE_HEADERS, ClearnetHeaders, SecurityHeader
 from sealdrop.web.health import Health
 from sealdrop.web.i18n import LanguagePicker
 from sealdrop.web.onion import circuit_of
+from sealdrop.web.refusals import RefusalLog
 from sealdrop.web.source.routes import Redirect, SourceInterface, see_other
 from sealdrop.web.templating import Templates
 
@@ -46,12 +47,15 @@ def create_source_app(
     services: Services,
     onion_address: Callable[[], str | None] = lambda: None,
     tally: IntakeTally | None = None,
+    refusals: RefusalLog | None = None,
 ) -> ASGIApp:
     """The source interface. One app serves both listeners: requests from the onion socket
     (``sealdrop.web.onion.onion_listener``) are limited per Tor circuit; the others, when the
     TCP listener is published at ``public_url``, carry HSTS and, once ``onion_address()`` (the
     source onion, which tor creates after the app is built) returns one, Onion-Location.
-    ``tally``: where submissions are counted for the metrics."""
+    ``tally``: where submissions are counted for the metrics; ``refusals``: where refused
+    requests are logged (the caller flushes it when it stops serving)."""
+    refused = refusals if refusals is not None else RefusalLog(log)
     templates = Templates("sealdrop.web.source", services.settings.organisation_name)
     interface = SourceInterface(services, templates, tally)
 
@@ -75,9 +79,12 @@ def create_source_app(
         assert isinstance(exc, SealdropError)
         # Only the class name is logged: an error's text could one day carry user input. A
         # storage fault (a full disk, the database down or locked) is for the operator to fix,
-        # and no source can report it: a warning.
-        level = logging.WARNING if isinstance(exc, StorageError) else logging.INFO
-        log.log(level, "request refused: %s", type(exc).__name__)
+        # and no source can report it: a warning, each time. The rest, the first of a kind at
+        # once and then a count a minute (web/refusals.py).
+        if isinstance(exc, StorageError):
+            log.warning("request refused: %s", type(exc).__name__)
+        else:
+            refused.refused(type(exc).__name__)
         return error_response(request, page_for(exc))
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
