@@ -35,6 +35,9 @@ class _Window:
 
 
 class RefusalLog:
+    """Refused requests by kind, for one process's source interface: ``refused(kind)`` for each,
+    ``flush()`` when the process stops serving (what is still counted is logged then)."""
+
     def __init__(
         self,
         log: logging.Logger,
