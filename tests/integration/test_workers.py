@@ -293,3 +293,13 @@ def test_several_workers_are_refused_where_the_instance_is_one_machines(
     assert "several workers need PostgreSQL and S3 object storage" in result.stderr
     assert "the blob store is a local folder" in result.stderr
     assert ("the database is SQLite" in result.stderr) is not shared
+
+
+def test_more_workers_than_the_derivation_pool_are_refused(shared_instance: Path) -> None:
+    """`serve --workers 3` with the default kdf.max_concurrent of 2 stops at once with an error
+    naming the setting (three workers would run three 64 MiB derivations where two were
+    allowed), before binding or starting anything."""
+    result = cli_in_process("serve", shared_instance, "--port", str(free_port()), "--workers", "3")
+    assert result.returncode != 0
+    assert "3 workers need [kdf] max_concurrent of at least 3 (it is 2)" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -248,7 +248,9 @@ def serve(
     workers: Annotated[
         int,
         typer.Option(
-            min=1, help="Server processes sharing the listeners (PostgreSQL and S3 only)."
+            min=1,
+            help="Server processes sharing the listeners (PostgreSQL and S3 only; at most "
+            "kdf.max_concurrent).",
         ),
     ] = 1,
     inherit: Annotated[str | None, typer.Option(hidden=True)] = None,

@@ -105,7 +105,8 @@ class Bound:
 def per_worker(settings: Settings, count: int) -> Settings:
     """The settings of one of ``count`` workers on one machine: the derivation pool and the
     logins in flight are divided between them (at least one each), so the machine's memory for
-    derivations stays ``kdf.max_concurrent`` x 64 MiB and its CPU is not promised N times over."""
+    derivations stays ``kdf.max_concurrent`` x 64 MiB (``serve`` refuses more workers than that:
+    ``services.instance.serving``) and its CPU is not promised N times over."""
     if count <= 1:
         return settings
     return replace(

@@ -428,7 +428,7 @@ class Settings:
         doc="How many codename derivations (Argon2id, 64 MiB each) run at once. Memory for them is "
         "this × 64 MiB; further new codenames, and logins and confirmations up to "
         "`logins.max_in_flight`, wait their turn. It does not change the derivation itself. "
-        "With `serve --workers N` it is divided between the workers (at least 1 each).",
+        "With `serve --workers N` it is divided between the workers; N may not exceed it.",
     )
     login_max_in_flight: int = setting(
         "logins.max_in_flight",

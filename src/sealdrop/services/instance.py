@@ -101,7 +101,8 @@ def single_server_reasons(settings: Settings) -> list[str]:
 @contextmanager
 def serving(settings: Settings, workers: int = 1) -> Iterator[None]:
     """What a server holds while it runs. Refuses ``workers`` > 1 where only one process may
-    serve the instance (SQLite or the filesystem store), naming why.
+    serve the instance (SQLite or the filesystem store), naming why, and more workers than
+    ``kdf.max_concurrent`` (each would still run a derivation of its own).
 
     The folder's lock is taken either way: on SQLite or the filesystem store it keeps a second
     server off the instance's data; on PostgreSQL + S3 the data is shared, but the folder still
@@ -112,6 +113,15 @@ def serving(settings: Settings, workers: int = 1) -> Iterator[None]:
         raise ConfigError(
             f"several workers need PostgreSQL and S3 object storage, and {' and '.join(reasons)}; "
             "serve with one worker, or see docs/operator.md, 'Several workers'"
+        )
+    if workers > settings.kdf_max_concurrent:
+        # Each worker runs at least one derivation process (cli/workers.per_worker): more workers
+        # than the pool would take more memory than the operator allowed for derivations.
+        raise ConfigError(
+            f"{workers} workers need [kdf] max_concurrent of at least {workers} (it is "
+            f"{settings.kdf_max_concurrent}): each worker runs at least one codename derivation "
+            "(64 MiB), and max_concurrent bounds the memory for all of them; raise it or serve "
+            "with fewer workers"
         )
     with instance_lock(settings.instance_dir):
         yield
