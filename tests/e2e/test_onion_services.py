@@ -361,8 +361,9 @@ def wait_for_uploads(layout: TorLayout, urls: list[str], timeout: float = 60.0) 
 
 # A sync takes ~5 s here; a revoked device's tor sometimes waits for a rendezvous that never
 # comes (an old introduction point acknowledged it: test_tor_network's docstring), and answers
-# only after its SocksTimeout, 2 minutes (the reader's own timeout does not cover the SOCKS
-# handshake): not connected within this long counts as not connected, as in test_tor_network.
+# only after its SocksTimeout, 2 minutes (the reader gives up after its own 60 s timeout, which
+# covers the SOCKS handshake: reader/socks.py): not connected within this long counts as not
+# connected, as in test_tor_network.
 REVOKED_SYNC_PATIENCE = 30.0
 
 

@@ -32,6 +32,7 @@ from sealdrop.errors import (
     TokenExpired,
 )
 from sealdrop.reader.download import DownloadResult, Progress, download
+from sealdrop.reader.socks import socks_transport
 
 __all__ = ["ApiClient", "content_path"]
 
@@ -80,9 +81,11 @@ class ApiClient:
             root += "/api/v1"
         self.base_url = root
         self._token: str | None = None
+        if transport is None and proxy is not None:
+            # Through tor: the SOCKS handshake bounded by the timeout too (reader/socks.py).
+            transport = socks_transport(proxy, timeout, _tls_context())
         self._http = httpx.Client(
             base_url=root,
-            proxy=proxy,
             timeout=timeout,
             transport=transport,
             verify=_tls_context(),

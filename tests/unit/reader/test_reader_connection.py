@@ -10,6 +10,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,51 @@ def test_a_tor_refusal_is_said_plainly(code: int, says: str) -> None:
         thread.join(5)
     assert says in str(refused.value)
     assert "ProxyError" not in str(refused.value)
+
+
+@pytest.mark.parametrize("answers", [b"", b"\x05\x00"], ids=["greeting", "connect"])
+def test_a_tor_that_does_not_answer_the_socks_handshake_is_given_up_after_the_timeout(
+    answers: bytes,
+) -> None:
+    """tor answers a CONNECT to an onion only once it reached it or gave up (2 minutes or more
+    for a revoked client key): the reader gives up after its own timeout, whether the proxy is
+    silent from the greeting on or after accepting it (httpx left the handshake unbounded)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    release = threading.Event()
+
+    def silent() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(3)
+                connection.sendall(answers)
+                release.wait(30)  # holds the connection open, saying nothing more
+
+    thread = threading.Thread(target=silent, daemon=True)
+    thread.start()
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        port = server.getsockname()[1]
+        try:
+            with ApiClient(ONION, proxy=f"socks5h://127.0.0.1:{port}", timeout=1) as client:
+                client.check_api()
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    client_thread = threading.Thread(target=attempt, daemon=True)
+    started = time.monotonic()
+    client_thread.start()
+    client_thread.join(15)  # without the bound, it would wait for as long as the proxy does
+    waited = time.monotonic() - started
+    release.set()
+    server.close()
+    thread.join(5)
+    assert outcome, f"the reader still waited after {waited:.0f} s"
+    assert isinstance(outcome[0], ServerUnreachable), outcome
+    assert "connection failed: ReadTimeout" in str(outcome[0])
+    assert waited < 10
 
 
 def test_the_clients_of_one_process_load_the_ca_bundle_once(
