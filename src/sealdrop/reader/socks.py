@@ -21,6 +21,10 @@ import httpx
 
 __all__ = ["socks_transport"]
 
+# httpx's default limits, stated: the pool below is built by hand, and httpcore's own defaults
+# would keep idle connections without end.
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+
 
 class _BoundedStream(httpcore.NetworkStream):
     def __init__(self, stream: httpcore.NetworkStream, timeout: float) -> None:
@@ -83,7 +87,7 @@ def socks_transport(proxy: str, timeout: float, ssl_context: ssl.SSLContext) -> 
     """An httpx transport through the SOCKS5 proxy ``proxy`` (``socks5h://HOST:PORT``), as httpx
     builds it for ``proxy=``, but with no read or write left without ``timeout``."""
     url = httpx.URL(proxy)
-    transport = httpx.HTTPTransport(verify=ssl_context, proxy=proxy)
+    transport = httpx.HTTPTransport(verify=ssl_context, proxy=proxy, limits=_LIMITS)
     # httpx builds this very SOCKSProxy for ``proxy=``, without a way to pass a network backend;
     # the test of the handshake's timeout fails if httpx stops using this attribute.
     transport._pool = httpcore.SOCKSProxy(
@@ -91,6 +95,9 @@ def socks_transport(proxy: str, timeout: float, ssl_context: ssl.SSLContext) -> 
             scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
         ),
         ssl_context=ssl_context,
+        max_connections=_LIMITS.max_connections,
+        max_keepalive_connections=_LIMITS.max_keepalive_connections,
+        keepalive_expiry=_LIMITS.keepalive_expiry,
         network_backend=_BoundedBackend(timeout),
     )
     return transport
