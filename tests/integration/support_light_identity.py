@@ -14,7 +14,7 @@ stays real: the identity, its text, the keystore's checks and file handling, and
 is the product's, unchanged: tests/unit/crypto/test_passphrase_work.py (the floor, the retries,
 ExcessiveWork), tests/unit/reader/test_keystore*.py (create, load, wrong passphrase), and the e2e
 walks, whose `reader init` runs as a process of its own (tests/e2e/test_journalist_walk.py,
-test_onion_services.py). tests/unit/test_support_light_identity.py shows that pyrage opens these
+test_onion_services.py). test_support_light_identity.py (here) shows that pyrage opens these
 files and refuses a wrong passphrase.
 """
 
