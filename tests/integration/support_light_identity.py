@@ -4,7 +4,7 @@ Every `reader init` encrypts a new identity file with age's scrypt recipient, at
 the age library calibrates to about a second of this machine (2^18-2^20: 256 MiB-1 GiB of memory,
 ~2.2 CPU-s here, up to four tries on a busy machine, crypto/passphrase.py), and every process that
 opens the file pays the same again. The reader's integration tests set up a dozen readers and open
-their files in the pytest worker, in `reader` processes and in reader UI processes: ~80 CPU-s of a
+their files in the pytest worker, in `reader` processes and in reader UI processes: ~70 CPU-s of a
 run went to scrypt that those tests do not test.
 
 Inside ``light_identity_kdf()`` the keystore encrypts with ``encrypt_lightly`` instead: the same
