@@ -72,13 +72,6 @@ class _BoundedBackend(httpcore.NetworkBackend):
         stream = self._backend.connect_tcp(host, port, bounded, local_address, socket_options)
         return _BoundedStream(stream, self._timeout)
 
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        bounded = self._timeout if timeout is None else timeout
-        stream = self._backend.connect_unix_socket(path, bounded, socket_options)
-        return _BoundedStream(stream, self._timeout)
-
     def sleep(self, seconds: float) -> None:
         self._backend.sleep(seconds)
 

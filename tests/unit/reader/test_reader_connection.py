@@ -4,8 +4,6 @@ profile, refused before anything is sent when it would fail or leak."""
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import json
 import socket
 import ssl
@@ -14,15 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from sealdrop.errors import ReaderError, ServerUnreachable
 from sealdrop.reader.client import ApiClient
 from sealdrop.reader.connection import check_connection
 from sealdrop.reader.profile import Profile, ReaderConfig
+from support_notices import self_signed
 
 ONION = "http://" + "b" * 56 + ".onion"
 
@@ -174,36 +169,49 @@ def test_the_clients_of_one_process_load_the_ca_bundle_once(
     assert len(loads) <= 1
 
 
-def test_the_shared_tls_context_still_verifies_certificates_and_names(tmp_path: Path) -> None:
-    """Sharing one context must not loosen it: a server whose certificate no CA vouches for is
-    refused before any request is sent, as httpx's own default context refuses it."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+def _forwarding_socks_server() -> tuple[socket.socket, threading.Thread]:
+    """A SOCKS5 server on 127.0.0.1 that accepts one CONNECT to an IPv4 address and relays the
+    connection there, as tor's SocksPort does once it has a circuit."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def relay(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(3)
+                connection.sendall(b"\x05\x00")
+                request = connection.recv(262)
+                assert request[:4] == b"\x05\x01\x00\x01", request  # CONNECT to an IPv4
+                target = (socket.inet_ntoa(request[4:8]), int.from_bytes(request[8:10], "big"))
+                with socket.create_connection(target) as upstream:
+                    connection.sendall(b"\x05\x00\x00\x01" + bytes(6))
+                    back = threading.Thread(target=relay, args=(upstream, connection))
+                    back.start()
+                    relay(connection, upstream)
+                    back.join(5)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.mark.parametrize("through", ["direct", "socks"])
+def test_the_shared_tls_context_still_verifies_certificates_and_names(
+    tmp_path: Path, through: str
+) -> None:
+    """Sharing one context must not loosen it, directly or through tor's SOCKS port (where the
+    reader builds its own transport, reader/socks.py): a server whose certificate no CA vouches
+    for is refused before any request is sent, as httpx's own default context refuses it."""
+    cert, key = self_signed(tmp_path)
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server_context.load_cert_chain(cert, key)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     received: list[bytes] = []
@@ -219,13 +227,18 @@ def test_the_shared_tls_context_still_verifies_certificates_and_names(tmp_path: 
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
+    proxy, relaying = _forwarding_socks_server() if through == "socks" else (None, None)
     try:
-        client = ApiClient(f"https://127.0.0.1:{port}")
+        proxy_url = None if proxy is None else f"socks5h://127.0.0.1:{proxy.getsockname()[1]}"
+        client = ApiClient(f"https://127.0.0.1:{port}", proxy=proxy_url, timeout=10)
         with client, pytest.raises(ReaderError) as refused:
             client.check_api()
     finally:
         listener.close()
         thread.join(5)
+        if proxy is not None and relaying is not None:
+            proxy.close()
+            relaying.join(5)
     causes: list[str] = []
     cause: BaseException | None = refused.value
     while cause is not None:
