@@ -357,7 +357,7 @@ class LoginRefused(RemoteError):
 
 
 class Corrupted(RemoteError):
-    """Downloaded ciphertext whose SHA-256 is not the one the server announced."""
+    """Downloaded ciphertext whose content digest is not the one the server announced."""
 
     def __init__(self, expected: str, actual: str) -> None:
         super().__init__(f"ciphertext digest mismatch: expected {expected}, got {actual}")

@@ -26,7 +26,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 AGE_RECIPIENT = r"^age1(?:[ac-hj-np-z02-9]{58}|pq1[ac-hj-np-z02-9]{1952})$"
 AGE_RECIPIENT_MAX = 1959
 _ID = re.compile(r"[0-9a-f]{32}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+# A content digest, "ALGORITHM:HEX" (the form of sealdrop.digests.FORM, which this leaf does not
+# import; tests/unit/test_digests.py holds the two together), or "" for an item stored before
+# digests were kept (instances older than migration 0003).
+_DIGEST = re.compile(r"(?:(?:blake3|sha256):[0-9a-f]{64})?")
 
 
 def _id(value: str) -> str:
@@ -35,9 +38,9 @@ def _id(value: str) -> str:
     return value
 
 
-def _sha256(value: str) -> str:
-    if not _SHA256.fullmatch(value):
-        raise ValueError("malformed sha256")
+def _digest(value: str) -> str:
+    if not _DIGEST.fullmatch(value):
+        raise ValueError("malformed digest")
     return value
 
 
@@ -58,7 +61,7 @@ def _base64(value: str | None) -> str | None:
 
 # Validators only, not ``pattern``/``ge``: the published OpenAPI document stays as it was.
 Id = Annotated[str, AfterValidator(_id)]
-Sha256 = Annotated[str, AfterValidator(_sha256)]
+Digest = Annotated[str, AfterValidator(_digest)]
 Count = Annotated[int, AfterValidator(_not_negative)]
 
 
@@ -168,7 +171,10 @@ class Item(BaseModel):
     kind: Literal["message", "file", "reply"]
     arrival_day: dt.date | None
     size: Count = Field(description="Ciphertext bytes")
-    sha256: Sha256 = Field(description="Hex SHA-256 of the ciphertext (also its ETag)")
+    digest: Digest = Field(
+        description='The ciphertext\'s content digest, also its ETag: "blake3:" and 64 hex digits, '
+        'or "sha256:" and 64 for items stored before BLAKE3; "" if never computed'
+    )
     seen: bool
     metadata: Annotated[str | None, AfterValidator(_base64)] = Field(
         default=None, description="Files: base64 of an age file holding name, type and size"

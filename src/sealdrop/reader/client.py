@@ -297,7 +297,7 @@ class ApiClient:
     # -- content ---------------------------------------------------------------------------
 
     def download(
-        self, path: str, dest: Path, expected_sha256: str, progress: Progress | None = None
+        self, path: str, dest: Path, expected_digest: str, progress: Progress | None = None
     ) -> DownloadResult:
         """Fetch ciphertext at ``path`` into ``dest``, verified and resumable (see
         :func:`sealdrop.reader.download.download`)."""
@@ -318,7 +318,7 @@ class ApiClient:
             except httpx.TransportError as exc:
                 raise ServerUnreachable(f"connection failed: {type(exc).__name__}") from None
 
-        return download(opener, dest, expected_sha256, progress)
+        return download(opener, dest, expected_digest, progress)
 
     # -- plumbing --------------------------------------------------------------------------
 

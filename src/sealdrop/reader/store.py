@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS items (
     kind        TEXT NOT NULL CHECK (kind IN ('message', 'file', 'reply')),
     arrival_day TEXT,
     size        INTEGER NOT NULL,
-    sha256      TEXT NOT NULL,
+    digest      TEXT NOT NULL,
     metadata    BLOB,
     author      TEXT,
     seen        INTEGER NOT NULL,
@@ -102,7 +102,7 @@ class LocalItem:
     kind: str
     arrival_day: str | None
     size: int
-    sha256: str
+    digest: str
     metadata: bytes | None
     author: str | None
     seen: bool
@@ -168,11 +168,22 @@ class Store:
         self._upgrade()
 
     def _upgrade(self) -> None:
-        """Add the columns a copy made by an older reader lacks. Its sources were stored without
-        them, and an incremental sync would not fetch them again (their versions did not move),
-        so the watermark and every source's items version are reset: the next sync lists every
-        source once more, and stores its assignee and labels. Cached ciphertext stays (an item
-        whose digest is unchanged keeps its cache state)."""
+        """Bring a copy made by an older reader to this schema.
+
+        Items' hex SHA-256 (``sha256``) became a digest naming its algorithm (``digest``, as
+        the server's migration 0009 did): the column is renamed and its values prefixed, so
+        the server's ``sha256:…`` for the same blob matches and what is cached stays cached.
+
+        Columns added to ``sources``: its sources were stored without them, and an incremental
+        sync would not fetch them again (their versions did not move), so the watermark and
+        every source's items version are reset: the next sync lists every source once more,
+        and stores its assignee and labels. Cached ciphertext stays (an item whose digest is
+        unchanged keeps its cache state)."""
+        item_columns = {row["name"] for row in self._db.execute("PRAGMA table_info(items)")}
+        if "sha256" in item_columns:
+            with self.transaction() as db:
+                db.execute("ALTER TABLE items RENAME COLUMN sha256 TO digest")
+                db.execute("UPDATE items SET digest = 'sha256:' || digest WHERE digest != ''")
         have = {row["name"] for row in self._db.execute("PRAGMA table_info(sources)")}
         missing = [name for name in _ADDED_SOURCE_COLUMNS if name not in have]
         if not missing:
@@ -273,13 +284,13 @@ class Store:
     def _upsert_item(db: sqlite3.Connection, item: wire.Item) -> None:
         # A changed digest means different ciphertext: what is cached no longer matches.
         db.execute(
-            "INSERT INTO items (id, source_id, seq, kind, arrival_day, size, sha256, metadata,"
+            "INSERT INTO items (id, source_id, seq, kind, arrival_day, size, digest, metadata,"
             " author, seen, cache) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'missing')"
             " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, kind = excluded.kind,"
             " arrival_day = excluded.arrival_day, size = excluded.size,"
             " metadata = excluded.metadata, author = excluded.author, seen = excluded.seen,"
-            " cache = CASE WHEN items.sha256 = excluded.sha256 THEN items.cache"
-            " ELSE 'missing' END, sha256 = excluded.sha256",
+            " cache = CASE WHEN items.digest = excluded.digest THEN items.cache"
+            " ELSE 'missing' END, digest = excluded.digest",
             (
                 item.id,
                 item.source_id,
@@ -287,7 +298,7 @@ class Store:
                 item.kind,
                 item.arrival_day.isoformat() if item.arrival_day else None,
                 item.size,
-                item.sha256,
+                item.digest,
                 item.metadata_bytes(),
                 item.author,
                 int(item.seen),
@@ -394,7 +405,7 @@ def _local_item(row: sqlite3.Row) -> LocalItem:
         kind=row["kind"],
         arrival_day=row["arrival_day"],
         size=row["size"],
-        sha256=row["sha256"],
+        digest=row["digest"],
         metadata=row["metadata"],
         author=row["author"],
         seen=bool(row["seen"]),

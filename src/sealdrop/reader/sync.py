@@ -147,7 +147,7 @@ def _fetch(
             progress(item, done, item.size)
 
     try:
-        client.download(item.content_path, cache.path(item.id), item.sha256, advance)
+        client.download(item.content_path, cache.path(item.id), item.digest, advance)
     except Corrupted:
         # Never kept: the client deleted the partial file; the next sync tries again.
         cache.remove(item.id)

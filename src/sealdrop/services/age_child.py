@@ -57,7 +57,7 @@ def encrypt_in_child(
 
     pyrage holds Python's GIL for the whole stream, so encrypting a large upload in-process
     takes turns with receiving it, and the server uses one core. Here the child encrypts on
-    another core while this process only moves bytes (the pipe writes, reads, SHA-256 and file
+    another core while this process only moves bytes (the pipe writes, reads, hashing and file
     writes release the GIL). The plaintext goes only through a pipe, never to disk; the child's
     command line holds public keys only; its environment is empty. Same contract as
     ``envelope.encrypt``: an exception from ``src.read`` or ``dst.write`` propagates as itself,

@@ -53,7 +53,7 @@ class ItemView:
     kind: str  # "message" | "file" | "reply"
     arrival_day: dt.date | None
     size: int
-    sha256: str
+    digest: str
     seen: bool
     metadata: bytes | None = None  # age file with the file's name/type/size (files only)
     author: str | None = None  # replies: the journalist who sent it
@@ -63,7 +63,7 @@ class ItemView:
 class Download:
     stream: BinaryIO
     size: int
-    sha256: str
+    digest: str
 
 
 class Inbox:
@@ -139,7 +139,7 @@ class Inbox:
     def open_submission(self, principal: Principal, submission_id: str) -> Download:
         with self._db.transaction() as repos:
             item = self._submission(repos, submission_id)
-        return Download(self._blobs.open(item.blob_key), item.size, item.sha256)
+        return Download(self._blobs.open(item.blob_key), item.size, item.digest)
 
     def delete_submission(self, principal: Principal, submission_id: str) -> None:
         with self._db.transaction() as repos:
@@ -175,7 +175,7 @@ class Inbox:
     def open_reply(self, principal: Principal, reply_id: str) -> Download:
         with self._db.transaction() as repos:
             reply = self._reply(repos, reply_id)
-        return Download(self._blobs.open(reply.blob_key), reply.size, reply.sha256)
+        return Download(self._blobs.open(reply.blob_key), reply.size, reply.digest)
 
     def delete_reply(self, principal: Principal, reply_id: str) -> None:
         with self._db.transaction() as repos:
@@ -236,7 +236,7 @@ def _submission_view(item: SubmissionRecord, seen: bool) -> ItemView:
         item.kind,
         item.arrival_day,
         item.size,
-        item.sha256,
+        item.digest,
         seen,
         item.metadata_ciphertext,
     )
@@ -251,7 +251,7 @@ def _reply_view(item: ReplyRecord, seen: bool, authors: dict[str, str]) -> ItemV
         "reply",
         item.arrival_day,
         item.size,
-        item.sha256,
+        item.digest,
         seen,
         None,
         author,

@@ -29,7 +29,7 @@ class StoredBlob:
 
     key: BlobKey
     size: int
-    sha256: str
+    digest: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,7 @@ class ReplyService:
             raise InvalidReply(problem)
         with self._blobs.stage() as staging:
             staging.write(ciphertext)
-            digest = staging.sha256
+            digest = staging.digest
             key, size = staging.commit()
         try:
             yield StoredBlob(key, size, digest)
@@ -98,7 +98,7 @@ class ReplyService:
         seq = repos.sources.reserve_sequence(source_id, 1)
         repos.sources.bump_version(source_id)
         day = arrival_day(self._clock, self._granularity)
-        return repos.replies.add(source_id, seq, day, blob.key, blob.size, blob.sha256, author_id)
+        return repos.replies.add(source_id, seq, day, blob.key, blob.size, blob.digest, author_id)
 
     def for_session(self, session: SourceSession) -> list[ShownReply]:
         """The session's source's replies, decrypted, in order."""

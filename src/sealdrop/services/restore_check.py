@@ -3,8 +3,9 @@
 - the database is at a migration this version of Sealdrop knows (``serve`` migrates it forward
   from there; a newer one it could not read);
 - every submission and reply row has its blob in the store, of the size the row says, with the
-  SHA-256 the row recorded (rows older than that column have none), and starting with a
-  well-formed age v1 header (``envelope.check_age_structure``).
+  content digest the row recorded, computed with the algorithm it names (``sealdrop.digests``:
+  BLAKE3, or SHA-256 for blobs stored before migration 0009; rows older than 0003 have none),
+  and starting with a well-formed age v1 header (``envelope.check_age_structure``).
 
 Only the holders of the recipients' keys can prove a blob decrypts; this proves nothing was lost,
 truncated or swapped between the backup and the restore.
@@ -12,7 +13,6 @@ truncated or swapped between the backup and the restore.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections.abc import Callable
@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from sqlalchemy import select, union_all
 
+from sealdrop import digests
 from sealdrop.crypto.age_header import MAX_HEADER
 from sealdrop.crypto.envelope import check_age_structure
 from sealdrop.errors import BackupError, BlobNotFound
@@ -65,8 +66,8 @@ def check_instance(database_url: str, store: Path | BlobStore) -> CheckReport:
                 )
             rows = connection.execute(
                 union_all(
-                    select(Submission.blob_key, Submission.size, Submission.sha256),
-                    select(Reply.blob_key, Reply.size, Reply.sha256),
+                    select(Submission.blob_key, Submission.size, Submission.digest),
+                    select(Reply.blob_key, Reply.size, Reply.digest),
                 )
             ).all()
     finally:
@@ -113,10 +114,14 @@ def _blob_problem(opener: Callable[[], BinaryIO], size: int, digest: str) -> str
         problem = check_age_structure(head)
         if problem:
             return problem
-        if digest:
-            sha = hashlib.sha256(head)
+        if digest:  # '' for rows older than migration 0003: never hashed
+            try:
+                content = digests.like(digest)
+            except ValueError:
+                return f"the row's digest is malformed: {digest[:80]!r}"
+            content.update(head)
             while chunk := blob.read(_CHUNK):
-                sha.update(chunk)
-            if sha.hexdigest() != digest:
-                return "SHA-256 differs from the row's"
+                content.update(chunk)
+            if content.text() != digest:
+                return f"{content.algorithm} digest differs from the row's"
     return None

@@ -255,7 +255,7 @@ class SubmissionIntake:
         durable: list[tuple[_Pending, BlobKey, int, str]] = []
         try:
             for pending in self._pending:
-                digest = pending.staged.sha256
+                digest = pending.staged.digest
                 key, size = pending.staged.commit()
                 durable.append((pending, key, size, digest))
             day = arrival_day(self._context.clock, self._context.granularity)

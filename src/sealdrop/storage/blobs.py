@@ -26,7 +26,7 @@ _PREFIX_PART = re.compile(r"[A-Za-z0-9._-]+")
 class DirectWrite(Protocol):
     """A staged blob's file opened for another process to write into (``StagedBlob.direct_write``):
     an encrypting child's stdout, so that the ciphertext is not piped back through the server to
-    be written again. The blob still learns its size and SHA-256 from the bytes on disk."""
+    be written again. The blob still learns its size and digest from the bytes on disk."""
 
     @property
     def fd(self) -> int:
@@ -35,7 +35,7 @@ class DirectWrite(Protocol):
 
     def finish(self) -> None:
         """The writer has exited successfully: what it wrote is the blob's content (its size and
-        SHA-256, read back from the file). ``close``/``commit`` follow as usual."""
+        digest, read back from the file). ``close``/``commit`` follow as usual."""
         ...
 
     def abandon(self) -> None:
@@ -54,8 +54,9 @@ class StagedBlob(Protocol):
     def write(self, data: bytes) -> int: ...
 
     @property
-    def sha256(self) -> str:
-        """Hex SHA-256 of everything written so far (computed while writing)."""
+    def digest(self) -> str:
+        """The content digest (``sealdrop.digests``, ``blake3:HEX``) of everything written so
+        far (computed while writing)."""
         ...
 
     def flush(self) -> None: ...

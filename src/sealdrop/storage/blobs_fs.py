@@ -12,7 +12,6 @@ threat model (docs/operator.md).
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 import shutil
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from sealdrop import digests
 from sealdrop.errors import BlobNotFound, StorageError, StorageFull
 from sealdrop.ids import BlobKey, new_id
 from sealdrop.storage.direct_write import FileDirectWrite
@@ -176,9 +176,9 @@ class FilesystemStagedBlob:
         self._path = path
         self._final = final
         self._size = 0
-        # Hashed while written, so the hash (the API's ETag, a reader's integrity check) is known
-        # at commit without reading the ciphertext back.
-        self._hash = hashlib.sha256()
+        # Hashed while written, so the digest (the API's ETag, a reader's integrity check) is
+        # known at commit without reading the ciphertext back.
+        self._hash = digests.new()
         self._digest: str | None = None  # set when another process wrote it (direct_write)
         self._direct: FileDirectWrite | None = None
         self._done = False
@@ -228,13 +228,13 @@ class FilesystemStagedBlob:
         return len(data)
 
     @property
-    def sha256(self) -> str:
-        """Hex SHA-256 of everything written so far."""
-        return self._digest if self._digest is not None else self._hash.hexdigest()
+    def digest(self) -> str:
+        """The content digest (``sealdrop.digests``) of everything written so far."""
+        return self._digest if self._digest is not None else self._hash.text()
 
     def direct_write(self) -> FileDirectWrite:
         """This staged file for another process to write into (``blobs.DirectWrite``): the
-        encrypting child's stdout. Its size and SHA-256 are read back from the file
+        encrypting child's stdout. Its size and digest are read back from the file
         (``storage/direct_write.py``); the durability order of ``commit`` is unchanged, the
         fsync in ``close`` covering whatever process wrote the bytes."""
         fd = self._open_fd()

@@ -24,7 +24,6 @@ docs/design.md. The client and the reading stream are in ``s3_objects``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import time
@@ -34,6 +33,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sealdrop import digests
 from sealdrop.errors import BlobNotFound, StorageError
 from sealdrop.ids import BlobKey, new_id
 from sealdrop.storage.blobs import S3Location
@@ -232,7 +232,7 @@ class S3StagedBlob:
         self._fill = bytearray()
         self._used = 0
         self._size = 0
-        self._hash = hashlib.sha256()
+        self._hash = digests.new()
         self._closed = False
         self._done = False
 
@@ -285,8 +285,8 @@ class S3StagedBlob:
             raise storage_error(exc) from exc
 
     @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
+    def digest(self) -> str:
+        return self._hash.text()
 
     def flush(self) -> None:
         self._check_open()  # parts go out when full; S3 has nothing like a partial flush

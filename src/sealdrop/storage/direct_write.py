@@ -5,11 +5,11 @@ The encrypting ``age`` child writes a file upload's ciphertext straight into its
 back through a pipe and this process wrote it: per GiB ~0.55 CPU-seconds of the server's own
 (the pipe read and the page-cache write, bench/README.md), for bytes it does not change.
 
-The row still needs the SHA-256 of exactly the bytes stored (the API's ETag, the reader's
-integrity check): a thread hashes the file as the child writes it, a window behind, through
-read-only mappings of the page cache (hashlib releases the GIL; no copy into a buffer of this
-process: ~0.05 CPU-s/GiB less than 1 MiB ``preadv``s, bench/README.md). Only the region below the
-file's size is mapped, which is safe while another process appends: the kernel raises the size
+The row still needs the digest of exactly the bytes stored (``sealdrop.digests``: the API's ETag,
+the reader's integrity check): a thread hashes the file as the child writes it, a window behind,
+through read-only mappings of the page cache (BLAKE3 releases the GIL; no copy into a buffer of
+this process: ~0.05 CPU-s/GiB less than 1 MiB ``preadv``s, bench/README.md). Only the region below
+the file's size is mapped, which is safe while another process appends: the kernel raises the size
 only after the bytes are in the page cache, and the child only appends and never truncates (a
 mapping past the end would fault), so what is mapped is final. After the child exits, the rest
 is hashed to the end; the count hashed must equal the file's size.
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import mmap
 import os
 import threading
 from collections.abc import Callable
 
+from sealdrop import digests
 from sealdrop.errors import StorageError
 
 # The mapped windows of the growing file: a GiB is 128 maps and unmaps, and the hashing stays a
@@ -52,11 +52,11 @@ class FileDirectWrite:
         storage_error: Callable[[OSError], StorageError],
     ) -> None:
         self._fd = fd
-        self._done = done  # the blob's: (size, hex SHA-256) of what was written
+        self._done = done  # the blob's: (size, digest) of what was written
         # The blob store's own mapping of an OSError (a full disk: StorageFull), so that what the
         # writer or the read-back meets is reported as a write of the store's would be.
         self._storage_error = storage_error
-        self._hash = hashlib.sha256()
+        self._hash = digests.new()
         self._size = 0
         self._writer_exited = threading.Event()
         self._stop = False
@@ -142,7 +142,7 @@ class FileDirectWrite:
         size = os.fstat(self._fd).st_size
         if size != self._size:
             raise StorageError("the staged file changed while it was read back")
-        self._done(self._size, self._hash.hexdigest())
+        self._done(self._size, self._hash.text())
 
     def abandon(self) -> None:
         self._stop = True

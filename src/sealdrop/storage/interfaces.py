@@ -57,7 +57,9 @@ class SubmissionRecord:
     blob_key: BlobKey
     size: int  # ciphertext bytes
     metadata_ciphertext: bytes | None  # age file holding JSON (file name, type, size); files only
-    sha256: str = ""  # hex SHA-256 of the ciphertext blob (the API's ETag)
+    # The ciphertext blob's content digest (sealdrop.digests: "blake3:HEX", or "sha256:HEX" for
+    # blobs stored before BLAKE3): the API's ETag. "" for rows older than the digests.
+    digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,7 @@ class NewSubmission:
     blob_key: BlobKey
     size: int
     metadata_ciphertext: bytes | None
-    sha256: str = ""
+    digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ class ReplyRecord:
     arrival_day: dt.date | None
     blob_key: BlobKey
     size: int  # ciphertext bytes
-    sha256: str = ""
+    digest: str = ""
     author_id: UserId | None = None  # the journalist who uploaded it
 
 
@@ -230,7 +232,7 @@ class ReplyRepository(Protocol):
         arrival_day: dt.date | None,
         blob_key: BlobKey,
         size: int,
-        sha256: str = "",
+        digest: str = "",
         author_id: UserId | None = None,
     ) -> ReplyRecord: ...
 

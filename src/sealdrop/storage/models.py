@@ -109,8 +109,9 @@ class Submission(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     # An age file; file names and types live only inside it (invariant 5).
     metadata_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
-    # Hex SHA-256 of the ciphertext blob; '' for rows older than the column.
-    sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The ciphertext blob's content digest, "ALGORITHM:HEX" (sealdrop.digests; 71 characters
+    # today, room for a longer algorithm name); '' for rows older than the column (migration 0009).
+    digest: Mapped[str] = mapped_column(String(80), default="", server_default="")
 
 
 class Reply(Base):
@@ -129,7 +130,7 @@ class Reply(Base):
     # to the source's reply recipient (invariant 2).
     blob_key: Mapped[str] = mapped_column(ID, unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    digest: Mapped[str] = mapped_column(String(80), default="", server_default="")
     # The journalist who uploaded it; kept as NULL when that account is deleted.
     author_id: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id", ondelete="SET NULL"))
 

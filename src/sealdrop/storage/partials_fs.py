@@ -15,7 +15,6 @@ when writing resumes. Times are set to the epoch after each change (invariant 6)
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from sealdrop import digests
 from sealdrop.errors import NotFound, StorageError
 from sealdrop.ids import BlobKey
 from sealdrop.storage.blobs_fs import (
@@ -123,10 +123,10 @@ class PartialUploads:
         return PartialWriter(self, directory, fd, state)
 
     def finish(self, upload_id: str) -> tuple[BlobKey, int, str]:
-        """Move the complete, fsynced data into the blob store; return (key, size, sha256)."""
+        """Move the complete, fsynced data into the blob store; return (key, size, digest)."""
         directory = self._dir(upload_id)
         data = directory / "data"
-        digest = hashlib.sha256()
+        digest = digests.new()
         try:
             with open(data, "rb") as handle:  # ciphertext only: hashing reads no plaintext
                 while block := handle.read(1024 * 1024):
@@ -135,7 +135,7 @@ class PartialUploads:
         except OSError as exc:
             raise _storage_error(exc) from exc
         self.delete(upload_id)
-        return key, size, digest.hexdigest()
+        return key, size, digest.text()
 
     def delete(self, upload_id: str) -> None:
         directory = self._dir(upload_id)

@@ -156,7 +156,7 @@ class S3PartialUploads:
                     raise storage_error(exc) from exc
                 except BotoCoreError as exc:
                     raise storage_error(exc) from exc
-            digest = staged.sha256
+            digest = staged.digest
             key, size = staged.commit()
         self.delete(upload_id)
         return key, size, digest

@@ -78,7 +78,7 @@ def _submission(row: Submission) -> SubmissionRecord:
         blob_key=BlobKey(row.blob_key),
         size=row.size,
         metadata_ciphertext=row.metadata_ciphertext,
-        sha256=row.sha256,
+        digest=row.digest,
     )
 
 
@@ -90,7 +90,7 @@ def _reply(row: Reply) -> ReplyRecord:
         arrival_day=row.arrival_day,
         blob_key=BlobKey(row.blob_key),
         size=row.size,
-        sha256=row.sha256,
+        digest=row.digest,
         author_id=None if row.author_id is None else UserId(row.author_id),
     )
 
@@ -252,7 +252,7 @@ class SqlSubmissionRepository:
             blob_key=new.blob_key,
             size=new.size,
             metadata_ciphertext=new.metadata_ciphertext,
-            sha256=new.sha256,
+            digest=new.digest,
         )
         self._session.add(row)
         flush(self._session)
@@ -312,7 +312,7 @@ class SqlReplyRepository:
         arrival_day: dt.date | None,
         blob_key: BlobKey,
         size: int,
-        sha256: str = "",
+        digest: str = "",
         author_id: UserId | None = None,
     ) -> ReplyRecord:
         row = Reply(
@@ -322,7 +322,7 @@ class SqlReplyRepository:
             arrival_day=arrival_day,
             blob_key=blob_key,
             size=size,
-            sha256=sha256,
+            digest=digest,
             author_id=author_id,
         )
         self._session.add(row)

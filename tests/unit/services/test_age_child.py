@@ -4,7 +4,6 @@ streams raised as themselves, and a failed child reported as a crypto error."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -23,6 +22,7 @@ from sealdrop.errors import (
 )
 from sealdrop.services import age_child
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
+from support_digests import blake3_digest
 
 
 @pytest.fixture(scope="module")
@@ -176,12 +176,12 @@ def test_the_child_writes_a_staged_file_itself(
     age_child.encrypt_in_child(
         age_bin, io.BytesIO(plaintext), output, [keys.recipient_of(identity)]
     )
-    digest = staged.sha256
+    digest = staged.digest
     key, size = staged.commit()
     path = store.local_path(key)
     assert path is not None
     stored = path.read_bytes()
-    assert (size, digest) == (len(stored), hashlib.sha256(stored).hexdigest())
+    assert (size, digest) == (len(stored), blake3_digest(stored))
     assert pyrage.decrypt(stored, [identity]) == plaintext
 
 

@@ -4,7 +4,6 @@ uploads) is in test_blobs_fs.py and test_blobs_s3.py."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from sealdrop.storage.blobs import BlobStore, S3Location
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.blobs_s3 import S3BlobStore
 from sealdrop.testing_s3 import SeaweedFS
+from support_digests import blake3_digest
 
 
 @dataclass
@@ -69,28 +69,24 @@ def test_commit_makes_the_exact_bytes_visible(backend: Backend) -> None:
     assert backend.leftovers() == []
 
 
-def test_sha256_is_the_hash_of_the_bytes_written(backend: Backend) -> None:
-    """sha256 is hashlib.sha256 of everything written, known before commit (computed while
-    writing, never by reading back), unchanged by commit, and the hash of b"" when empty."""
+def test_digest_is_blake3_of_the_bytes_written(backend: Backend) -> None:
+    """digest is "blake3:" and the BLAKE3 of everything written, known before commit (computed
+    while writing, never by reading back), unchanged by commit, and BLAKE3 of b"" when empty."""
     store = backend.store
     chunks = [b"age-encryption.org/v1\n", os.urandom(200_000), b"", b"tail"]
     with store.stage() as staged:
-        assert staged.sha256 == hashlib.sha256(b"").hexdigest()
+        assert staged.digest == blake3_digest(b"")
         for chunk in chunks:
             staged.write(chunk)
-        digest = staged.sha256
+        digest = staged.digest
         key, _ = staged.commit()
-        assert staged.sha256 == digest
+        assert staged.digest == digest
     with store.open(key) as f:
         content = f.read()
-    assert (
-        digest
-        == hashlib.sha256(content).hexdigest()
-        == hashlib.sha256(b"".join(chunks)).hexdigest()
-    )
+    assert digest == blake3_digest(content) == blake3_digest(b"".join(chunks))
     with store.stage() as empty:
         key, size = empty.commit()
-        assert empty.sha256 == hashlib.sha256(b"").hexdigest()
+        assert empty.digest == blake3_digest(b"")
     assert size == store.size(key) == 0
     with store.open(key) as f:
         assert f.read() == b""
@@ -228,11 +224,11 @@ def test_closed_staged_blobs_commit_exactly(backend: Backend) -> None:
         blob.write(b"ciphertext %d " % i + os.urandom(1000))
         blob.close()
         staged.append(blob)
-    expected = [blob.sha256 for blob in staged]
+    expected = [blob.digest for blob in staged]
     keys = [blob.commit()[0] for blob in staged]
     for key, digest in zip(keys, expected, strict=True):
         with store.open(key) as f:
-            assert hashlib.sha256(f.read()).hexdigest() == digest
+            assert blake3_digest(f.read()) == digest
     assert sorted(store.keys()) == sorted(keys)
     assert backend.leftovers() == []
 

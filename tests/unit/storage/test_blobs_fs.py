@@ -6,7 +6,6 @@ both backends in test_blob_stores.py."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 from sealdrop.errors import StorageError, StorageFull
 from sealdrop.ids import new_id
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
+from support_digests import blake3_digest
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ def test_short_writes_are_completed(
         with monkeypatch.context() as patch:
             patch.setattr(os, "write", one_byte_at_a_time)
             staged.write(b"hello")
-        assert staged.sha256 == hashlib.sha256(b"hello").hexdigest()
+        assert staged.digest == blake3_digest(b"hello")
         key, size = staged.commit()
     with store.open(key) as f:
         assert f.read() == b"hello"
@@ -192,13 +192,13 @@ def test_closed_staged_blobs_hold_no_descriptor_and_commit_exactly(
         staged.append(blob)
     assert open_descriptors() == before
     assert len(staging_files(tmp_path)) == 50
-    expected = [blob.sha256 for blob in staged]
+    expected = [blob.digest for blob in staged]
     keys = [blob.commit()[0] for blob in staged]
     assert open_descriptors() == before
     for key, digest in zip(keys, expected, strict=True):
         path = store.local_path(key)
         assert path is not None
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+        assert blake3_digest(path.read_bytes()) == digest
         assert mode(path) == 0o600
         assert path.stat().st_mtime == 0
     assert staging_files(tmp_path) == []
@@ -273,11 +273,11 @@ def test_commit_refuses_a_staged_file_replaced_while_closed(
 # --- a staged file written by another process (direct_write: the age child's stdout) --------
 
 
-def test_a_file_written_by_another_process_commits_with_its_size_and_sha256(
+def test_a_file_written_by_another_process_commits_with_its_size_and_digest(
     store: FilesystemBlobStore, tmp_path: Path
 ) -> None:
     """What a child writes into ``direct_write().fd`` (here `head`, then more bytes while the
-    file is read back) becomes the blob, with the SHA-256 and size of exactly the bytes on
+    file is read back) becomes the blob, with the digest and size of exactly the bytes on
     disk, and nothing is left in staging."""
     first, second = os.urandom(3 * 1024 * 1024 + 5), os.urandom(70_000)
     source = tmp_path / "source"
@@ -289,13 +289,13 @@ def test_a_file_written_by_another_process_commits_with_its_size_and_sha256(
     time.sleep(0.05)  # the reading thread catches up and waits for more
     os.write(direct.fd, second)
     direct.finish()
-    digest = staged.sha256
+    digest = staged.digest
     key, size = staged.commit()
     path = store.local_path(key)
     assert path is not None
     assert path.read_bytes() == first + second
     assert size == len(first + second)
-    assert digest == hashlib.sha256(first + second).hexdigest()
+    assert digest == blake3_digest(first + second)
     assert staging_files(tmp_path) == []
 
 

@@ -70,7 +70,7 @@ def test_migrations_run_from_code_and_match_the_models(tmp_path: Path) -> None:
     with db.engine.begin() as conn:
         migrations.upgrade(conn)
     with db.engine.connect() as conn:
-        assert migrations.current_revision(conn) == migrations.head_revision() == "0008"
+        assert migrations.current_revision(conn) == migrations.head_revision() == "0009"
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     assert db.schema_is_current()

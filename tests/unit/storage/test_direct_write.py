@@ -5,7 +5,6 @@ never read into a buffer of this process."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import itertools
 import os
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from sealdrop.storage import blobs_fs, direct_write
 from sealdrop.storage.direct_write import FileDirectWrite
+from support_digests import blake3_digest
 
 
 def follow(path: Path) -> tuple[int, FileDirectWrite, dict[str, object]]:
@@ -42,7 +42,7 @@ def write_in_pieces(path: Path, data: bytes, piece: int, pause: float) -> dict[s
 
 
 def whole(data: bytes) -> dict[str, object]:
-    return {"size": len(data), "digest": hashlib.sha256(data).hexdigest()}
+    return {"size": len(data), "digest": blake3_digest(data)}
 
 
 def test_a_growing_file_is_hashed_from_mappings_not_read_into_a_buffer(
@@ -50,7 +50,7 @@ def test_a_growing_file_is_hashed_from_mappings_not_read_into_a_buffer(
 ) -> None:
     """The digest thread reads nothing with read/pread/preadv (a copy of every byte into a
     buffer of the server, ~0.05 CPU-s/GiB): it hashes mappings of the file, and the size and
-    SHA-256 are those of every byte written, across windows and a last partial one."""
+    digest are those of every byte written, across windows and a last partial one."""
 
     def no_read(*args: object) -> None:
         raise AssertionError("the staged file was read into a buffer")
@@ -87,7 +87,7 @@ def test_a_filesystem_that_cannot_map_files_is_read_back_instead(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where the blob store's filesystem refuses mmap (ENODEV: FUSE with direct_io, some
-    network mounts), the file is read back instead, and the size and SHA-256 are still those of
+    network mounts), the file is read back instead, and the size and digest are still those of
     every byte written (with mappings alone, every file upload would fail there)."""
 
     def no_mapping(*args: object, **kwargs: object) -> None:
@@ -104,7 +104,7 @@ def test_each_window_is_sent_to_the_disk_once_hashed_and_a_refusal_changes_nothi
     """Once a window is hashed the kernel is asked to start writing it to disk (so that the disk
     works while the upload goes on, instead of all at the final fsync): every byte of the file is
     advised exactly once, in order, never past what was hashed; a filesystem that refuses the
-    advice changes neither the size nor the SHA-256."""
+    advice changes neither the size nor the digest."""
     advised: list[tuple[int, int, int]] = []
 
     def refusing_fadvise(fd: int, offset: int, length: int, advice: int) -> None:

@@ -201,7 +201,7 @@ def test_upgrade_from_0002_gives_existing_sources_distinct_versions(
 ) -> None:
     """Sources written under 0002 (with submissions, replies and sessions, and one pending
     source with nothing) survive the upgrade to head with distinct versions 1…n, unstarred; the
-    counter continues after them; old submissions and replies get sha256 '' and no author; the
+    counter continues after them; old submissions and replies get digest '' and no author; the
     feed lists every source that has a submission; the sessions end (0004)."""
     db = empty_database
     migrate(db, "0002")
@@ -234,9 +234,9 @@ def test_upgrade_from_0002_gives_existing_sources_distinct_versions(
         assert sorted(s.version for s in sources if s is not None) == [1, 2, 3, 4, 5, 6]
         for source_id, submission_id, reply_id in conversations:
             [submission] = repos.submissions.for_source(source_id)
-            assert (submission.id, submission.sha256) == (submission_id, "")
+            assert (submission.id, submission.digest) == (submission_id, "")
             [reply] = repos.replies.for_source(source_id)
-            assert (reply.id, reply.sha256, reply.author_id) == (reply_id, "", None)
+            assert (reply.id, reply.digest, reply.author_id) == (reply_id, "", None)
         feed = repos.sources.page(after_version=0, limit=100)
         assert sorted(s.id for s in feed) == sorted(source_ids)
         assert [s.version for s in feed] == sorted(s.version for s in feed)
@@ -303,7 +303,7 @@ def test_downgrade_from_head_to_0002_keeps_every_conversation(
         assert sorted(s.version for s in again if s is not None) == [1, 2, 3]
         for source in sources:
             [reply] = repos.replies.for_source(source.id)
-            assert (reply.sha256, reply.author_id) == ("", None)
+            assert (reply.digest, reply.author_id) == ("", None)
             assert len(repos.submissions.for_source(source.id)) == 1
         assert repos.users.list() == []
 
@@ -451,5 +451,70 @@ def test_upgrade_from_0006_adds_source_holds(empty_database: SqlDatabase) -> Non
     assert count_rows(db, "source_holds") == 0
     migrate(db, "0006")
     assert "source_holds" not in inspect(db.engine).get_table_names()
+    migrate(db, "head")
+    assert schema_diff(db) == []
+
+
+def test_upgrade_from_0008_names_the_digest_algorithm(empty_database: SqlDatabase) -> None:
+    """0009 turns each hex SHA-256 into "sha256:HEX" (a row never hashed keeps ''), so old
+    blobs keep being checked with the algorithm that made their digest; downgrading gives the
+    hex back, and a BLAKE3 digest, which has no SHA-256 to give, becomes ''."""
+    db = empty_database
+    migrate(db, "0008")
+    hex_digest = "0f" * 32
+    source_id = SourceId(new_id())
+    rows = {  # table -> (id with a hash, id without one)
+        "submissions": (new_id(), new_id()),
+        "replies": (new_id(), new_id()),
+    }
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, lookup_id, reply_recipient, pseudonym, last_seq)"
+                " VALUES (:id, :lookup, 'age1x', 'calm lynx', 4)"
+            ),
+            {"id": source_id, "lookup": b"l" * 32},
+        )
+        seq = 0
+        for table, ids in rows.items():
+            kind = ", kind" if table == "submissions" else ""
+            for row_id, digest in zip(ids, (hex_digest, ""), strict=True):
+                seq += 1
+                conn.execute(
+                    text(
+                        f"INSERT INTO {table} (id, source_id, seq{kind}, blob_key, size, sha256)"
+                        f" VALUES (:id, :source, :seq{', :kind' if kind else ''}, :blob, 9, :sha)"
+                    ),
+                    {
+                        "id": row_id,
+                        "source": source_id,
+                        "seq": seq,
+                        "kind": "message",
+                        "blob": new_id(),
+                        "sha": digest,
+                    },
+                )
+
+    migrate(db, "head")
+    assert schema_diff(db) == []
+    with db.transaction() as repos:
+        [hashed, unhashed] = repos.submissions.for_source(source_id)
+        assert (hashed.digest, unhashed.digest) == (f"sha256:{hex_digest}", "")
+        [hashed_reply, unhashed_reply] = repos.replies.for_source(source_id)
+        assert (hashed_reply.digest, unhashed_reply.digest) == (f"sha256:{hex_digest}", "")
+        seq = repos.sources.reserve_sequence(source_id, 1)
+        new = NewSubmission("message", BlobKey(new_id()), 9, None, "blake3:" + "ab" * 32)
+        made_now = repos.submissions.add(source_id, seq, DAY, new)
+
+    migrate(db, "0008")
+    with db.engine.connect() as conn:
+        found = dict(conn.execute(text("SELECT id, sha256 FROM submissions")).all())
+        replies = dict(conn.execute(text("SELECT id, sha256 FROM replies")).all())
+    assert found == {
+        rows["submissions"][0]: hex_digest,
+        rows["submissions"][1]: "",
+        made_now.id: "",
+    }
+    assert replies == {rows["replies"][0]: hex_digest, rows["replies"][1]: ""}
     migrate(db, "head")
     assert schema_diff(db) == []

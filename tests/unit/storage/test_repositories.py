@@ -706,7 +706,7 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
             "blob_key",
             "size",
             "metadata_ciphertext",
-            "sha256",
+            "digest",
         },
         "replies": {
             "id",
@@ -715,7 +715,7 @@ def test_migrations_create_exactly_the_expected_tables(database: SqlDatabase) ->
             "arrival_day",
             "blob_key",
             "size",
-            "sha256",
+            "digest",
             "author_id",
         },
         "recipients": {"id", "public_key", "name"},

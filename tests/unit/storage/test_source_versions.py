@@ -18,7 +18,7 @@ from sealdrop.storage.database import SqlDatabase
 from sealdrop.storage.interfaces import NewSubmission, ReplyRecord, SourceRecord, SubmissionRecord
 
 DAY = dt.date(2024, 5, 17)
-SHA = "ab" * 32
+DIGEST = "blake3:" + "ab" * 32
 
 
 def add_source(db: SqlDatabase) -> SourceRecord:
@@ -27,13 +27,13 @@ def add_source(db: SqlDatabase) -> SourceRecord:
         return repos.sources.add(new_id().encode(), "age1reply", DAY, "calm lynx", 1_800_000_000)
 
 
-def add_submission(db: SqlDatabase, source_id: SourceId, sha256: str = SHA) -> SubmissionRecord:
+def add_submission(db: SqlDatabase, source_id: SourceId, digest: str = DIGEST) -> SubmissionRecord:
     """As the submission service does: reserve a number, mark active, bump, add the row."""
     with db.transaction() as repos:
         seq = repos.sources.reserve_sequence(source_id, 1)
         repos.sources.mark_active(source_id)
         repos.sources.bump_version(source_id)
-        new = NewSubmission("message", BlobKey(new_id()), 10, None, sha256)
+        new = NewSubmission("message", BlobKey(new_id()), 10, None, digest)
         return repos.submissions.add(source_id, seq, DAY, new)
 
 
@@ -41,7 +41,7 @@ def add_reply(db: SqlDatabase, source_id: SourceId, author: UserId | None = None
     with db.transaction() as repos:
         seq = repos.sources.reserve_sequence(source_id, 1)
         repos.sources.bump_version(source_id)
-        return repos.replies.add(source_id, seq, DAY, BlobKey(new_id()), 5, SHA, author)
+        return repos.replies.add(source_id, seq, DAY, BlobKey(new_id()), 5, DIGEST, author)
 
 
 def bump(db: SqlDatabase, source_id: SourceId) -> int:
@@ -378,9 +378,9 @@ def test_paging_is_stable_under_concurrent_writers(database: SqlDatabase) -> Non
 
 
 def test_submission_keeps_its_sha256(database: SqlDatabase) -> None:
-    """sha256 round-trips; a NewSubmission without one stores ''."""
+    """digest round-trips; a NewSubmission without one stores ''."""
     source = add_source(database)
-    with_hash = add_submission(database, source.id, sha256=SHA)
+    with_hash = add_submission(database, source.id, digest=DIGEST)
     with database.transaction() as repos:
         seq = repos.sources.reserve_sequence(source.id, 1)
         plain = repos.submissions.add(
@@ -390,19 +390,19 @@ def test_submission_keeps_its_sha256(database: SqlDatabase) -> None:
         assert repos.submissions.get(with_hash.id) == with_hash
         assert repos.submissions.get(plain.id) == plain
         assert list(repos.submissions.all()) == [with_hash, plain]
-    assert (with_hash.sha256, plain.sha256) == (SHA, "")
+    assert (with_hash.digest, plain.digest) == (DIGEST, "")
 
 
 def test_reply_keeps_its_sha256_and_author(database: SqlDatabase) -> None:
-    """sha256 and author_id round-trip; both default to '' and None."""
+    """digest and author_id round-trip; both default to '' and None."""
     source = add_source(database)
     author = add_user(database, "ann")
     reply = add_reply(database, source.id, author)
     with database.transaction() as repos:
         seq = repos.sources.reserve_sequence(source.id, 1)
         anonymous = repos.replies.add(source.id, seq, DAY, BlobKey(new_id()), 1)
-    assert (reply.sha256, reply.author_id) == (SHA, author)
-    assert (anonymous.sha256, anonymous.author_id) == ("", None)
+    assert (reply.digest, reply.author_id) == (DIGEST, author)
+    assert (anonymous.digest, anonymous.author_id) == ("", None)
     with database.transaction() as repos:
         assert repos.replies.for_source(source.id) == [reply, anonymous]
 

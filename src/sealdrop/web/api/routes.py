@@ -171,7 +171,7 @@ def build_router(services: Services) -> APIRouter:
         responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
     )
     def submission_content(caller: Caller, submission_id: str, request: Request) -> Response:
-        """The age ciphertext, streamed; ETag is its SHA-256; single byte ranges supported."""
+        """The age ciphertext, streamed; its ETag is its content digest; single byte ranges."""
         return _download(request, services.inbox.open_submission(caller, submission_id))
 
     @router.delete("/submissions/{submission_id}", status_code=204, tags=["items"])
@@ -348,7 +348,7 @@ def _item(view: ItemView) -> wire.Item:
         kind=view.kind,  # type: ignore[arg-type]
         arrival_day=view.arrival_day,
         size=view.size,
-        sha256=view.sha256,
+        digest=view.digest,
         seen=view.seen,
         metadata=base64.b64encode(view.metadata).decode("ascii") if view.metadata else None,
         author=view.author,
@@ -356,10 +356,10 @@ def _item(view: ItemView) -> wire.Item:
 
 
 def _download(request: Request, download: Download) -> Response:
-    """Stream a blob with ETag (its SHA-256), If-None-Match and one byte range."""
-    etag = f'"{download.sha256}"'
+    """Stream a blob with ETag (its content digest), If-None-Match and one byte range."""
+    etag = f'"{download.digest}"'
     headers = {"etag": etag, "accept-ranges": "bytes"}
-    if download.sha256 and request.headers.get("if-none-match") == etag:
+    if download.digest and request.headers.get("if-none-match") == etag:
         download.stream.close()
         return Response(status_code=304, headers=headers)
     start, end = 0, download.size - 1
