@@ -131,7 +131,7 @@ def _binary(name: str) -> str:
     path = shutil.which(name, path="/usr/bin") or shutil.which(name)
     if path is None:
         pytest.fail(
-            f"the Debian `{name}` binary is not installed: run scripts/test (installs Debian age)",
+            f"the Debian `{name}` binary is not installed: run scripts/test (installs it)",
             pytrace=False,
         )
     return path
@@ -206,6 +206,13 @@ def age_bin() -> str:
 def age_keygen_bin() -> str:
     """Path of the stock `age-keygen` binary."""
     return _binary("age-keygen")
+
+
+@pytest.fixture(scope="session")
+def b3sum_bin() -> str:
+    """Path of Debian's `b3sum`: the referee for the BLAKE3 content digests, and the tool
+    docs/api.md gives API users to check a download."""
+    return _binary("b3sum")
 
 
 @pytest.fixture

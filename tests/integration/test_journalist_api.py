@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import html
 import json
 import os
@@ -53,6 +52,7 @@ from sealdrop.ids import UserId
 from sealdrop.services.auth import FREE_FAILURES, lock_seconds
 from sealdrop.storage.interfaces_accounts import TokenRecord
 from sealdrop.testing import ServerProcess
+from support_digests import blake3_digest
 from support_pages import csrf_token
 
 KiB = 1024
@@ -165,7 +165,7 @@ def test_submission_is_encrypted_to_the_journalists_device_key(
         assert response.headers["content-type"] == "application/octet-stream"
         ciphertext = response.content
         assert len(ciphertext) == item["size"]
-        assert hashlib.sha256(ciphertext).hexdigest() == item["sha256"]
+        assert blake3_digest(ciphertext) == item["digest"]
         assert x25519_stanzas(ciphertext) == 1  # the device key: the only recipient
     assert age_decrypt(deployment.device.identity_file, download(api, message).content) == (
         conversation.message.encode()
@@ -183,16 +183,17 @@ def test_submission_is_encrypted_to_the_journalists_device_key(
     assert "board minutes" not in listing
 
 
-def test_downloads_have_a_sha256_etag_and_honour_one_byte_range(
+def test_downloads_have_a_digest_etag_and_honour_one_byte_range(
     deployment: Deployment, conversation: Conversation
 ) -> None:
-    """ETag is the ciphertext's SHA-256 and If-None-Match gives 304; bytes=0-99 and the suffix
-    bytes=-10 give 206 with the right slice and Content-Range; an unsatisfiable range gives 416."""
+    """ETag is the ciphertext's content digest (BLAKE3) and If-None-Match gives 304; bytes=0-99
+    and the suffix bytes=-10 give 206 with the right slice and Content-Range; an unsatisfiable
+    range gives 416."""
     api = deployment.api
     file = api.submissions(conversation.id)[1]
     full = download(api, file)
     size = len(full.content)
-    digest = hashlib.sha256(full.content).hexdigest()
+    digest = blake3_digest(full.content)
     assert full.headers["etag"] == f'"{digest}"'
     assert full.headers["accept-ranges"] == "bytes"
     assert int(full.headers["content-length"]) == size
@@ -239,7 +240,7 @@ def test_reply_reaches_the_source_and_the_journalist_can_fetch_and_delete_it(
     assert created["author"] == deployment.journalist.username
     assert created["seen"] is True  # the author has seen their own reply
     assert created["size"] == len(ciphertext)
-    assert created["sha256"] == hashlib.sha256(ciphertext).hexdigest()
+    assert created["digest"] == blake3_digest(ciphertext)
     assert created["seq"] > max(i["seq"] for i in api.submissions(conversation.id))
     assert [r["id"] for r in api.replies(conversation.id)] == [created["id"]]
     assert api.source(conversation.id)["version"] > source["version"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from support_api import (
     Account,
     age_decrypt,
@@ -43,6 +44,7 @@ from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase
 from sealdrop.testing import FakeClock, ServerProcess
 from sealdrop.wire import Item as RemoteItem
+from support_digests import blake3_digest
 
 KiB = 1024
 
@@ -109,13 +111,9 @@ def items_of(client: ApiClient, message: str) -> tuple[str, list[RemoteItem]]:
     return newest.id, client.submissions(newest.id)
 
 
-def server_blob(instance: Path, sha256: str) -> Path:
-    (path,) = [p for p in blob_files(instance) if sha256_of(p.read_bytes()) == sha256]
+def server_blob(instance: Path, digest: str) -> Path:
+    (path,) = [p for p in blob_files(instance) if blake3_digest(p.read_bytes()) == digest]
     return path
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def assert_no_plaintext(folder: Path, *canaries: bytes) -> None:
@@ -135,12 +133,12 @@ class FlakyClient(ApiClient):
         self.left = downloads
 
     def download(
-        self, path: str, dest: Path, expected_sha256: str, progress: Progress | None = None
+        self, path: str, dest: Path, expected_digest: str, progress: Progress | None = None
     ) -> DownloadResult:
         if self.left == 0:
             raise ServerUnreachable("connection failed: test")
         self.left -= 1
-        return super().download(path, dest, expected_sha256, progress)
+        return super().download(path, dest, expected_digest, progress)
 
 
 class RecordingClient(ApiClient):
@@ -151,9 +149,9 @@ class RecordingClient(ApiClient):
         self.results: dict[str, DownloadResult] = {}
 
     def download(
-        self, path: str, dest: Path, expected_sha256: str, progress: Progress | None = None
+        self, path: str, dest: Path, expected_digest: str, progress: Progress | None = None
     ) -> DownloadResult:
-        result = super().download(path, dest, expected_sha256, progress)
+        result = super().download(path, dest, expected_digest, progress)
         self.results[dest.name] = result
         return result
 
@@ -176,7 +174,7 @@ def test_sync_caches_the_servers_ciphertext_and_then_only_what_is_new(
     assert first.corrupted == first.failed == []
     for item in (message, file):
         cached = reader.cache / item.id
-        assert cached.read_bytes() == server_blob(instance, item.sha256).read_bytes()
+        assert cached.read_bytes() == server_blob(instance, item.digest).read_bytes()
         assert reader.store.item(item.id).cache is CacheState.CACHED  # type: ignore[union-attr]
     identity = deployment.device.identity_file
     assert age_decrypt(identity, (reader.cache / message.id).read_bytes()) == canary.encode()
@@ -232,7 +230,7 @@ def test_a_blob_altered_on_the_server_is_reported_corrupted_and_the_rest_syncs(
     source = submit(deployment.server, "next to an altered file", [("a.bin", b"x" * 5000, "")])
     _, items = items_of(client, "next to an altered file")
     message, file = sorted(items, key=lambda i: i.seq)
-    blob = server_blob(instance, file.sha256)
+    blob = server_blob(instance, file.digest)
     original = blob.read_bytes()
     altered = bytearray(original)
     altered[len(altered) // 2] ^= 0x01  # same size, one bit flipped
@@ -253,6 +251,53 @@ def test_a_blob_altered_on_the_server_is_reported_corrupted_and_the_rest_syncs(
     assert repaired.corrupted == []
     assert (reader.cache / file.id).read_bytes() == original
     source.http.close()
+
+
+def set_digest(instance: Path, item_id: str, digest: str) -> None:
+    """Give a submission's row another digest, as migration 0009 leaves older rows."""
+    database = SqlDatabase(load_settings(instance).database_url)
+    try:
+        with database.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE submissions SET digest = :digest WHERE id = :id"),
+                {"digest": digest, "id": item_id},
+            )
+    finally:
+        database.close()
+
+
+def test_items_stored_before_blake3_sync_with_the_digest_they_have(
+    deployment: Deployment, reader: Reader
+) -> None:
+    """An item whose row holds a SHA-256 digest (stored before BLAKE3, "sha256:HEX" since
+    migration 0009) is announced, sent with that ETag and checked with SHA-256, so an altered
+    blob is still caught; an item stored before digests were kept ('') is announced with none,
+    downloads, and is left to age's own check at decryption."""
+    client, instance = deployment.client, deployment.instance
+    submit(deployment.server, "stored long ago", [("old.bin", b"o" * 3000, "")])
+    _, items = items_of(client, "stored long ago")
+    message, file = sorted(items, key=lambda i: i.seq)
+    blob = server_blob(instance, file.digest)
+    original = blob.read_bytes()
+    old_digest = "sha256:" + hashlib.sha256(original).hexdigest()
+    set_digest(instance, file.id, old_digest)
+    set_digest(instance, message.id, "")
+    _, items = items_of(client, "stored long ago")
+    assert sorted((i.seq, i.digest) for i in items) == [(1, ""), (2, old_digest)]
+
+    altered = bytearray(original)
+    altered[-20] ^= 0x01
+    blob.write_bytes(bytes(altered))
+    try:
+        report = reader.sync(client)
+        assert report.corrupted == [file.id]
+        assert message.id in report.downloaded
+    finally:
+        blob.write_bytes(original)
+    repaired = reader.sync(client)
+    assert repaired.downloaded == [file.id]
+    assert (reader.cache / file.id).read_bytes() == original
+    assert reader.store.item(file.id).digest == old_digest  # type: ignore[union-attr]
 
 
 def test_a_sync_cut_short_goes_on_next_time_without_loss_or_duplicates(
@@ -322,7 +367,7 @@ def test_a_partial_download_resumes_with_a_range_request(
     submit(deployment.server, "a large file", [("big.bin", os.urandom(300 * KiB), "")])
     _, items = items_of(client, "a large file")
     file = max(items, key=lambda i: i.seq)
-    whole = server_blob(deployment.instance, file.sha256).read_bytes()
+    whole = server_blob(deployment.instance, file.digest).read_bytes()
     half = len(whole) // 2
     reader.cache.mkdir(parents=True, exist_ok=True)
     (reader.cache / f"{file.id}.part").write_bytes(whole[:half])
@@ -339,7 +384,7 @@ def test_a_partial_download_resumes_with_a_range_request(
     # A stale prefix that does not belong to the blob: one fresh download, verified.
     dest = reader.folder / "direct"
     dest.with_name("direct.part").write_bytes(b"\0" * half)
-    result = client.download(content_path(file.kind, file.id), dest, file.sha256)
+    result = client.download(content_path(file.kind, file.id), dest, file.digest)
     assert result.resumed_from == 0
     assert result.received == len(whole)
     assert dest.read_bytes() == whole

@@ -5,7 +5,6 @@ instance's own blob folder, and no object holds a plaintext byte or any metadata
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -32,6 +31,7 @@ from sealdrop.storage.blobs import S3Location
 from sealdrop.testing import ServerProcess
 from sealdrop.testing_s3 import TEST_BUCKET as S3_TEST_BUCKET
 from sealdrop.testing_s3 import SeaweedFS
+from support_digests import blake3_digest
 
 pytestmark = [pytest.mark.s3, pytest.mark.postgres, pytest.mark.slow]
 
@@ -112,7 +112,7 @@ def test_a_submission_goes_to_s3_and_downloads_from_it_with_ranges(
     full = api.get(f"/submissions/{file_item['id']}/content")
     assert full.status_code == 200
     assert full.content in stored.values()
-    assert full.headers["etag"] == f'"{hashlib.sha256(full.content).hexdigest()}"'
+    assert full.headers["etag"] == f'"{blake3_digest(full.content)}"'
     assert age_decrypt(device.identity_file, full.content) == content
 
     size = len(full.content)

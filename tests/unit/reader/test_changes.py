@@ -46,7 +46,7 @@ def item_json(n: int, kind: str = "message", seen: bool = False) -> dict[str, An
         "kind": kind,
         "arrival_day": None,
         "size": 100,
-        "sha256": f"{n:064x}",
+        "digest": f"blake3:{n:064x}",
         "seen": seen,
         "metadata": None,
         "author": "reporter" if kind == "reply" else None,

@@ -52,7 +52,7 @@ def cached_item(
         kind="file",
         arrival_day=None,
         size=len(ciphertext),
-        sha256="0" * 64,
+        digest="blake3:" + "0" * 64,
         metadata=None,
         author=None,
         seen=False,

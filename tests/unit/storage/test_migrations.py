@@ -508,8 +508,8 @@ def test_upgrade_from_0008_names_the_digest_algorithm(empty_database: SqlDatabas
 
     migrate(db, "0008")
     with db.engine.connect() as conn:
-        found = dict(conn.execute(text("SELECT id, sha256 FROM submissions")).all())
-        replies = dict(conn.execute(text("SELECT id, sha256 FROM replies")).all())
+        found: dict[str, str] = dict(conn.execute(text("SELECT id, sha256 FROM submissions")).all())
+        replies: dict[str, str] = dict(conn.execute(text("SELECT id, sha256 FROM replies")).all())
     assert found == {
         rows["submissions"][0]: hex_digest,
         rows["submissions"][1]: "",
