@@ -3,6 +3,7 @@ and how it stays consistent with deletions and uploads that happen while it runs
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import stat
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 
 from sealdrop.config import load_settings
 from sealdrop.crypto import envelope
@@ -277,9 +279,9 @@ def test_an_sqlite_backup_refuses_a_database_url(
 def test_the_restore_check_finds_a_damaged_blob_and_an_unknown_migration(
     instance: Instance, tmp_path: Path, restore_url: str | None
 ) -> None:
-    """The check refuses a blob altered after the backup (size kept: the SHA-256 catches it), one
-    that is not an age file, a missing one, and a database at a migration this code does not
-    know."""
+    """The check refuses a blob altered after the backup (size kept: its BLAKE3 digest catches
+    it, and a row's older SHA-256 digest too), one that is not an age file, a missing one, a row
+    whose digest is malformed, and a database at a migration this code does not know."""
     backup_file = tmp_path / "backup.age"
     backup_file.write_bytes(instance.backup())
     target = tmp_path / "restored"
@@ -290,7 +292,7 @@ def test_the_restore_check_finds_a_damaged_blob_and_an_unknown_migration(
     path = store / "blobs" / first[:2] / first
     original = path.read_bytes()
     for damaged, reason in (
-        (original[:-1] + bytes([original[-1] ^ 1]), "SHA-256"),
+        (original[:-1] + bytes([original[-1] ^ 1]), "blake3 digest differs from the row's"),
         (b"X" + original[1:], "not an age v1 file"),
         (original[:-1], "bytes where the row says"),
     ):
@@ -303,6 +305,29 @@ def test_the_restore_check_finds_a_damaged_blob_and_an_unknown_migration(
     ):
         check_instance(url, store)
     path.write_bytes(original)
+    assert check_instance(url, store).items == 2
+
+    def set_digest(digest: str) -> None:  # as migration 0009 leaves a row stored before it
+        database = SqlDatabase(url)
+        try:
+            with database.engine.begin() as connection:
+                connection.execute(
+                    sa.text("UPDATE submissions SET digest = :digest WHERE blob_key = :key"),
+                    {"digest": digest, "key": first},
+                )
+        finally:
+            database.close()
+
+    set_digest("sha256:" + hashlib.sha256(original).hexdigest())
+    assert check_instance(url, store).items == 2
+    path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(BackupError, match="sha256 digest differs from the row's"):
+        check_instance(url, store)
+    path.write_bytes(original)
+    set_digest("sha256:short")
+    with pytest.raises(BackupError, match="the row's digest is malformed"):
+        check_instance(url, store)
+    set_digest("")  # a row older than migration 0003: size and age header only
     assert check_instance(url, store).items == 2
     database = SqlDatabase(url)
     try:
