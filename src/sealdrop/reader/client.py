@@ -46,6 +46,13 @@ _ONION_REFUSED = (
     "connection failed: tor could not reach the onion service (it is not published yet or is "
     "restarting, or this device's client key is missing or was revoked)"
 )
+# A timeout through tor: tor gives a revoked or missing client key no quick answer (its own
+# SocksTimeout is 2 minutes), so what the journalist sees after the client's timeout is this.
+_TOR_TIMED_OUT = (
+    "connection failed: no answer in time ({name}); through tor this usually means the onion "
+    "service could not be reached (it is not published yet or is restarting, or this device's "
+    "client key is missing or was revoked)"
+)
 _ID = re.compile(r"[0-9a-f]{32}")
 _REF = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -81,6 +88,7 @@ class ApiClient:
             root += "/api/v1"
         self.base_url = root
         self._token: str | None = None
+        self._through_tor = proxy is not None
         if transport is None and proxy is not None:
             # Through tor: the SOCKS handshake bounded by the timeout too (reader/socks.py).
             transport = socks_transport(proxy, timeout, _tls_context())
@@ -313,10 +321,8 @@ class ApiClient:
                         response.read()
                         self._raise_for(response)
                     yield response
-            except (httpx.ProxyError, SocksProtocolError):
-                raise ServerUnreachable(_ONION_REFUSED) from None
-            except httpx.TransportError as exc:
-                raise ServerUnreachable(f"connection failed: {type(exc).__name__}") from None
+            except (httpx.ProxyError, SocksProtocolError, httpx.TransportError) as exc:
+                raise self._unreachable(exc) from None
 
         return download(opener, dest, expected_digest, progress)
 
@@ -336,11 +342,18 @@ class ApiClient:
             headers = self._auth(headers)
         try:
             return self._http.request(method, path, headers=headers, **kwargs)
-        except (httpx.ProxyError, SocksProtocolError):
-            raise ServerUnreachable(_ONION_REFUSED) from None
-        except httpx.TransportError as exc:
-            # The exception text may hold the URL; never the token (it is only in a header).
-            raise ServerUnreachable(f"connection failed: {type(exc).__name__}") from None
+        except (httpx.ProxyError, SocksProtocolError, httpx.TransportError) as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: Exception) -> ServerUnreachable:
+        """What a journalist is told when the request did not get through. Never the exception
+        text: it may hold the URL (never the token, which is only in a header)."""
+        if isinstance(exc, (httpx.ProxyError, SocksProtocolError)):
+            return ServerUnreachable(_ONION_REFUSED)
+        name = type(exc).__name__
+        if self._through_tor and isinstance(exc, httpx.TimeoutException):
+            return ServerUnreachable(_TOR_TIMED_OUT.format(name=name))
+        return ServerUnreachable(f"connection failed: {name}")
 
     def _ok(self, response: httpx.Response, status: int) -> httpx.Response:
         if response.status_code != status:

@@ -145,7 +145,8 @@ def test_a_tor_that_does_not_answer_the_socks_handshake_is_given_up_after_the_ti
     thread.join(5)
     assert outcome, f"the reader still waited after {waited:.0f} s"
     assert isinstance(outcome[0], ServerUnreachable), outcome
-    assert "connection failed: ReadTimeout" in str(outcome[0])
+    assert "connection failed: no answer in time (ReadTimeout); through tor" in str(outcome[0])
+    assert "client key is missing or was revoked" in str(outcome[0])
     assert waited < 10
 
 
@@ -246,3 +247,19 @@ def test_the_shared_tls_context_still_verifies_certificates_and_names(
         cause = cause.__cause__ or cause.__context__
     assert any("CERTIFICATE_VERIFY_FAILED" in c for c in causes), causes
     assert received == []  # nothing of a request went to the unverified server
+
+
+def test_a_direct_server_that_does_not_answer_is_not_blamed_on_tor() -> None:
+    """Without a proxy (an SSH tunnel, a VPN), a silent server is a plain timeout: the message
+    names it and says nothing about tor or client keys."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    try:
+        with (
+            ApiClient(f"http://127.0.0.1:{port}", timeout=0.5) as client,
+            pytest.raises(ServerUnreachable) as silent,
+        ):
+            client.check_api()  # the kernel accepts the connection; nobody ever answers
+    finally:
+        server.close()
+    assert str(silent.value) == "connection failed: ReadTimeout"
