@@ -26,7 +26,7 @@ interval, and its test-network intervals): [A] asserted below, [O] observed in f
   worker's two points. With that descriptor a source got through at once in four runs (its tor
   picked a live point, presumably), and in the fifth could not connect for 90 s (SOCKS "TTL
   expired"): the dead worker must be taken out.
-* [A] What takes a dead worker out is the watcher: checks of each worker's /healthz through
+* [A] What takes a dead worker out is the watcher: checks of each worker's /readyz through
   Onionbalance's tor, here a round every second (every 3 s until session 8) and dead after 2
   failures in a row; it rewrites the configuration without the dead worker and sends
   Onionbalance a SIGHUP (it reloads its configuration). [O] In three runs: the verdict 4, 10
@@ -206,7 +206,7 @@ def test_two_workers_serve_one_front_address_and_survive_one_dying(
         clients += [ob_tor, source_tor]
         assert ob_tor.process.control_socket is not None
         onionbalance = start_onionbalance(config, ob_tor.process.control_socket, ob_log)
-        # The watcher, beside Onionbalance on its host: it checks each worker's /healthz through
+        # The watcher, beside Onionbalance on its host: it checks each worker's /readyz through
         # Onionbalance's tor, and rewrites the configuration and signals Onionbalance itself.
         # Started now, its first round runs while the source submits below.
         pidfile = root / "onionbalance.pid"

@@ -134,11 +134,17 @@ def test_metrics_change_only_at_the_refresh_and_name_no_source(
 
 
 def test_every_listener_answers_health(metrics_server: MetricsServer) -> None:
-    """The source, API and metrics listeners each answer GET /healthz with 200 "ok"."""
+    """The source, API and metrics listeners each answer GET /healthz with 200 "ok"; the source
+    and API listeners answer GET /readyz with 200 "ready" (the server's first check, started
+    with it, found the database and the blob store), the metrics listener has no /readyz."""
     server = metrics_server.server
     for base in (server.url, server.api_url, metrics_server.metrics_url):
         response = httpx.get(base + "/healthz", timeout=10)
         assert (response.status_code, response.text) == (200, "ok\n"), base
+    for base in (server.url, server.api_url):
+        response = httpx.get(base + "/readyz", timeout=10)
+        assert (response.status_code, response.text) == (200, "ready\n"), base
+    assert httpx.get(metrics_server.metrics_url + "/readyz", timeout=10).status_code == 404
 
 
 @pytest.mark.slow

@@ -388,6 +388,7 @@ def _serve(
         quota=services.upload_quota,
     )
     maintenance.start()
+    services.readiness.start()  # GET /readyz: the database and the blob store, every 10 s
     metrics = SnapshotTimer(probes.snapshot, settings.metrics_refresh_seconds)
     if bound.metrics:
         metrics_app = create_metrics_app(lambda: metrics.latest)
@@ -409,6 +410,7 @@ def _serve(
             supervisor.stop()
         metrics.stop()
         maintenance.stop()
+        services.readiness.stop()
         refusals.flush()
 
 

@@ -18,6 +18,7 @@ from sealdrop.services.kdf import KdfPool
 from sealdrop.services.notice_delivery import Delivery, SmtpRelay
 from sealdrop.services.notifications import NotificationService
 from sealdrop.services.notifier import Notifier
+from sealdrop.services.readiness import Readiness
 from sealdrop.services.recipients import RecipientService
 from sealdrop.services.replies import ReplyService
 from sealdrop.services.resumable import ResumableUploads
@@ -59,6 +60,7 @@ class Services:
     notifier: Notifier  # `serve` runs it as a background task; nothing else does
     retention: Retention
     leadership: Leadership  # who runs housekeeping and notices among several workers
+    readiness: Readiness  # `serve` starts its checks; GET /readyz answers from them
     _database: SqlDatabase
     _kdf: KdfPool
 
@@ -188,6 +190,7 @@ def build_services(
             upload_quota,
         ),
         leadership=leadership,
+        readiness=Readiness(database.ping, blobs.probe),
         _database=database,
         _kdf=kdf,
     )

@@ -116,6 +116,11 @@ class BlobStore(Protocol):
 
     def size(self, key: BlobKey) -> int: ...
 
+    def probe(self) -> None:
+        """Reach the store once, cheaply (a readiness check, services/readiness.py):
+        StorageError if it cannot be reached. Reads and writes no blob."""
+        ...
+
     def local_path(self, key: BlobKey) -> Path | None:
         """Where the blob lives on this machine's disk, if it does (for operators and tests)."""
         ...

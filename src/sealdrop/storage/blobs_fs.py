@@ -76,6 +76,14 @@ class FilesystemBlobStore:
         _private_dir(self._blobs)
         _private_dir(self._staging)
 
+    def probe(self) -> None:
+        """Both folders are there (a disk not mounted, a folder removed: StorageError)."""
+        try:
+            for folder in (self._blobs, self._staging):
+                os.stat(folder)
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+
     def _path(self, key: str) -> Path:
         key = _check_key(key)
         return self._blobs / key[:2] / key

@@ -112,6 +112,13 @@ class S3BlobStore:
                 staged.write(block)
             return staged.commit()[1]
 
+    def probe(self) -> None:
+        """One HeadBucket: the store answers and these credentials reach the bucket."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc) from exc
+
     def is_empty(self) -> bool:
         """Nothing at all under the prefix (no blob, no upload in progress)."""
         try:

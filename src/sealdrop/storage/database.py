@@ -83,6 +83,14 @@ class SqlDatabase:
         """For operator tools and tests; services use ``transaction()``."""
         return self._engine
 
+    def ping(self) -> None:
+        """One round trip to the database (``SELECT 1``): DatabaseUnavailable if it cannot be
+        reached (the connect timeout bounds how long that takes). Read-only, so on SQLite it
+        takes no write lock and never waits behind a writer."""
+        engine = self._engine.execution_options(**{_READ_ONLY: True})
+        with translated_errors(), engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
     def upgrade(self) -> None:
         """Run every migration up to head, in one transaction (a failure leaves the database as
         it was). Raises ``SchemaTooNew``, having changed nothing, on a database that a newer

@@ -4,9 +4,12 @@ Onionbalance 0.2.2 cannot tell a dead worker: the onion-service directories keep
 worker's last descriptor for hours, Onionbalance keeps finding it, and the front keeps listing the
 dead worker's introduction points, on which some sources' tors wait and fail (design.md R41). A
 descriptor says nothing about liveness, so the watcher asks each worker the way a source would:
-``GET /healthz`` on the worker's own source onion, through the local tor's SOCKS port, each check
+``GET /readyz`` on the worker's own source onion, through the local tor's SOCKS port, each check
 on a circuit of its own (a fresh SOCKS username), so that every check goes through the worker's
 introduction points as a new source's first request does, not over an old rendezvous circuit.
+``/readyz``, not ``/healthz``: a worker that answers but cannot reach its database or blob store
+(its own check, every 10 s: services/readiness.py) says 503 there, and fails sources as a dead
+one would.
 
 A worker is dead after ``failures`` consecutive failed checks (one failure is often only tor
 being slow) and alive again after one success. Whenever the set of live workers changes, the
@@ -40,7 +43,8 @@ from sealdrop.tor.front import parse_onion_address, render_onionbalance_config
 
 log = logging.getLogger("sealdrop.balance")
 
-HEALTH_PATH = "/healthz"
+# The worker's readiness: 200 only while its database and blob store answer (web/health.py).
+READY_PATH = "/readyz"
 
 
 @dataclass
@@ -90,13 +94,13 @@ class Liveness:
 
 
 def check_health(address: str, socks: str, timeout: float) -> str | None:
-    """None when the worker answers ``GET /healthz`` with 200 through tor, else why not."""
+    """None when the worker answers ``GET /readyz`` with 200 through tor, else why not."""
     # A fresh SOCKS username: tor (IsolateSOCKSAuth, its default) builds a new circuit and a new
     # introduction for it, as for a new source; the password is not checked by tor.
     proxy = f"socks5h://watch-{secrets.token_hex(8)}:x@{socks}"
     try:
         with httpx.Client(proxy=proxy, timeout=timeout, follow_redirects=False) as client:
-            status = client.get(f"http://{address}{HEALTH_PATH}").status_code
+            status = client.get(f"http://{address}{READY_PATH}").status_code
     except Exception as exc:  # whatever the network sends, the check failed
         # Broad on purpose: tor's extended SOCKS replies (0xF0-0xF7, e.g. "onion descriptor not
         # found") are not in socksio's table and raise its ProtocolError, not an httpx error.

@@ -133,7 +133,10 @@ def create_source_app(
     )
     # The health answer is inside the circuit limit and the security headers, before any page
     # work (web/health.py).
-    guarded = Health(RefuseCrossSitePosts(LanguagePicker(capped, pages), refuse_cross_site))
+    guarded = Health(
+        RefuseCrossSitePosts(LanguagePicker(capped, pages), refuse_cross_site),
+        services.readiness.ready,
+    )
 
     async def limit_circuits(scope: Scope, receive: Receive, send: Send) -> None:
         # First of all, before any routing or page work: a flooding circuit costs us one bucket

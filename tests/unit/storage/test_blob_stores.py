@@ -5,6 +5,7 @@ uploads) is in test_blobs_fs.py and test_blobs_s3.py."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,20 @@ class Backend:
     store: BlobStore
     # What is staged but not committed: files in staging/, or multipart uploads in progress.
     leftovers: Callable[[], list[str]]
+    # The same kind of store where its place is gone: the folders removed, a bucket that does
+    # not exist.
+    gone: Callable[[], BlobStore]
 
 
 def fs_backend(tmp_path: Path) -> Backend:
     store = FilesystemBlobStore(tmp_path / "store")
-    return Backend(store, lambda: os.listdir(tmp_path / "store" / "staging"))
+
+    def gone() -> BlobStore:
+        lost = FilesystemBlobStore(tmp_path / "lost")
+        shutil.rmtree(tmp_path / "lost")  # as a disk no longer mounted
+        return lost
+
+    return Backend(store, lambda: os.listdir(tmp_path / "store" / "staging"), gone)
 
 
 def s3_backend(seaweedfs: SeaweedFS, location: S3Location) -> Backend:
@@ -40,7 +50,7 @@ def s3_backend(seaweedfs: SeaweedFS, location: S3Location) -> Backend:
         answer = client.list_multipart_uploads(Bucket=location.bucket, Prefix=location.prefix)
         return [upload["Key"] for upload in answer.get("Uploads", [])]
 
-    return Backend(store, uploads)
+    return Backend(store, uploads, lambda: S3BlobStore(client, S3Location("no-such-bucket", "")))
 
 
 @pytest.fixture(params=["fs", pytest.param("s3", marks=pytest.mark.s3)])
@@ -48,6 +58,16 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "fs":
         return fs_backend(tmp_path)
     return s3_backend(request.getfixturevalue("seaweedfs"), request.getfixturevalue("s3_location"))
+
+
+def test_probe_reaches_the_store_and_fails_where_it_is_gone(backend: Backend) -> None:
+    """probe() (the readiness check, every 10 s) succeeds on a working store without staging or
+    writing anything, and raises StorageError where the store's place is gone."""
+    backend.store.probe()
+    assert list(backend.store.keys()) == []
+    assert backend.leftovers() == []
+    with pytest.raises(StorageError):
+        backend.gone().probe()
 
 
 def test_commit_makes_the_exact_bytes_visible(backend: Backend) -> None:

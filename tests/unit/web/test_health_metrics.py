@@ -54,9 +54,9 @@ def statements(services: Services) -> Iterator[list[str]]:
     event.remove(engine, "before_cursor_execute", record)
 
 
-def _says_nothing(response: Any) -> None:
+def _says_nothing(response: Any, body: bytes = b"ok\n") -> None:
     assert response.status_code == 200
-    assert response.content == b"ok\n"
+    assert response.content == body
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
     everything = str(response.headers).lower()
     assert __version__ not in everything
@@ -179,3 +179,29 @@ def test_the_metrics_have_no_process_collectors_and_only_fixed_labels() -> None:
         for sample in family.samples:
             for label, value in sample.labels.items():
                 assert value in allowed[label], (sample.name, label, value)
+
+
+@pytest.mark.parametrize("make_app", [create_source_app, create_api_app], ids=["source", "api"])
+def test_readiness_answers_from_the_last_check_without_a_statement_of_its_own(
+    services: Services, statements: list[str], make_app: Any
+) -> None:
+    """GET /readyz answers 503 "not ready" until the server's check found its database and blob
+    store reachable, then 200 "ready", bare like /healthz; the request itself runs no SQL (the
+    check does, in its own thread, every 10 s, without taking SQLite's write lock)."""
+    browser = AsgiBrowser(make_app(services))
+    readiness = services.readiness
+    readiness._problem = "not checked yet"  # as at the start of a server
+    statements.clear()
+    waiting = browser.get("/readyz")
+    assert (waiting.status_code, waiting.text) == (503, "not ready\n")
+    assert statements == []
+    assert readiness.check() is None
+    # The check's one query, in a read-only transaction: no write lock taken on SQLite.
+    assert statements[-1] == "SELECT 1"
+    assert "BEGIN IMMEDIATE" not in statements
+    statements.clear()
+    ready = browser.get("/readyz")
+    assert (ready.status_code, ready.text) == (200, "ready\n")
+    _says_nothing(ready, b"ready\n")
+    assert browser.request("HEAD", "/readyz").status_code == 200
+    assert statements == []

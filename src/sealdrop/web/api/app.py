@@ -131,7 +131,7 @@ def create_api_app(services: Services) -> ASGIApp:
     app.add_exception_handler(HTTPException, errors.on_http_error)
     app.add_exception_handler(Exception, errors.on_server_error)
     limited = LimitBodies(app, MAX_JSON_BYTES, services.settings.max_reply_bytes + REPLY_OVERHEAD)
-    return ContainErrors(SecurityHeaders(Health(limited), API_HEADERS))
+    return ContainErrors(SecurityHeaders(Health(limited, services.readiness.ready), API_HEADERS))
 
 
 def _is_validation_error(response: Any) -> bool:
