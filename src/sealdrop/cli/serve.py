@@ -7,19 +7,24 @@ import asyncio
 import contextlib
 import gc
 import logging
-import resource
 import signal
 import socket
-from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
 
-import uvicorn
 from rich.console import Console
 from rich.markup import escape
-from starlette.types import ASGIApp
 
-from sealdrop.cli.listen import SERVE_API, SERVE_SOURCE, Knobs, bind_tcp, bind_unix
+from sealdrop.cli.listen import (
+    SERVE_API,
+    SERVE_SOURCE,
+    Knobs,
+    bind_tcp,
+    bind_unix,
+    connection_limits,
+    listener,
+    raise_file_limit,
+    run_listeners,
+)
 from sealdrop.cli.logs import configure_logging, endpoint
 from sealdrop.cli.metrics import SERVE_METRICS, ServerProbes, refresh_warning
 from sealdrop.cli.serve_tor import BootstrapDisplay, print_onions
@@ -43,109 +48,13 @@ from sealdrop.tor.process import TorSupervisor
 from sealdrop.web.api.app import create_api_app
 from sealdrop.web.api.errors import busy as api_busy
 from sealdrop.web.app import create_source_app
-from sealdrop.web.connections import ConnectionLimits, LimitedHttpProtocol, ListenerConfig
 from sealdrop.web.metrics import create_metrics_app
 from sealdrop.web.onion import ProxyProtocol, onion_listener
 from sealdrop.web.refusals import RefusalLog
 
-# Tor Browser on a slow circuit can take long between chunks; a connection idle this long is cut.
-KEEP_ALIVE_SECONDS = 30
-
-
-class _Listener(uvicorn.Server):
-    """A uvicorn server that leaves signals to us, so that one signal stops both listeners."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def listener(
-    app: ASGIApp,
-    limits: ConnectionLimits,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    uds: Path | None = None,
-    http: type[LimitedHttpProtocol] = LimitedHttpProtocol,
-    busy: ASGIApp | None = None,
-    **extra: Any,
-) -> _Listener:
-    """One listener exactly as `serve` configures it (the tests of the listeners use this
-    too, so that what they check is the server's own configuration). ``extra``: more
-    uvicorn options, for tests (a log level, say)."""
-    return _Listener(
-        ListenerConfig(
-            app,
-            # Every listener cuts slow clients off and caps its connections (web/connections.py).
-            limits=limits,
-            busy=busy,
-            host=host,
-            port=port,
-            # The onion listeners are unix sockets in the instance's 0700 tor folder.
-            uds=str(uds) if uds is not None else None,
-            http=http,
-            ws="none",  # no websockets anywhere; nothing should upgrade a connection
-            server_header=False,
-            date_header=False,
-            access_log=False,
-            log_config=None,
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
-            lifespan="off",
-            # Behind Tor every client connects from 127.0.0.1, which uvicorn would trust for
-            # X-Forwarded-* headers: any visitor could set the scheme (and so the cookies'
-            # Secure flag) and a client address. Trust no proxy headers at all.
-            proxy_headers=False,
-            forwarded_allow_ips="",
-            **extra,
-        )
-    )
-
-
-def connection_limits(settings: Settings) -> ConnectionLimits:
-    return ConnectionLimits(
-        head_timeout=settings.head_timeout_seconds,
-        body_timeout=settings.body_timeout_seconds,
-        body_min_bytes=settings.body_min_bytes,
-        max_connections=settings.max_connections,
-    )
-
-
-def _raise_file_limit(wanted: int) -> None:
-    """Raise the soft limit on open files towards the hard one: each connection, upload and
-    database connection takes a descriptor, and the usual soft limit (1,024) is below what
-    the connection caps of the listeners allow together."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
 
 def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-
-
-async def _run(
-    listeners: list[tuple[_Listener, list[socket.socket]]],
-    background: Callable[[], Coroutine[Any, Any, None]] | None = None,
-) -> None:
-    loop = asyncio.get_running_loop()
-
-    def stop() -> None:
-        for listener, _ in listeners:
-            listener.should_exit = True
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop)
-    # The scheduled notices: a task beside the listeners, never on a request's path.
-    task = asyncio.create_task(background()) if background is not None else None
-    try:
-        # Each listener serves the sockets bound before anything was announced.
-        await asyncio.gather(*(listener.serve(sockets) for listener, sockets in listeners))
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def serve_instance(
@@ -348,7 +257,7 @@ def _serve(
     limits = connection_limits(settings)
     # Five listeners at most (with metrics), plus database connections, uploads and tor's
     # control port.
-    _raise_file_limit(5 * limits.max_connections + 1024)
+    raise_file_limit(5 * limits.max_connections + 1024)
     listeners = [
         (listener(source_app, limits, source_host, source_port), bound.source),
         (
@@ -404,7 +313,7 @@ def _serve(
             # After tor started: the first snapshot is the state at start.
             metrics.start()
         _freeze_startup_objects()
-        asyncio.run(_run(listeners, services.notifier.run))
+        asyncio.run(run_listeners(listeners, services.notifier.run))
     finally:
         if supervisor is not None:
             supervisor.stop()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from sealdrop.cli.listen import connection_limits, listener
 from sealdrop.cli.metrics import ServerProbes, refresh_warning
-from sealdrop.cli.serve import connection_limits, listener
 from sealdrop.config import load_settings
 from sealdrop.errors import UploadTooLarge
 from sealdrop.services.container import Services, build_services
