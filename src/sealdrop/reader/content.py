@@ -22,7 +22,8 @@ from sealdrop.errors import (
     ServerUnreachable,
     TokenExpired,
 )
-from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem
+from sealdrop.reader.cache import CiphertextCache
+from sealdrop.reader.store import CacheState, LocalItem
 
 __all__ = ["DecryptProgress", "FileInfo", "decrypt_item", "file_info", "seal_reply"]
 

@@ -33,6 +33,7 @@ from sealdrop.errors import (
 )
 from sealdrop.reader import sync as syncing
 from sealdrop.reader import triage
+from sealdrop.reader.cache import CiphertextCache
 from sealdrop.reader.client import ApiClient
 from sealdrop.reader.connection import open_client
 from sealdrop.reader.content import (
@@ -56,7 +57,7 @@ from sealdrop.reader.export import export as export_file
 from sealdrop.reader.keystore import public_key
 from sealdrop.reader.outbox import Outbox, QueuedReply, ReplyState
 from sealdrop.reader.profile import Profile
-from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, LocalSource, Store
+from sealdrop.reader.store import CacheState, LocalItem, LocalSource, Store
 
 __all__ = ["Exported", "InboxRow", "ItemView", "PendingReply", "Reader"]
 

@@ -1,7 +1,5 @@
-"""The reader's local database (SQLite, file mode 0600) and its ciphertext cache.
-
-The cache is a folder of age files named by item id. Only ciphertext is ever written there, and
-nothing in this module decrypts: plaintext reaches disk only through export.
+"""The reader's local database (SQLite, file mode 0600): the sync watermark, sources, items and
+whether each item's ciphertext is in the cache (reader/cache.py). Nothing here decrypts.
 """
 
 from __future__ import annotations
@@ -9,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,9 +14,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from sealdrop import wire
+from sealdrop.reader.cache import CiphertextCache
 from sealdrop.reader.client import content_path
-
-_ID = re.compile(r"^[0-9a-f]{32}$")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (
@@ -117,39 +113,6 @@ def _private_file(path: Path) -> None:
     """Create ``path`` readable by its owner only (before SQLite opens it), or tighten it."""
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     os.chmod(path, 0o600)
-
-
-class CiphertextCache:
-    """A folder (mode 0700) of age files named by item id; ``<id>.part`` while downloading."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
-
-    def path(self, item_id: str) -> Path:
-        # Ids come from the server: only 32 hex digits may become a file name.
-        if not _ID.match(item_id):
-            raise ValueError("malformed item id")
-        return self.directory / item_id
-
-    def part(self, item_id: str) -> Path:
-        path = self.path(item_id)
-        return path.with_name(path.name + ".part")
-
-    def has(self, item_id: str) -> bool:
-        return self.path(item_id).is_file()
-
-    def remove(self, item_id: str) -> None:
-        self.path(item_id).unlink(missing_ok=True)
-        self.part(item_id).unlink(missing_ok=True)
-
-    def prune(self, known: set[str]) -> list[Path]:
-        """Delete files that belong to no known item (say, left by a crash); returns them."""
-        stray = [p for p in self.directory.iterdir() if p.name.removesuffix(".part") not in known]
-        for path in stray:
-            path.unlink(missing_ok=True)
-        return stray
 
 
 class Store:

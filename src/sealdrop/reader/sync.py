@@ -20,8 +20,9 @@ from pathlib import Path
 
 from sealdrop import wire
 from sealdrop.errors import ApiError, Corrupted, RemoteNotFound
+from sealdrop.reader.cache import CiphertextCache
 from sealdrop.reader.client import ApiClient
-from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem, Store
+from sealdrop.reader.store import CacheState, LocalItem, Store
 
 # The API's largest page: every sync lists every source (see ``sync``), so fewer requests.
 PAGE_SIZE = 200

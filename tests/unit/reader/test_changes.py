@@ -18,8 +18,9 @@ import httpx
 import pytest
 
 from sealdrop.errors import ApiError
+from sealdrop.reader.cache import CiphertextCache
 from sealdrop.reader.client import ApiClient
-from sealdrop.reader.store import CacheState, CiphertextCache, Store
+from sealdrop.reader.store import CacheState, Store
 from sealdrop.reader.sync import (
     delete_item,
     delete_source,

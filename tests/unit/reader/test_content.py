@@ -10,8 +10,9 @@ import pytest
 from sealdrop.crypto.envelope import decrypt_bytes, encrypt_bytes
 from sealdrop.crypto.keys import Identity, generate_identity, recipient_of
 from sealdrop.errors import DecryptionError, NotCached
+from sealdrop.reader.cache import CiphertextCache
 from sealdrop.reader.content import decrypt_item
-from sealdrop.reader.store import CacheState, CiphertextCache, LocalItem
+from sealdrop.reader.store import CacheState, LocalItem
 
 ITEM_ID = "ab" * 16
 # Several 64 KiB age chunks and a partial last one, so the stream takes many reads.

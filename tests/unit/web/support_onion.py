@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-from sealdrop.cli import serve
+from sealdrop.cli import listen
 from sealdrop.web.connections import ConnectionLimits
 from sealdrop.web.onion import ProxyProtocol, onion_listener
 
@@ -40,7 +40,7 @@ def get(path: str = "/", host: str = "example.onion") -> bytes:
 
 @contextlib.contextmanager
 def running(server: uvicorn.Server) -> Iterator[None]:
-    """Run a listener built by ``serve.listener`` in a thread (with its own event loop: uvicorn
+    """Run a listener built by ``listen.listener`` in a thread (with its own event loop: uvicorn
     installs no signal handlers outside the main thread) until the block ends."""
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -69,7 +69,7 @@ def onion_server(app: ASGIApp, **config: Any) -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="sd-onion-", dir="/tmp"))
     path = str(folder / "source.sock")
     # Built by `serve`'s own function: what these tests check is the server's configuration.
-    server = serve.listener(
+    server = listen.listener(
         onion_listener(app),
         ConnectionLimits(),
         uds=Path(path),

@@ -17,7 +17,7 @@ from support_onion import parse_response, running
 from support_transport import ASYNCIO_READ_BYTES, FakeTransport
 from uvicorn.server import ServerState
 
-from sealdrop.cli import serve
+from sealdrop.cli import listen
 from sealdrop.testing import free_port
 from sealdrop.web.connections import (
     BODY_READ_BYTES,
@@ -60,7 +60,7 @@ class BodyRecorder:
 @contextlib.contextmanager
 def listener(app: BodyRecorder) -> Iterator[tuple[str, int]]:
     port = free_port()
-    server = serve.listener(app, ConnectionLimits(), port=port, uds=None)
+    server = listen.listener(app, ConnectionLimits(), port=port, uds=None)
     with running(server):
         yield ("127.0.0.1", port)
 

@@ -23,7 +23,7 @@ from support_onion import parse_response, proxy_line, running
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from sealdrop.cli import serve
+from sealdrop.cli import listen
 from sealdrop.testing import free_port
 from sealdrop.web.api import errors as api_errors
 from sealdrop.web.connections import MAX_HEAD_BYTES, ConnectionLimits, LimitedHttpProtocol
@@ -82,7 +82,7 @@ def listener(
     uds = str(folder / "listener.sock") if http is ProxyProtocol else None
     port = free_port()
     # Built by `serve`'s own function: what these tests check is the server's configuration.
-    server = serve.listener(
+    server = listen.listener(
         onion_listener(app) if uds else app,
         limits,
         port=port,
@@ -403,7 +403,7 @@ def test_a_plain_uvicorn_config_gets_the_default_limits() -> None:
 def test_every_listener_parses_http_with_httptools() -> None:
     """`serve`'s listeners (the onion's too) parse with httptools (llhttp, in C), not h11 (in
     Python, ~0.2 CPU-s more per GiB uploaded: bench/README.md)."""
-    server = serve.listener(Recorder(), LIMITS, port=free_port())
+    server = listen.listener(Recorder(), LIMITS, port=free_port())
     server.config.load()
     assert issubclass(server.config.http_protocol_class, HttpToolsProtocol)
     assert issubclass(ProxyProtocol, HttpToolsProtocol)

@@ -23,7 +23,7 @@ from support_onion import running
 from support_transport import FakeTransport
 from uvicorn.server import ServerState
 
-from sealdrop.cli import serve
+from sealdrop.cli import listen
 from sealdrop.testing import free_port
 from sealdrop.web.connections import ConnectionLimits, LimitedHttpProtocol, ListenerConfig
 from sealdrop.web.framed_body import FRAMED_BODY_MIN_BYTES, FramedBody, declared_length
@@ -342,7 +342,7 @@ def test_a_large_body_that_stops_is_cut_by_the_body_timeout() -> None:
     app = Collector()
     port = free_port()
     limits = ConnectionLimits(head_timeout=0.6, body_timeout=0.6, body_min_bytes=1024)
-    with running(serve.listener(app, limits, port=port, uds=None)):
+    with running(listen.listener(app, limits, port=port, uds=None)):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(HEAD)
             time.sleep(0.1)  # the head alone, so the body's reads are framed by the protocol
@@ -362,7 +362,7 @@ def test_a_large_body_and_a_pipelined_request_through_a_real_socket() -> None:
     body = os.urandom(16 * 1024 * 1024)
     app = Collector()
     port = free_port()
-    server = serve.listener(app, ConnectionLimits(), port=port, uds=None)
+    server = listen.listener(app, ConnectionLimits(), port=port, uds=None)
     with running(server), socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(head("/upload", len(body)) + body + NEXT)
         received = b""
