@@ -237,13 +237,17 @@ def postgres_api(
 def document_app() -> Any:
     """The API application, built only to serve its OpenAPI document while pytest collects this
     module (schemathesis makes one test per operation from it). Building the routes reads nothing
-    of the services but the reply size limit, and no request reaches a handler of this copy: the
-    tests send every request to a fixture's real application (``app=`` below).
+    of the services but the reply size limit and the readiness check (taken, never called), and
+    no request reaches a handler of this copy: the tests send every request to a fixture's real
+    application (``app=`` below).
 
     (``schemathesis.pytest.from_fixture`` would load the document from a fixture instead, but with
     pytest 9 it fails: "'Function' object has no attribute '_nodeid'".)
     """
-    stand_in = SimpleNamespace(settings=SimpleNamespace(max_reply_bytes=1024))
+    stand_in = SimpleNamespace(
+        settings=SimpleNamespace(max_reply_bytes=1024),
+        readiness=SimpleNamespace(ready=lambda: True),
+    )
     return create_api_app(stand_in)  # type: ignore[arg-type]
 
 
