@@ -31,6 +31,7 @@ from sealdrop.errors import (
     ServerUnreachable,
     TokenExpired,
 )
+from sealdrop.reader.compat import items_of_an_older_server
 from sealdrop.reader.download import DownloadResult, Progress, download
 from sealdrop.reader.socks import socks_transport
 
@@ -380,8 +381,11 @@ def _parse(model: type[M], response: httpx.Response) -> M:
 
     The message names the model and the first field at fault, never the value: the server's data
     (a hostile server's, say) stays out of the journalist's terminal and the UI's pages."""
+    content = response.content
+    if model is wire.Items or model is wire.Item:
+        content = items_of_an_older_server(content)  # a server before migration 0009
     try:
-        return model.model_validate_json(response.content, strict=True)
+        return model.model_validate_json(content, strict=True)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "the answer"

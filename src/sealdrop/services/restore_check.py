@@ -21,7 +21,19 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import select, union_all
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    String,
+    case,
+    column,
+    inspect,
+    literal,
+    select,
+    table,
+    union_all,
+)
+from sqlalchemy.sql.elements import ColumnElement
 
 from sealdrop import digests
 from sealdrop.crypto.age_header import MAX_HEADER
@@ -31,7 +43,6 @@ from sealdrop.ids import BlobKey
 from sealdrop.storage import migrations
 from sealdrop.storage.blobs import BlobStore
 from sealdrop.storage.database import SqlDatabase
-from sealdrop.storage.models import Reply, Submission
 from sealdrop.storage.snapshots import known_revision
 
 __all__ = ["CheckReport", "check_instance"]
@@ -64,12 +75,7 @@ def check_instance(database_url: str, store: Path | BlobStore) -> CheckReport:
                     f"{migrations.head_revision()}): restore with the version that made the backup "
                     "or a newer one"
                 )
-            rows = connection.execute(
-                union_all(
-                    select(Submission.blob_key, Submission.size, Submission.digest),
-                    select(Reply.blob_key, Reply.size, Reply.digest),
-                )
-            ).all()
+            rows = _blob_rows(connection)
     finally:
         database.close()
     problems = []
@@ -90,6 +96,29 @@ def check_instance(database_url: str, store: Path | BlobStore) -> CheckReport:
         )
     assert revision is not None
     return CheckReport(migration=revision, items=len(rows), blob_bytes=total)
+
+
+def _blob_rows(connection: Connection) -> list[tuple[str, int, str]]:
+    """(blob key, size, digest) of every submission and reply, at whatever migration the
+    restored database is (``serve`` migrates it later): a backup made before migration 0009 has
+    the bare hex ``sha256``, read here as ``sha256:HEX`` as 0009 writes it; one from before 0003
+    has no digest at all ('': size and header are still checked); before 0002, no replies."""
+    schema = inspect(connection)
+    tables = set(schema.get_table_names())
+    selects = []
+    for name in ("submissions", "replies"):
+        if name not in tables:
+            continue
+        columns = {found["name"] for found in schema.get_columns(name)}
+        kept = "digest" if "digest" in columns else "sha256" if "sha256" in columns else None
+        rows = table(name, column("blob_key", String), column("size", BigInteger))
+        digest: ColumnElement[str] = literal("")
+        if kept is not None:
+            rows.append_column(column(kept, String))
+            value = rows.c[kept]
+            digest = value if kept == "digest" else case((value == "", ""), else_="sha256:" + value)
+        selects.append(select(rows.c.blob_key, rows.c.size, digest))
+    return [(key, size, digest) for key, size, digest in connection.execute(union_all(*selects))]
 
 
 def _open_file(path: Path) -> BinaryIO:

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from sealdrop.config import load_settings
 from sealdrop.crypto import envelope
@@ -25,7 +26,7 @@ from sealdrop.services.container import Services, build_services
 from sealdrop.services.instance import init_instance
 from sealdrop.services.restore import restore_backup
 from sealdrop.services.restore_check import check_instance
-from sealdrop.storage import models
+from sealdrop.storage import migrations, models
 from sealdrop.storage.blobs_fs import FilesystemBlobStore
 from sealdrop.storage.database import SqlDatabase, sqlite_url_for
 from sealdrop.storage.snapshots import BLOB_TABLES
@@ -336,6 +337,48 @@ def test_the_restore_check_finds_a_damaged_blob_and_an_unknown_migration(
     finally:
         database.close()
     with pytest.raises(BackupError, match="9999_future, which this version"):
+        check_instance(url, store)
+
+
+@BACKENDS
+def test_the_restore_check_reads_a_database_from_before_named_digests(
+    instance: Instance, tmp_path: Path, restore_url: str | None
+) -> None:
+    """A backup made by a Sealdrop before migration 0009 holds bare hex SHA-256 digests: the
+    check reads them as "sha256:HEX" and still catches a changed byte; one from before 0003
+    has no digest, and the check still counts every blob and finds a cut one."""
+    backup_file = tmp_path / "backup.age"
+    backup_file.write_bytes(instance.backup())
+    target = tmp_path / "restored"
+    restore_backup(backup_file, [instance.offline], target, restore_url)
+    url = restore_url or sqlite_url_for(target / "sealdrop.db")
+    store = target / "store"
+    (_, first), _second = instance.rows()
+    path = store / "blobs" / first[:2] / first
+    original = path.read_bytes()
+    database = SqlDatabase(url)
+    try:
+        with database.engine.begin() as connection:
+            command.downgrade(migrations.alembic_config(connection), "0008")
+            connection.execute(
+                sa.text("UPDATE submissions SET sha256 = :hex WHERE blob_key = :key"),
+                {"hex": hashlib.sha256(original).hexdigest(), "key": first},
+            )
+    finally:
+        database.close()
+    assert check_instance(url, store).items == 2
+    path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(BackupError, match="sha256 digest differs from the row's"):
+        check_instance(url, store)
+    database = SqlDatabase(url)
+    try:
+        with database.engine.begin() as connection:
+            command.downgrade(migrations.alembic_config(connection), "0002")
+    finally:
+        database.close()
+    assert check_instance(url, store).items == 2  # no digest to compare any more
+    path.write_bytes(original[:-1])
+    with pytest.raises(BackupError, match="bytes where the row says"):
         check_instance(url, store)
 
 
