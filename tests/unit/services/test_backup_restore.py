@@ -276,6 +276,21 @@ def test_an_sqlite_backup_refuses_a_database_url(
     assert not target.exists()
 
 
+def restored_with_first_blob(
+    instance: Instance, tmp_path: Path, restore_url: str | None
+) -> tuple[str, Path, str, Path]:
+    """The instance backed up and restored into ``tmp_path/restored``: the restored database's
+    URL, its blob folder, and the key and path of the first submission's blob."""
+    backup_file = tmp_path / "backup.age"
+    backup_file.write_bytes(instance.backup())
+    target = tmp_path / "restored"
+    restore_backup(backup_file, [instance.offline], target, restore_url)
+    (_, first), _second = instance.rows()
+    store = target / "store"
+    url = restore_url or sqlite_url_for(target / "sealdrop.db")
+    return url, store, first, store / "blobs" / first[:2] / first
+
+
 @BACKENDS
 def test_the_restore_check_finds_a_damaged_blob_and_an_unknown_migration(
     instance: Instance, tmp_path: Path, restore_url: str | None
@@ -283,14 +298,7 @@ def test_the_restore_check_finds_a_damaged_blob_and_an_unknown_migration(
     """The check refuses a blob altered after the backup (size kept: its BLAKE3 digest catches
     it, and a row's older SHA-256 digest too), one that is not an age file, a missing one, a row
     whose digest is malformed, and a database at a migration this code does not know."""
-    backup_file = tmp_path / "backup.age"
-    backup_file.write_bytes(instance.backup())
-    target = tmp_path / "restored"
-    restore_backup(backup_file, [instance.offline], target, restore_url)
-    url = restore_url or sqlite_url_for(target / "sealdrop.db")
-    store = target / "store"
-    (_, first), _second = instance.rows()
-    path = store / "blobs" / first[:2] / first
+    url, store, first, path = restored_with_first_blob(instance, tmp_path, restore_url)
     original = path.read_bytes()
     for damaged, reason in (
         (original[:-1] + bytes([original[-1] ^ 1]), "blake3 digest differs from the row's"),
@@ -347,14 +355,7 @@ def test_the_restore_check_reads_a_database_from_before_named_digests(
     """A backup made by a Sealdrop before migration 0009 holds bare hex SHA-256 digests: the
     check reads them as "sha256:HEX" and still catches a changed byte; one from before 0003
     has no digest, and the check still counts every blob and finds a cut one."""
-    backup_file = tmp_path / "backup.age"
-    backup_file.write_bytes(instance.backup())
-    target = tmp_path / "restored"
-    restore_backup(backup_file, [instance.offline], target, restore_url)
-    url = restore_url or sqlite_url_for(target / "sealdrop.db")
-    store = target / "store"
-    (_, first), _second = instance.rows()
-    path = store / "blobs" / first[:2] / first
+    url, store, first, path = restored_with_first_blob(instance, tmp_path, restore_url)
     original = path.read_bytes()
     database = SqlDatabase(url)
     try:
