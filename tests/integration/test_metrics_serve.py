@@ -125,6 +125,7 @@ def test_metrics_change_only_at_the_refresh_and_name_no_source(
     assert after.value("sealdrop_storage_free_bytes", folder="database") > 0
     assert after.value("sealdrop_tor_enabled") == 0
     assert after.value("sealdrop_notices_failed_total") == 0
+    assert after.value("sealdrop_ready") == 1  # its database and blob store answered
 
     [item] = [i for i in stored(metrics_server.instance) if i["kind"] == "message"]
     secrets = [item["source"], item["pseudonym"], codename, MESSAGE]

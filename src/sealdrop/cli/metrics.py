@@ -92,6 +92,7 @@ class ServerProbes:
             storage=storage,
             notices_sent=self.services.notifier.sent,
             notices_failed=self.services.notifier.failed,
+            ready=self.services.readiness.ready(),
         )
 
     def _tor(self) -> TorState:

@@ -198,6 +198,9 @@ class Snapshot:
     storage: Mapping[str, FolderSpace]
     notices_sent: int
     notices_failed: int
+    # Whether the server's last readiness check (GET /readyz, services/readiness.py) reached its
+    # database and blob store, as of the snapshot.
+    ready: bool
 
 
 class SnapshotTimer:

@@ -10,8 +10,8 @@ succeeded.
 A thread checks every ``interval`` seconds (10): one ``SELECT 1`` and one cheap request to the
 store (``BlobStore.probe``: a ``stat`` of its folders, or one S3 HeadBucket). Requests only read
 the last result: a flood of ``/readyz`` costs nothing more, and a database that hangs holds the
-checking thread (for the driver's connect timeout), never a request. Until the first check
-ends the server is not ready; the first check starts with the server.
+checking thread (for the driver's connect timeout), never a request. The first check is made
+as the server starts, before it serves (not ready until then).
 
 What it says is a bit and a reason kept in this process (logged when it changes, never
 answered): nothing a visitor could not learn from a failing page.
@@ -74,6 +74,10 @@ class Readiness:
         return problem
 
     def start(self) -> None:
+        """Check once now (``serve`` has just reached the database to migrate it: this is quick),
+        so that the server is ready as it starts serving and the metrics' first snapshot says
+        so; then every interval in the thread."""
+        self.check()
         self._thread.start()
 
     def stop(self) -> None:
@@ -84,7 +88,5 @@ class Readiness:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        while True:
+        while not self._stop.wait(self._interval):
             self.check()
-            if self._stop.wait(self._interval):
-                return

@@ -72,6 +72,11 @@ def families(snapshot: Snapshot) -> list[Metric]:
             "When the values published were taken (Unix time); they change only then.",
             snapshot.taken_at,
         ),
+        _gauge(
+            "sealdrop_ready",
+            "1 if the server's last check reached its database and blob store (GET /readyz).",
+            int(snapshot.ready),
+        ),
         _gauge("sealdrop_tor_enabled", "1 if this server runs tor.", int(tor.enabled)),
         _gauge(
             "sealdrop_tor_running", "1 if its tor answers on the control port.", int(tor.running)

@@ -127,6 +127,7 @@ def _snapshot(taken_at: float) -> Snapshot:
         storage={"blobs": FolderSpace(1, 2)},
         notices_sent=0,
         notices_failed=0,
+        ready=True,
     )
 
 

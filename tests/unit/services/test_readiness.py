@@ -75,7 +75,8 @@ def test_a_database_that_cannot_be_reached_makes_the_server_not_ready(tmp_path: 
 
 
 def test_the_checks_run_in_a_thread_of_their_own_until_stopped(tmp_path: Path) -> None:
-    """start() checks at once and then every interval; stop() ends the thread."""
+    """start() checks at once, before it returns (so a server is ready as it starts serving,
+    and its first metrics snapshot says so), then every interval; stop() ends the thread."""
     database = SqlDatabase(sqlite_url_for(tmp_path / "sealdrop.db"))
     store = FilesystemBlobStore(tmp_path / "store")
     calls: list[float] = []
@@ -87,6 +88,7 @@ def test_the_checks_run_in_a_thread_of_their_own_until_stopped(tmp_path: Path) -
     readiness = Readiness(database.ping, probe, interval=0.05)
     try:
         readiness.start()
+        assert (len(calls), readiness.ready()) == (1, True)
         deadline = time.monotonic() + 10
         while len(calls) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -126,6 +126,7 @@ def example_snapshot(**changes: Any) -> Snapshot:
         "storage": {"blobs": FolderSpace(10, 100), "database": FolderSpace(20, 200)},
         "notices_sent": 4,
         "notices_failed": 1,
+        "ready": False,
     }
     return Snapshot(**(values | changes))
 
@@ -159,6 +160,7 @@ def test_the_metrics_app_serves_the_snapshot_health_and_nothing_else() -> None:
     assert samples[("sealdrop_tor_bootstrap_percent", ())] == 100
     assert samples[("sealdrop_notices_failed_total", ())] == 1
     assert samples[("sealdrop_snapshot_time_seconds", ())] == 1_800_000_900
+    assert samples[("sealdrop_ready", ())] == 0
     _says_nothing(browser.get("/healthz"))
     assert browser.get("/").status_code == 404
     assert browser.get("/metrics/x").status_code == 404
