@@ -32,6 +32,8 @@ _NOT_CHECKED = "not checked yet"
 
 
 class Readiness:
+    """The last readiness check's result, and the thread that makes one every interval."""
+
     def __init__(
         self,
         ping_database: Callable[[], None],
@@ -50,7 +52,7 @@ class Readiness:
 
     @property
     def problem(self) -> str | None:
-        """Why the server is not ready, for the log and `status`; None when it is."""
+        """Why the server is not ready (what the log says); None when it is."""
         return self._problem
 
     def check(self) -> str | None:
