@@ -23,7 +23,7 @@ def items_of_an_older_server(content: bytes) -> bytes:
         return content
     try:
         answer = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past Python's limit (hostile)
         return content  # the schema refuses it, with its own message
     items = answer.get("items") if isinstance(answer, dict) else None
     for item in items if isinstance(items, list) else [answer]:

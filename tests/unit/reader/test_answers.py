@@ -112,3 +112,11 @@ def test_an_older_servers_malformed_sha256_is_refused_as_a_digest(sha256: object
         client_answering({"items": [older_item(sha256)]}).submissions(SOURCE)
     assert "items.0.digest" in str(refused.value)
     assert "secret" not in str(refused.value)
+
+
+def test_a_hostile_answer_nested_too_deep_is_refused_like_any_malformed_one() -> None:
+    """An answer that names "sha256" (so the older-server reading looks at it) inside JSON
+    nested past Python's recursion limit is a ProtocolViolation, not a crash of the reader."""
+    hostile = b"[" * 100_000 + b'"sha256"' + b"]" * 100_000
+    with pytest.raises(ProtocolViolation):
+        client_answering(hostile).submissions(SOURCE)
