@@ -33,9 +33,16 @@ from sealdrop.testing import sealdrop_command
 
 
 def _hybrid_instance(folder: Path, log_dir: Path) -> Instance:
-    """An instance whose one organisation key is a post-quantum hybrid one."""
+    """An instance switched to post-quantum keys (`[crypto] post_quantum = true`, as
+    docs/operator.md's switch says) whose one organisation key is a hybrid one. Without the
+    switch the key waits for it and the instance accepts nothing."""
     folder.mkdir(parents=True, exist_ok=True)
     path = init_instance(folder / "instance")
+    toml = path / "sealdrop.toml"
+    switched = toml.read_text().replace("# post_quantum = false", "post_quantum = true")
+    if "\npost_quantum = true" not in switched:
+        raise RuntimeError("sealdrop.toml as `init` writes it has no `# post_quantum = false`")
+    toml.write_text(switched)
     identity = keys.generate_identity(post_quantum=True)
     subprocess.run(
         sealdrop_command(
