@@ -322,7 +322,7 @@ class ApiClient:
                         response.read()
                         self._raise_for(response)
                     yield response
-            except (httpx.ProxyError, SocksProtocolError, httpx.TransportError) as exc:
+            except (SocksProtocolError, httpx.TransportError) as exc:
                 raise self._unreachable(exc) from None
 
         return download(opener, dest, expected_digest, progress)
@@ -343,7 +343,7 @@ class ApiClient:
             headers = self._auth(headers)
         try:
             return self._http.request(method, path, headers=headers, **kwargs)
-        except (httpx.ProxyError, SocksProtocolError, httpx.TransportError) as exc:
+        except (SocksProtocolError, httpx.TransportError) as exc:  # ProxyError is one
             raise self._unreachable(exc) from None
 
     def _unreachable(self, exc: Exception) -> ServerUnreachable:

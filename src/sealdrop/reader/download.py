@@ -20,6 +20,7 @@ import httpx
 
 from sealdrop import digests
 from sealdrop.errors import Corrupted, ProtocolViolation
+from sealdrop.reader.compat import etag_names
 
 __all__ = ["CHUNK", "DownloadResult", "Opener", "Progress", "download"]
 
@@ -79,7 +80,7 @@ def _fetch(opener: Opener, part: Path, expected: str, progress: Progress | None)
             part.unlink()
             return _fetch(opener, part, expected, progress)
         etag = response.headers.get("etag", "").strip('"')
-        if etag and not _names(etag, expected):
+        if etag and not etag_names(etag, expected):
             part.unlink(missing_ok=True)
             raise Corrupted(expected, etag)
         if response.status_code == 200:
@@ -97,12 +98,6 @@ def _fetch(opener: Opener, part: Path, expected: str, progress: Progress | None)
             out.flush()
             os.fsync(out.fileno())
     return DownloadResult(size=offset + received, resumed_from=offset, received=received)
-
-
-def _names(etag: str, expected: str) -> bool:
-    """Whether the ETag names the expected content: it is the digest itself or, from a server
-    before migration 0009 (reader/compat.py), the bare hex of a SHA-256 digest."""
-    return etag == expected or (expected.startswith("sha256:") and etag == expected[7:])
 
 
 def _file_digest(path: Path, like: str) -> str:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Callable
 
 from sealdrop.errors import SealdropError
 from sealdrop.services.auth import AuthService
+from sealdrop.services.periodic import Periodic
 from sealdrop.services.retention import Retention
 from sealdrop.services.sessions import SessionService
 from sealdrop.services.sources import SourceService
@@ -55,9 +55,7 @@ class Maintenance:
         self._leader = leader
         self._quota = quota if isinstance(quota, SharedUploadQuota) else None
         self._retention_day: dt.date | None = None  # the UTC day retention last ran, this process
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sealdrop-maintenance", daemon=True)
+        self._rounds = Periodic(self._round, interval, "sealdrop-maintenance", at_once=True)
 
     def run_once(self) -> tuple[int, int]:
         """One round of housekeeping; returns (sessions removed, pending sources removed)."""
@@ -82,19 +80,15 @@ class Maintenance:
         return True
 
     def start(self) -> None:
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        self._rounds.stop()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self._leader is None or self._leader():
-                    self.run_once()
-            except SealdropError as exc:
-                # A database outage must not end housekeeping; the next round tries again.
-                log.warning("housekeeping failed: %s", type(exc).__name__)
-            self._stop.wait(self._interval)
+    def _round(self) -> None:
+        try:
+            if self._leader is None or self._leader():
+                self.run_once()
+        except SealdropError as exc:
+            # A database outage must not end housekeeping; the next round tries again.
+            log.warning("housekeeping failed: %s", type(exc).__name__)

@@ -20,10 +20,10 @@ answered): nothing a visitor could not learn from a failing page.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from sealdrop.errors import StorageError
+from sealdrop.services.periodic import Periodic
 
 log = logging.getLogger("sealdrop.readiness")
 
@@ -41,10 +41,8 @@ class Readiness:
         interval: float = INTERVAL_SECONDS,
     ) -> None:
         self._checks = (("database", ping_database), ("blob store", probe_store))
-        self._interval = interval
         self._problem: str | None = _NOT_CHECKED
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sealdrop-readiness", daemon=True)
+        self._rounds = Periodic(self.check, interval, "sealdrop-readiness", at_once=False)
 
     def ready(self) -> bool:
         """Whether the last check succeeded (a read of one attribute: safe from any thread)."""
@@ -80,15 +78,7 @@ class Readiness:
         so that the server is ready as it starts serving and the metrics' first snapshot says
         so; then every interval in the thread."""
         self.check()
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            # A check stuck on the database ends within the driver's timeouts; a stop does not
-            # wait longer than housekeeping's (the thread is a daemon).
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.check()
+        self._rounds.stop()

@@ -74,9 +74,8 @@ class SqlDatabase:
         # expire_on_commit=False: records are copied out of ORM objects inside the transaction.
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         # The same pool; the option tells the SQLite "begin" hook to take no write lock.
-        self._read_sessions = sessionmaker(
-            self._engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
-        )
+        self._read_engine = self._engine.execution_options(**{_READ_ONLY: True})
+        self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @property
     def engine(self) -> Engine:
@@ -87,8 +86,7 @@ class SqlDatabase:
         """One round trip to the database (``SELECT 1``): DatabaseUnavailable if it cannot be
         reached (the connect timeout bounds how long that takes). Read-only, so on SQLite it
         takes no write lock and never waits behind a writer."""
-        engine = self._engine.execution_options(**{_READ_ONLY: True})
-        with translated_errors(), engine.connect() as connection:
+        with translated_errors(), self._read_engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
 
     def upgrade(self) -> None:
